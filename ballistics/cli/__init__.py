@@ -1,0 +1,47 @@
+"""The ``ballistics`` command line: a click group whose commands load lazily.
+
+Commands are thin: they parse options, call the library and print according to the CLI
+contract (see ``ballistics.cli.common``). Each lives in its own module and is imported
+only when used, so ``ballistics info`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from ballistics._version import __version__
+
+#: command name -> (module, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "info": ("ballistics.cli.info", "info", "Header, spacing and quality facts of scan files."),
+    "synth": ("ballistics.cli.synth", "synth", "Generate synthetic casings with ground truth."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports each command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        return getattr(module, entry[1])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ballistics")
+def main() -> None:
+    """Automated firearm evidence comparison: read, preprocess, compare, index and search
+    fired cartridge cases and bullets. The software proposes; the examiner decides."""
