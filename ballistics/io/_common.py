@@ -1,0 +1,107 @@
+"""Helpers shared by the readers: file checks, hashing, warning collection, size caps."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from pathlib import Path
+
+from ballistics.errors import ScanFileNotFoundError, ScanWarning, UnsafeFileError
+
+#: Largest ratio of uncompressed to compressed size that deflate can reach (about 1032:1),
+#: with some slack. A file that declares more than this cannot be honest, so it is refused
+#: before anything is allocated.
+MAX_COMPRESSION_RATIO = 1100
+
+#: Bytes every file may claim on top of the ratio cap (tiny files may hold small headers).
+SIZE_SLACK_BYTES = 1 << 20
+
+#: Hard cap on the number of points of one scan (about 2.1 G points, 8.6 GB as float32).
+MAX_POINTS = 2**31 - 1
+
+X3P_SUFFIXES = (".x3p",)
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+OTHER_SUFFIXES = (".al3d", ".sur", ".plu", ".vk4")
+
+
+def check_file(path: str | os.PathLike[str]) -> Path:
+    """Return ``path`` as a :class:`Path`; raise :class:`ScanFileNotFoundError` if unusable."""
+    p = Path(path)
+    if not p.exists():
+        raise ScanFileNotFoundError("no such file", path=p)
+    if not p.is_file():
+        raise ScanFileNotFoundError("not a regular file (a folder or a device?)", path=p)
+    if not os.access(p, os.R_OK):
+        raise ScanFileNotFoundError("the file is not readable (permissions)", path=p)
+    return p
+
+
+def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes as lower-case hex (the chain-of-custody identifier).
+
+    Parameters
+    ----------
+    path
+        The file.
+    chunk_size
+        Bytes read at a time (memory stays bounded for large files).
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    p = check_file(path)
+    digest = hashlib.sha256()
+    with open(p, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_claimed_size(
+    claimed_bytes: int, file_bytes: int, what: str, path: str | os.PathLike[str]
+) -> None:
+    """Refuse a declared size that a file of ``file_bytes`` cannot honestly hold.
+
+    Raises :class:`UnsafeFileError` before any allocation when ``claimed_bytes`` exceeds
+    :data:`MAX_COMPRESSION_RATIO` times the file size (plus a small slack).
+    """
+    cap = MAX_COMPRESSION_RATIO * max(int(file_bytes), 0) + SIZE_SLACK_BYTES
+    if claimed_bytes < 0 or claimed_bytes > cap:
+        raise UnsafeFileError(
+            f"{what} declares {claimed_bytes:,} bytes, more than a {file_bytes:,}-byte file "
+            f"can hold (cap {cap:,}); the file is damaged or crafted",
+            path=path,
+        )
+
+
+def check_points(rows: int, cols: int, path: str | os.PathLike[str]) -> None:
+    """Refuse absurd point counts (before allocating)."""
+    if rows <= 0 or cols <= 0:
+        return
+    if math.prod((rows, cols)) > MAX_POINTS:
+        raise UnsafeFileError(
+            f"declared size {rows} x {cols} exceeds the limit of {MAX_POINTS:,} points",
+            path=path,
+        )
+
+
+class WarningLog:
+    """Collects the deviations met while reading one file (each message once, in order)."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> None:
+        """Record one deviation (duplicates are ignored)."""
+        if message not in self.messages:
+            self.messages.append(message)
+
+    def emit(self, *, stacklevel: int = 3) -> tuple[str, ...]:
+        """Issue every message as a :class:`ScanWarning` and return them as a tuple."""
+        for msg in self.messages:
+            warnings.warn(msg, ScanWarning, stacklevel=stacklevel)
+        return tuple(self.messages)

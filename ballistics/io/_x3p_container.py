@@ -1,0 +1,543 @@
+"""The zip container and ``main.xml`` of an X3P file, read defensively and without x3pio.
+
+This layer finds ``main.xml`` (also in a sub-folder), skips what operating systems add
+(``__MACOSX``, ``.DS_Store``...), refuses zip bombs, XML bombs and external entities, parses
+the header namespace-agnostically with defusedxml, records every deviation from ISO 25178-72
+as a warning, and can rebuild a normalised container that x3pio's strict decoder accepts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import defusedxml
+import defusedxml.ElementTree as DET
+
+from ballistics.errors import (
+    CorruptFileError,
+    EmptyScanError,
+    SizeMismatchError,
+    UnsafeFileError,
+    UnsupportedFeatureError,
+)
+from ballistics.io._common import (
+    MAX_COMPRESSION_RATIO,
+    SIZE_SLACK_BYTES,
+    WarningLog,
+    check_claimed_size,
+    check_points,
+)
+
+NAMESPACE = "http://www.opengps.eu/2008/ISO5436_2"
+ROOT_NAME = "ISO5436_2"
+REV_2000 = "ISO5436 - 2000"
+REV_DAM1 = "ISO25178-72:2017/DAM1"
+
+#: Largest ``main.xml`` accepted (a DataList of text datums can be large, but not this).
+MAX_MAIN_XML_BYTES = 512 << 20
+
+_ITEMSIZE = {"I": 2, "L": 4, "F": 4, "D": 8}
+_DASHES = {ord(d): "-" for d in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
+_MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
+_JUNK_FOLDERS = {"__macosx"}
+_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+
+def _is_junk(name: str) -> bool:
+    *folders, base = name.lower().split("/")
+    return (
+        any(f in _JUNK_FOLDERS for f in folders)
+        or base in _JUNK_NAMES
+        or base.startswith("._")
+    )
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+
+
+def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
+    if elem is None:
+        return None
+    for c in elem:
+        if _local(c.tag) == name:
+            return c
+    return None
+
+
+def _path(elem: ET.Element | None, *names: str) -> ET.Element | None:
+    for n in names:
+        elem = _child(elem, n)
+    return elem
+
+
+def _text(elem: ET.Element | None, *names: str) -> str | None:
+    e = _path(elem, *names)
+    if e is None or e.text is None:
+        return None
+    return e.text.strip()
+
+
+def md5_hex(data: bytes) -> str:
+    """Lower-case hex MD5 of ``data``."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def parse_checksum(data: bytes) -> str | None:
+    """The digest of a checksum file: ``md5sum`` layout or a bare hash; None if none."""
+    tokens = data.decode("utf-8-sig", errors="replace").split()
+    if tokens and _MD5_RE.match(tokens[0]):
+        return tokens[0].lower()
+    return None
+
+
+@dataclass
+class Axis:
+    """One axis of ``Record1/Axes`` as written (increment in the file's unit, nominally m)."""
+
+    axis_type: str
+    data_type: str
+    increment: float
+    offset: float
+
+
+@dataclass
+class X3pHeader:
+    """What ``main.xml`` says, plus where the members are in the container."""
+
+    root_tag: str
+    revision_text: str | None
+    revision: str
+    feature_type: str
+    x: Axis
+    y: Axis
+    z: Axis
+    size: tuple[int, int, int]
+    point_data: str | None
+    point_md5: str | None
+    valid_data: str | None
+    valid_md5: str | None
+    has_datalist: bool
+    checksum_file: str | None
+    record2: dict[str, Any]
+    mask: dict[str, Any] | None
+    vendor_ids: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` = ``(SizeY, SizeX)``."""
+        return (self.size[1], self.size[0])
+
+
+def _float(text: str | None, default: float, what: str, path: Path) -> float:
+    if text is None or text == "":
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise CorruptFileError(f"{what} is not a number: {text[:40]!r}", path=path) from None
+
+
+def _int(text: str | None, what: str, path: Path) -> int:
+    if text is None:
+        raise CorruptFileError(f"main.xml has no {what}", path=path)
+    try:
+        return int(text)
+    except ValueError:
+        raise CorruptFileError(f"{what} is not an integer: {text[:40]!r}", path=path) from None
+
+
+class X3pContainer:
+    """An opened X3P zip: members, ``main.xml`` and its parsed header.
+
+    Parameters
+    ----------
+    path
+        The ``.x3p`` file.
+    log
+        Receives one message per deviation from the standard.
+    """
+
+    def __init__(self, path: Path, log: WarningLog) -> None:
+        self.path = path
+        self.log = log
+        self.file_size = path.stat().st_size
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise CorruptFileError(
+                "not a zip archive (an X3P file is a zip holding main.xml)", path=path
+            ) from None
+        except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
+            raise CorruptFileError(f"cannot open the zip archive: {exc}", path=path) from None
+        try:
+            self._index()
+            self.main_bytes = self.read_member(self.main_name, MAX_MAIN_XML_BYTES)
+            self.root = parse_xml(self.main_bytes, path)
+            self.header = self._parse_header()
+        except BaseException:
+            self.zip.close()
+            raise
+
+    def close(self) -> None:
+        """Close the zip file."""
+        self.zip.close()
+
+    # --- members ------------------------------------------------------------------------
+    def _index(self) -> None:
+        infos = [i for i in self.zip.infolist() if not i.is_dir()]
+        total = 0
+        for info in infos:
+            if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + SIZE_SLACK_BYTES:
+                raise UnsafeFileError(
+                    f"zip member {info.filename!r} claims {info.file_size:,} bytes from "
+                    f"{info.compress_size:,} compressed (a zip bomb?)",
+                    path=self.path,
+                )
+            total += info.file_size
+        check_claimed_size(total, self.file_size, "the zip directory", self.path)
+        junk = [i.filename for i in infos if _is_junk(i.filename)]
+        self.infos = {i.filename: i for i in infos if not _is_junk(i.filename)}
+        if junk:
+            self.log.add(
+                f"ignored {len(junk)} operating-system entr{'y' if len(junk) == 1 else 'ies'} "
+                f"in the zip ({', '.join(sorted({Path(j).name for j in junk})[:3])})"
+            )
+        candidates = [n for n in self.infos if n.lower().rsplit("/", 1)[-1] == "main.xml"]
+        if not candidates:
+            raise CorruptFileError("the zip holds no main.xml: not an X3P file", path=self.path)
+        depth = min(n.count("/") for n in candidates)
+        top = [n for n in candidates if n.count("/") == depth]
+        if len(top) > 1:
+            raise CorruptFileError(
+                f"the zip holds several main.xml at the same level: {top[:3]}", path=self.path
+            )
+        self.main_name = top[0]
+        self.prefix = self.main_name[: -len("main.xml")]
+        if self.prefix:
+            self.log.add(f"main.xml lies in the sub-folder {self.prefix.rstrip('/')!r} of the zip")
+        elif self.main_name != "main.xml":
+            self.log.add(f"main.xml is named {self.main_name!r}")
+
+    def member_name(self, link: str) -> str | None:
+        """The zip member a link of ``main.xml`` points to (relative to its folder), if any."""
+        text = link.strip().replace("\\", "/")
+        parts = [p for p in text.split("/") if p not in ("", ".")]
+        scheme = re.match(r"^[A-Za-z][\w+.-]*:", text)
+        if not parts or text.startswith("/") or ".." in parts or scheme:
+            raise UnsafeFileError(
+                f"link {link[:80]!r} points outside the container", path=self.path
+            )
+        name = self.prefix + "/".join(parts)
+        if name in self.infos:
+            return name
+        lower = {n.replace("\\", "/").lower(): n for n in self.infos}
+        return lower.get(name.lower())
+
+    def member_size(self, name: str) -> int:
+        """Declared uncompressed size of a member."""
+        return int(self.infos[name].file_size)
+
+    def read_member(self, name: str, limit: int | None = None) -> bytes:
+        """Read one member (checked against its declared size and CRC)."""
+        info = self.infos[name]
+        if limit is not None and info.file_size > limit:
+            raise UnsafeFileError(
+                f"{name!r} is {info.file_size:,} bytes, over the limit of {limit:,}",
+                path=self.path,
+            )
+        try:
+            with self.zip.open(info) as fh:
+                data = fh.read(info.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            raise CorruptFileError(
+                f"zip member {name!r} is damaged: {exc}", path=self.path
+            ) from None
+        except (RuntimeError, NotImplementedError) as exc:  # encrypted, unknown compression
+            raise CorruptFileError(
+                f"zip member {name!r} cannot be read: {exc}", path=self.path
+            ) from None
+        if len(data) != info.file_size:
+            raise CorruptFileError(f"zip member {name!r} is truncated", path=self.path)
+        return data
+
+    # --- header -------------------------------------------------------------------------
+    def _axis(self, axes: ET.Element | None, name: str) -> Axis:
+        e = _child(axes, name)
+        if e is None:
+            raise CorruptFileError(f"main.xml has no axis {name}", path=self.path)
+        axis_type = (_text(e, "AxisType") or ("A" if name == "CZ" else "I")).upper()[:1]
+        data_type = (_text(e, "DataType") or "D").upper()[:1]
+        if axis_type not in ("I", "A"):
+            raise CorruptFileError(f"unknown AxisType of {name}: {axis_type!r}", path=self.path)
+        if data_type not in _ITEMSIZE:
+            raise CorruptFileError(f"unknown DataType of {name}: {data_type!r}", path=self.path)
+        inc = _float(_text(e, "Increment"), 1.0, f"the increment of {name}", self.path)
+        off = _float(_text(e, "Offset"), 0.0, f"the offset of {name}", self.path)
+        if not (inc == inc and abs(inc) != float("inf")) or inc == 0:
+            raise CorruptFileError(f"the increment of {name} is {inc!r}", path=self.path)
+        return Axis(axis_type, data_type, inc, off)
+
+    def _parse_header(self) -> X3pHeader:
+        root = self.root
+        root_tag = _local(root.tag)
+        if root_tag != ROOT_NAME:
+            self.log.add(
+                f"non-standard root element <{root_tag}> (the standard's is <p:{ROOT_NAME}>)"
+            )
+        r1 = _child(root, "Record1")
+        r3 = _child(root, "Record3")
+        if r1 is None or r3 is None:
+            raise CorruptFileError("main.xml lacks Record1 or Record3", path=self.path)
+        rev_text = _text(r1, "Revision")
+        revision = self._revision(rev_text)
+        feature = (_text(r1, "FeatureType") or "SUR").upper()
+        if feature == "PRF":
+            raise UnsupportedFeatureError(
+                "the file holds a profile (FeatureType PRF); only areal surfaces (SUR) are "
+                "supported", path=self.path,
+            )
+        if feature == "PCL":
+            raise UnsupportedFeatureError(
+                "the file holds a point cloud (FeatureType PCL); only areal surfaces on a "
+                "regular grid (SUR) are supported", path=self.path,
+            )
+        if feature != "SUR":
+            raise CorruptFileError(f"unknown FeatureType {feature[:20]!r}", path=self.path)
+        axes = _child(r1, "Axes")
+        x, y, z = (self._axis(axes, n) for n in ("CX", "CY", "CZ"))
+        if x.axis_type != "I" or y.axis_type != "I":
+            raise UnsupportedFeatureError(
+                "the surface is on an irregular grid (absolute x/y axes); only regular grids "
+                "are supported", path=self.path,
+            )
+        if z.axis_type != "A":
+            raise CorruptFileError("the z axis must be absolute (AxisType A)", path=self.path)
+        if x.increment < 0 or y.increment < 0:
+            raise CorruptFileError("negative x/y increments are not supported", path=self.path)
+        md = _child(r3, "MatrixDimension")
+        if md is None:
+            raise UnsupportedFeatureError(
+                "Record3 has no MatrixDimension (a point list?); only matrices are supported",
+                path=self.path,
+            )
+        sx = _int(_text(md, "SizeX"), "SizeX", self.path)
+        sy = _int(_text(md, "SizeY"), "SizeY", self.path)
+        sz = _int(_text(md, "SizeZ") or "1", "SizeZ", self.path)
+        if sx < 0 or sy < 0 or sz < 0:
+            raise CorruptFileError(f"negative matrix size {sx} x {sy} x {sz}", path=self.path)
+        if sx == 0 or sy == 0 or sz == 0:
+            raise EmptyScanError(f"the matrix has zero size {sx} x {sy} x {sz}", path=self.path)
+        check_points(sy, sx * sz, self.path)
+        link = _child(r3, "DataLink")
+        datalist = _child(r3, "DataList")
+        if link is None and datalist is None:
+            raise CorruptFileError(
+                "Record3 holds neither a DataLink nor a DataList", path=self.path
+            )
+        r4 = _child(root, "Record4")
+        mask_el = _child(r3, "Mask")
+        mask = None
+        if mask_el is not None:
+            ann = _child(mask_el, "Annotations")
+            annotations = {}
+            for a in ann if ann is not None else []:
+                color = (a.get("color") or "").strip().lower()
+                if color and (a.text or "").strip():
+                    annotations.setdefault(color, a.text.strip())
+            mask = {"background": (_text(mask_el, "Background") or "").lower() or None,
+                    "annotations": annotations}
+        vendor_ids = [
+            (e.text or "").strip() for e in root.iter() if _local(e.tag) == "VendorSpecificID"
+        ]
+        header = X3pHeader(
+            root_tag=root_tag,
+            revision_text=rev_text,
+            revision=revision,
+            feature_type=feature,
+            x=x, y=y, z=z,
+            size=(sx, sy, sz),
+            point_data=_text(link, "PointDataLink"),
+            point_md5=(_text(link, "MD5ChecksumPointData") or "").lower() or None,
+            valid_data=_text(link, "ValidPointsLink"),
+            valid_md5=(_text(link, "MD5ChecksumValidPoints") or "").lower() or None,
+            has_datalist=link is None,
+            checksum_file=_text(r4, "ChecksumFile"),
+            record2=_record2(_child(root, "Record2")),
+            mask=mask,
+            vendor_ids=[v for v in vendor_ids if v],
+        )
+        self._check_sizes(header)
+        return header
+
+    def _revision(self, text: str | None) -> str:
+        if text is None or text == "":
+            return REV_2000
+        norm = text.strip()
+        if norm in (REV_2000, REV_DAM1):
+            return norm
+        t = norm.translate(_DASHES)
+        compact = re.sub(r"\s+", "", t).upper()
+        if compact == "ISO5436-2000":
+            rev = REV_2000
+        elif compact.startswith("ISO25178-72") and ("DAM" in compact or "AMD" in compact):
+            rev = REV_DAM1
+        elif compact.startswith(("ISO25178-72", "ISO5436")):
+            rev = REV_2000
+        else:
+            self.log.add(
+                f"unknown revision {norm[:60]!r}; read as {REV_2000!r} (ISO 25178-72:2017)"
+            )
+            return REV_2000
+        self.log.add(f"non-standard revision {norm[:60]!r} read as {rev!r}")
+        return rev
+
+    def _check_sizes(self, h: X3pHeader) -> None:
+        if h.has_datalist:
+            return
+        if h.point_data is None:
+            raise CorruptFileError("DataLink has no PointDataLink", path=self.path)
+        name = self.member_name(h.point_data)
+        if name is None:
+            raise CorruptFileError(
+                f"the data file {h.point_data!r} named in main.xml is not in the zip",
+                path=self.path,
+            )
+        itemsize = _ITEMSIZE[h.z.data_type]
+        count = h.size[0] * h.size[1] * h.size[2]
+        need = count * itemsize
+        check_claimed_size(need, self.file_size, "main.xml's matrix size", self.path)
+        have = self.member_size(name)
+        if have != need:
+            raise SizeMismatchError(
+                f"main.xml declares {h.size[0]} x {h.size[1]} x {h.size[2]} points of type "
+                f"{h.z.data_type} ({need:,} bytes) but {name!r} holds {have:,} bytes",
+                path=self.path,
+            )
+        if h.valid_data:
+            vname = self.member_name(h.valid_data)
+            if vname is None:
+                raise CorruptFileError(
+                    f"the validity file {h.valid_data!r} is not in the zip", path=self.path
+                )
+            if self.member_size(vname) != (count + 7) // 8:
+                raise SizeMismatchError(
+                    f"the validity file {vname!r} holds {self.member_size(vname):,} bytes, "
+                    f"the matrix needs {(count + 7) // 8:,}", path=self.path,
+                )
+
+    # --- checksums ----------------------------------------------------------------------
+    def stored_main_md5(self) -> str | None:
+        """The digest in the checksum file of ``main.xml``, or None when there is none."""
+        names = []
+        if self.header.checksum_file:
+            try:
+                n = self.member_name(self.header.checksum_file)
+            except UnsafeFileError:
+                n = None
+            if n:
+                names.append(n)
+        fallback = self.prefix + "md5checksum.hex"
+        if fallback in self.infos:
+            names.append(fallback)
+        for n in names:
+            digest = parse_checksum(self.read_member(n, 1 << 16))
+            if digest:
+                return digest
+        return None
+
+    # --- normalisation --------------------------------------------------------------------
+    def normalised_zip(self) -> bytes:
+        """A standard container x3pio accepts: canonical root and revision, members at the root.
+
+        The data files are copied unchanged (their MD5s stay checkable); ``main.xml`` is
+        re-serialised and gets a fresh checksum file (the original one was checked before).
+        """
+        h = self.header
+        root = ET.Element(f"{{{NAMESPACE}}}{ROOT_NAME}")
+        for child in self.root:
+            root.append(_strip_ns(child))
+        rev = _path(root, "Record1", "Revision")
+        if rev is None:
+            r1 = _child(root, "Record1")
+            rev = ET.Element("Revision")
+            assert r1 is not None
+            r1.insert(0, rev)
+        rev.text = h.revision
+        r4 = _child(root, "Record4")
+        if r4 is None:
+            r4 = ET.SubElement(root, "Record4")
+        cf = _child(r4, "ChecksumFile")
+        if cf is None:
+            cf = ET.SubElement(r4, "ChecksumFile")
+        cf.text = "md5checksum.hex"
+        ET.register_namespace("p", NAMESPACE)
+        main = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr("main.xml", main)
+            zf.writestr("md5checksum.hex", f"{md5_hex(main)} *main.xml\n")
+            for link in (h.point_data, h.valid_data):
+                if link:
+                    name = self.member_name(link)
+                    if name is not None:
+                        target = "/".join(p for p in link.replace("\\", "/").split("/") if p)
+                        zf.writestr(target, self.read_member(name))
+        return out.getvalue()
+
+
+def _strip_ns(elem: ET.Element) -> ET.Element:
+    new = ET.Element(_local(elem.tag), dict(elem.attrib))
+    new.text, new.tail = elem.text, elem.tail
+    for c in elem:
+        if isinstance(c.tag, str):
+            new.append(_strip_ns(c))
+    return new
+
+
+def parse_xml(data: bytes, path: Path) -> ET.Element:
+    """Parse XML safely: entity declarations and external references are refused."""
+    try:
+        return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise UnsafeFileError(
+            f"main.xml uses XML entities or external references ({type(exc).__name__}); "
+            "refused for safety", path=path,
+        ) from None
+    except ET.ParseError as exc:
+        raise CorruptFileError(f"main.xml is not well-formed XML: {exc}", path=path) from None
+    except (ValueError, UnicodeError, LookupError, RecursionError) as exc:
+        raise CorruptFileError(f"main.xml cannot be parsed: {exc}", path=path) from None
+
+
+def _record2(r2: ET.Element | None) -> dict[str, Any]:
+    if r2 is None:
+        return {}
+    out: dict[str, Any] = {}
+    for key, tag in (("date", "Date"), ("creator", "Creator"),
+                     ("calibration_date", "CalibrationDate"), ("comment", "Comment")):
+        v = _text(r2, tag)
+        if v:
+            out[key] = v
+    inst = _child(r2, "Instrument")
+    if inst is not None:
+        out["instrument"] = {
+            k: _text(inst, t) or ""
+            for k, t in (("manufacturer", "Manufacturer"), ("model", "Model"),
+                         ("serial", "Serial"), ("version", "Version"))
+        }
+    probe = _child(r2, "ProbingSystem")
+    if probe is not None:
+        out["probing_system"] = {
+            "type": _text(probe, "Type") or "",
+            "identification": _text(probe, "Identification") or "",
+        }
+    return out

@@ -1,0 +1,292 @@
+"""``read_scan`` and ``scan_info``: one entry point for every supported scan file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ballistics._version import __version__
+from ballistics.errors import (
+    BallisticsError,
+    CorruptFileError,
+    EmptyScanError,
+    ScanWarning,
+    UnsupportedFormatError,
+)
+from ballistics.io._common import (
+    IMAGE_SUFFIXES,
+    OTHER_SUFFIXES,
+    X3P_SUFFIXES,
+    check_file,
+    sha256_file,
+)
+from ballistics.scan import Scan
+
+SUPPORTED_SUFFIXES = X3P_SUFFIXES + IMAGE_SUFFIXES + OTHER_SUFFIXES
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in X3P_SUFFIXES:
+        return "x3p"
+    if suffix == ".png":
+        return "png"
+    if suffix in (".tif", ".tiff"):
+        return "tiff"
+    if suffix in (".jpg", ".jpeg"):
+        return "jpeg"
+    if suffix in OTHER_SUFFIXES:
+        return suffix.lstrip(".")
+    raise UnsupportedFormatError(
+        f"unknown file type {suffix or '(no extension)'!r}; supported: "
+        f"{' '.join(SUPPORTED_SUFFIXES)}",
+        path=path,
+    )
+
+
+def _emit(messages: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for m in messages:
+        if m not in out:
+            out.append(m)
+            warnings.warn(m, ScanWarning, stacklevel=3)
+    return tuple(out)
+
+
+def read_scan(
+    path: str | os.PathLike[str],
+    *,
+    spacing_um: float | tuple[float, float] | None = None,
+    verify: bool = True,
+) -> Scan:
+    """Read a scan file into a :class:`~ballistics.scan.Scan`.
+
+    Parameters
+    ----------
+    path
+        ``.x3p`` (ISO 25178-72, through x3pio with a tolerant fallback for the variants real
+        instruments and tools write); ``.png .tif .tiff .jpg .jpeg`` 2D images (grey levels
+        at full depth); ``.al3d .sur .plu .vk4`` through surfalize (extra ``formats``).
+    spacing_um
+        Pixel spacing ``dy`` (or ``(dy, dx)``) in µm for images whose file carries none.
+        A spacing stored in the file takes precedence; X3P files always carry theirs.
+    verify
+        Check the MD5 checksums of X3P files. With ``False`` a mismatch is reported as a
+        warning instead of raising :class:`~ballistics.errors.ChecksumError`.
+
+    Returns
+    -------
+    Scan
+        Heights ``(rows, cols) = (y, x)`` float32 in µm (grey levels for images), NaN for
+        missing points; ``spacing_um = (dy, dx)``; ``metadata`` (JSON-compatible);
+        ``sha256`` of the file's bytes; ``source`` = the path; ``warnings`` lists every
+        deviation tolerated (each also issued as a :class:`~ballistics.errors.ScanWarning`).
+
+    Raises
+    ------
+    BallisticsError
+        A specific subclass for each kind of bad input (missing file, unknown format, not a
+        zip, no main.xml, malformed or unsafe XML, checksum mismatch, size mismatch, absurd
+        sizes, profiles and point clouds, zero-size images, missing spacing, missing extra).
+    """
+    p = check_file(path)
+    fmt = _format_of(p)
+    if fmt == "x3p":
+        from ballistics.io.x3p import read_x3p
+
+        r = read_x3p(p, verify=verify)
+        heights, spacing, modality = r.heights, r.spacing_um, r.modality
+        metadata, provenance, msgs = r.metadata, r.provenance, r.warnings
+        prior = tuple(r.prior_warnings)
+    elif fmt in ("png", "tiff", "jpeg"):
+        from ballistics.io.images import read_image
+
+        heights, spacing, metadata, msgs = read_image(p, spacing_um=spacing_um)
+        modality, provenance, prior = "image", [], ()
+    else:
+        from ballistics.io.other import read_other
+
+        heights, spacing, metadata, msgs = read_other(p)
+        modality, provenance, prior = "topography", [], ()
+    if heights.size == 0:
+        raise EmptyScanError("the scan has no points", path=p)
+    if modality not in ("topography", "image"):
+        raise CorruptFileError(f"unknown modality {modality!r} recorded in the file", path=p)
+    try:
+        scan = Scan(
+            heights=heights,
+            spacing_um=spacing,
+            modality=modality,
+            metadata=metadata,
+            sha256=sha256_file(p),
+            provenance=tuple(s for s in provenance if isinstance(s, dict)),
+            warnings=prior,
+            source=str(p),
+        )
+    except BallisticsError as exc:
+        raise type(exc)(exc.message, path=p) from None
+    return scan.with_warnings(*_emit(msgs))
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    """Header facts of a scan file, read without decoding the height matrix.
+
+    Attributes
+    ----------
+    path, sha256, format, modality
+        The file, the SHA-256 of its bytes, ``x3p``/``png``/``tiff``/``jpeg``/..., and
+        ``topography`` or ``image``.
+    shape
+        ``(rows, cols)``.
+    spacing_um
+        ``(dy, dx)`` in µm, or None for an image that carries no spacing.
+    metadata
+        Instrument metadata (JSON-compatible).
+    warnings
+        Deviations found in the header.
+    """
+
+    path: str
+    sha256: str
+    format: str
+    modality: str
+    shape: tuple[int, int]
+    spacing_um: tuple[float, float] | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the CLI contract (``missing_fraction`` is unknown here: None)."""
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "format": self.format,
+            "modality": self.modality,
+            "shape": list(self.shape),
+            "spacing_um": None if self.spacing_um is None else list(self.spacing_um),
+            "missing_fraction": None,
+            "metadata": self.metadata,
+            "warnings": list(self.warnings),
+            "version": __version__,
+        }
+
+
+def scan_info(
+    path: str | os.PathLike[str],
+    *,
+    spacing_um: float | tuple[float, float] | None = None,
+    verify: bool = True,
+) -> ScanInfo:
+    """Read the header of a scan file (no height decoding for X3P and images).
+
+    Parameters
+    ----------
+    path
+        Any file :func:`read_scan` reads.
+    spacing_um
+        Spacing for images that carry none (otherwise ``spacing_um`` is None, with a warning).
+    verify
+        Check the MD5 of X3P ``main.xml`` (the data checksums need the data: not checked).
+
+    Returns
+    -------
+    ScanInfo
+    """
+    p = check_file(path)
+    fmt = _format_of(p)
+    msgs: list[str]
+    if fmt == "x3p":
+        from ballistics.io.x3p import x3p_header
+
+        header, metadata, msgs, spacing, modality = x3p_header(p, verify=verify)
+        shape = header.shape
+        sha = sha256_file(p)
+    elif fmt in ("png", "tiff", "jpeg"):
+        data = p.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        shape, spacing, metadata, msgs = _image_header(p, data, fmt, spacing_um)
+        modality = "image"
+    else:
+        scan = read_scan(p, spacing_um=spacing_um, verify=verify)
+        return ScanInfo(str(p), scan.sha256 or "", fmt, scan.modality, scan.shape,
+                        scan.spacing_um, dict(_thaw(scan.metadata)), scan.warnings)
+    return ScanInfo(str(p), sha, fmt, modality, (int(shape[0]), int(shape[1])), spacing,
+                    metadata, _emit(msgs))
+
+
+def _thaw(value: Any) -> Any:
+    from ballistics.scan import thaw
+
+    return thaw(value)
+
+
+def _image_header(
+    p: Path, data: bytes, fmt: str, spacing_um: Any
+) -> tuple[tuple[int, int], tuple[float, float] | None, dict[str, Any], list[str]]:
+    from ballistics.io import images
+    from ballistics.io._common import WarningLog
+
+    log = WarningLog()
+    spacing = None
+    if fmt == "png":
+        try:
+            hdr = images.png_header(data)
+        except CorruptFileError as exc:
+            raise CorruptFileError(exc.message, path=p) from None
+        shape = (hdr["height"], hdr["width"])
+        if hdr["phys"] is not None and hdr["phys"][2] == 1:
+            spacing = images._spacing_from_density(hdr["phys"][0], hdr["phys"][1], 1e6, log,
+                                                   "PNG pHYs chunk", True)
+    elif fmt == "tiff":
+        import tifffile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                    page = tif.pages[0]
+                    axes = page.axes
+                    shp = page.shape
+                    shape = (int(shp[axes.index("Y")]), int(shp[axes.index("X")]))
+                    xr, yr = page.tags.get("XResolution"), page.tags.get("YResolution")
+                    ru = page.tags.get("ResolutionUnit")
+                    unit = int(getattr(ru.value, "value", ru.value)) if ru is not None else 2
+                    if xr is not None and yr is not None and unit in (2, 3):
+                        spacing = images._spacing_from_density(
+                            images._rational(xr.value), images._rational(yr.value),
+                            25400.0 if unit == 2 else 10000.0, log, "TIFF resolution tag",
+                            unit == 2)
+            except Exception as exc:
+                raise CorruptFileError(f"cannot read the TIFF header: {exc}", path=p) from None
+    else:
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    shape = (im.size[1], im.size[0])
+                    info = dict(im.info)
+            except Exception as exc:
+                raise CorruptFileError(f"cannot read the image header: {exc}", path=p) from None
+        unit, density = info.get("jfif_unit"), info.get("jfif_density")
+        if unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+            spacing = images._spacing_from_density(
+                float(density[0]), float(density[1]), 25400.0 if unit == 1 else 10000.0, log,
+                "JPEG JFIF density", unit == 1)
+    if 0 in shape:
+        raise EmptyScanError(f"the image has zero size {shape}", path=p)
+    if spacing is None and spacing_um is not None:
+        spacing = images._user_spacing(spacing_um)
+    elif spacing is None:
+        log.add("the image carries no pixel spacing; give it with spacing_um (--spacing-um)")
+    return shape, spacing, {"image": {"format": fmt}}, log.messages
+
+
+__all__ = ["ScanInfo", "read_scan", "scan_info", "sha256_file"]
