@@ -427,14 +427,22 @@ class Collection:
         self._index = None
         self._index_file = None
 
-    def set_embedding_info(self, info: Mapping[str, Any], *, lock: CollectionLock) -> None:
-        """Record the embedder of an empty collection (refused once casings exist)."""
+    def set_embedding_info(
+        self, info: Mapping[str, Any], *, lock: CollectionLock,
+        preprocess: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record the embedder (and preprocessing) of an empty collection; refused once
+        casings embedded with another model exist."""
         self._require(lock)
         manifest = self._latest()
-        if manifest["count"] and manifest.get("embedding") != dict(info):
+        if manifest["count"] and manifest.get("embedding", {}).get("model_hash") not in (
+            None, info.get("model_hash")
+        ):
             raise CollectionError("the collection already holds casings embedded with another "
                                   "model", path=self.directory)
         manifest["embedding"] = dict(info)
+        if preprocess is not None:
+            manifest["preprocess"] = dict(preprocess)
         self._publish(manifest)
 
     def commit(

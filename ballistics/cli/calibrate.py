@@ -1,0 +1,52 @@
+"""``ballistics calibrate``: fit a collection's score model and likelihood-ratio calibration."""
+
+from __future__ import annotations
+
+import click
+
+from ballistics.cli.common import device_option, emit_json, handle_errors, json_option, quiet_option
+
+
+@click.command("calibrate")
+@click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
+              help="Collection directory.")
+@click.option("--source-column", default="firearm_id", show_default=True,
+              help="Label column naming each casing's source (firearm, slide).")
+@click.option("--max-different", type=int, default=2000, show_default=True,
+              help="Different-source pairs sampled (all same-source pairs are used).")
+@click.option("--max-same", type=int, default=None, help="Cap on same-source pairs.")
+@click.option("--method", "lr_method", type=click.Choice(["pav", "logistic"]), default="pav",
+              show_default=True, help="Score to log10 LR calibration.")
+@click.option("--folds", type=int, default=None,
+              help="Cross-validation folds over sources (default: leave one source out up "
+                   "to 20 sources, else 10).")
+@click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option
+@json_option
+@quiet_option
+@handle_errors
+def calibrate(collection, source_column, max_different, max_same, lr_method, folds, preset, seed,
+              device, as_json, quiet) -> None:
+    """Fit, cross-validate (leaving whole sources out) and store the calibration."""
+    from ballistics.collection.calibrate import calibrate_collection
+
+    summary = calibrate_collection(
+        collection, source_column=source_column, max_same=max_same,
+        max_different=max_different, lr_method=lr_method, n_folds=folds, preset=preset,
+        device=device, seed=seed, quiet=quiet,
+    )
+    if as_json:
+        emit_json(summary)
+        return
+    m = summary["calibration"]["metrics"]
+    click.echo(
+        f"{collection}: calibration fitted on {m.get('n_same_source')} same-source and "
+        f"{m.get('n_different_source')} different-source pairs from {m.get('n_sources')} "
+        f"sources; cross-validated Cllr {m.get('cllr', float('nan')):.3f}, Cllr-min "
+        f"{m.get('cllr_min', float('nan')):.3f}, AUC {m.get('auc', float('nan')):.3f}"
+    )
+    mis = m.get("misleading") or {}
+    if mis:
+        click.echo(f"misleading evidence: same-source LR<1 {mis['ss_below_1']:.3f}, "
+                   f"different-source LR>1 {mis['ds_above_1']:.3f}")

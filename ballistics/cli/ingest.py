@@ -1,0 +1,75 @@
+"""``ballistics ingest``: add scans to a reference collection."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ballistics.cli.common import (
+    device_option,
+    echo_err,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    scan_read_options,
+)
+
+
+@click.command("ingest")
+@click.argument("inputs", nargs=-1, type=click.Path())
+@click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
+              help="Collection directory (created when missing).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with a 'path' column (path or file name) and label columns.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Processes reading and preprocessing in parallel.")
+@click.option("--processed", is_flag=True,
+              help="Inputs are already processed: use them as they are.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted ingest (its inputs when none are given).")
+@click.option("--model", default=None,
+              help="Embedder: cnn, baseline or a weights file (default: the collection's, "
+                   "else cnn).")
+@click.option("--preset", default="default", show_default=True,
+              help="Preprocessing preset for raw inputs.")
+@click.option("--batch-size", type=int, default=32, show_default=True,
+              help="Embedding batch size.")
+@click.option("--commit-every", type=int, default=64, show_default=True,
+              help="Casings per committed shard (work lost on a crash is at most this).")
+@device_option
+@scan_read_options
+@json_option
+@quiet_option
+@handle_errors
+def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
+           commit_every, device, spacing_um, no_verify, as_json, quiet) -> None:
+    """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
+
+    Files already in the collection (same SHA-256) are skipped; a file that cannot be
+    read or is unfit is reported and the others go on. Exit code 2 when any file failed.
+    """
+    from ballistics.collection.ingest import IngestOptions
+    from ballistics.collection.ingest import ingest as run_ingest
+
+    opts = IngestOptions(
+        processed=True if processed else None, preset=preset, spacing_um=spacing_um,
+        verify=not no_verify, model=model, device=device, workers=workers,
+        batch_size=batch_size, commit_every=commit_every,
+    )
+    summary = run_ingest(list(inputs), collection, labels=labels, options=opts, resume=resume,
+                         quiet=quiet)
+    out = summary.to_dict()
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(
+            f"{summary.collection}: ingested {summary.ingested}, skipped "
+            f"{summary.skipped_duplicates} duplicate(s), failed {len(summary.failed)}; the "
+            f"collection holds {summary.count} casings ({summary.rate_per_s:.2f} casings/s)"
+        )
+        for f in summary.failed:
+            echo_err(f"failed: {f['path']}: {f['reason']}")
+    if summary.failed:
+        sys.exit(2)

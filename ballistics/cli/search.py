@@ -1,0 +1,106 @@
+"""``ballistics search``: which casings of the collection match a query casing?"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ballistics.cli.common import (
+    device_option,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    scan_read_options,
+)
+
+
+def _print_table(result) -> None:
+    click.echo(f"query: {result.query['path']} (sha256 {result.query['sha256'][:12]})")
+    click.echo(f"calibration: {result.calibration['source']}")
+    click.echo(f"{'rank':>4}  {'id':<24} {'cmc':>4} {'score':>8} {'log10 LR':>9} {'emb':>6}"
+               "  labels")
+    for c in result.candidates:
+        labels = ", ".join(f"{k}={v}" for k, v in c["labels"].items())
+        cmc = "-" if c["cmc_count"] is None else str(c["cmc_count"])
+        click.echo(f"{c['rank']:>4}  {c['id']:<24} {cmc:>4} {c['score']:>8.2f} "
+                   f"{c['log10_lr']:>9.2f} {c['embedding_similarity']:>6.3f}  {labels}")
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+@click.command("search")
+@click.argument("query", required=False, type=click.Path())
+@click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
+              help="Collection directory.")
+@click.option("--top", type=int, default=10, show_default=True, help="Candidates returned.")
+@click.option("--shortlist", type=int, default=100, show_default=True,
+              help="Nearest casings by embedding re-ranked by the full comparison.")
+@click.option("--where", multiple=True, metavar="COLUMN=VALUE",
+              help="Only casings with this label (repeatable; values of one column are OR'ed).")
+@click.option("--exclude", multiple=True, metavar="COLUMN=VALUE",
+              help="Leave out casings with this label (repeatable).")
+@click.option("--processed", is_flag=True, help="The query is already processed.")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A file listing query paths, one per line: prints JSON Lines.")
+@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+              help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
+@click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
+@device_option
+@scan_read_options
+@json_option
+@quiet_option
+@handle_errors
+def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
+           device, spacing_um, no_verify, as_json, quiet) -> None:
+    """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
+    from ballistics.collection.ingest import parse_filters
+    from ballistics.collection.search import Searcher, SearchOptions, audit_search
+    from ballistics.errors import InputError
+    from ballistics.progress import progress
+
+    if (query is None) == (queries is None):
+        raise InputError("give one QUERY or --queries FILE_LIST")
+    opts = SearchOptions(
+        top=top, shortlist=shortlist, where=parse_filters(where) or None,
+        exclude=parse_filters(exclude) or None, processed=True if processed else None,
+        compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
+    )
+    searcher = Searcher(collection, device=device)
+    if queries is not None:
+        base = Path(queries).parent
+        paths = [ln.strip() for ln in Path(queries).read_text().splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+        paths = [p if Path(p).is_absolute() else str(base / p) for p in paths]
+    else:
+        paths = [query]
+    results = []
+    failed = 0
+    for n, p in enumerate(progress(paths, desc="search", unit="query",
+                                   quiet=quiet or len(paths) == 1)):
+        try:
+            res = searcher.search(searcher.prepare(p, opts), opts)
+        except Exception as exc:
+            if queries is None:
+                raise
+            from ballistics.errors import BallisticsError
+
+            failed += 1
+            msg = exc.message if isinstance(exc, BallisticsError) else str(exc)
+            emit_json({"query": {"path": p, "sha256": None}, "error": msg, "candidates": []})
+            continue
+        results.append(res)
+        if report:
+            from ballistics.report.search import write_search_report
+
+            out = report if queries is None else str(Path(report).with_name(
+                f"{Path(report).stem}-{n + 1}{Path(report).suffix or '.html'}"))
+            write_search_report(res, out)
+        if as_json or queries is not None:
+            emit_json(res.to_dict())
+        else:
+            _print_table(res)
+    audit_search(searcher.collection, opts, results)
+    if failed:
+        raise SystemExit(2)

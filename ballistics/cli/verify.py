@@ -1,0 +1,70 @@
+"""``ballistics verify``: check a collection's files against their checksums."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ballistics.cli.common import echo_err, emit_json, handle_errors, json_option
+
+
+@click.command("verify")
+@click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
+              help="Collection directory.")
+@click.option("--quick", is_flag=True,
+              help="Only whole-file checksums (skip reading every HDF5 chunk).")
+@click.option("--drop-damaged", is_flag=True,
+              help="Remove damaged shards from the collection and list the files to ingest "
+                   "again.")
+@json_option
+@handle_errors
+def verify(collection, quick, drop_damaged, as_json) -> None:
+    """Verify every shard, the index and the calibration of a collection (exit 1 if damaged)."""
+    from ballistics.collection.audit import log_event
+    from ballistics.collection.store import Collection
+
+    col = _open_lenient(collection) if drop_damaged else Collection.open(collection)
+    report = col.verify(full=not quick)
+    if drop_damaged and report["problems"]:
+        shard_files = {p["file"] for p in report["problems"] if p["file"].startswith("shards/")}
+        with col.lock("verify --drop-damaged") as lock:
+            report["lost"] = col.drop_shards(shard_files, lock=lock) if shard_files else []
+            col = col.refresh()
+            if any(p["file"].startswith("index/") for p in report["problems"]):
+                col.update_index(lock=lock, rebuild=True)
+                col = col.refresh()
+        report["after"] = col.verify(full=not quick)
+    log_event(col.directory, "verify", {"quick": quick, "drop_damaged": drop_damaged},
+              result={"ok": report["ok"], "problems": len(report["problems"]),
+                      "count": report["count"], "generation": report["generation"]})
+    if as_json:
+        emit_json(report)
+    else:
+        status = "OK" if report["ok"] else "DAMAGED"
+        click.echo(f"{report['collection']}: {status}: {report['count']} casings, "
+                   f"{report['checked']} files checked, index covers {report['index']['covers']}")
+        for p in report["problems"]:
+            echo_err(f"problem: {p['file']}: {p['problem']} -> fix: {p['fix']}")
+        for o in report["orphans"]:
+            echo_err(f"note: orphan file {o} (left by an interrupted writer; removed by the next "
+                     "ingest)")
+    ok = report["ok"] or report.get("after", {}).get("ok", False)
+    if not ok:
+        sys.exit(1)
+
+
+def _open_lenient(collection):
+    """Open a collection whose shards may be missing or truncated (for --drop-damaged)."""
+    import json
+    from pathlib import Path
+
+    from ballistics.collection.store import MANIFEST_NAME, Collection
+    from ballistics.errors import BallisticsError
+
+    d = Path(collection)
+    try:
+        return Collection.open(d)
+    except BallisticsError:  # damaged shards are what we are here to drop
+        manifest = json.loads((d / MANIFEST_NAME).read_text(encoding="utf-8"))
+        return Collection(d, manifest)

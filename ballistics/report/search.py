@@ -1,0 +1,150 @@
+"""HTML report of a collection search: the query beside its top candidates, aligned."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ballistics.report.html import img_tag, page, table
+
+#: Longest side (points) of the surfaces drawn in the report.
+DRAW_MAX = 320
+
+
+def _small(heights: np.ndarray) -> tuple[np.ndarray, int]:
+    step = max(1, int(np.ceil(max(heights.shape) / DRAW_MAX)))
+    return np.asarray(heights[::step, ::step], np.float64), step
+
+
+def _norm(a: np.ndarray) -> np.ndarray:
+    v = a[np.isfinite(a)]
+    if v.size == 0:
+        return np.zeros_like(a)
+    lo, hi = np.percentile(v, [1, 99])
+    return np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+
+def _transform(target: np.ndarray, shape: tuple[int, int], theta: float, dy: float, dx: float
+               ) -> np.ndarray:
+    """Rotate ``target`` by ``theta`` degrees about its centre, shift by ``(dy, dx)`` points and
+    crop/pad to ``shape`` (NaN outside)."""
+    from scipy import ndimage
+
+    filled = np.where(np.isfinite(target), target, np.nanmean(target) if np.isfinite(
+        target).any() else 0.0)
+    valid = np.isfinite(target).astype(np.float64)
+    rot = ndimage.rotate(filled, theta, reshape=False, order=1, mode="constant", cval=0.0)
+    vrot = ndimage.rotate(valid, theta, reshape=False, order=1, mode="constant", cval=0.0)
+    rot = ndimage.shift(rot, (dy, dx), order=1, mode="constant", cval=0.0)
+    vrot = ndimage.shift(vrot, (dy, dx), order=1, mode="constant", cval=0.0)
+    out = np.full(shape, np.nan)
+    h, w = min(shape[0], rot.shape[0]), min(shape[1], rot.shape[1])
+    oy, ox = (shape[0] - h) // 2, (shape[1] - w) // 2
+    ty, tx = (rot.shape[0] - h) // 2, (rot.shape[1] - w) // 2
+    block = np.where(vrot[ty:ty + h, tx:tx + w] > 0.5, rot[ty:ty + h, tx:tx + w], np.nan)
+    out[oy:oy + h, ox:ox + w] = block
+    return out
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    m = np.isfinite(a) & np.isfinite(b)
+    if m.sum() < 20:
+        return -np.inf
+    x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
+    d = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / d) if d > 0 else -np.inf
+
+
+def aligned(query: Any, cand: Any, comparison: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """The query and the candidate moved onto it by the comparison's consensus pose.
+
+    The pose (``theta_deg``, ``dy_um``, ``dx_um``) is applied in the sign convention that
+    correlates best with the query (conventions differ between tools), so the overlay
+    shows what the comparison registered.
+    """
+    q, step = _small(query.heights)
+    c, _ = _small(cand.heights)
+    theta = float(getattr(comparison, "theta_deg", 0.0) or 0.0)
+    dy = float(getattr(comparison, "dy_um", 0.0) or 0.0) / (cand.spacing_um[0] * step)
+    dx = float(getattr(comparison, "dx_um", 0.0) or 0.0) / (cand.spacing_um[1] * step)
+    best = (-np.inf, c)
+    for st in (1, -1):
+        for ss in (1, -1):
+            t = _transform(c, q.shape, st * theta, ss * dy, ss * dx)
+            r = _corr(q, t)
+            if r > best[0]:
+                best = (r, t)
+    return q, best[1], best[0]
+
+
+def _figure(query: Any, cand: Any, comparison: Any, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    q, t, r = aligned(query, cand, comparison)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
+    axes[0].imshow(_norm(q), cmap="gray")
+    axes[0].set_title("query")
+    c, _ = _small(cand.heights)
+    axes[1].imshow(_norm(c), cmap="gray")
+    axes[1].set_title(title)
+    rgb = np.zeros((*q.shape, 3))
+    qa, ta = _norm(q), _norm(t)
+    rgb[..., 0] = np.nan_to_num(qa)
+    rgb[..., 1] = np.nan_to_num(ta)
+    rgb[..., 2] = np.nan_to_num(ta)
+    axes[2].imshow(rgb)
+    axes[2].set_title(f"aligned overlay (query red, candidate cyan), r = {r:.2f}")
+    for a in axes:
+        a.set_xticks([])
+        a.set_yticks([])
+    fig.tight_layout()
+    return img_tag(fig, f"query and {title}")
+
+
+def search_report_html(result: Any, *, max_figures: int = 5) -> str:
+    """The report page of one :class:`~ballistics.collection.search.SearchResult`."""
+    cal = result.calibration
+    head = (f"<p>Query <code>{html.escape(str(result.query['path']))}</code>, SHA-256 "
+            f"<code>{html.escape(str(result.query['sha256']))}</code>.</p>"
+            f"<p>Calibration: <b>{html.escape(str(cal.get('source')))}</b>"
+            f" ({html.escape(str(cal.get('lr_method')))}; log10 LR bounded to "
+            f"{cal.get('log10_lr_bounds')})</p>")
+    if cal.get("source") == "synthetic-default":
+        head += ("<p class='bad'>The likelihood ratios come from the default calibration "
+                 "fitted on synthetic data, not on this lab's casings.</p>")
+    rows = [
+        (c["rank"], c["id"], ", ".join(f"{k}={v}" for k, v in c["labels"].items()),
+         "-" if c["cmc_count"] is None else c["cmc_count"], float(c["score"]),
+         float(c["log10_lr"]), float(c["embedding_similarity"]))
+        for c in result.candidates
+    ]
+    sections = [("Query", head),
+                ("Ranked candidates", table(
+                    ["rank", "id", "labels", "CMC (combined)", "score", "log10 LR",
+                     "embedding similarity"], rows, floatfmt=".2f"))]
+    figs = []
+    for c, scan, comp in list(zip(result.candidates, result.candidate_scans,
+                                  result.comparisons, strict=False))[:max_figures]:
+        figs.append(_figure(result.query_scan, scan, comp, f"#{c['rank']} {c['id']}"))
+    if figs:
+        sections.append(("Query and top candidates, aligned", "".join(figs)))
+    if result.warnings:
+        sections.append(("Warnings", "<ul>" + "".join(
+            f"<li>{html.escape(w)}</li>" for w in result.warnings) + "</ul>"))
+    return page("Collection search", sections,
+                footer="Scores and likelihood ratios support, not replace, the examiner's "
+                       "comparison.")
+
+
+def write_search_report(result: Any, path: str | Path, *, max_figures: int = 5) -> Path:
+    """Write :func:`search_report_html` to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(search_report_html(result, max_figures=max_figures), encoding="utf-8")
+    return path
