@@ -17,6 +17,14 @@ from ballistics._version import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("ballistics.cli.info", "info", "Header, spacing and quality facts of scan files."),
     "synth": ("ballistics.cli.synth", "synth", "Generate synthetic casings with ground truth."),
+    "ingest": ("ballistics.cli.ingest", "ingest", "Add scans to a reference collection."),
+    "search": ("ballistics.cli.search", "search",
+               "Search a collection: shortlist, re-rank, likelihood ratios."),
+    "calibrate": ("ballistics.cli.calibrate", "calibrate",
+                  "Fit a collection's score model and LR calibration."),
+    "verify": ("ballistics.cli.verify", "verify", "Check a collection's files by checksum."),
+    "index": ("ballistics.cli.index", "index", "Maintain a collection's search index."),
+    "demo": ("ballistics.cli.demo", "demo", "Synthetic collection search, end to end."),
 }
 
 

@@ -164,7 +164,7 @@ class LabelTable:
             if "path" not in row:
                 raise InputError("the labels file needs a 'path' column")
             p = Path(str(row["path"]))
-            labels = {str(k): "" if v is None else str(v) for k, v in row.items() if k != "path"}
+            labels = {str(k): str(v) for k, v in row.items() if k != "path" and v is not None}
             self.by_path[str(p.resolve())] = labels
             self.by_name.setdefault(p.name, labels)
 
