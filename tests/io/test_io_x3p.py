@@ -1,0 +1,220 @@
+"""X3P reading (each data type, validity, real-world variants) and the write_x3p round trip."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from x3p_builders import build_x3p, surface
+
+from ballistics.errors import ChecksumError, ScanWarning
+from ballistics.io import read_scan, scan_info, write_x3p
+from ballistics.scan import Scan, thaw
+
+
+def _read(path, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scan = read_scan(path, **kw)
+    stray = [w for w in caught if not issubclass(w.category, ScanWarning)]
+    assert not stray, [str(w.message) for w in stray]
+    return scan
+
+
+# --- data types ----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["I", "L", "F", "D"])
+def test_each_data_type_with_holes(tmp_path, dtype):
+    z = surface(23, 31)
+    missing = np.isnan(z)
+    if dtype in ("I", "L"):
+        inc = 1e-9 if dtype == "I" else 1e-12
+        raw = np.where(missing, 0, np.rint(z / inc)).astype(np.int64)
+        valid = ~missing
+        expected = np.where(missing, np.nan, raw * inc * 1e6).astype(np.float32)
+        path = build_x3p(tmp_path / "a.x3p", raw, data_type=dtype, valid=valid, z_inc=repr(inc))
+    else:
+        raw = z.astype(np.float32 if dtype == "F" else np.float64)
+        expected = (raw.astype(np.float64) * 1e6).astype(np.float32)
+        path = build_x3p(tmp_path / "a.x3p", raw, data_type=dtype)
+    scan = _read(path)
+    assert scan.shape == (23, 31)
+    assert scan.spacing_um == (6.25, 6.25)
+    np.testing.assert_array_equal(scan.valid, ~missing)
+    np.testing.assert_allclose(scan.heights, expected, rtol=1e-6, equal_nan=True)
+    assert scan.warnings == ()
+    assert scan.metadata["x3p"]["data_type"] == dtype
+    assert scan.metadata["instrument"] == {
+        "manufacturer": "Acme", "model": "M1", "serial": "42", "version": "1.0"}
+    assert scan.metadata["probing_system"]["type"] == "NonContacting"
+
+
+def test_anisotropic_spacing(tmp_path):
+    path = build_x3p(tmp_path / "a.x3p", surface(), x_inc="3.125e-06", y_inc="1.5625e-06")
+    assert _read(path).spacing_um == (1.5625, 3.125)  # (dy, dx)
+
+
+# --- real-world variants ---------------------------------------------------------------------
+@pytest.mark.parametrize("revision", ["ISO5436-2000", "ISO5436 -2000", "ISO5436 \u2013 2000"])
+def test_revision_spellings_one_warning(tmp_path, revision):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    path = build_x3p(tmp_path / "v.x3p", z, revision=revision, checksum="bare")
+    with pytest.warns(ScanWarning, match="revision"):
+        scan = read_scan(path)
+    assert len(scan.warnings) == 1 and revision in scan.warnings[0]
+    assert scan.heights.tobytes() == ref.heights.tobytes()
+
+
+def test_unknown_revision_is_read_with_warning(tmp_path):
+    scan = _read(build_x3p(tmp_path / "v.x3p", surface(), revision="ISO-XYZ"))
+    assert len(scan.warnings) == 1 and "unknown revision" in scan.warnings[0]
+
+
+def test_bare_hash_checksum_is_silent(tmp_path):
+    assert _read(build_x3p(tmp_path / "v.x3p", surface(), checksum="bare")).warnings == ()
+
+
+def test_subfolder_junk_and_unprefixed_root(tmp_path):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    path = build_x3p(tmp_path / "v.x3p", z, prefix="scan1/", junk=True, root="ISO5436")
+    scan = _read(path)
+    text = " | ".join(scan.warnings)
+    assert len(scan.warnings) == 3
+    assert "sub-folder" in text and "root element" in text and "operating-system" in text
+    assert scan.heights.tobytes() == ref.heights.tobytes()
+    info = scan_info(path)
+    assert info.shape == (23, 31) and info.spacing_um == (6.25, 6.25)
+
+
+def test_heights_in_micrometres_are_corrected(tmp_path):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    scan = _read(build_x3p(tmp_path / "um.x3p", z * 1e6 * 5e3))  # a 5 mm-high "surface"
+    assert len(scan.warnings) == 1 and "height" in scan.warnings[0]
+    np.testing.assert_allclose(scan.heights, ref.heights * 5e3, rtol=1e-6, equal_nan=True)
+
+
+def test_increments_in_micrometres_are_corrected(tmp_path):
+    scan = _read(build_x3p(tmp_path / "um.x3p", surface(), x_inc="6.25", y_inc="6.25"))
+    assert scan.spacing_um == (6.25, 6.25)
+    assert len(scan.warnings) == 2 and all("increment" in w for w in scan.warnings)
+
+
+def test_x3ptools_mask_png_is_honoured(tmp_path):
+    z = surface(20, 30)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:] = (0xCD, 0x7F, 0x32)
+    rgb[:, :5] = (0x62, 0x9D, 0x4B)  # "right groove"
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    mask_xml = ("<Mask><Background>#cd7f32</Background><Annotations>"
+                '<Annotation color="#629d4b">right groove</Annotation></Annotations></Mask>')
+    path = build_x3p(tmp_path / "m.x3p", z, extra_members={"bindata/mask.png": buf.getvalue()},
+                     extra_record3=mask_xml)
+    scan = _read(path)
+    assert np.isnan(scan.heights[:, :5]).all()
+    np.testing.assert_array_equal(scan.valid[:, 5:], ~np.isnan(z[:, 5:]))
+    assert len(scan.warnings) == 1 and "right groove" in scan.warnings[0]
+    assert scan.metadata["mask"]["masked_fraction"] == pytest.approx(5 / 30)
+
+
+def test_checksum_mismatch_and_no_verify(tmp_path):
+    path = build_x3p(tmp_path / "bad.x3p", surface(), checksum="wrong")
+    with pytest.raises(ChecksumError, match="no-verify"):
+        read_scan(path)
+    with pytest.warns(ScanWarning, match="checksum"):
+        scan = read_scan(path, verify=False)
+    assert scan.shape == (23, 31) and any("checksum" in w for w in scan.warnings)
+
+
+def test_data_checksum_mismatch(tmp_path):
+    path = build_x3p(tmp_path / "a.x3p", surface())
+    raw = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    data = bytearray(members["bindata/data.bin"])
+    data[8:16] = np.float64(1e-6).tobytes()
+    members["bindata/data.bin"] = bytes(data)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, c in members.items():
+            zf.writestr(n, c)
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(ChecksumError):
+        read_scan(path)
+    with pytest.warns(ScanWarning):
+        assert read_scan(path, verify=False).heights[0, 1] == pytest.approx(1.0)
+
+
+# --- write_x3p round trip -----------------------------------------------------------------
+def _scan(modality="topography"):
+    rng = np.random.default_rng(3)
+    h = (rng.normal(size=(37, 53)) * (3 if modality == "topography" else 900)).astype(np.float32)
+    if modality == "image":
+        h = np.abs(h).round()
+    h[3:7, 10:20] = np.nan
+    h[0, 0] = np.nan
+    meta = {"creator": "lab 7", "date": "2011-01-24T13:00:00+00:00",
+            "instrument": {"manufacturer": "NanoFocus", "model": "usurf", "serial": "1",
+                           "version": "6"},
+            "probing_system": {"type": "NonContacting", "identification": "10x"},
+            "case": {"exhibit": "Q1", "tags": ["a", "b"], "n": 3, "ratio": 0.25}}
+    s = Scan(h, (1.7, 3.125), modality=modality, metadata=meta, sha256="ab" * 32)
+    s = s.with_step("level", {"order": 1}, {"plane": [0.1, -2e-3]})
+    s = s.with_step("preprocess", {"preset": "default"}, {"quality": {"fit": True}})
+    return s.with_warnings("colour image converted to grey levels")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("modality", ["topography", "image"])
+def test_write_read_bit_for_bit(tmp_path, dtype, modality):
+    s = _scan(modality)
+    out = write_x3p(s, tmp_path / "sub" / "s.x3p", dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reading our own file warns about nothing
+        r = read_scan(out)
+    assert r.heights.tobytes() == s.heights.tobytes()
+    assert r.spacing_um == s.spacing_um
+    assert r.modality == modality
+    assert thaw(r.provenance) == thaw(s.provenance)
+    assert thaw(r.metadata) == thaw(s.metadata)
+    assert r.warnings == s.warnings
+    assert r.is_processed
+    assert r.sha256 != s.sha256 and len(r.sha256) == 64
+
+
+def test_written_file_is_standard_for_x3pio(tmp_path):
+    import x3pio
+
+    s = _scan()
+    out = write_x3p(s, tmp_path / "s.x3p")
+    x = x3pio.read(out)  # strict reader, checksums verified
+    z = x.layers[0].z
+    np.testing.assert_allclose(z * 1e6, s.heights, rtol=1e-6, equal_nan=True)
+    assert x.header.x.increment == 3.125e-06 and x.header.y.increment == 1.7e-06
+    assert x.metadata.instrument.manufacturer == "NanoFocus"
+    with zipfile.ZipFile(out) as zf:
+        assert "bindata/valid.bin" in zf.namelist()
+        ext = [n for n in zf.namelist() if n.endswith("scan.json")]
+        assert json.loads(zf.read(ext[0]))["provenance"][1]["name"] == "preprocess"
+
+
+def test_write_is_deterministic(tmp_path):
+    s = _scan()
+    a = write_x3p(s, tmp_path / "a.x3p").read_bytes()
+    b = write_x3p(s, tmp_path / "b.x3p").read_bytes()
+    assert a == b
+
+
+def test_real_scan_round_trip(real_data, tmp_path):
+    s = _read(real_data / "fadul1-1_processed.x3p")
+    r = _read(write_x3p(s, tmp_path / "f.x3p"))
+    assert r.heights.tobytes() == s.heights.tobytes()
+    assert thaw(r.metadata) == thaw(s.metadata)
+    assert r.spacing_um == (6.25, 6.25)
