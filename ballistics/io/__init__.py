@@ -13,12 +13,19 @@ Only this package converts units (X3P stores metres; everything else uses µm).
 
 from ballistics.io._common import sha256_file
 from ballistics.io.images import read_mask_png
-from ballistics.io.reader import SUPPORTED_SUFFIXES, ScanInfo, read_scan, scan_info
+from ballistics.io.reader import (
+    SUPPORTED_SUFFIXES,
+    ScanInfo,
+    file_format,
+    read_scan,
+    scan_info,
+)
 from ballistics.io.x3p import write_x3p
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "ScanInfo",
+    "file_format",
     "read_mask_png",
     "read_scan",
     "scan_info",

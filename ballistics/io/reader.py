@@ -30,7 +30,9 @@ from ballistics.scan import Scan
 SUPPORTED_SUFFIXES = X3P_SUFFIXES + IMAGE_SUFFIXES + OTHER_SUFFIXES
 
 
-def _format_of(path: Path) -> str:
+def file_format(path: str | os.PathLike[str]) -> str:
+    """The format name of a scan file from its extension (``x3p``, ``png``, ``tiff``...)."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix in X3P_SUFFIXES:
         return "x3p"
@@ -95,7 +97,7 @@ def read_scan(
         sizes, profiles and point clouds, zero-size images, missing spacing, missing extra).
     """
     p = check_file(path)
-    fmt = _format_of(p)
+    fmt = file_format(p)
     if fmt == "x3p":
         from ballistics.io.x3p import read_x3p
 
@@ -199,7 +201,7 @@ def scan_info(
     ScanInfo
     """
     p = check_file(path)
-    fmt = _format_of(p)
+    fmt = file_format(p)
     msgs: list[str]
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
@@ -289,4 +291,4 @@ def _image_header(
     return shape, spacing, {"image": {"format": fmt}}, log.messages
 
 
-__all__ = ["ScanInfo", "read_scan", "scan_info", "sha256_file"]
+__all__ = ["ScanInfo", "file_format", "read_scan", "scan_info", "sha256_file"]
