@@ -30,6 +30,19 @@ def _freeze(value: Any) -> Any:
     return value
 
 
+def _shares_writable_memory(a: np.ndarray) -> bool:
+    """True when a read-only array is a view of memory someone else can still write."""
+    base = a.base
+    while base is not None:
+        if isinstance(base, np.ndarray):
+            if base.flags.writeable:
+                return True
+            base = base.base
+        else:
+            return not isinstance(base, bytes)
+    return False
+
+
 def thaw(value: Any) -> Any:
     """Turn the read-only structures of a :class:`Scan` back into plain dicts and lists."""
     if isinstance(value, Mapping):
@@ -82,18 +95,23 @@ class Scan:
         if h.shape[0] == 0 or h.shape[1] == 0:
             raise EmptyScanError(f"the scan has zero size {h.shape}")
         h = np.ascontiguousarray(h, dtype=np.float32)
-        if h.flags.writeable:
-            if h is self.heights:
+        if h.flags.writeable or _shares_writable_memory(h):
+            if h is self.heights or not h.flags.writeable:
                 h = h.copy()
             h.flags.writeable = False
         object.__setattr__(self, "heights", h)
-        sp = tuple(float(s) for s in np.broadcast_to(np.asarray(self.spacing_um, float), (2,)))
+        try:
+            sp = tuple(float(s) for s in np.broadcast_to(np.asarray(self.spacing_um, float), (2,)))
+        except (ValueError, TypeError):
+            raise ParameterError(
+                f"spacing_um must be one or two positive numbers (dy, dx), got {self.spacing_um!r}"
+            ) from None
         if not all(math.isfinite(s) and s > 0 for s in sp):
             raise ParameterError(f"spacing_um must be two positive finite numbers, got {sp}")
         object.__setattr__(self, "spacing_um", sp)
         if self.modality not in MODALITIES:
             raise ParameterError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
-        object.__setattr__(self, "metadata", _freeze(dict(self.metadata)))
+        object.__setattr__(self, "metadata", _freeze(dict(self.metadata or {})))
         object.__setattr__(self, "provenance", tuple(_freeze(dict(p)) for p in self.provenance))
         object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
 
@@ -128,7 +146,9 @@ class Scan:
         """Return a copy with some fields replaced (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
-    def with_heights(self, heights: np.ndarray, spacing_um: tuple[float, float] | None = None) -> Scan:
+    def with_heights(
+        self, heights: np.ndarray, spacing_um: tuple[float, float] | None = None
+    ) -> Scan:
         """Return a copy with new heights (and optionally a new spacing)."""
         return self.replace(
             heights=heights, spacing_um=self.spacing_um if spacing_um is None else spacing_um
@@ -170,7 +190,7 @@ class Scan:
 
     def with_warnings(self, *messages: str) -> Scan:
         """Return a copy with warnings appended (duplicates are dropped)."""
-        new = tuple(m for m in messages if m not in self.warnings)
+        new = tuple(dict.fromkeys(m for m in messages if m not in self.warnings))
         return self.replace(warnings=(*self.warnings, *new)) if new else self
 
     def __repr__(self) -> str:

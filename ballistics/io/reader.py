@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ballistics._version import __version__
 from ballistics.errors import (
     BallisticsError,
@@ -119,6 +121,9 @@ def read_scan(
         raise EmptyScanError("the scan has no points", path=p)
     if modality not in ("topography", "image"):
         raise CorruptFileError(f"unknown modality {modality!r} recorded in the file", path=p)
+    heights = np.ascontiguousarray(heights, dtype=np.float32)
+    if heights.base is None:
+        heights.flags.writeable = False  # a fresh array: the Scan need not copy it again
     try:
         scan = Scan(
             heights=heights,
