@@ -1,0 +1,296 @@
+"""The batched cell-correlation engine (PyTorch; one code path for CPU and CUDA).
+
+For one comparison direction, every valid reference cell is registered against its target
+region in every rotated copy of the target, as cmcR does it:
+
+1. cells and regions are standardised (mean 0, sd 1 over their measured points) and their
+   missing points set to 0;
+2. the cross-correlation over cmcR's searched translations is computed through real FFTs,
+   batched over cells and angles; the cells' transforms are computed once per direction and
+   reused for every angle;
+3. the translation is the CCF peak (first maximum in row-major order); the CCF value is the
+   correlation normalised by the norms of the cell and region (cmcR's ``fft_ccf``);
+4. the similarity is the pairwise-complete Pearson correlation between the cell and the
+   cell-sized patch of the rotated target at that translation (cmcR's ``pairwiseCompCor``),
+   which ignores the zero-filled holes that make FFT CCF values poor scores.
+
+Tensors follow the input's device; correlations are computed in float32, the final
+pairwise-complete correlation in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ballistics.matching.geometry import CellGeometry
+from ballistics.matching.rotation import rotate_stack
+
+#: Upper bound of the working memory of one batch of FFTs (bytes).
+BATCH_BYTES = 96 * 2**20
+
+
+@dataclass
+class DirectionResult:
+    """Per cell and angle registration of one direction (reference cells -> target).
+
+    Arrays are ``(A, K)`` over the angles and the grid's cells (row-major); entries where
+    ``valid`` is False (cell or region too incomplete) hold 0 / NaN.
+    ``dx_px``/``dy_px`` are the displacement of the matching target patch relative to the
+    reference cell, along columns (x) and rows (y), in points of the rotated target.
+    """
+
+    angles: np.ndarray
+    geometry: CellGeometry
+    spacing_um: tuple[float, float]
+    cell_valid: np.ndarray
+    valid: np.ndarray
+    dx_px: np.ndarray
+    dy_px: np.ndarray
+    ccf: np.ndarray
+    corr: np.ndarray
+    ref_missing: np.ndarray
+    target_missing: np.ndarray
+    joint_missing: np.ndarray
+
+    @property
+    def dx_um(self) -> np.ndarray:
+        return self.dx_px * self.spacing_um[1]
+
+    @property
+    def dy_um(self) -> np.ndarray:
+        return self.dy_px * self.spacing_um[0]
+
+
+@dataclass
+class PreparedCells:
+    """Reference cells standardised and transformed once (reused over angles and targets)."""
+
+    geometry: CellGeometry
+    fft_shape: tuple[int, int]
+    keep: torch.Tensor          # indices of valid cells (Kv,)
+    raw: torch.Tensor           # (Kv, mr, mc) heights, NaN outside the cell / missing
+    spectrum: torch.Tensor      # (Kv, Pr, Pc//2+1) conj(rfft2(standardised cell))
+    norm: torch.Tensor          # (Kv,)
+    missing: np.ndarray         # (K,) missing counts of all cells
+    cell_valid: np.ndarray      # (K,)
+
+
+def _axis_index(start: np.ndarray, size: np.ndarray, length: int, limit: int, device: torch.device):
+    """Index (K, length) = start + arange, and mask of positions inside both block and scan."""
+    ar = torch.arange(length, device=device)
+    s = torch.as_tensor(start, device=device).view(-1, 1)
+    n = torch.as_tensor(size, device=device).view(-1, 1)
+    idx = s + ar.view(1, -1)
+    inside = (ar.view(1, -1) < n) & (idx >= 0) & (idx < limit)
+    return idx.clamp(0, limit - 1), inside, ar.view(1, -1) < n
+
+
+def _standardise(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x - mean) / sd (sd with n - 1) over non-NaN points, NaN -> 0; also the point count."""
+    ok = ~torch.isnan(x)
+    n = ok.sum(dim=dims, keepdim=True)
+    xz = torch.where(ok, x, torch.zeros_like(x))
+    mean = xz.sum(dim=dims, keepdim=True) / n.clamp(min=1)
+    d = torch.where(ok, x - mean, torch.zeros_like(x))
+    var = (d * d).sum(dim=dims, keepdim=True) / (n - 1).clamp(min=1)
+    sd = torch.sqrt(var)
+    sd = torch.where(sd > 0, sd, torch.ones_like(sd))
+    return d / sd, n
+
+
+def prepare_cells(
+    reference: torch.Tensor, geometry: CellGeometry, max_missing: float
+) -> PreparedCells:
+    """Cut, filter, standardise and transform the reference cells."""
+    dev = reference.device
+    h, w = reference.shape
+    mr, mc = geometry.max_cell
+    ri, rin, _ = _axis_index(geometry.cell_start[:, 0], geometry.cell_size[:, 0], mr, h, dev)
+    ci, cin, _ = _axis_index(geometry.cell_start[:, 1], geometry.cell_size[:, 1], mc, w, dev)
+    patch = reference[ri[:, :, None], ci[:, None, :]]
+    inside = rin[:, :, None] & cin[:, None, :]
+    patch = torch.where(inside, patch, torch.full_like(patch, float("nan")))
+    area = torch.as_tensor(geometry.cell_size.prod(axis=1), device=dev)
+    missing = (torch.isnan(patch) & inside).sum(dim=(1, 2))
+    valid = (missing.double() / area.double() <= max_missing) & (area - missing >= 2)
+    keep = torch.nonzero(valid).view(-1)
+    raw = patch[keep]
+    std, _ = _standardise(raw, (1, 2))
+    pr, pc = geometry.fft_size()
+    spec = torch.conj(torch.fft.rfft2(std, s=(pr, pc)))
+    norm = torch.sqrt((std * std).sum(dim=(1, 2)))
+    return PreparedCells(
+        geometry=geometry, fft_shape=(pr, pc), keep=keep, raw=raw, spectrum=spec, norm=norm,
+        missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(),
+    )
+
+
+def register_cells(
+    cells: PreparedCells,
+    rotated: torch.Tensor,
+    angles: Sequence[float],
+    max_missing: float,
+    spacing_um: tuple[float, float],
+) -> DirectionResult:
+    """Register the prepared cells against every rotated copy of the target.
+
+    Parameters
+    ----------
+    cells
+        From :func:`prepare_cells`.
+    rotated
+        ``(A, rows, cols)`` rotated target (NaN = missing), same device as the cells.
+    angles
+        The ``A`` angles (degrees) of ``rotated``.
+    max_missing
+        Regions with a larger missing proportion are dropped.
+    spacing_um
+        ``(dy, dx)`` of the target, for the result's µm properties.
+    """
+    g = cells.geometry
+    n_ang = rotated.shape[0]
+    k_all = g.n_cells
+    kv = int(cells.keep.numel())
+    out_shape = (n_ang, k_all)
+    res = {
+        "valid": np.zeros(out_shape, bool), "dx": np.zeros(out_shape, np.int64),
+        "dy": np.zeros(out_shape, np.int64), "ccf": np.full(out_shape, np.nan),
+        "corr": np.full(out_shape, np.nan), "tmiss": np.zeros(out_shape, np.int64),
+        "jmiss": np.zeros(out_shape, np.int64),
+    }
+    if kv > 0 and n_ang > 0:
+        _register(cells, rotated, max_missing, res)
+    return DirectionResult(
+        angles=np.asarray(list(angles), float), geometry=g, spacing_um=spacing_um,
+        cell_valid=cells.cell_valid, valid=res["valid"], dx_px=res["dx"], dy_px=res["dy"],
+        ccf=res["ccf"], corr=res["corr"], ref_missing=cells.missing,
+        target_missing=res["tmiss"], joint_missing=res["jmiss"],
+    )
+
+
+def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, res: dict) -> None:
+    g = cells.geometry
+    dev = rotated.device
+    keep_np = cells.keep.cpu().numpy()
+    keep = cells.keep
+    n_ang, h, w = rotated.shape
+    pr, pc = cells.fft_shape
+    mr, mc = g.max_cell
+    nr, nc = g.max_region
+    kv = keep.numel()
+
+    rs, cs = g.region_start[keep_np], g.region_size[keep_np]
+    ri, rin, rpad = _axis_index(rs[:, 0], cs[:, 0], nr, h, dev)
+    ci, cin, cpad = _axis_index(rs[:, 1], cs[:, 1], nc, w, dev)
+    region_inside = rin[:, :, None] & cin[:, None, :]          # inside region and scan
+    region_area_mask = rpad[:, :, None] & cpad[:, None, :]     # inside region
+    region_area = torch.as_tensor(cs.prod(axis=1), device=dev)
+
+    lr = torch.as_tensor(g.lags_r[keep_np], device=dev)
+    lc = torch.as_tensor(g.lags_c[keep_np], device=dev)
+    lag_idx = ((lr % pr)[:, :, None] * pc + (lc % pc)[:, None, :]).reshape(kv, -1)
+    lag_ok = (rpad[:, :, None] & cpad[:, None, :]).reshape(kv, -1)
+
+    cell_size = torch.as_tensor(g.cell_size[keep_np], device=dev)
+    car = torch.arange(mr, device=dev).view(1, 1, -1)
+    cac = torch.arange(mc, device=dev).view(1, 1, -1)
+    cell_in = (car.view(1, -1, 1) < cell_size[:, 0].view(-1, 1, 1)) & (
+        cac.view(1, 1, -1) < cell_size[:, 1].view(-1, 1, 1)
+    )
+    raw = cells.raw.double()
+    raw_ok = ~torch.isnan(raw)
+
+    per_angle = kv * (pr * pc * 4 * 6 + nr * nc * 4 * 3)
+    chunk = max(1, min(n_ang, BATCH_BYTES // max(per_angle, 1)))
+    nan = float("nan")
+    for a0 in range(0, n_ang, chunk):
+        a1 = min(n_ang, a0 + chunk)
+        t = rotated[a0:a1]
+        na = a1 - a0
+        reg = t[:, ri[:, :, None], ci[:, None, :]]                    # (na, kv, nr, nc)
+        reg = torch.where(region_inside.unsqueeze(0), reg, torch.full_like(reg, nan))
+        tmiss = (torch.isnan(reg) & region_area_mask.unsqueeze(0)).sum(dim=(2, 3))
+        rvalid = (tmiss.double() / region_area.double() <= max_missing) & (
+            region_area - tmiss >= 2
+        )
+        std, _ = _standardise(reg, (2, 3))
+        fb = torch.fft.rfft2(std, s=(pr, pc))
+        ccf_full = torch.fft.irfft2(fb * cells.spectrum.unsqueeze(0), s=(pr, pc))
+        vals = torch.gather(
+            ccf_full.reshape(na, kv, -1), 2, lag_idx.unsqueeze(0).expand(na, -1, -1)
+        )
+        vals = torch.where(lag_ok.unsqueeze(0), vals, torch.full_like(vals, -float("inf")))
+        best, arg = vals.max(dim=2)
+        norm_b = torch.sqrt((std * std).sum(dim=(2, 3)))
+        ccf_val = best / (cells.norm.unsqueeze(0) * norm_b).clamp(min=1e-30)
+        tr = arg // nc
+        tc = arg % nc
+        o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
+        o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
+        start_r = torch.as_tensor(rs[:, 0], device=dev).unsqueeze(0) + o_r   # (na, kv)
+        start_c = torch.as_tensor(rs[:, 1], device=dev).unsqueeze(0) + o_c
+        # aligned target patch, NaN outside the target
+        pr_idx = start_r.unsqueeze(2) + torch.arange(mr, device=dev).view(1, 1, -1)
+        pc_idx = start_c.unsqueeze(2) + torch.arange(mc, device=dev).view(1, 1, -1)
+        inb = ((pr_idx >= 0) & (pr_idx < h)).unsqueeze(3) & (
+            (pc_idx >= 0) & (pc_idx < w)).unsqueeze(2)
+        flat = pr_idx.clamp(0, h - 1).unsqueeze(3) * w + pc_idx.clamp(0, w - 1).unsqueeze(2)
+        patch = torch.gather(t.reshape(na, 1, -1).expand(na, kv, -1), 2, flat.reshape(na, kv, -1))
+        patch = patch.reshape(na, kv, mr, mc).double()
+        pat_ok = inb & ~torch.isnan(patch)
+        both = pat_ok & raw_ok.unsqueeze(0) & cell_in.unsqueeze(0)
+        jmiss = ((~pat_ok) & (~raw_ok.unsqueeze(0)) & cell_in.unsqueeze(0)).sum(dim=(2, 3))
+        corr = _pairwise_corr(raw.unsqueeze(0), patch, both)
+
+        disp_r = start_r - torch.as_tensor(g.cell_start[keep_np, 0], device=dev).unsqueeze(0)
+        disp_c = start_c - torch.as_tensor(g.cell_start[keep_np, 1], device=dev).unsqueeze(0)
+        rv = rvalid.cpu().numpy()
+        sl = slice(a0, a1)
+        res["valid"][sl, keep_np] = rv
+        res["dy"][sl, keep_np] = np.where(rv, disp_r.cpu().numpy(), 0)
+        res["dx"][sl, keep_np] = np.where(rv, disp_c.cpu().numpy(), 0)
+        res["ccf"][sl, keep_np] = np.where(rv, ccf_val.double().cpu().numpy(), np.nan)
+        res["corr"][sl, keep_np] = np.where(rv, corr.cpu().numpy(), np.nan)
+        res["tmiss"][sl, keep_np] = tmiss.cpu().numpy()
+        res["jmiss"][sl, keep_np] = np.where(rv, jmiss.cpu().numpy(), 0)
+
+
+def _pairwise_corr(x: torch.Tensor, y: torch.Tensor, both: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation over the points where ``both`` is True (NaN when undefined)."""
+    n = both.sum(dim=(-2, -1)).to(x.dtype)
+    zx = torch.where(both, x.expand_as(both), torch.zeros((), dtype=x.dtype, device=x.device))
+    zy = torch.where(both, y, torch.zeros((), dtype=y.dtype, device=y.device))
+    mx = zx.sum(dim=(-2, -1)) / n.clamp(min=1)
+    my = zy.sum(dim=(-2, -1)) / n.clamp(min=1)
+    dx = torch.where(both, zx - mx[..., None, None], torch.zeros_like(zx))
+    dy = torch.where(both, zy - my[..., None, None], torch.zeros_like(zy))
+    sxy = (dx * dy).sum(dim=(-2, -1))
+    sxx = (dx * dx).sum(dim=(-2, -1))
+    syy = (dy * dy).sum(dim=(-2, -1))
+    den = torch.sqrt(sxx * syy)
+    ok = (n >= 2) & (den > 0)
+    return torch.where(ok, sxy / torch.where(ok, den, torch.ones_like(den)),
+                       torch.full_like(den, float("nan")))
+
+
+def compare_direction(
+    reference: torch.Tensor,
+    target: torch.Tensor,
+    geometry: CellGeometry,
+    angles: Sequence[float],
+    max_missing: float,
+    spacing_um: tuple[float, float],
+    *,
+    cells: PreparedCells | None = None,
+    rotated: torch.Tensor | None = None,
+) -> DirectionResult:
+    """Reference cells against the target rotated by each angle (one direction)."""
+    if cells is None:
+        cells = prepare_cells(reference, geometry, max_missing)
+    if rotated is None:
+        rotated = rotate_stack(target, list(angles))
+    return register_cells(cells, rotated, angles, max_missing, spacing_um)

@@ -1,0 +1,175 @@
+"""Parameters of the areal (breech-face) comparison: cells, rotations, CMC thresholds.
+
+Two presets:
+
+``"cmcR"``
+    The settings of the cmcR README (Zemmels, VanderPlas and Hofmann 2022) for the processed
+    Fadul pair: 8 x 8 cells, cells and regions with more than 85 % missing values dropped,
+    target regions three times the cell side, rotations -30..30 degrees in 3 degree steps,
+    Song (2013) thresholds Tx = Ty = 20 px at 6.25 um (125 um), Ttheta = 6 degrees,
+    Tcorr = 0.5, and Tong (2015) High CMC with tau = 1.
+``"default"``
+    The same cell comparison and thresholds, but for casings at unknown orientation: a coarse
+    full-circle registration of the whole scans at reduced resolution first, then the cell
+    comparison on a fine rotation grid around the coarse estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ballistics.errors import ParameterError
+from ballistics.params import check_choice, check_range, params_dict
+
+ROTATION_MODES = ("grid", "full")
+
+
+@dataclass(frozen=True)
+class CompareParams:
+    """Parameters of :func:`ballistics.matching.compare`.
+
+    Parameters
+    ----------
+    grid
+        Number of cells ``(rows, cols)`` the reference scan is divided into (cmcR: 8 x 8).
+    max_missing
+        Cells (and target regions) with a larger proportion of missing values are dropped
+        (cmcR: 0.85).
+    region_multiplier
+        Side of the target region searched for each cell, in cell sides (cmcR: 3).
+    rotation
+        ``"grid"``: rotations ``theta_min_deg..theta_max_deg`` by ``theta_step_deg``;
+        ``"full"``: coarse registration over 360 degrees, then a fine grid of
+        ``fine_halfwidth_deg`` around it in ``fine_step_deg`` steps.
+    theta_min_deg, theta_max_deg, theta_step_deg
+        The rotation grid of ``rotation="grid"`` (cmcR: -30, 30, 3).
+    coarse_step_deg
+        Angular step of the full-circle coarse registration.
+    coarse_spacing_um
+        Point spacing at which the coarse registration runs (the scans are block-averaged).
+    fine_halfwidth_deg, fine_step_deg
+        Fine grid around the coarse angle for ``rotation="full"``.
+    tx_um, ty_um
+        Translation thresholds of the CMC rules, micrometres (cmcR: 20 px at 6.25 um).
+    ttheta_deg
+        Rotation threshold (original rule) and maximum width of the High CMC mode.
+    tcorr
+        Minimum pairwise-complete correlation of a congruent cell (cmcR: 0.5).
+    tau
+        High CMC: angles whose candidate count is at least ``max - tau`` are "high" (cmcR: 1).
+    min_valid_cells
+        Fewer valid cells than this gives a warning on the result (not an error).
+    """
+
+    grid: tuple[int, int] = (8, 8)
+    max_missing: float = 0.85
+    region_multiplier: int = 3
+    rotation: str = "full"
+    theta_min_deg: float = -30.0
+    theta_max_deg: float = 30.0
+    theta_step_deg: float = 3.0
+    coarse_step_deg: float = 3.0
+    coarse_spacing_um: float = 25.0
+    fine_halfwidth_deg: float = 6.0
+    fine_step_deg: float = 1.5
+    tx_um: float = 125.0
+    ty_um: float = 125.0
+    ttheta_deg: float = 6.0
+    tcorr: float = 0.5
+    tau: float = 1.0
+    min_valid_cells: int = 10
+
+    def __post_init__(self) -> None:
+        grid = tuple(int(g) for g in self.grid)
+        if len(grid) != 2 or any(g < 1 or g > 64 for g in grid):
+            raise ParameterError(f"grid must be two integers in [1, 64], got {self.grid!r}")
+        object.__setattr__(self, "grid", grid)
+        check_range("max_missing", self.max_missing, 0.0, 1.0, hi_open=True)
+        check_range("region_multiplier", self.region_multiplier, 1, 9)
+        object.__setattr__(self, "region_multiplier", int(self.region_multiplier))
+        check_choice("rotation", self.rotation, ROTATION_MODES)
+        check_range("theta_min_deg", self.theta_min_deg, -360.0, 360.0)
+        check_range("theta_max_deg", self.theta_max_deg, self.theta_min_deg, 360.0)
+        check_range("theta_step_deg", self.theta_step_deg, 0.0, 90.0, lo_open=True)
+        check_range("coarse_step_deg", self.coarse_step_deg, 0.0, 45.0, lo_open=True)
+        check_range("coarse_spacing_um", self.coarse_spacing_um, 0.0, 1000.0, lo_open=True)
+        check_range("fine_halfwidth_deg", self.fine_halfwidth_deg, 0.0, 90.0)
+        check_range("fine_step_deg", self.fine_step_deg, 0.0, 45.0, lo_open=True)
+        check_range("tx_um", self.tx_um, 0.0, None, lo_open=True)
+        check_range("ty_um", self.ty_um, 0.0, None, lo_open=True)
+        check_range("ttheta_deg", self.ttheta_deg, 0.0, 180.0)
+        check_range("tcorr", self.tcorr, -1.0, 1.0)
+        check_range("tau", self.tau, 0.0, None)
+        check_range("min_valid_cells", self.min_valid_cells, 1, 10_000)
+        if len(self.grid_angles()) > 721:
+            raise ParameterError("the rotation grid has more than 721 angles; use a larger step")
+
+    # --- derived -------------------------------------------------------------------------
+    def grid_angles(self) -> list[float]:
+        """The angles of ``rotation="grid"`` (degrees, cmcR sign convention)."""
+        n = int(round((self.theta_max_deg - self.theta_min_deg) / self.theta_step_deg + 1e-9))
+        return [round(self.theta_min_deg + i * self.theta_step_deg, 9) for i in range(n + 1)]
+
+    def fine_angles(self, center_deg: float) -> list[float]:
+        """The fine grid around a coarse angle for ``rotation="full"``."""
+        n = int(round(self.fine_halfwidth_deg / self.fine_step_deg + 1e-9))
+        return [round(center_deg + i * self.fine_step_deg, 9) for i in range(-n, n + 1)]
+
+    def replace(self, **changes: Any) -> CompareParams:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict of the parameters."""
+        return params_dict(self)
+
+
+PRESETS: dict[str, CompareParams] = {
+    "default": CompareParams(),
+    "cmcR": CompareParams(rotation="grid"),
+}
+
+
+def get_params(params: str | CompareParams | None = "default") -> CompareParams:
+    """Resolve a preset name (``"default"``, ``"cmcR"``) or pass parameters through."""
+    if params is None:
+        return PRESETS["default"]
+    if isinstance(params, CompareParams):
+        return params
+    if isinstance(params, str):
+        for name, p in PRESETS.items():
+            if params.lower() == name.lower():
+                return p
+        check_choice("preset", params, tuple(PRESETS))
+    raise ParameterError(
+        f"params must be a preset name or CompareParams, got {type(params).__name__}")
+
+
+def parse_rotation(
+    spec: str | tuple[float, float, float] | None, base: CompareParams
+) -> CompareParams:
+    """Apply a rotation override: ``"full"``, ``"MIN,MAX,STEP"`` or a ``(min, max, step)`` tuple."""
+    if spec is None:
+        return base
+    if isinstance(spec, str):
+        s = spec.strip().lower()
+        if s == "full":
+            return base.replace(rotation="full")
+        parts = [p for p in s.replace(" ", "").split(",") if p]
+        if len(parts) != 3:
+            raise ParameterError(
+                f"rotation must be 'full' or 'MIN,MAX,STEP' in degrees, got {spec!r}")
+        try:
+            lo, hi, step = (float(p) for p in parts)
+        except ValueError as exc:
+            raise ParameterError(
+                f"rotation must be 'full' or 'MIN,MAX,STEP', got {spec!r}") from exc
+    else:
+        try:
+            lo, hi, step = (float(v) for v in spec)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"rotation must be 'full' or (min, max, step), got {spec!r}") from exc
+    return base.replace(rotation="grid", theta_min_deg=lo, theta_max_deg=hi, theta_step_deg=step)
