@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -137,15 +138,6 @@ class X3pHeader:
         return (self.size[1], self.size[0])
 
 
-def _float(text: str | None, default: float, what: str, path: Path) -> float:
-    if text is None or text == "":
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise CorruptFileError(f"{what} is not a number: {text[:40]!r}", path=path) from None
-
-
 def _int(text: str | None, what: str, path: Path) -> int:
     if text is None:
         raise CorruptFileError(f"main.xml has no {what}", path=path)
@@ -170,6 +162,8 @@ class X3pContainer:
         self.path = path
         self.log = log
         self.file_size = path.stat().st_size
+        #: True when x3pio's strict decoder needs the normalised container (tolerant path)
+        self.normalise = False
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
@@ -270,26 +264,64 @@ class X3pContainer:
         return data
 
     # --- header -------------------------------------------------------------------------
+    def _number(self, e: ET.Element | None, tag: str, default: float, what: str) -> float:
+        """A number of ``main.xml``; a decimal comma is fixed in the tree (with a warning)."""
+        el = _child(e, tag)
+        text = None if el is None or el.text is None else el.text.strip()
+        if text is None or text == "":
+            return default
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        fixed = text.replace(",", ".")
+        try:
+            value = float(fixed)
+        except ValueError:
+            raise CorruptFileError(
+                f"{what} is not a number: {text[:40]!r}", path=self.path
+            ) from None
+        assert el is not None
+        el.text = fixed
+        self.normalise = True
+        self.log.add(f"decimal comma in {what} ({text[:20]!r}) read as {fixed!r}")
+        return value
+
+    def _code(self, e: ET.Element, tag: str, default: str) -> str:
+        """A one-letter code (AxisType, DataType); case and blanks are fixed in the tree."""
+        el = _child(e, tag)
+        raw = "" if el is None or el.text is None else el.text
+        code = raw.strip().upper() or default
+        if el is not None and raw and raw != code:
+            el.text = code
+            self.normalise = True
+            if raw.strip() != code:
+                self.log.add(f"{tag} written as {raw.strip()[:10]!r}, read as {code!r}")
+        return code
+
     def _axis(self, axes: ET.Element | None, name: str) -> Axis:
         e = _child(axes, name)
         if e is None:
             raise CorruptFileError(f"main.xml has no axis {name}", path=self.path)
-        axis_type = (_text(e, "AxisType") or ("A" if name == "CZ" else "I")).upper()[:1]
-        data_type = (_text(e, "DataType") or "D").upper()[:1]
+        axis_type = self._code(e, "AxisType", "A" if name == "CZ" else "I")
+        data_type = self._code(e, "DataType", "D")
         if axis_type not in ("I", "A"):
             raise CorruptFileError(f"unknown AxisType of {name}: {axis_type!r}", path=self.path)
         if data_type not in _ITEMSIZE:
             raise CorruptFileError(f"unknown DataType of {name}: {data_type!r}", path=self.path)
-        inc = _float(_text(e, "Increment"), 1.0, f"the increment of {name}", self.path)
-        off = _float(_text(e, "Offset"), 0.0, f"the offset of {name}", self.path)
-        if not (inc == inc and abs(inc) != float("inf")) or inc == 0:
+        inc = self._number(e, "Increment", 1.0, f"the increment of {name}")
+        off = self._number(e, "Offset", 0.0, f"the offset of {name}")
+        if not math.isfinite(inc) or inc == 0:
             raise CorruptFileError(f"the increment of {name} is {inc!r}", path=self.path)
+        if not math.isfinite(off):
+            raise CorruptFileError(f"the offset of {name} is {off!r}", path=self.path)
         return Axis(axis_type, data_type, inc, off)
 
     def _parse_header(self) -> X3pHeader:
         root = self.root
         root_tag = _local(root.tag)
         if root_tag != ROOT_NAME:
+            self.normalise = True
             self.log.add(
                 f"non-standard root element <{root_tag}> (the standard's is <p:{ROOT_NAME}>)"
             )
@@ -321,8 +353,6 @@ class X3pContainer:
             )
         if z.axis_type != "A":
             raise CorruptFileError("the z axis must be absolute (AxisType A)", path=self.path)
-        if x.increment < 0 or y.increment < 0:
-            raise CorruptFileError("negative x/y increments are not supported", path=self.path)
         md = _child(r3, "MatrixDimension")
         if md is None:
             raise UnsupportedFeatureError(
@@ -393,10 +423,12 @@ class X3pContainer:
         elif compact.startswith(("ISO25178-72", "ISO5436")):
             rev = REV_2000
         else:
+            self.normalise = True
             self.log.add(
                 f"unknown revision {norm[:60]!r}; read as {REV_2000!r} (ISO 25178-72:2017)"
             )
             return REV_2000
+        self.normalise = True
         self.log.add(f"non-standard revision {norm[:60]!r} read as {rev!r}")
         return rev
 
@@ -415,6 +447,11 @@ class X3pContainer:
         count = h.size[0] * h.size[1] * h.size[2]
         need = count * itemsize
         check_claimed_size(need, self.file_size, "main.xml's matrix size", self.path)
+        if name != self.prefix + "/".join(
+            p for p in h.point_data.strip().replace("\\", "/").split("/") if p not in ("", ".")
+        ):
+            self.normalise = True
+            self.log.add(f"the data link {h.point_data!r} names the zip member {name!r}")
         have = self.member_size(name)
         if have != need:
             raise SizeMismatchError(

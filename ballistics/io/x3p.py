@@ -27,6 +27,7 @@ import numpy as np
 
 from ballistics._version import __version__
 from ballistics.errors import (
+    BallisticsError,
     ChecksumError,
     CorruptFileError,
     ParameterError,
@@ -82,7 +83,8 @@ def _file_facts(h: X3pHeader) -> dict[str, Any]:
 def _spacing_from_header(h: X3pHeader, log: WarningLog) -> tuple[float, float]:
     """(dy, dx) in µm; increments above a millimetre were written in µm and are corrected."""
     out = []
-    for name, inc in (("y", h.y.increment), ("x", h.x.increment)):
+    for name, signed in (("y", h.y.increment), ("x", h.x.increment)):
+        inc = abs(signed)
         if inc > MAX_PLAUSIBLE_INCREMENT_M:
             log.add(
                 f"implausible {name} increment {inc:g} m (over 1 mm): read as micrometres "
@@ -109,10 +111,7 @@ def _decode(container: X3pContainer, verify: bool, log: WarningLog) -> np.ndarra
     import x3pio
 
     h = container.header
-    tolerant = h.root_tag != "ISO5436_2" or (
-        h.revision_text is not None and h.revision_text.strip() not in ("ISO5436 - 2000",
-                                                                       "ISO25178-72:2017/DAM1")
-    )
+    tolerant = container.normalise
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
@@ -143,8 +142,15 @@ def _decode(container: X3pContainer, verify: bool, log: WarningLog) -> np.ndarra
                     x3p = x3pio.X3pFile.loads(data, verify=False)
         except x3pio.X3pError as exc:
             msg = str(exc)
-            cls = SizeMismatchError if "bytes" in msg and "need" in msg else CorruptFileError
+            sized = ("bytes" in msg and "need" in msg) or "Datum elements" in msg
+            cls = SizeMismatchError if sized else CorruptFileError
             raise cls(f"x3pio cannot decode the file: {msg}", path=container.path) from None
+        except (BallisticsError, MemoryError):
+            raise
+        except Exception as exc:  # x3pio on damaged bytes may raise other types
+            raise CorruptFileError(
+                f"cannot decode the file: {type(exc).__name__}: {exc}", path=container.path
+            ) from None
         layers = x3p.layers
         if not layers:
             raise CorruptFileError("the file holds no layer", path=container.path)
@@ -175,6 +181,9 @@ def _check_height_units(z: np.ndarray, log: WarningLog) -> np.ndarray:
     finite = z[np.isfinite(z)]
     if finite.size == 0:
         return z
+    if float(finite.max() - finite.min()) <= MAX_PLAUSIBLE_HEIGHT_RANGE_M:
+        return z
+    # robust range: a few spikes or sentinel values must not trigger the correction
     lo, hi = np.percentile(finite, [0.1, 99.9]) if finite.size > 1000 else (finite.min(),
                                                                              finite.max())
     span = float(hi - lo)
@@ -284,6 +293,10 @@ def read_x3p(path: Path, *, verify: bool = True) -> X3pRead:
         h = container.header
         ext = _read_extension(container)
         z = _decode(container, verify, log)
+        for axis, name, inc in ((0, "y", h.y.increment), (1, "x", h.x.increment)):
+            if inc < 0:  # keep rows/cols increasing in y/x, as for every other file
+                z = np.flip(z, axis=axis)
+                log.add(f"negative {name} increment: the matrix was flipped along {name}")
         if ext is None:
             spacing = _spacing_from_header(h, log)
             z = _check_height_units(z, log)
@@ -315,8 +328,7 @@ def x3p_header(path: Path, *, verify: bool = True) -> tuple[X3pHeader, dict[str,
     container = X3pContainer(path, log)
     try:
         h = container.header
-        if h.root_tag != "ISO5436_2" or verify:
-            _verify_main_xml(container, verify, log)
+        _verify_main_xml(container, verify, log)
         ext = _read_extension(container)
         if ext is None:
             spacing = _spacing_from_header(h, log)
@@ -456,7 +468,9 @@ def write_x3p(scan: Any, path: str | os.PathLike[str], *, dtype: str = "float32"
         "provenance": _plain(scan.provenance),
         "warnings": list(scan.warnings),
     }
-    payload = json.dumps(ext, sort_keys=True, allow_nan=True, ensure_ascii=False).encode("utf-8")
+    payload = json.dumps(
+        ext, sort_keys=True, allow_nan=True, ensure_ascii=False, default=str
+    ).encode("utf-8")
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:

@@ -88,7 +88,8 @@ def test_subfolder_junk_and_unprefixed_root(tmp_path):
     assert len(scan.warnings) == 3
     assert "sub-folder" in text and "root element" in text and "operating-system" in text
     assert scan.heights.tobytes() == ref.heights.tobytes()
-    info = scan_info(path)
+    with pytest.warns(ScanWarning, match="sub-folder"):
+        info = scan_info(path)
     assert info.shape == (23, 31) and info.spacing_um == (6.25, 6.25)
 
 
@@ -104,6 +105,32 @@ def test_increments_in_micrometres_are_corrected(tmp_path):
     scan = _read(build_x3p(tmp_path / "um.x3p", surface(), x_inc="6.25", y_inc="6.25"))
     assert scan.spacing_um == (6.25, 6.25)
     assert len(scan.warnings) == 2 and all("increment" in w for w in scan.warnings)
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        ({"x_inc": "6,25e-06", "y_inc": "6,25e-06"}, "decimal comma"),
+        ({"data_type_text": " d "}, "DataType"),
+        ({"link_text": "BinData\\Data.bin"}, "data link"),
+    ],
+)
+def test_writer_slips_are_tolerated(tmp_path, kw, expect):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    scan = _read(build_x3p(tmp_path / "v.x3p", z, **kw))
+    assert scan.heights.tobytes() == ref.heights.tobytes()
+    assert scan.spacing_um == (6.25, 6.25)
+    assert scan.warnings and all(expect in w for w in scan.warnings)
+
+
+def test_negative_increment_flips_to_increasing_rows(tmp_path):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    scan = _read(build_x3p(tmp_path / "neg.x3p", z, y_inc="-6.25e-06"))
+    assert scan.spacing_um == (6.25, 6.25)
+    assert scan.heights.tobytes() == ref.heights[::-1].tobytes()
+    assert len(scan.warnings) == 1 and "negative y increment" in scan.warnings[0]
 
 
 def test_x3ptools_mask_png_is_honoured(tmp_path):

@@ -35,10 +35,13 @@ def main_xml(
     doctype: str = "",
     comment: str = "test file",
     extra_record3: str = "",
+    data_type_text: str | None = None,
+    link_text: str = "bindata/data.bin",
 ) -> str:
+    dt_text = data_type_text or data_type
     ns = f' xmlns:p="{NS}"' if root.startswith("p:") else ""
     rev = f"<Revision>{revision}</Revision>" if revision is not None else ""
-    link = "<PointDataLink>bindata/data.bin</PointDataLink>"
+    link = f"<PointDataLink>{link_text}</PointDataLink>"
     if data_md5:
         link += f"<MD5ChecksumPointData>{data_md5}</MD5ChecksumPointData>"
     if with_valid:
@@ -51,7 +54,7 @@ def main_xml(
     <Axes>
       <CX><AxisType>I</AxisType><DataType>D</DataType><Increment>{x_inc}</Increment><Offset>0</Offset></CX>
       <CY><AxisType>I</AxisType><DataType>D</DataType><Increment>{y_inc}</Increment><Offset>0</Offset></CY>
-      <CZ><AxisType>A</AxisType><DataType>{data_type}</DataType><Increment>{z_inc}</Increment><Offset>0</Offset></CZ>
+      <CZ><AxisType>A</AxisType><DataType>{dt_text}</DataType><Increment>{z_inc}</Increment><Offset>0</Offset></CZ>
     </Axes>
   </Record1>
   <Record2><Date>2020-01-02T03:04:05</Date><Creator>tester</Creator>
