@@ -53,12 +53,15 @@ def index_params(n: int, dim: int, kind: str) -> dict[str, Any]:
     """Build parameters of an index of ``n`` vectors of dimension ``dim``.
 
     ``nlist`` ~ 4 sqrt(n) cells (FAISS guideline), at most n / 39 so every cell gets
-    training points; ``m`` PQ sub-quantisers = the largest divisor of ``dim`` <= dim / 4.
+    training points; ``m`` PQ sub-quantisers = the largest divisor of ``dim`` <= dim / 4;
+    ``nbits`` 8 (256 centroids per sub-quantiser) once there are 39 x 256 training rows,
+    fewer below.
     """
     if kind == "ivfpq":
         nlist = int(max(1, min(4 * math.sqrt(max(n, 1)), max(1, n // 39), 65536)))
         m = max(d for d in range(1, dim // 4 + 1) if dim % d == 0) if dim >= 4 else 1
-        return {"nlist": nlist, "m": m, "nbits": 8, "nprobe": min(NPROBE, nlist),
+        nbits = int(max(4, min(8, math.floor(math.log2(max(n, 16) / 39)))))
+        return {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": min(NPROBE, nlist),
                 "k_factor": K_FACTOR}
     if kind == "hnsw":
         return {"M": 32, "ef_search": EF_SEARCH, "ef_construction": 80}

@@ -226,6 +226,18 @@ def read_surfaces(path: str | Path, rows: Sequence[int]) -> list[Scan]:
     return out
 
 
+def read_records(path: str | Path) -> list[CasingRecord]:
+    """Every casing of a shard as :class:`CasingRecord` objects (to re-commit them)."""
+    table = read_table(path)
+    emb = read_embeddings(path)
+    scans = read_surfaces(path, range(table.count))
+    return [
+        CasingRecord(id=i, path=p, sha256=h, labels=lab, embedding=e, scan=s)
+        for i, p, h, lab, e, s in zip(table.ids, table.paths, table.sha256, table.labels, emb,
+                                      scans, strict=True)
+    ]
+
+
 def check_shard(path: str | Path) -> list[str]:
     """Read every dataset of a shard (so every Fletcher-32 chunk checksum is checked).
 

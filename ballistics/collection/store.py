@@ -513,29 +513,35 @@ class Collection:
     def commit_shard(self, shard_path: str | Path, *, lock: CollectionLock) -> dict[str, Any]:
         """Publish a shard file written elsewhere (e.g. by a cluster worker).
 
-        The file is moved into ``shards/`` (same file system: a rename) and published.
-        Refused when it holds a SHA-256 already committed, so every casing is in the
-        collection exactly once.
+        When none of its casings is already committed and its ids are free, the file is
+        moved into ``shards/`` (a rename on the same file system) and published; otherwise
+        its records go through :meth:`commit` (duplicates left out, ids made unique) and
+        the source file is removed. Either way every casing is in the collection once.
+
+        Returns
+        -------
+        dict
+            ``{"committed": n, "duplicates": n, "renamed": bool}``.
         """
         self._require(lock)
         src = Path(shard_path)
         table = shard_io.read_table(src)
         current = Collection(self.directory, self._latest())
-        clash = set(table.sha256) & set(current.columns()["sha256"])
-        if clash or len(set(table.sha256)) != len(table.sha256):
-            raise CollectionError(
-                f"the shard repeats {len(clash) or 'some'} casing(s) already committed; commit "
-                "its records with Collection.commit, which leaves duplicates out", path=src,
-            )
-        if set(table.ids) & set(current.ids):
-            raise CollectionError("the shard's casing ids clash with committed ids", path=src)
+        clean = (not set(table.sha256) & set(current.columns()["sha256"])
+                 and len(set(table.sha256)) == len(table.sha256)
+                 and not set(table.ids) & set(current.ids)
+                 and len(set(table.ids)) == len(table.ids))
+        if not clean:
+            done, dups = self.commit(shard_io.read_records(src), lock=lock)
+            src.unlink(missing_ok=True)
+            return {"committed": len(done), "duplicates": len(dups), "renamed": False}
         gen = current.generation + 1
         name = f"shards/shard-{gen:06d}-{uuid.uuid4().hex[:8]}.h5"
         dst = self.directory / name
         src.replace(dst)
         fsync_dir(dst.parent)
         self._publish_shard(current.manifest, name, None)
-        return self.manifest["shards"][-1]
+        return {"committed": table.count, "duplicates": 0, "renamed": True}
 
     def update_index(
         self, *, lock: CollectionLock, kind: str | None = None, rebuild: bool = False
