@@ -1,0 +1,176 @@
+"""``ballistics compare-striae`` and ``ballistics compare-bullets``: striation comparisons.
+
+``compare-striae A B --kind aperture-shear|lea|mark [--region Y0,X0,Y1,X1] [--mask PNG]
+[--json] [--report OUT.html]`` prints ``ccf_max, lag_um, cms, direction_deg [a, b],
+overlap_um`` and more scores, with ``version`` and ``warnings``.
+
+``compare-bullets DIR_A DIR_B [--json] [--report OUT.html]`` (one X3P per land, lands in
+sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores, best_phase, sam,
+margin``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ballistics.cli.common import emit_json, handle_errors, json_option, scan_read_options
+from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
+
+
+def _parse_region(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ParameterError(f"--region must be Y0,X0,Y1,X1 in µm, got {text!r}") from None
+    if len(vals) != 4:
+        raise ParameterError(f"--region must be four numbers Y0,X0,Y1,X1 in µm, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing_um: Any,
+               verify: bool) -> Any:
+    from ballistics.features.lea import lea_signature
+    from ballistics.features.striation import extract_signature, propose_aperture_shear
+    from ballistics.io import read_mask_png, read_scan
+
+    scan = read_scan(path, spacing_um=spacing_um, verify=verify)
+    mask = read_mask_png(mask_path, scan.shape) if mask_path else None
+    try:
+        if kind == "lea" and region is None and mask is None:
+            return lea_signature(scan), scan
+        if kind == "aperture-shear" and region is None and mask is None:
+            from ballistics.preprocess.segment import segment
+
+            seg = segment(scan)
+            if seg.firing_pin is None:
+                raise NoSignatureError(
+                    "no striation signature: no firing-pin impression was found to propose "
+                    "the aperture-shear band; give it with --region or --mask")
+            mask = propose_aperture_shear(scan, seg.firing_pin.center_um,
+                                          seg.firing_pin.radius_um)
+        return extract_signature(scan, kind=kind, region=region, mask=mask), scan
+    except InputError as exc:
+        if exc.path is None:
+            raise type(exc)(exc.message, path=path) from None
+        raise
+
+
+@click.command("compare-striae")
+@click.argument("a", type=click.Path(dir_okay=False))
+@click.argument("b", type=click.Path(dir_okay=False))
+@click.option("--kind", type=click.Choice(["aperture-shear", "lea", "mark"]), default="mark",
+              show_default=True, help="Kind of striated mark.")
+@click.option("--region", default=None, help="Striated region Y0,X0,Y1,X1 in µm from the "
+              "first point (applied to both scans).")
+@click.option("--mask", "mask_path", default=None, type=click.Path(dir_okay=False),
+              help="Mask PNG of the striated region (True/non-zero = inside), both scans.")
+@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+              help="Write an HTML report here.")
+@json_option
+@scan_read_options
+@handle_errors
+def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str | None,
+                   report_path: str | None, as_json: bool, spacing_um: float | None,
+                   no_verify: bool) -> None:
+    """Compare the striation signatures of two scans (casing marks or bullet lands)."""
+    from ballistics.matching.striae import StriaeCompareParams, compare_signatures
+
+    reg = _parse_region(region)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScanWarning)
+        sa, _ = _signature(a, kind, reg, mask_path, spacing_um, not no_verify)
+        sb, _ = _signature(b, kind, reg, mask_path, spacing_um, not no_verify)
+        params = StriaeCompareParams(try_reversed=kind != "lea")
+        c = compare_signatures(sa, sb, params)
+    warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    out = c.to_dict()
+    out.update({
+        "a": a, "b": b, "kind": kind,
+        "direction_deg": [sa.direction_deg, sb.direction_deg],
+        "roughness_um": [sa.roughness_um, sb.roughness_um],
+        "grooves_um": [sa.meta.get("grooves_um"), sb.meta.get("grooves_um")]
+        if kind == "lea" else None,
+        "warnings": list(dict.fromkeys([*sa.warnings, *sb.warnings, *c.warnings, *warns])),
+    })
+    if report_path:
+        from ballistics.report.striae import striae_report
+
+        striae_report(sa, sb, c, names=(Path(a).name, Path(b).name), out=report_path)
+        out["report"] = report_path
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"{a} vs {b} ({kind}): CCF {c.ccf_max:.3f} at lag {c.lag_um:.1f} µm, "
+                   f"CMS {c.cms}, overlap {c.overlap_um:.0f} µm, directions "
+                   f"{sa.direction_deg:.2f}° / {sb.direction_deg:.2f}°")
+
+
+def _land_files(folder: str) -> list[Path]:
+    d = Path(folder)
+    if not d.is_dir():
+        raise InputError("not a folder of land scans (one X3P per land)", path=folder)
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() == ".x3p" and p.is_file())
+    if not files:
+        raise InputError("no .x3p land scans in the folder", path=folder)
+    return files
+
+
+@click.command("compare-bullets")
+@click.argument("dir_a", type=click.Path(file_okay=False))
+@click.argument("dir_b", type=click.Path(file_okay=False))
+@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+              help="Write an HTML report here.")
+@json_option
+@scan_read_options
+@handle_errors
+def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json: bool,
+                        spacing_um: float | None, no_verify: bool) -> None:
+    """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
+    best land phase (SAM)."""
+    from ballistics.features.lea import lea_signature
+    from ballistics.io import read_scan
+    from ballistics.matching.striae import compare_bullets
+
+    files_a, files_b = _land_files(dir_a), _land_files(dir_b)
+    warns: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScanWarning)
+        sigs = []
+        for files in (files_a, files_b):
+            lands = []
+            for f in files:
+                try:
+                    lands.append(lea_signature(read_scan(f, spacing_um=spacing_um,
+                                                         verify=not no_verify)))
+                except NoSignatureError as exc:
+                    warns.append(f"{f}: {exc.message}; the land is left out")
+                    lands.append(None)
+            sigs.append(lands)
+        r = compare_bullets(sigs[0], sigs[1])
+    warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    for lands, files in zip(sigs, (files_a, files_b), strict=True):
+        for s, f in zip(lands, files, strict=True):
+            if s is not None:
+                warns += [f"{f.name}: {w}" for w in s.warnings]
+    out = r.to_dict()
+    out.update({
+        "lands_a": [f.name for f in files_a], "lands_b": [f.name for f in files_b],
+        "warnings": list(dict.fromkeys([*r.warnings, *warns])),
+    })
+    if report_path:
+        from ballistics.report.striae import bullets_report
+
+        bullets_report(r, out["lands_a"], out["lands_b"], out=report_path,
+                       extra={"bullet A": dir_a, "bullet B": dir_b})
+        out["report"] = report_path
+    if as_json:
+        emit_json(out)
+    else:
+        click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
+                   f"SAM {r.sam:.3f}, margin {r.margin:.3f}")
