@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from x3p_builders import build_x3p, surface
 
@@ -88,8 +90,10 @@ def test_subfolder_junk_and_unprefixed_root(tmp_path):
     assert len(scan.warnings) == 3
     assert "sub-folder" in text and "root element" in text and "operating-system" in text
     assert scan.heights.tobytes() == ref.heights.tobytes()
-    with pytest.warns(ScanWarning, match="sub-folder"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         info = scan_info(path)
+    assert len(caught) == 3
     assert info.shape == (23, 31) and info.spacing_um == (6.25, 6.25)
 
 
@@ -230,6 +234,27 @@ def test_written_file_is_standard_for_x3pio(tmp_path):
         assert "bindata/valid.bin" in zf.namelist()
         ext = [n for n in zf.namelist() if n.endswith("scan.json")]
         assert json.loads(zf.read(ext[0]))["provenance"][1]["name"] == "preprocess"
+
+
+finite_f32 = st.floats(-1e4, 1e4, width=32, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    values=st.lists(st.one_of(finite_f32, st.just(float("nan"))), min_size=81, max_size=81),
+    spacing=st.tuples(st.floats(0.01, 500), st.floats(0.01, 500)),
+    dtype=st.sampled_from(["float32", "float64"]),
+)
+def test_round_trip_property(tmp_path, shape, values, spacing, dtype):
+    h = np.asarray(values[: shape[0] * shape[1]], np.float32).reshape(shape)
+    s = Scan(h, spacing, metadata={"k": [1, "x"]}).with_step("a", {"p": 1.5})
+    r = read_scan(write_x3p(s, tmp_path / "p.x3p", dtype=dtype))
+    np.testing.assert_array_equal(r.valid, s.valid)
+    assert r.heights[r.valid].tobytes() == s.heights[s.valid].tobytes()
+    assert r.spacing_um == s.spacing_um
+    assert thaw(r.provenance) == thaw(s.provenance) and thaw(r.metadata) == thaw(s.metadata)
 
 
 def test_write_is_deterministic(tmp_path):
