@@ -96,6 +96,16 @@ class StriationParams:
         check_range("min_direction_contrast", self.min_direction_contrast, 1, None)
         check_choice("direction", self.direction, ("auto", "vertical", "horizontal"))
 
+    @classmethod
+    def for_kind(cls, kind: str, **overrides: Any) -> StriationParams:
+        """Defaults for a kind of mark: casing marks (``aperture-shear``, ``mark``) are short
+        (0.3-1 mm) and finely striated, so λc = 100 µm and λs = 5 µm keep more independent
+        striae; bullet lands (about 2 mm) keep λc = 250 µm, λs = 10 µm."""
+        check_choice("kind", kind, KINDS)
+        base = {"highpass_cutoff_um": 250.0, "lowpass_cutoff_um": 10.0} if kind == "lea" \
+            else {"highpass_cutoff_um": 100.0, "lowpass_cutoff_um": 5.0}
+        return cls(**{**base, **overrides})
+
 
 @dataclass(frozen=True)
 class DirectionEstimate:
@@ -471,8 +481,8 @@ def extract_signature(
         When the region has no dominant striation direction, or its signature is too short or
         flat; the message gives the reason.
     """
-    params = params or StriationParams()
     check_choice("kind", kind, KINDS)
+    params = params or StriationParams.for_kind(kind)
     warns: list[str] = []
     h, (r0, c0) = region_heights(scan, region, mask)
     h = _plane_removed(h)

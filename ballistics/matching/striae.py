@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,12 +51,18 @@ class StriaeCompareParams:
         Largest distance between matching peaks (or valleys) of the aligned signatures.
     prominence_rq
         Smallest prominence of a peak or valley, in units of the signature's RMS roughness.
+    try_reversed
+        Also compare A with B reversed and keep the better: a striated mark scanned rotated by
+        180° has its signature reversed. Used for casing marks (``aperture-shear``, ``mark``),
+        whose scans have no fixed orientation; not for bullet lands, which are scanned in one
+        sense.
     """
 
     min_overlap_fraction: float = 0.5
     max_lag_um: float | None = None
-    match_tolerance_um: float = 8.0
+    match_tolerance_um: float = 5.0
     prominence_rq: float = 0.5
+    try_reversed: bool = False
 
     def __post_init__(self) -> None:
         check_range("min_overlap_fraction", self.min_overlap_fraction, 0, 1, lo_open=True)
@@ -86,11 +92,12 @@ class StriaeComparison:
     lags_um: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     aligned: tuple[np.ndarray, np.ndarray] | None = field(repr=False, default=None)
     warnings: tuple[str, ...] = ()
+    reversed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible scores (without the curves)."""
-        keys = ("ccf_max", "lag_um", "overlap_um", "cms", "cnms", "matches", "non_matches",
-                "d_um", "d_normalised", "length_a_um", "length_b_um", "spacing_um")
+        keys = ("ccf_max", "lag_um", "reversed", "overlap_um", "cms", "cnms", "matches",
+                "non_matches", "d_um", "d_normalised", "length_a_um", "length_b_um", "spacing_um")
         out = {k: getattr(self, k) for k in keys}
         out["version"] = __version__
         out["warnings"] = list(self.warnings)
@@ -237,6 +244,16 @@ def compare_signatures(
         warns.append(msg)
     va = _trim(resample_signature(_trim(np.asarray(va, np.float64)), sa, step))
     vb = _trim(resample_signature(_trim(np.asarray(vb, np.float64)), sb, step))
+    result = _compare_arrays(va, vb, step, params, warns)
+    if params.try_reversed:
+        rev = _compare_arrays(va, vb[::-1].copy(), step, params, warns)
+        if rev.ccf_max > result.ccf_max:
+            result = replace(rev, reversed=True)
+    return result
+
+
+def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeCompareParams,
+                    warns: list[str]) -> StriaeComparison:
     shorter = min(np.isfinite(va).sum(), np.isfinite(vb).sum())
     min_overlap = max(10, int(params.min_overlap_fraction * shorter))
     lags, r, n = ccf_curve(va, vb, min_overlap)

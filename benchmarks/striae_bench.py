@@ -1,0 +1,185 @@
+"""Benchmark of striation comparison on synthetic aperture-shear marks and bullet lands, and on
+the real Hamby 44 bullets (barrel 1, bullets 1 and 2; CSAFE bulletAnalyzr example data, GPL-3).
+
+``run()`` returns JSON-able numbers: same- vs different-source AUC of CCF and CMS for marks and
+lands at each difficulty, the best-phase accuracy of synthetic bullet pairs, and the real 6 × 6
+land matrix with its margin. Timings are wall-clock on the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from ballistics.datasets.synthetic_striae import (
+    fire_bullet,
+    make_barrel,
+    make_mark,
+    make_tool,
+    striae_params,
+    true_phase,
+)
+from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.features.lea import lea_signature
+from ballistics.features.striation import extract_signature
+from ballistics.matching.striae import StriaeCompareParams, compare_bullets, compare_signatures
+
+REAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+def _auc(same: list[float], diff: list[float]) -> float:
+    y = np.r_[np.ones(len(same)), np.zeros(len(diff))]
+    return float(roc_auc_score(y, np.r_[same, diff]))
+
+
+def _pairs_scores(sigs: list[tuple[str, Any]], params: StriaeCompareParams
+                  ) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"ccf_same": [], "ccf_diff": [], "cms_same": [],
+                                   "cms_diff": []}
+    for (fa, sa), (fb, sb) in itertools.combinations(sigs, 2):
+        if sa is None or sb is None:
+            continue
+        c = compare_signatures(sa, sb, params)
+        tag = "same" if fa == fb else "diff"
+        out[f"ccf_{tag}"].append(c.ccf_max)
+        out[f"cms_{tag}"].append(float(c.cms))
+    return out
+
+
+def _summary(scores: dict[str, list[float]], n_items: int, failed: int, secs: float
+             ) -> dict[str, Any]:
+    return {
+        "n_items": n_items, "n_no_signature": failed,
+        "n_same_pairs": len(scores["ccf_same"]), "n_diff_pairs": len(scores["ccf_diff"]),
+        "auc_ccf": _auc(scores["ccf_same"], scores["ccf_diff"]),
+        "auc_cms": _auc(scores["cms_same"], scores["cms_diff"]),
+        "ccf_same_median": float(np.median(scores["ccf_same"])),
+        "ccf_diff_median": float(np.median(scores["ccf_diff"])),
+        "ccf_diff_max": float(np.max(scores["ccf_diff"])),
+        "cms_same_median": float(np.median(scores["cms_same"])),
+        "cms_diff_median": float(np.median(scores["cms_diff"])),
+        "seconds": secs,
+    }
+
+
+def bench_marks(difficulty: str, n_firearms: int, n_shots: int, seed: int = 0) -> dict[str, Any]:
+    """Aperture-shear marks: ``n_firearms`` × ``n_shots``, random directions."""
+    p = striae_params(difficulty)
+    t0 = time.perf_counter()
+    sigs: list[tuple[str, Any]] = []
+    failed = 0
+    for f in range(n_firearms):
+        tool = make_tool(f"F{f}", seed * 1000 + f, p)
+        for k in range(n_shots):
+            m = make_mark(tool, seed * 100000 + f * 100 + k, p)
+            try:
+                sigs.append((tool.firearm_id, extract_signature(m.scan, kind="aperture-shear")))
+            except NoSignatureError:
+                sigs.append((tool.firearm_id, None))
+                failed += 1
+    scores = _pairs_scores(sigs, StriaeCompareParams(try_reversed=True))
+    return _summary(scores, len(sigs), failed, time.perf_counter() - t0)
+
+
+def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
+                  ) -> dict[str, Any]:
+    """Synthetic six-land bullets: land-pair AUC and best-phase accuracy."""
+    p = striae_params(difficulty)
+    t0 = time.perf_counter()
+    bullets, sigs = [], []
+    failed = 0
+    for b in range(n_barrels):
+        barrel = make_barrel(f"B{b}", seed * 1000 + b, p)
+        for k in range(n_bullets):
+            bullet = fire_bullet(barrel, seed * 100000 + b * 100 + k, p)
+            lands = []
+            for scan in bullet.lands:
+                try:
+                    lands.append(lea_signature(scan))
+                except NoSignatureError:
+                    lands.append(None)
+                    failed += 1
+            bullets.append(bullet)
+            sigs.append(lands)
+    cparams = StriaeCompareParams()
+    same: dict[str, list[float]] = {"ccf_same": [], "ccf_diff": [], "cms_same": [],
+                                    "cms_diff": []}
+    phase_ok, n_same_bullets, margins, sam_same, sam_diff = 0, 0, [], [], []
+    for i, j in itertools.combinations(range(len(bullets)), 2):
+        r = compare_bullets(sigs[i], sigs[j], cparams)
+        k_true = true_phase(bullets[i], bullets[j])
+        n = len(bullets[i].lands)
+        for a in range(n):
+            for b in range(n):
+                if not np.isfinite(r.ccf[a, b]):
+                    continue
+                tag = "same" if k_true is not None and b == (a + k_true) % n else "diff"
+                same[f"ccf_{tag}"].append(float(r.ccf[a, b]))
+                same[f"cms_{tag}"].append(float(r.cms[a, b]))
+        if k_true is not None:
+            n_same_bullets += 1
+            phase_ok += int(r.best_phase == k_true)
+            margins.append(r.margin)
+            sam_same.append(r.sam)
+        else:
+            sam_diff.append(r.sam)
+    out = _summary(same, len(bullets) * len(bullets[0].lands), failed, time.perf_counter() - t0)
+    out.update({
+        "n_bullets": len(bullets), "n_same_bullet_pairs": n_same_bullets,
+        "best_phase_accuracy": phase_ok / max(n_same_bullets, 1),
+        "bullet_auc_sam": _auc(sam_same, sam_diff) if sam_diff else float("nan"),
+        "margin_median_same": float(np.median(margins)) if margins else float("nan"),
+    })
+    return out
+
+
+def bench_hamby(root: Path = REAL_ROOT) -> dict[str, Any]:
+    """Real Hamby 44 barrel 1, bullets 1 vs 2: the 6 × 6 matrix, best phase and margin."""
+    from ballistics.io import read_scan
+
+    folder = root / "bullets" / "hamby44"
+    if not folder.is_dir():
+        return {"skipped": f"{folder} not found"}
+    t0 = time.perf_counter()
+    lands = {}
+    for b in ("bullet1", "bullet2"):
+        lands[b] = [lea_signature(read_scan(p)) for p in sorted((folder / b).glob("*.x3p"))]
+    r = compare_bullets(lands["bullet1"], lands["bullet2"])
+    return {
+        "data": "Hamby set 44 barrel 1, bullets 1 and 2 (CSAFE bulletAnalyzr, GPL-3), "
+                "1.5625 µm, 6 lands each",
+        "ccf": np.round(r.ccf, 3).tolist(), "cms": r.cms.tolist(),
+        "phase_scores": [round(s, 3) for s in r.phase_scores], "best_phase": r.best_phase,
+        "sam": r.sam, "margin": r.margin,
+        "grooves_um": {b: [s.meta["grooves_um"] for s in v] for b, v in lands.items()},
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
+    """Run the benchmark; ``quick`` uses fewer firearms (not enough for the AUC claims)."""
+    warnings.simplefilter("ignore", ScanWarning)
+    nf, ns = (4, 3) if quick else (12, 5)
+    nb, nbul = (2, 2) if quick else (8, 4)
+    res: dict[str, Any] = {"synthetic": "ballistics.datasets.synthetic_striae, seed 0"}
+    for d in ("realistic", "hard"):
+        res[f"marks_{d}"] = {"n_firearms": nf, "n_shots": ns, **bench_marks(d, nf, ns)}
+        res[f"bullets_{d}"] = {"n_barrels": nb, "n_bullets": nbul,
+                               **bench_bullets(d, nb, nbul)}
+    res["hamby44"] = bench_hamby()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "striae_bench.json").write_text(json.dumps(res, indent=1, default=float))
+    return res
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(json.dumps(run(quick="--quick" in sys.argv), indent=1, default=float))
