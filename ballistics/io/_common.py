@@ -5,8 +5,13 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from ballistics.errors import ScanFileNotFoundError, ScanWarning, UnsafeFileError
 
@@ -105,3 +110,20 @@ class WarningLog:
         for msg in self.messages:
             warnings.warn(msg, ScanWarning, stacklevel=stacklevel)
         return tuple(self.messages)
+
+
+_WARNING_FILTER_LOCK = threading.RLock()
+
+
+@contextmanager
+def quiet_library_warnings() -> Iterator[None]:
+    """Silence third-party warnings (Pillow, tifffile, numpy) while a decoder runs.
+
+    ``warnings.catch_warnings`` swaps process-wide filters; two threads interleaving it can
+    leave the filters stuck at "ignore". The lock makes each swap and its restore nest, so
+    readers stay safe to call from threads (decoders inside it run one at a time). numpy's
+    floating-point warnings are silenced with the thread-local ``np.errstate``.
+    """
+    with _WARNING_FILTER_LOCK, warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield

@@ -522,11 +522,13 @@ class X3pContainer:
         with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("main.xml", main)
             zf.writestr("md5checksum.hex", f"{md5_hex(main)} *main.xml\n")
+            written = {"main.xml", "md5checksum.hex"}
             for link in (h.point_data, h.valid_data):
                 if link:
                     name = self.member_name(link)
-                    if name is not None:
-                        target = "/".join(p for p in link.replace("\\", "/").split("/") if p)
+                    target = "/".join(p for p in link.replace("\\", "/").split("/") if p)
+                    if name is not None and target not in written:
+                        written.add(target)
                         zf.writestr(target, self.read_member(name))
         return out.getvalue()
 

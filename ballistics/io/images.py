@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import math
 import struct
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,13 @@ from ballistics.errors import (
     UnsafeFileError,
     UnsupportedFeatureError,
 )
-from ballistics.io._common import WarningLog, check_claimed_size, check_file, check_points
+from ballistics.io._common import (
+    WarningLog,
+    check_claimed_size,
+    check_file,
+    check_points,
+    quiet_library_warnings,
+)
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 #: Resolutions (dots per inch) that software writes by default, not measured ones.
@@ -109,8 +114,7 @@ def _to_grey(arr: np.ndarray, log: WarningLog) -> np.ndarray:
 def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     from PIL import Image
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_library_warnings():
         try:
             with Image.open(io.BytesIO(data)) as im:
                 w, h = im.size
@@ -190,8 +194,7 @@ def _read_jpeg(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, An
 def _read_tiff(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any]:
     import tifffile
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quiet_library_warnings():
         try:
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 if not tif.pages:

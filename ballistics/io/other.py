@@ -7,13 +7,13 @@ They are read through surfalize, installed with the ``formats`` extra
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ballistics.errors import BallisticsError, CorruptFileError, DependencyError, EmptyScanError
+from ballistics.io._common import quiet_library_warnings
 
 
 def read_other(path: Path) -> tuple[np.ndarray, tuple[float, float], dict[str, Any], list[str]]:
@@ -25,8 +25,7 @@ def read_other(path: Path) -> tuple[np.ndarray, tuple[float, float], dict[str, A
             f"reading {path.suffix} files needs surfalize: pip install 'ballistics[formats]'",
             path=path,
         ) from None
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
+    with quiet_library_warnings():
         try:
             surface = Surface.load(path)
             data = np.asarray(surface.data, dtype=np.float64)

@@ -25,6 +25,7 @@ from ballistics.io._common import (
     OTHER_SUFFIXES,
     X3P_SUFFIXES,
     check_file,
+    quiet_library_warnings,
     sha256_file,
 )
 from ballistics.scan import Scan
@@ -253,8 +254,7 @@ def _image_header(
     elif fmt == "tiff":
         import tifffile
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_library_warnings():
             try:
                 with tifffile.TiffFile(io.BytesIO(data)) as tif:
                     page = tif.pages[0]
@@ -274,8 +274,7 @@ def _image_header(
     else:
         from PIL import Image
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_library_warnings():
             try:
                 with Image.open(io.BytesIO(data)) as im:
                     shape = (im.size[1], im.size[0])

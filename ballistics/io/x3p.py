@@ -16,7 +16,6 @@ import json
 import math
 import os
 import tempfile
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -112,8 +111,7 @@ def _decode(container: X3pContainer, verify: bool, log: WarningLog) -> np.ndarra
 
     h = container.header
     tolerant = container.normalise
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
+    with np.errstate(all="ignore"):  # x3pio warns only through numpy; errstate is per thread
         try:
             if not tolerant:
                 try:
@@ -471,8 +469,7 @@ def write_x3p(scan: Any, path: str | os.PathLike[str], *, dtype: str = "float32"
     payload = json.dumps(
         ext, sort_keys=True, allow_nan=True, ensure_ascii=False, default=str
     ).encode("utf-8")
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
+    with np.errstate(all="ignore"):
         try:
             surface = x3pio.Surface.from_array(
                 z_m, x_scale=_um_to_m(dx), y_scale=_um_to_m(dy), metadata=_record2_for(scan), **opts
