@@ -1,0 +1,285 @@
+"""Search benchmarks: hit rates after re-ranking, calibration (Cllr), ingest rate, latency.
+
+Sections (each recorded separately; one that fails records its error and the rest go on):
+
+- ``shortlist``: FAISS shortlist latency per query (one query at a time, k = 100) and
+  recall@100 against exact search, on clustered synthetic embeddings (dim 128) of 10k and
+  100k casings, and 1M (IVF-PQ; skipped with ``quick``).
+- ``weller``: the 95 Weller casings (``../shared/data/real/weller``), each the query in
+  turn against the other 94. With a shortlist >= 94 every other casing is re-ranked, so
+  the ranks follow from the 4,465 pairwise comparisons (each pair compared once, both
+  directions): top-1/top-5 by the CMC count and by the learned score cross-validated
+  leaving whole slides out, for all queries and for W08-W11 alone; Cllr, Cllr-min and
+  misleading-evidence rates of the leave-slide-out calibration. ``quick``: W08-W11 only.
+- ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
+  F firearms x 4 casings, queries = a fifth casing of Q of those firearms; top-1/top-10
+  after re-ranking and for the embedding shortlist alone, and a CMC plot
+  (``search_bench_cmc.png``). Full: 200 x 4, 100 queries, shortlist 100; quick: 20 x 4,
+  10 queries, shortlist 20.
+  ``hard`` always runs at the quick sizes. Each synthetic section also reports the ingest
+  rate (casings/s, 2 workers, 3.125 µm topographies) and the end-to-end search time per
+  query (embedding, shortlist and re-ranking of ``shortlist`` candidates).
+
+Run: ``python -m benchmarks.search_bench [--quick]`` -> ``benchmarks/results/search_bench.json``.
+Weller data: Zemmels, VanderPlas & Hofmann, cartridgeCaseScans (CC-BY 4.0), from NBTRD scans
+by T. Weller (2009); Weller et al. (2012), J. Forensic Sci. 57(4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("BALLISTICS_DATA", REPO.parent / "shared" / "data"))
+
+
+def _clustered(n: int, dim: int, seed: int = 0, per: int = 4) -> np.ndarray:
+    """Embeddings in groups of ``per`` around random centres (same-firearm structure)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), np.float32)
+    step = 200_000
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        centres = rng.normal(size=(m // per + 1, dim)).astype(np.float32)
+        x = centres[np.arange(m) // per] + 0.5 * rng.normal(size=(m, dim)).astype(np.float32)
+        out[s:s + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def bench_shortlist(quick: bool) -> dict[str, Any]:
+    """Per-query shortlist latency and recall@100 of the automatically chosen index."""
+    import faiss
+
+    from ballistics.collection.index import build_index
+
+    sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+    dim, k, nq = 128, 100, 100
+    out = {"data": "clustered synthetic embeddings (groups of 4), dim 128", "k": k,
+           "queries": nq, "faiss_threads": faiss.omp_get_max_threads(), "sizes": {}}
+    for n in sizes:
+        x = _clustered(n, dim, seed=n)
+        rng = np.random.default_rng(1)
+        q = x[rng.choice(n, nq, replace=False)] + 0.05 * rng.normal(size=(nq, dim)).astype(
+            np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        t0 = time.perf_counter()
+        idx = build_index(x)
+        build = time.perf_counter() - t0
+        lat = []
+        rows = []
+        for i in range(nq):
+            t = time.perf_counter()
+            _, r = idx.search(q[i:i + 1], k)
+            lat.append(time.perf_counter() - t)
+            rows.append(r[0])
+        exact = faiss.IndexFlatIP(dim)
+        exact.add(x)
+        _, er = exact.search(q, k)
+        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rows, er,
+                                                                          strict=True)]))
+        out["sizes"][str(n)] = {
+            "kind": idx.kind, "params": idx.params, "build_s": build,
+            "latency_ms_median": 1000 * float(np.median(lat)),
+            "latency_ms_p95": 1000 * float(np.percentile(lat, 95)), "recall_at_100": recall,
+        }
+        del x, idx, exact
+    return out
+
+
+def _weller_pairs(files: list[Path], device: str) -> list[dict[str, float]]:
+    from ballistics.io import read_scan
+    from ballistics.matching import compare_many
+    from ballistics.matching.calibration import feature_dict
+
+    scans = [read_scan(p) for p in files]
+    feats: dict[tuple[int, int], dict[str, float]] = {}
+    for i in range(len(scans) - 1):
+        for j, c in enumerate(compare_many(scans[i], scans[i + 1:], "default", device=device),
+                              start=i + 1):
+            feats[(i, j)] = feature_dict(c)
+    return feats
+
+
+def _hit_rates(score: np.ndarray, src: list[str], queries: list[int], ks=(1, 5, 10)
+               ) -> dict[str, float]:
+    """Top-k hit rates: a query hits at k when a same-source casing is among its k best."""
+    out = {}
+    n = len(src)
+    for k in ks:
+        hits = []
+        for q in queries:
+            others = [j for j in range(n) if j != q]
+            order = sorted(others, key=lambda j: -score[q, j])[:k]
+            hits.append(any(src[j] == src[q] for j in order))
+        out[f"top{k}"] = float(np.mean(hits)) if hits else float("nan")
+    return out
+
+
+def bench_weller(quick: bool, device: str = "auto") -> dict[str, Any]:
+    """All-pairs comparison of the Weller casings, search hit rates and calibration."""
+    from ballistics.datasets.manifest import read_manifest
+    from ballistics.matching.calibration import fit_calibration
+
+    rows = read_manifest(DATA / "real" / "weller" / "manifest.csv")
+    if quick:
+        rows = [r for r in rows if r["firearm_id"] in ("W08", "W09", "W10", "W11")]
+    files = [Path(r["path"]) for r in rows]
+    src = [str(r["firearm_id"]) for r in rows]
+    t0 = time.perf_counter()
+    feats = _weller_pairs(files, device)
+    t_cmp = time.perf_counter() - t0
+    pairs = sorted(feats)
+    y = np.array([src[i] == src[j] for i, j in pairs])
+    cal, rep = fit_calibration([feats[p] for p in pairs], y,
+                               [(src[i], src[j]) for i, j in pairs])
+    n = len(files)
+    cmc = np.full((n, n), -np.inf)
+    learned = np.full((n, n), -np.inf)
+    for k, (i, j) in enumerate(pairs):
+        v = feats[(i, j)].get("cmc_count_combined", np.nan)
+        tie = feats[(i, j)].get("ccf_max", 0.0) or 0.0
+        cmc[i, j] = cmc[j, i] = (v if np.isfinite(v) else -1) + 1e-3 * tie
+        learned[i, j] = learned[j, i] = rep["oof_score"][k]
+    every = list(range(n))
+    late = [q for q in every if src[q] in ("W08", "W09", "W10", "W11")]
+    return {
+        "data": "Weller 2012 (cartridgeCaseScans, CC-BY 4.0), processed, 6.25 um",
+        "casings": n, "pairs": len(pairs), "same_source_pairs": int(y.sum()),
+        "compare_preset": "default (full rotation)", "compare_seconds": t_cmp,
+        "rank_by_cmc_combined": {"all": _hit_rates(cmc, src, every),
+                                 "W08_W11": _hit_rates(cmc, src, late)},
+        "rank_by_learned_score_leave_slide_out": {"all": _hit_rates(learned, src, every),
+                                                  "W08_W11": _hit_rates(learned, src, late)},
+        "calibration_leave_slide_out": dict(cal.metrics),
+    }
+
+
+def _study(root: Path, n_firearms: int, difficulty: str, seed: int) -> tuple[list, list]:
+    from ballistics.datasets.manifest import read_manifest
+    from ballistics.datasets.synthetic import generate
+
+    man = generate(root, n_firearms, 5, modality="topography", spacing_um=3.125,
+                   difficulty=difficulty, seed=seed, quiet=True)
+    rows = read_manifest(man)
+    refs = [r for r in rows if int(r["casing_index"]) <= 4]
+    held = [r for r in rows if int(r["casing_index"]) == 5]
+    return refs, held
+
+
+def bench_synthetic(quick: bool, difficulty: str, work: Path, out_dir: Path,
+                    model: str | None) -> dict[str, Any]:
+    """Held-out synthetic queries against a synthetic collection."""
+    from ballistics.collection.ingest import IngestOptions, ingest
+    from ballistics.collection.search import Searcher, SearchOptions
+
+    n_f, n_q, shortlist = (20, 10, 20) if quick else (200, 100, 100)
+    root = work / f"synth-{difficulty}"
+    refs, held = _study(root / "scans", n_f, difficulty, seed=11)
+    labels = root / "scans" / "manifest.csv"
+    t0 = time.perf_counter()
+    summary = ingest([r["path"] for r in refs], root / "col", labels=labels,
+                     options=IngestOptions(model=model, workers=2), quiet=True)
+    t_ing = time.perf_counter() - t0
+    searcher = Searcher(root / "col")
+    opts = SearchOptions(top=shortlist, shortlist=shortlist)
+    rng = np.random.default_rng(5)
+    queries = [held[i] for i in sorted(rng.choice(len(held), min(n_q, len(held)),
+                                                  replace=False))]
+    rank_rr, rank_sl, times = [], [], []
+    for q in queries:
+        res = searcher.search(searcher.prepare(q["path"], opts), opts)
+        times.append(res.timing_s)
+        fid = str(q["firearm_id"])
+        rr = [c["labels"].get("firearm_id") == fid for c in res.candidates]
+        sl = sorted(res.candidates, key=lambda c: -c["embedding_similarity"])
+        sl = [c["labels"].get("firearm_id") == fid for c in sl]
+        rank_rr.append(rr.index(True) + 1 if True in rr else np.inf)
+        rank_sl.append(sl.index(True) + 1 if True in sl else np.inf)
+    rr_a, sl_a = np.array(rank_rr), np.array(rank_sl)
+    ranks = np.arange(1, shortlist + 1)
+    cmc_rr = [(rr_a <= r).mean() for r in ranks]
+    cmc_sl = [(sl_a <= r).mean() for r in ranks]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(ranks, cmc_rr, label="re-ranked (comparison score)")
+        ax.plot(ranks, cmc_sl, label="embedding shortlist alone")
+        ax.set_xlabel("rank")
+        ax.set_ylabel("fraction of queries with a same-firearm hit")
+        ax.set_title(f"CMC, synthetic {difficulty}, {n_f}x4 casings")
+        ax.legend()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out_dir / f"search_bench_cmc_{difficulty}.png", dpi=110,
+                    bbox_inches="tight")
+        plt.close(fig)
+    except Exception:
+        pass
+    return {
+        "data": f"synthetic {difficulty}, 3.125 um topographies, {n_f} firearms x 4 in the "
+                f"collection, {len(queries)} held-out queries", "shortlist": shortlist,
+        "model": searcher.collection.embedding_info.get("model"),
+        "reranked": {"top1": float((rr_a <= 1).mean()), "top10": float((rr_a <= 10).mean())},
+        "shortlist_alone": {"top1": float((sl_a <= 1).mean()),
+                            "top10": float((sl_a <= 10).mean())},
+        "cmc_reranked": cmc_rr, "cmc_shortlist": cmc_sl,
+        "ingest": {"casings": summary.ingested, "seconds": t_ing,
+                   "casings_per_s": summary.ingested / t_ing, "workers": 2},
+        "search_seconds_median": float(np.median([t["total"] for t in times])),
+        "rerank_seconds_median": float(np.median([t["rerank"] for t in times])),
+        "shortlist_seconds_median": float(np.median([t["shortlist"] for t in times])),
+    }
+
+
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
+    """Run every section; returns the JSON-able results."""
+    warnings.simplefilter("ignore")
+    out_dir = Path(out_dir)
+    model = os.environ.get("BALLISTICS_SEARCH_BENCH_MODEL")
+    res: dict[str, Any] = {"benchmark": "search_bench", "quick": quick,
+                           "note": "timings on a shared 2-core CPU are inflated by contention"}
+    sections = {
+        "shortlist": lambda: bench_shortlist(quick),
+        "weller": lambda: bench_weller(quick),
+    }
+    with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
+        work = Path(tmp)
+        sections["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
+                                                                  out_dir, model)
+        sections["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,
+                                                             model)
+        only = [s for s in os.environ.get("BALLISTICS_SEARCH_BENCH_ONLY", "").split(",") if s]
+        for name, fn in sections.items():
+            if only and name not in only:
+                continue
+            t0 = time.perf_counter()
+            try:
+                res[name] = fn()
+            except Exception as exc:
+                res[name] = {"error": f"{type(exc).__name__}: {exc}",
+                             "traceback": traceback.format_exc(limit=3)}
+            res[name]["wall_s"] = time.perf_counter() - t0
+            print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return res
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    result = run(quick=quick, out_dir=out)
+    (out / "search_bench.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    print(json.dumps(result, indent=1, default=float))
