@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -52,22 +51,22 @@ def casing_seed(seed: int, k: int, j: int) -> int:
     return int(np.random.SeedSequence([seed, 1, k, j]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def png_bytes_info(spacing_um: float) -> Any:
-    """A Pillow ``PngInfo`` carrying a ``pHYs`` chunk of ``1e6 / spacing_um`` px/m."""
-    from PIL import PngImagePlugin
-
-    ppm = round(1e6 / spacing_um)
-    info = PngImagePlugin.PngInfo()
-    info.add(b"pHYs", struct.pack(">IIB", ppm, ppm, 1))
-    return info
+def pixels_per_metre(spacing_um: float) -> int:
+    """The PNG ``pHYs`` density for ``spacing_um`` (3.125 µm -> 320000 px/m exactly)."""
+    return round(1e6 / spacing_um)
 
 
 def write_png(arr: np.ndarray, path: Path, spacing_um: float) -> None:
-    """Write an 8-bit grey PNG with its pixel spacing in ``pHYs`` (deterministic bytes)."""
+    """Write an 8-bit grey PNG with its pixel spacing in ``pHYs`` (deterministic bytes).
+
+    Pillow converts ``dpi`` to px/m as ``int(dpi / 0.0254 + 0.5)``, so passing
+    ``ppm * 0.0254`` stores ``ppm`` exactly.
+    """
     from PIL import Image
 
+    dpi = pixels_per_metre(spacing_um) * 0.0254
     Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), mode="L").save(
-        path, format="PNG", pnginfo=png_bytes_info(spacing_um), compress_level=6)
+        path, format="PNG", dpi=(dpi, dpi), compress_level=6)
 
 
 def _row(rel: str, modality: str, casing: SyntheticCasing, k: int, j: int, seed: int,
