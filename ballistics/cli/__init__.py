@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "verify": ("ballistics.cli.verify", "verify", "Check a collection's files by checksum."),
     "index": ("ballistics.cli.index", "index", "Maintain a collection's search index."),
     "demo": ("ballistics.cli.demo", "demo", "Synthetic collection search, end to end."),
+    "compare": ("ballistics.cli.compare", "compare",
+                "Compare two casings: Congruent Matching Cells, pose, HTML report."),
     "compare-striae": ("ballistics.cli.striae", "compare_striae",
                        "Compare striation signatures of two casing marks or bullet lands."),
     "compare-bullets": ("ballistics.cli.striae", "compare_bullets_cmd",
