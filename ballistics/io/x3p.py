@@ -232,6 +232,10 @@ def _apply_mask_png(
     except CorruptFileError as exc:
         log.add(f"the mask layer {name!r} is unusable and was ignored ({exc.message})")
         return z
+    if rgba.shape[:2] == (cols, rows) and rows != cols:
+        rgba = np.ascontiguousarray(rgba.transpose(1, 0, 2))
+        log.add(f"the mask layer {name[len(container.prefix):]!r} is stored transposed "
+                "(x by y); transposed to match the surface")
     if rgba.shape[:2] != (rows, cols):
         log.add(
             f"the mask layer {name!r} is {rgba.shape[0]} x {rgba.shape[1]}, the surface "
@@ -414,7 +418,13 @@ def _record2_for(scan: Any) -> Any:
     )
 
 
-def write_x3p(scan: Any, path: str | os.PathLike[str], *, dtype: str = "float32") -> Path:
+def write_x3p(
+    scan: Any,
+    path: str | os.PathLike[str],
+    *,
+    dtype: str = "float32",
+    validity_file: bool = False,
+) -> Path:
     """Write a :class:`~ballistics.scan.Scan` to an X3P file that reads back bit-for-bit.
 
     Parameters
@@ -438,11 +448,18 @@ def write_x3p(scan: Any, path: str | os.PathLike[str], *, dtype: str = "float32"
     software) and a comment naming the processing steps. The scan's metadata, provenance,
     warnings, modality and spacing are kept verbatim in the vendor extension file
     ``ballistics/scan.json`` (VendorSpecificID ``http://www.ballistics-toolkit.org/...``).
-    Missing points are NaN in ``data.bin`` and are also listed in ``bindata/valid.bin``.
+    validity_file
+        Also list the valid points in ``bindata/valid.bin``. Missing points are always NaN
+        in the float data, which is how the standard marks them for float types (x3pio and
+        x3ptools write no validity file for floats either); the extra file helps readers that
+        only look at ``valid.bin`` and costs a second compression pass (about twice the
+        writing time).
     """
     import x3pio
     from x3pio import DataType
 
+    if not isinstance(validity_file, bool):
+        raise ParameterError(f"validity_file must be True or False, got {validity_file!r}")
     if dtype not in ("float32", "float64"):
         raise ParameterError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     dest = Path(path)
@@ -478,7 +495,8 @@ def write_x3p(scan: Any, path: str | os.PathLike[str], *, dtype: str = "float32"
             blob = surface.dumps()
         except (x3pio.X3pError, TypeError, ValueError) as exc:
             raise ParameterError(f"cannot write the scan as X3P: {exc}", path=dest) from None
-    blob = _add_validity(blob, ~np.isfinite(h))
+    if validity_file:
+        blob = _add_validity(blob, ~np.isfinite(h))
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".x3p", dir=dest.parent)
     try:

@@ -137,13 +137,14 @@ def test_negative_increment_flips_to_increasing_rows(tmp_path):
     assert len(scan.warnings) == 1 and "negative y increment" in scan.warnings[0]
 
 
-def test_x3ptools_mask_png_is_honoured(tmp_path):
+@pytest.mark.parametrize("transposed", [False, True])
+def test_x3ptools_mask_png_is_honoured(tmp_path, transposed):
     z = surface(20, 30)
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[:] = (0xCD, 0x7F, 0x32)
     rgb[:, :5] = (0x62, 0x9D, 0x4B)  # "right groove"
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
+    Image.fromarray(rgb.transpose(1, 0, 2) if transposed else rgb).save(buf, format="PNG")
     mask_xml = ("<Mask><Background>#cd7f32</Background><Annotations>"
                 '<Annotation color="#629d4b">right groove</Annotation></Annotations></Mask>')
     path = build_x3p(tmp_path / "m.x3p", z, extra_members={"bindata/mask.png": buf.getvalue()},
@@ -151,7 +152,8 @@ def test_x3ptools_mask_png_is_honoured(tmp_path):
     scan = _read(path)
     assert np.isnan(scan.heights[:, :5]).all()
     np.testing.assert_array_equal(scan.valid[:, 5:], ~np.isnan(z[:, 5:]))
-    assert len(scan.warnings) == 1 and "right groove" in scan.warnings[0]
+    assert len(scan.warnings) == 1 + transposed
+    assert "right groove" in scan.warnings[-1]
     assert scan.metadata["mask"]["masked_fraction"] == pytest.approx(5 / 30)
 
 
@@ -202,11 +204,12 @@ def _scan(modality="topography"):
     return s.with_warnings("colour image converted to grey levels")
 
 
+@pytest.mark.parametrize("validity_file", [False, True])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("modality", ["topography", "image"])
-def test_write_read_bit_for_bit(tmp_path, dtype, modality):
+def test_write_read_bit_for_bit(tmp_path, dtype, modality, validity_file):
     s = _scan(modality)
-    out = write_x3p(s, tmp_path / "sub" / "s.x3p", dtype=dtype)
+    out = write_x3p(s, tmp_path / "sub" / "s.x3p", dtype=dtype, validity_file=validity_file)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reading our own file warns about nothing
         r = read_scan(out)
@@ -224,7 +227,7 @@ def test_written_file_is_standard_for_x3pio(tmp_path):
     import x3pio
 
     s = _scan()
-    out = write_x3p(s, tmp_path / "s.x3p")
+    out = write_x3p(s, tmp_path / "s.x3p", validity_file=True)
     x = x3pio.read(out)  # strict reader, checksums verified
     z = x.layers[0].z
     np.testing.assert_allclose(z * 1e6, s.heights, rtol=1e-6, equal_nan=True)
@@ -270,3 +273,32 @@ def test_real_scan_round_trip(real_data, tmp_path):
     assert r.heights.tobytes() == s.heights.tobytes()
     assert thaw(r.metadata) == thaw(s.metadata)
     assert r.spacing_um == (6.25, 6.25)
+
+
+@pytest.mark.parametrize("z_type", ["INT16", "INT32", "FLOAT32", "FLOAT64"])
+@pytest.mark.parametrize("storage", ["BINARY", "XML"])
+def test_files_written_by_x3pio(tmp_path, z_type, storage):
+    """Files of another writer (x3pio): integer types get valid.bin, XML keeps DataList."""
+    import x3pio
+
+    z = surface(11, 16)
+    x3pio.write(tmp_path / "a.x3p", z, x_scale=2e-6, y_scale=4e-6,
+                z_type=x3pio.DataType[z_type], storage=x3pio.DataStorage[storage])
+    scan = _read(tmp_path / "a.x3p")
+    assert scan.shape == (11, 16) and scan.spacing_um == (4.0, 2.0)
+    np.testing.assert_array_equal(scan.valid, ~np.isnan(z))
+    tol = 1e-3 if z_type == "INT16" else 1e-6
+    np.testing.assert_allclose(scan.heights, z * 1e6, atol=tol * np.nanmax(np.abs(z)) * 1e6,
+                               equal_nan=True)
+    assert scan.warnings == ()
+    assert scan_info(tmp_path / "a.x3p").shape == (11, 16)
+
+
+def test_multi_layer_reads_first_layer(tmp_path):
+    import x3pio
+
+    a, b = surface(7, 9, seed=1), surface(7, 9, seed=2)
+    x3pio.Surface.from_layers([a, b], x_scale=1e-6, y_scale=1e-6).save(tmp_path / "l.x3p")
+    scan = _read(tmp_path / "l.x3p")
+    np.testing.assert_allclose(scan.heights, a * 1e6, rtol=1e-6, equal_nan=True)
+    assert len(scan.warnings) == 1 and "2 layers" in scan.warnings[0]
