@@ -194,7 +194,8 @@ def _harmonise(a: Scan, b: Scan, warn: list[str]) -> tuple[Scan, Scan]:
 # --- one comparison -------------------------------------------------------------------------
 def _direction(cells: PreparedCells, rotated: torch.Tensor, angles: Sequence[float],
                p: CompareParams, spacing: tuple[float, float]) -> Direction:
-    res = register_cells(cells, rotated, angles, p.max_missing, spacing)
+    res = register_cells(cells, rotated, angles, p.max_missing, spacing, p.search,
+                         p.pyramid_factor)
     rows = rows_from(res.angles, res.valid, res.dx_um, res.dy_um, res.corr)
     orig = original_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr)
     high = high_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr, p.tau)

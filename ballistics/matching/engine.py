@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ballistics.matching.geometry import CellGeometry
+from ballistics.matching.geometry import CellGeometry, next_fast_len
 from ballistics.matching.rotation import rotate_stack
 
 #: Upper bound of the working memory of one batch of FFTs (bytes).
@@ -77,6 +77,57 @@ class PreparedCells:
     norm: torch.Tensor          # (Kv,)
     missing: np.ndarray         # (K,) missing counts of all cells
     cell_valid: np.ndarray      # (K,)
+    std: torch.Tensor | None = None   # (Kv, mr, mc) standardised cells, missing = 0
+    _pyr: dict | None = None
+
+    def pyramid(self, factor: int, window: int) -> dict:
+        """Transforms of the cells for the coarse-to-fine search (cached per factor)."""
+        if self._pyr is None:
+            self._pyr = {}
+        key = (factor, window)
+        if key not in self._pyr:
+            g = self.geometry
+            keep = self.keep.cpu().numpy()
+            mr, mc = g.max_cell
+            nr, nc = g.max_region
+            lo_r, hi_r = _lag_range(g.lags_r[keep], g.region_size[keep, 0])
+            lo_c, hi_c = _lag_range(g.lags_c[keep], g.region_size[keep, 1])
+            cmr, cmc = -(-mr // factor), -(-mc // factor)
+            cnr, cnc = -(-nr // factor), -(-nc // factor)
+            ulo_r, uhi_r = np.floor_divide(lo_r, factor), -np.floor_divide(-hi_r, factor)
+            ulo_c, uhi_c = np.floor_divide(lo_c, factor), -np.floor_divide(-hi_c, factor)
+            pcr = next_fast_len(int(max(cnr - ulo_r.min(), uhi_r.max() + cmr)))
+            pcc = next_fast_len(int(max(cnc - ulo_c.min(), uhi_c.max() + cmc)))
+            coarse = _pool(self.std, factor)
+            length = 2 * window + 1
+            pfr, pfc = next_fast_len(mr + length - 1), next_fast_len(mc + length - 1)
+            self._pyr[key] = {
+                "coarse_spec": torch.conj(torch.fft.rfft2(coarse, s=(pcr, pcc))),
+                "coarse_fft": (pcr, pcc),
+                "fine_spec": torch.conj(torch.fft.rfft2(self.std, s=(pfr, pfc))),
+                "fine_fft": (pfr, pfc),
+                "lo": (lo_r, lo_c), "hi": (hi_r, hi_c),
+                "ulo": (ulo_r, ulo_c), "uhi": (uhi_r, uhi_c),
+            }
+        return self._pyr[key]
+
+
+def _lag_range(lags: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell, the smallest and largest searched offset (the searched set is contiguous)."""
+    lo = np.array([lags[k, : sizes[k]].min() for k in range(lags.shape[0])], np.int64)
+    hi = np.array([lags[k, : sizes[k]].max() for k in range(lags.shape[0])], np.int64)
+    return lo, hi
+
+
+def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Sum over ``factor x factor`` blocks of the last two dims (zero padded at the end)."""
+    lead = x.shape[:-2]
+    h, w = x.shape[-2:]
+    ph, pw = -h % factor, -w % factor
+    y = torch.nn.functional.pad(x.reshape(-1, h, w), (0, pw, 0, ph))
+    hh, ww = (h + ph) // factor, (w + pw) // factor
+    y = y.reshape(-1, hh, factor, ww, factor).sum(dim=(2, 4))
+    return y.reshape(*lead, hh, ww)
 
 
 def _axis_index(start: np.ndarray, size: np.ndarray, length: int, limit: int, device: torch.device):
@@ -125,7 +176,7 @@ def prepare_cells(
     norm = torch.sqrt((std * std).sum(dim=(1, 2)))
     return PreparedCells(
         geometry=geometry, fft_shape=(pr, pc), keep=keep, raw=raw, spectrum=spec, norm=norm,
-        missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(),
+        missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(), std=std,
     )
 
 
@@ -135,6 +186,8 @@ def register_cells(
     angles: Sequence[float],
     max_missing: float,
     spacing_um: tuple[float, float],
+    search: str = "exact",
+    factor: int = 4,
 ) -> DirectionResult:
     """Register the prepared cells against every rotated copy of the target.
 
@@ -150,6 +203,13 @@ def register_cells(
         Regions with a larger missing proportion are dropped.
     spacing_um
         ``(dy, dx)`` of the target, for the result's µm properties.
+    search
+        ``"exact"``: the CCF over all of cmcR's searched translations at full resolution.
+        ``"pyramid"``: the CCF of ``factor x factor`` block sums first, then the full-resolution
+        CCF in a window of +-``factor`` points around the coarse peak (several times faster;
+        the peak can differ from the exact one where the CCF has several similar maxima).
+    factor
+        Block size of the coarse level of ``search="pyramid"``.
     """
     g = cells.geometry
     n_ang = rotated.shape[0]
@@ -163,7 +223,7 @@ def register_cells(
         "jmiss": np.zeros(out_shape, np.int64),
     }
     if kv > 0 and n_ang > 0:
-        _register(cells, rotated, max_missing, res)
+        _register(cells, rotated, max_missing, res, search, int(factor))
     return DirectionResult(
         angles=np.asarray(list(angles), float), geometry=g, spacing_um=spacing_um,
         cell_valid=cells.cell_valid, valid=res["valid"], dx_px=res["dx"], dy_px=res["dy"],
@@ -172,7 +232,8 @@ def register_cells(
     )
 
 
-def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, res: dict) -> None:
+def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, res: dict,
+              search: str, factor: int) -> None:
     g = cells.geometry
     dev = rotated.device
     keep_np = cells.keep.cpu().numpy()
@@ -218,19 +279,22 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
             region_area - tmiss >= 2
         )
         std, _ = _standardise(reg, (2, 3))
-        fb = torch.fft.rfft2(std, s=(pr, pc))
-        ccf_full = torch.fft.irfft2(fb * cells.spectrum.unsqueeze(0), s=(pr, pc))
-        vals = torch.gather(
-            ccf_full.reshape(na, kv, -1), 2, lag_idx.unsqueeze(0).expand(na, -1, -1)
-        )
-        vals = torch.where(lag_ok.unsqueeze(0), vals, torch.full_like(vals, -float("inf")))
-        best, arg = vals.max(dim=2)
         norm_b = torch.sqrt((std * std).sum(dim=(2, 3)))
+        if search == "exact":
+            fb = torch.fft.rfft2(std, s=(pr, pc))
+            ccf_full = torch.fft.irfft2(fb * cells.spectrum.unsqueeze(0), s=(pr, pc))
+            vals = torch.gather(
+                ccf_full.reshape(na, kv, -1), 2, lag_idx.unsqueeze(0).expand(na, -1, -1)
+            )
+            vals = torch.where(lag_ok.unsqueeze(0), vals, torch.full_like(vals, -float("inf")))
+            best, arg = vals.max(dim=2)
+            tr = arg // nc
+            tc = arg % nc
+            o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
+            o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
+        else:
+            o_r, o_c, best = _pyramid_search(cells, std, factor)
         ccf_val = best / (cells.norm.unsqueeze(0) * norm_b).clamp(min=1e-30)
-        tr = arg // nc
-        tc = arg % nc
-        o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
-        o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
         start_r = torch.as_tensor(rs[:, 0], device=dev).unsqueeze(0) + o_r   # (na, kv)
         start_c = torch.as_tensor(rs[:, 1], device=dev).unsqueeze(0) + o_c
         # aligned target patch, NaN outside the target
@@ -294,3 +358,80 @@ def compare_direction(
     if rotated is None:
         rotated = rotate_stack(target, list(angles))
     return register_cells(cells, rotated, angles, max_missing, spacing_um)
+
+
+def _window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
+                   ok_r: torch.Tensor, ok_c: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Argmax of (N, Lr, Lc) over the allowed entries; returns offsets added to lo and value."""
+    n, lr_, lc_ = vals.shape
+    allowed = ok_r[:, :, None] & ok_c[:, None, :]
+    v = torch.where(allowed, vals, torch.full_like(vals, -float("inf")))
+    best, arg = v.reshape(n, -1).max(dim=1)
+    return lo_r + arg // lc_, lo_c + arg % lc_, best
+
+
+def _gather_windows(x: torch.Tensor, start_r: torch.Tensor, start_c: torch.Tensor,
+                    lr_: int, lc_: int) -> torch.Tensor:
+    """Windows (N, lr_, lc_) of x (N, H, W) starting at per-item offsets; zero outside."""
+    n, h, w = x.shape
+    dev = x.device
+    rr = start_r.view(-1, 1) + torch.arange(lr_, device=dev).view(1, -1)
+    cc = start_c.view(-1, 1) + torch.arange(lc_, device=dev).view(1, -1)
+    inside = ((rr >= 0) & (rr < h))[:, :, None] & ((cc >= 0) & (cc < w))[:, None, :]
+    flat = rr.clamp(0, h - 1)[:, :, None] * w + cc.clamp(0, w - 1)[:, None, :]
+    out = torch.gather(x.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, lr_, lc_)
+    return torch.where(inside, out, torch.zeros_like(out))
+
+
+def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Coarse-to-fine CCF peak: block sums first, then full resolution around the peak.
+
+    ``std`` is (na, kv, nr, nc) standardised regions (missing = 0). Returns the offsets of
+    the cell in the region (na, kv) and the full-resolution correlation at the peak.
+    """
+    na, kv, nr, nc = std.shape
+    dev = std.device
+    w = factor
+    pyr = cells.pyramid(factor, w)
+    pcr, pcc = pyr["coarse_fft"]
+    pfr, pfc = pyr["fine_fft"]
+    mr, mc = cells.geometry.max_cell
+    n = na * kv
+
+    def rep(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=dev).view(1, -1).expand(na, -1).reshape(-1)
+
+    ulo_r, ulo_c = (rep(v) for v in pyr["ulo"])
+    uhi_r, uhi_c = (rep(v) for v in pyr["uhi"])
+    lo_r, lo_c = (rep(v) for v in pyr["lo"])
+    hi_r, hi_c = (rep(v) for v in pyr["hi"])
+
+    # coarse level
+    coarse = _pool(std, factor)
+    cc_full = torch.fft.irfft2(torch.fft.rfft2(coarse, s=(pcr, pcc))
+                               * pyr["coarse_spec"].unsqueeze(0), s=(pcr, pcc))
+    cc_full = cc_full.reshape(n, pcr, pcc)
+    span_r = int((pyr["uhi"][0] - pyr["ulo"][0]).max()) + 1
+    span_c = int((pyr["uhi"][1] - pyr["ulo"][1]).max()) + 1
+    ur = ulo_r.view(-1, 1) + torch.arange(span_r, device=dev).view(1, -1)
+    uc = ulo_c.view(-1, 1) + torch.arange(span_c, device=dev).view(1, -1)
+    flat = (ur % pcr)[:, :, None] * pcc + (uc % pcc)[:, None, :]
+    cvals = torch.gather(cc_full.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, span_r, span_c)
+    u_r, u_c, _ = _window_argmax(cvals, ulo_r, ulo_c, ur <= uhi_r.view(-1, 1),
+                                 uc <= uhi_c.view(-1, 1))
+
+    # fine level: offsets factor*u - w .. factor*u + w
+    length = 2 * w + 1
+    s_r = factor * u_r - w
+    s_c = factor * u_c - w
+    win = _gather_windows(std.reshape(n, nr, nc), s_r, s_c, mr + length - 1, mc + length - 1)
+    fine_spec = pyr["fine_spec"].unsqueeze(0).expand(na, -1, -1, -1).reshape(n, pfr, -1)
+    f_full = torch.fft.irfft2(torch.fft.rfft2(win, s=(pfr, pfc)) * fine_spec, s=(pfr, pfc))
+    fvals = f_full[:, :length, :length]
+    orr = s_r.view(-1, 1) + torch.arange(length, device=dev).view(1, -1)
+    occ = s_c.view(-1, 1) + torch.arange(length, device=dev).view(1, -1)
+    ok_r = (orr >= lo_r.view(-1, 1)) & (orr <= hi_r.view(-1, 1))
+    ok_c = (occ >= lo_c.view(-1, 1)) & (occ <= hi_c.view(-1, 1))
+    o_r, o_c, best = _window_argmax(fvals, s_r, s_c, ok_r, ok_c)
+    return o_r.view(na, kv), o_c.view(na, kv), best.view(na, kv)

@@ -24,6 +24,7 @@ from ballistics.errors import ParameterError
 from ballistics.params import check_choice, check_range, params_dict
 
 ROTATION_MODES = ("grid", "full")
+SEARCH_MODES = ("exact", "pyramid")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ class CompareParams:
         High CMC: angles whose candidate count is at least ``max - tau`` are "high" (cmcR: 1).
     min_valid_cells
         Fewer valid cells than this gives a warning on the result (not an error).
+    search
+        Translation search per cell and angle: ``"exact"`` (cmcR: the FFT CCF over every
+        translation of the region) or ``"pyramid"`` (coarse CCF of block sums, then the exact
+        CCF within +-``pyramid_factor`` points of the coarse peak; several times faster).
+    pyramid_factor
+        Block size of the coarse level of ``search="pyramid"``.
     """
 
     grid: tuple[int, int] = (8, 8)
@@ -80,6 +87,8 @@ class CompareParams:
     tcorr: float = 0.5
     tau: float = 1.0
     min_valid_cells: int = 10
+    search: str = "pyramid"
+    pyramid_factor: int = 4
 
     def __post_init__(self) -> None:
         grid = tuple(int(g) for g in self.grid)
@@ -103,6 +112,9 @@ class CompareParams:
         check_range("tcorr", self.tcorr, -1.0, 1.0)
         check_range("tau", self.tau, 0.0, None)
         check_range("min_valid_cells", self.min_valid_cells, 1, 10_000)
+        check_choice("search", self.search, SEARCH_MODES)
+        check_range("pyramid_factor", self.pyramid_factor, 2, 16)
+        object.__setattr__(self, "pyramid_factor", int(self.pyramid_factor))
         if len(self.grid_angles()) > 721:
             raise ParameterError("the rotation grid has more than 721 angles; use a larger step")
 
@@ -128,7 +140,7 @@ class CompareParams:
 
 PRESETS: dict[str, CompareParams] = {
     "default": CompareParams(),
-    "cmcR": CompareParams(rotation="grid"),
+    "cmcR": CompareParams(rotation="grid", search="exact"),
 }
 
 

@@ -1,0 +1,75 @@
+"""``ballistics compare``: Congruent Matching Cells comparison of two casing scans."""
+
+from __future__ import annotations
+
+import click
+
+from ballistics.cli.common import (
+    device_option,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    scan_read_options,
+)
+
+
+@click.command("compare")
+@click.argument("reference", type=click.Path())
+@click.argument("target", type=click.Path())
+@click.option("--preset", type=click.Choice(["default", "cmcR"], case_sensitive=False),
+              default="default", show_default=True,
+              help="default: full rotation; cmcR: the cmcR README settings (-30..30 by 3).")
+@click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
+              help="Rotation search in degrees (default: full for --preset default, "
+                   "-30,30,3 for cmcR).")
+@click.option("--processed", is_flag=True,
+              help="The inputs are already processed: use them as they are.")
+@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+              help="Write the examiner's HTML report here.")
+@device_option
+@scan_read_options
+@json_option
+@quiet_option
+@handle_errors
+def compare(reference, target, preset, rotation, processed, report, device, spacing_um,
+            no_verify, as_json, quiet) -> None:
+    """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
+
+    Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
+    or --processed is given.
+    """
+    from ballistics.io import read_scan
+    from ballistics.matching import compare as run_compare
+    from ballistics.preprocess import prepare_for_comparison
+
+    preset = "cmcR" if preset.lower() == "cmcr" else "default"
+    scans = []
+    for path in (reference, target):
+        scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
+                         verify=not no_verify)
+        scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
+    result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+    out = result.to_dict()
+    for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
+        out[key]["path"] = str(path)
+        out[key]["sha256"] = scan.sha256
+    warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings]
+    if report:
+        from ballistics.report.compare import compare_report
+
+        compare_report(scans[0], scans[1], result, out=report)
+    if as_json:
+        out["warnings"] = list(dict.fromkeys(warns))
+        emit_json(out)
+        return
+    click.echo(f"reference: {reference}")
+    click.echo(f"target:    {target}")
+    click.echo(f"CMC count (reference -> target): {result.cmc_count}")
+    click.echo(f"CMC count (target -> reference): {result.cmc_count_reverse}")
+    click.echo(f"High CMC count:                  {result.cmc_count_high}")
+    click.echo(f"combined CMC count:              {result.cmc_count_combined}")
+    click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
+               f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
+    if report:
+        click.echo(f"report: {report}")
