@@ -51,6 +51,9 @@ class StriaeCompareParams:
         Largest distance between matching peaks (or valleys) of the aligned signatures.
     prominence_rq
         Smallest prominence of a peak or valley, in units of the signature's RMS roughness.
+    cms_smooth_um
+        Gaussian low-pass (cutoff, µm) applied to both aligned signatures before the peaks and
+        valleys are found (0 = none); larger values count only broader striae.
     try_reversed
         Also compare A with B reversed and keep the better: a striated mark scanned rotated by
         180° has its signature reversed. Used for casing marks (``aperture-shear``, ``mark``),
@@ -63,6 +66,7 @@ class StriaeCompareParams:
     match_tolerance_um: float = 5.0
     prominence_rq: float = 0.5
     try_reversed: bool = False
+    cms_smooth_um: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("min_overlap_fraction", self.min_overlap_fraction, 0, 1, lo_open=True)
@@ -274,8 +278,12 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
     al[-start : -start + va.size] = va
     bl[-start - lag : -start - lag + vb.size] = vb
     both = np.isfinite(al) & np.isfinite(bl)
-    cms, cnms, m, nm = match_striae(np.where(both, al, np.nan), np.where(both, bl, np.nan),
-                                    params.match_tolerance_um / step, params.prominence_rq)
+    ca, cb = np.where(both, al, np.nan), np.where(both, bl, np.nan)
+    if params.cms_smooth_um > 0:
+        ca = gaussian_smooth_1d(ca, params.cms_smooth_um, step)
+        cb = gaussian_smooth_1d(cb, params.cms_smooth_um, step)
+    cms, cnms, m, nm = match_striae(ca, cb, params.match_tolerance_um / step,
+                                    params.prominence_rq)
     diff = al[both] - bl[both]
     d = float(np.sqrt(np.mean(diff**2)))
     scale = math.sqrt(float(np.mean(al[both] ** 2) + np.mean(bl[both] ** 2)) / 2.0)
