@@ -41,17 +41,20 @@ from ballistics.scan import Scan
 __all__ = [
     "BaselineEmbedder",
     "BaselineParams",
+    "block_mean_nan",
     "breech_face_centre",
     "nan_gaussian",
     "polar_descriptor",
     "polar_sample",
     "primer_centre_from_provenance",
+    "smooth_form",
     "standardise",
 ]
 
 
 # --- small NaN-aware helpers --------------------------------------------------------------
-def nan_gaussian(heights: np.ndarray, sigma_px: tuple[float, float] | float) -> np.ndarray:
+def nan_gaussian(heights: np.ndarray, sigma_px: tuple[float, float] | float,
+                 truncate: float = 3.0) -> np.ndarray:
     """Gaussian smoothing that ignores NaN (normalised convolution); NaN where no support.
 
     Parameters
@@ -60,14 +63,40 @@ def nan_gaussian(heights: np.ndarray, sigma_px: tuple[float, float] | float) -> 
         ``(rows, cols)`` array, NaN = missing.
     sigma_px
         Standard deviation in pixels, one value or ``(sigma_y, sigma_x)``.
+    truncate
+        Kernel half-width in standard deviations.
     """
     h = np.asarray(heights, dtype=np.float64)
     valid = np.isfinite(h)
-    num = ndimage.gaussian_filter(np.where(valid, h, 0.0), sigma_px, mode="constant")
-    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma_px, mode="constant")
+    num = ndimage.gaussian_filter(np.where(valid, h, 0.0), sigma_px, mode="constant",
+                                  truncate=truncate)
+    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma_px, mode="constant",
+                                  truncate=truncate)
     out = np.full_like(num, np.nan)
     ok = den > 1e-3
     out[ok] = num[ok] / den[ok]
+    return out
+
+
+def block_mean_nan(heights: np.ndarray, k: int) -> np.ndarray:
+    """NaN-aware ``k x k`` block average (NaN where less than half of a block is valid).
+
+    Trailing rows/columns that do not fill a block are dropped; the first output point is the
+    centre of the first block, ``(k - 1) / 2`` input pixels from the input's first point.
+    """
+    if k <= 1:
+        return np.asarray(heights, dtype=np.float64)
+    h = np.asarray(heights, dtype=np.float64)
+    r, c = (h.shape[0] // k) * k, (h.shape[1] // k) * k
+    if r == 0 or c == 0:
+        return h
+    h = h[:r, :c]
+    valid = np.isfinite(h)
+    s = np.where(valid, h, 0.0).reshape(r // k, k, c // k, k).sum(axis=(1, 3))
+    n = valid.reshape(r // k, k, c // k, k).sum(axis=(1, 3))
+    out = np.full(s.shape, np.nan)
+    ok = n >= 0.5 * k * k
+    out[ok] = s[ok] / n[ok]
     return out
 
 
@@ -93,26 +122,28 @@ def standardise(heights: np.ndarray, clip: float = 5.0) -> np.ndarray:
 def primer_centre_from_provenance(scan: Scan) -> tuple[float, float] | None:
     """The primer centre ``[y, x]`` (µm, in the scan's own frame) recorded by preprocessing.
 
-    Looks at the last provenance step named ``"preprocess"`` for a primer circle (``primer``
-    with ``center_um``) expressed in the processed scan's coordinates (``fitted`` values named
-    ``primer_out``/``primer_processed`` are preferred when present). Returns ``None`` when
-    there is none, so callers fall back to :func:`breech_face_centre`'s geometric estimate.
+    Reads the last provenance step named ``"preprocess"``: its ``fitted`` ``primer`` circle is
+    in the *input* scan's frame and ``first_point_um`` is where the processed scan's first
+    point lies in that frame, so the centre here is their difference. Returns ``None`` when
+    there is no such record (or it falls far outside the scan), so callers fall back to the
+    geometric estimate of :func:`breech_face_centre`.
     """
     for step in reversed(scan.provenance):
         if step.get("name") != "preprocess":
             continue
         fitted = step.get("fitted") or {}
-        for key in ("primer_out", "primer_processed", "primer"):
-            circ = fitted.get(key)
-            if isinstance(circ, Mapping) and circ.get("center_um") is not None:
-                c = circ["center_um"]
-                try:
-                    cy, cx = float(c[0]), float(c[1])
-                except (TypeError, ValueError, IndexError):
-                    continue
-                ey, ex = scan.extent_um
-                if -0.25 * ey <= cy <= 1.25 * ey and -0.25 * ex <= cx <= 1.25 * ex:
-                    return cy, cx
+        circ = fitted.get("primer")
+        if not isinstance(circ, Mapping) or circ.get("center_um") is None:
+            return None
+        first = fitted.get("first_point_um") or (0.0, 0.0)
+        try:
+            cy = float(circ["center_um"][0]) - float(first[0])
+            cx = float(circ["center_um"][1]) - float(first[1])
+        except (TypeError, ValueError, IndexError):
+            return None
+        ey, ex = scan.extent_um
+        if -0.25 * ey <= cy <= 1.25 * ey and -0.25 * ex <= cx <= 1.25 * ex:
+            return cy, cx
         return None
     return None
 
@@ -127,10 +158,9 @@ def _outer_circle(valid: np.ndarray) -> tuple[float, float, float] | None:
     yy, xx = np.nonzero(valid)
     if yy.size < 50:
         return None
-    if yy.size > 200_000:  # subsample large scans deterministically
-        step = yy.size // 200_000 + 1
-        yy, xx = yy[::step], xx[::step]
     c0 = np.array([yy.mean(), xx.mean()])
+    # only boundary pixels can be outermost in a sector
+    yy, xx = np.nonzero(valid & ~ndimage.binary_erosion(valid))
     ang = np.arctan2(yy - c0[0], xx - c0[1])
     rad = np.hypot(yy - c0[0], xx - c0[1])
     sector = ((ang + np.pi) / (2 * np.pi) * 180).astype(np.int64) % 180
@@ -282,6 +312,46 @@ class BaselineParams:
         return sum((self.n_bands - d) * self.n_harmonics for d in self.ring_lags)
 
 
+def smooth_form(heights: np.ndarray, spacing_um: tuple[float, float], sigma_um: float
+                ) -> np.ndarray:
+    """NaN-aware Gaussian of a long ``sigma_um`` (the form), computed on a coarser grid.
+
+    The form is smooth, so it is estimated on a block-averaged grid (about 4 points per
+    sigma) and interpolated back; the result has the shape of ``heights`` (NaN where no
+    valid point lies within reach).
+    """
+    dy, dx = spacing_um
+    kf = max(1, int(sigma_um / 4.0 // max(dy, dx)))
+    if kf == 1:
+        return nan_gaussian(heights, (sigma_um / dy, sigma_um / dx))
+    coarse = nan_gaussian(block_mean_nan(heights, kf), (sigma_um / (dy * kf),
+                                                        sigma_um / (dx * kf)))
+    ok = np.isfinite(coarse)
+    r, c = np.asarray(heights).shape
+    ys = (np.arange(r) - (kf - 1) / 2.0) / kf
+    xs = (np.arange(c) - (kf - 1) / 2.0) / kf
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    f = ndimage.map_coordinates(np.where(ok, coarse, 0.0), [yy, xx], order=1, mode="nearest")
+    w = ndimage.map_coordinates(ok.astype(np.float64), [yy, xx], order=1, mode="nearest")
+    out = np.full((r, c), np.nan)
+    good = w > 1e-3
+    out[good] = f[good] / w[good]
+    return out
+
+
+def _reduced(scan: Scan, smooth_sigma_um: float
+             ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    """Heights block-averaged to a spacing of at most ``smooth_sigma_um / 2`` (speed).
+
+    Returns the heights, their spacing and the position (µm) of their first point's centre
+    relative to the scan's first point.
+    """
+    dy, dx = scan.spacing_um
+    k = max(1, int(smooth_sigma_um / 2.0 // max(dy, dx)))
+    h = block_mean_nan(scan.heights, k)
+    return h, (dy * k, dx * k), ((k - 1) / 2.0 * dy, (k - 1) / 2.0 * dx)
+
+
 def _cross_ring_phase(spec: np.ndarray, lags: Sequence[int]) -> np.ndarray:
     """Real parts of the unit cross-spectra between bands ``d`` apart."""
     out = []
@@ -311,14 +381,14 @@ def polar_descriptor(
         Polar centre ``[y, x]`` in µm; :func:`breech_face_centre` when ``None``.
     """
     p = params or BaselineParams()
-    dy, dx = scan.spacing_um
-    h = np.asarray(scan.heights, dtype=np.float64)
-    smooth = nan_gaussian(h, (p.smooth_sigma_um / dy, p.smooth_sigma_um / dx))
-    form = nan_gaussian(h, (p.form_sigma_um / dy, p.form_sigma_um / dx))
-    band = standardise(np.where(np.isfinite(h), smooth - form, np.nan))
     c = breech_face_centre(scan) if centre_um is None else centre_um
+    h, sp, off = _reduced(scan, p.smooth_sigma_um)
+    dy, dx = sp
+    smooth = nan_gaussian(h, (p.smooth_sigma_um / dy, p.smooth_sigma_um / dx))
+    form = smooth_form(h, sp, p.form_sigma_um)
+    band = standardise(np.where(np.isfinite(h), smooth - form, np.nan))
     radii = (np.arange(p.n_rings) + 0.5) * p.ring_step_um
-    vals, w = polar_sample(band, scan.spacing_um, c, radii, p.n_angles)
+    vals, w = polar_sample(band, sp, (c[0] - off[0], c[1] - off[1]), radii, p.n_angles)
     ok = w >= p.min_ring_valid
     vals = np.where(ok, vals, 0.0)
     spec = np.fft.rfft(vals, axis=1)[:, 1 : p.n_harmonics + 1]
