@@ -405,13 +405,13 @@ def fire(
                                 dark=dark, noise=params.image_noise, rng=rng)
         image = Scan(grey, (sp, sp), "image", metadata=meta)
     if modality in ("topography", "both"):
-        z = _measure(z, rng, params, primer, gap, head, mask)
+        z = _measure(z, rng, params, primer, gap, head, rho < 1.0)
         scan = Scan(z, (sp, sp), "topography", metadata=meta)
     return SyntheticCasing(scan=scan, image=image, mask=mask, truth=truth, shear_mask=shear_mask)
 
 
 def _measure(z: np.ndarray, rng: np.random.Generator, params: SynthParams, primer: np.ndarray,
-             gap: np.ndarray, head: np.ndarray, mask: np.ndarray) -> np.ndarray:
+             gap: np.ndarray, head: np.ndarray, crater: np.ndarray) -> np.ndarray:
     """What the instrument returns: noise, steep-wall NaNs, drop-outs, speckle, spikes."""
     sp = params.spacing_um
     h, w = z.shape
@@ -428,6 +428,11 @@ def _measure(z: np.ndarray, rng: np.random.Generator, params: SynthParams, prime
     if params.dropout_fraction > 0:
         thr = NormalDist().inv_cdf(1.0 - params.dropout_fraction)
         lost |= surf.smooth_field(rng, (h, w), sp, 150.0) > np.float32(thr)
+    if params.crater_floor_missing >= 1.0:
+        lost |= crater
+    elif params.crater_floor_missing > 0:
+        thr = NormalDist().inv_cdf(1.0 - params.crater_floor_missing)
+        lost |= crater & (surf.smooth_field(rng, (h, w), sp, 200.0) > np.float32(thr))
     if params.speckle_fraction > 0:
         lost |= rng.random((h, w), dtype=np.float32) < np.float32(params.speckle_fraction)
     n_spikes = int(rng.binomial(h * w, params.spike_fraction)) if params.spike_fraction else 0

@@ -109,6 +109,8 @@ class SynthParams:
         Fraction of the primer lost to blob-shaped drop-outs (NaN).
     speckle_fraction
         Fraction of isolated NaN points.
+    crater_floor_missing
+        Fraction of the firing-pin crater floor without return (deep, dark: often lost).
     spike_fraction
         Fraction of points replaced by spikes of 5–50 µm.
     max_wall_slope_deg
@@ -133,9 +135,9 @@ class SynthParams:
     max_tilt_deg: float = 0.5
     n_classes: int = 4
     class_seed: int = 0
-    class_amplitude_um: float = 0.6
+    class_amplitude_um: float = 0.9
     class_share: float = 0.8
-    texture_amplitude_um: float = 1.0
+    texture_amplitude_um: float = 1.4
     texture_band_um: tuple[float, float] = (20.0, 400.0)
     texture_slope: float = 0.5
     firing_pin_radius_um: tuple[float, float] = (550.0, 800.0)
@@ -143,16 +145,17 @@ class SynthParams:
     firing_pin_offset_um: float = 60.0
     firing_pin_jitter_um: float = 15.0
     aperture_shear_probability: float = 0.5
-    aperture_shear_amplitude_um: float = 1.0
+    aperture_shear_amplitude_um: float = 1.5
     aperture_shear_shot_probability: float = 0.9
     ammunition: tuple[str, ...] = ("medium", "soft")
     transfer_mean: float = 0.85
     transfer_variation: float = 0.2
     transfer_gradient: float = 0.2
-    shot_noise_um: float = 0.45
+    shot_noise_um: float = 0.65
     scanner_noise_um: float = 0.05
     dropout_fraction: float = 0.08
     speckle_fraction: float = 0.005
+    crater_floor_missing: float = 0.5
     spike_fraction: float = 1e-4
     max_wall_slope_deg: float = 60.0
     light_elevation_deg: float = 75.0
@@ -206,6 +209,7 @@ class SynthParams:
         check_range("scanner_noise_um", self.scanner_noise_um, 0.0, 5.0)
         check_range("dropout_fraction", self.dropout_fraction, 0.0, 0.9)
         check_range("speckle_fraction", self.speckle_fraction, 0.0, 0.5)
+        check_range("crater_floor_missing", self.crater_floor_missing, 0.0, 1.0)
         check_range("spike_fraction", self.spike_fraction, 0.0, 0.01)
         check_range("max_wall_slope_deg", self.max_wall_slope_deg, 5.0, 89.0)
         check_range("light_elevation_deg", self.light_elevation_deg, 10.0, 89.0)
@@ -234,15 +238,17 @@ class SynthParams:
 _PRESETS: dict[str, dict[str, Any]] = {
     "easy": dict(
         ammunition=("medium",), transfer_mean=1.0, transfer_variation=0.05,
-        transfer_gradient=0.0, shot_noise_um=0.15, scanner_noise_um=0.03,
+        transfer_gradient=0.0, shot_noise_um=0.2, scanner_noise_um=0.03,
         dropout_fraction=0.02, speckle_fraction=0.001, spike_fraction=0.0,
+        crater_floor_missing=0.1,
         max_tilt_deg=0.2, firing_pin_jitter_um=5.0,
     ),
     "realistic": {},
     "hard": dict(
         ammunition=("soft", "medium", "hard"), transfer_mean=0.6, transfer_variation=0.3,
-        transfer_gradient=0.4, shot_noise_um=0.7, scanner_noise_um=0.08,
+        transfer_gradient=0.4, shot_noise_um=1.0, scanner_noise_um=0.08,
         dropout_fraction=0.25, speckle_fraction=0.02, spike_fraction=5e-4,
+        crater_floor_missing=0.9,
         max_tilt_deg=1.0, firing_pin_jitter_um=30.0, max_wall_slope_deg=50.0,
         aperture_shear_shot_probability=0.6,
     ),
