@@ -209,6 +209,16 @@ def _read_extension(container: X3pContainer) -> dict[str, Any] | None:
     if not isinstance(ext, dict) or ext.get("schema") != EXTENSION_SCHEMA:
         container.log.add("the ballistics extension file has an unknown schema; ignored")
         return None
+    well_formed = (
+        isinstance(ext.get("metadata", {}), dict)
+        and isinstance(ext.get("provenance", []), list)
+        and all(isinstance(step, dict) for step in ext.get("provenance", []))
+        and isinstance(ext.get("warnings", []), list)
+        and ext.get("modality", "topography") in ("topography", "image")
+    )
+    if not well_formed:
+        container.log.add("the ballistics extension file is malformed; ignored")
+        return None
     return ext
 
 

@@ -302,3 +302,17 @@ def test_multi_layer_reads_first_layer(tmp_path):
     scan = _read(tmp_path / "l.x3p")
     np.testing.assert_allclose(scan.heights, a * 1e6, rtol=1e-6, equal_nan=True)
     assert len(scan.warnings) == 1 and "2 layers" in scan.warnings[0]
+
+
+def test_malformed_extension_is_ignored_with_warning(tmp_path):
+    import x3pio
+
+    from ballistics.io.x3p import EXTENSION_URI
+
+    surf = x3pio.Surface.from_array(surface(), x_scale=1e-6, y_scale=1e-6)
+    surf.extensions[EXTENSION_URI] = json.dumps(
+        {"schema": 1, "metadata": [1, 2], "modality": "photo"}).encode()
+    surf.save(tmp_path / "e.x3p")
+    scan = _read(tmp_path / "e.x3p")
+    assert scan.modality == "topography" and scan.provenance == ()
+    assert scan.warnings == ("the ballistics extension file is malformed; ignored",)
