@@ -29,6 +29,9 @@ import torch
 from ballistics.matching.geometry import CellGeometry, next_fast_len
 from ballistics.matching.rotation import rotate_stack
 
+#: Coarse CCF maxima refined at full resolution by the pyramid search.
+TOP_K = 3
+
 #: Upper bound of the working memory of one batch of FFTs (bytes).
 BATCH_BYTES = 96 * 2**20
 
@@ -418,20 +421,36 @@ def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
     uc = ulo_c.view(-1, 1) + torch.arange(span_c, device=dev).view(1, -1)
     flat = (ur % pcr)[:, :, None] * pcc + (uc % pcc)[:, None, :]
     cvals = torch.gather(cc_full.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, span_r, span_c)
-    u_r, u_c, _ = _window_argmax(cvals, ulo_r, ulo_c, ur <= uhi_r.view(-1, 1),
-                                 uc <= uhi_c.view(-1, 1))
+    allowed = (ur <= uhi_r.view(-1, 1))[:, :, None] & (uc <= uhi_c.view(-1, 1))[:, None, :]
+    cvals = torch.where(allowed, cvals, torch.full_like(cvals, -float("inf")))
+    # the TOP_K highest local maxima of the coarse CCF are refined at full resolution
+    pooled = torch.nn.functional.max_pool2d(cvals.unsqueeze(1), 3, stride=1, padding=1)
+    peaks = torch.where(cvals >= pooled.squeeze(1), cvals, torch.full_like(cvals, -float("inf")))
+    k = min(TOP_K, span_r * span_c)
+    _, arg = peaks.reshape(n, -1).topk(k, dim=1)                      # (n, k)
+    u_r = ulo_r.view(-1, 1) + arg // span_c
+    u_c = ulo_c.view(-1, 1) + arg % span_c
 
-    # fine level: offsets factor*u - w .. factor*u + w
+    # fine level: offsets factor*u - w .. factor*u + w, for each candidate
     length = 2 * w + 1
-    s_r = factor * u_r - w
-    s_c = factor * u_c - w
-    win = _gather_windows(std.reshape(n, nr, nc), s_r, s_c, mr + length - 1, mc + length - 1)
-    fine_spec = pyr["fine_spec"].unsqueeze(0).expand(na, -1, -1, -1).reshape(n, pfr, -1)
+    s_r = (factor * u_r - w).reshape(-1)
+    s_c = (factor * u_c - w).reshape(-1)
+    src = std.reshape(n, 1, nr, nc).expand(n, k, nr, nc).reshape(n * k, nr, nc)
+    win = _gather_windows(src, s_r, s_c, mr + length - 1, mc + length - 1)
+    fine_spec = pyr["fine_spec"].unsqueeze(0).unsqueeze(2).expand(na, -1, k, -1, -1)
+    fine_spec = fine_spec.reshape(n * k, pfr, -1)
     f_full = torch.fft.irfft2(torch.fft.rfft2(win, s=(pfr, pfc)) * fine_spec, s=(pfr, pfc))
     fvals = f_full[:, :length, :length]
+    lo_rk, hi_rk = lo_r.repeat_interleave(k), hi_r.repeat_interleave(k)
+    lo_ck, hi_ck = lo_c.repeat_interleave(k), hi_c.repeat_interleave(k)
     orr = s_r.view(-1, 1) + torch.arange(length, device=dev).view(1, -1)
     occ = s_c.view(-1, 1) + torch.arange(length, device=dev).view(1, -1)
-    ok_r = (orr >= lo_r.view(-1, 1)) & (orr <= hi_r.view(-1, 1))
-    ok_c = (occ >= lo_c.view(-1, 1)) & (occ <= hi_c.view(-1, 1))
+    ok_r = (orr >= lo_rk.view(-1, 1)) & (orr <= hi_rk.view(-1, 1))
+    ok_c = (occ >= lo_ck.view(-1, 1)) & (occ <= hi_ck.view(-1, 1))
     o_r, o_c, best = _window_argmax(fvals, s_r, s_c, ok_r, ok_c)
+    best = best.view(n, k)
+    pick = best.argmax(dim=1, keepdim=True)
+    o_r = torch.gather(o_r.view(n, k), 1, pick).squeeze(1)
+    o_c = torch.gather(o_c.view(n, k), 1, pick).squeeze(1)
+    best = torch.gather(best, 1, pick).squeeze(1)
     return o_r.view(na, kv), o_c.view(na, kv), best.view(na, kv)
