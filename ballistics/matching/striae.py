@@ -67,6 +67,7 @@ class StriaeCompareParams:
     prominence_rq: float = 0.5
     try_reversed: bool = False
     cms_smooth_um: float = 0.0
+    tolerance_gap_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         check_range("min_overlap_fraction", self.min_overlap_fraction, 0, 1, lo_open=True)
@@ -176,8 +177,8 @@ def _longest_run(flags: list[bool], value: bool) -> int:
     return best
 
 
-def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float
-                 ) -> tuple[int, int, int, int]:
+def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float,
+                 tolerance_gap_fraction: float = 0.0) -> tuple[int, int, int, int]:
     """CMS, CNMS, matches and non-matches of two aligned, equally sampled signatures.
 
     Only samples where both are valid are used; ``tolerance`` is in samples.
@@ -192,6 +193,11 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
     bv = np.interp(np.arange(idx[0], idx[-1] + 1), idx, b[idx])
     pa, ka = _extrema(av, prominence_rq * float(np.std(av)))
     pb, kb = _extrema(bv, prominence_rq * float(np.std(bv)))
+    gaps = np.concatenate([np.diff(pa), np.diff(pb)])
+    if gaps.size and tolerance_gap_fraction > 0:
+        # dense striae make chance matches likely: never accept more than a fraction of the
+        # typical distance between neighbouring peaks and valleys
+        tolerance = min(tolerance, max(1.0, tolerance_gap_fraction * float(np.median(gaps))))
     used_b = np.zeros(pb.size, bool)
     events: list[tuple[float, bool]] = []
     for p, k in zip(pa, ka, strict=True):
@@ -283,7 +289,7 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
         ca = gaussian_smooth_1d(ca, params.cms_smooth_um, step)
         cb = gaussian_smooth_1d(cb, params.cms_smooth_um, step)
     cms, cnms, m, nm = match_striae(ca, cb, params.match_tolerance_um / step,
-                                    params.prominence_rq)
+                                    params.prominence_rq, params.tolerance_gap_fraction)
     diff = al[both] - bl[both]
     d = float(np.sqrt(np.mean(diff**2)))
     scale = math.sqrt(float(np.mean(al[both] ** 2) + np.mean(bl[both] ** 2)) / 2.0)

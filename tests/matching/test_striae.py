@@ -1,0 +1,158 @@
+"""Comparison of striation signatures and of bullets (synthetic and real Hamby 44)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ballistics.datasets.synthetic_striae import (
+    fire_bullet,
+    make_barrel,
+    striae_params,
+    true_phase,
+)
+from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.features.lea import lea_signature
+from ballistics.features.striation import Signature
+from ballistics.matching.striae import (
+    StriaeCompareParams,
+    ccf_curve,
+    compare_bullets,
+    compare_signatures,
+    match_striae,
+    resample_signature,
+)
+
+
+def _striae(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.convolve(rng.normal(size=n + 8), np.ones(5) / 5, mode="valid")[:n]
+
+
+def _sig(values: np.ndarray, spacing: float = 2.0) -> Signature:
+    return Signature(values=values, spacing_um=spacing, kind="mark", direction_deg=90.0,
+                     profile=values)
+
+
+def test_identical_and_shifted_signatures() -> None:
+    v = _striae(600, 1)
+    c = compare_signatures(_sig(v), _sig(v))
+    assert c.ccf_max == pytest.approx(1.0, abs=1e-9)
+    assert c.lag_um == 0 and c.d_um == pytest.approx(0.0, abs=1e-9)
+    assert c.overlap_um == pytest.approx(600 * 2.0)
+    assert c.cms >= 20 and c.cnms == 0
+    # B = A shifted by 37 samples: a feature at p in A sits at p - 37 in B
+    c2 = compare_signatures(_sig(v[37:]), _sig(v[:-37]))
+    assert c2.ccf_max == pytest.approx(1.0, abs=1e-9)
+    assert c2.lag_um == pytest.approx(37 * 2.0)
+    d = c2.to_dict()
+    for key in ("ccf_max", "lag_um", "cms", "overlap_um", "d_um", "matches", "version"):
+        assert key in d
+
+
+def test_unrelated_signatures_score_low() -> None:
+    c = compare_signatures(_sig(_striae(700, 1)), _sig(_striae(700, 2)))
+    assert c.ccf_max < 0.35
+    assert c.cms <= 6
+    assert c.d_normalised > 1.0
+
+
+def test_nan_aware_ccf_matches_direct_computation() -> None:
+    a, b = _striae(200, 3), _striae(150, 4)
+    a[20:30] = np.nan
+    b[5] = np.nan
+    lags, r, n = ccf_curve(a, b, 20)
+    k = 12
+    i = np.arange(a.size)
+    j = i + k
+    ok = (j >= 0) & (j < b.size)
+    x, y = a[i[ok]], b[j[ok]]
+    m = np.isfinite(x) & np.isfinite(y)
+    direct = np.corrcoef(x[m], y[m])[0, 1]
+    assert r[np.flatnonzero(lags == k)[0]] == pytest.approx(direct, abs=1e-9)
+
+
+def test_different_spacing_is_resampled_with_a_warning() -> None:
+    fine = _striae(1200, 5)
+    coarse = resample_signature(fine, 1.0, 2.5)
+    assert coarse.size == pytest.approx(1200 / 2.5, abs=1)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", ScanWarning)
+        c = compare_signatures(_sig(fine, 1.0), _sig(coarse, 2.5))
+    assert c.spacing_um == 2.5 and c.ccf_max > 0.9
+    assert any("resampled" in str(x.message) for x in w) and c.warnings
+
+
+def test_reversed_signature_only_when_asked() -> None:
+    v = _striae(500, 6)
+    plain = compare_signatures(_sig(v), _sig(v[::-1].copy()))
+    rev = compare_signatures(_sig(v), _sig(v[::-1].copy()), StriaeCompareParams(try_reversed=True))
+    assert rev.reversed and rev.ccf_max == pytest.approx(1.0)
+    assert plain.ccf_max < 0.5 and not plain.reversed
+
+
+def test_no_overlap_raises() -> None:
+    with pytest.raises(NoSignatureError):
+        compare_signatures(_sig(np.full(50, np.nan)), _sig(_striae(50, 1)))
+
+
+def test_match_striae_counts() -> None:
+    x = np.linspace(0, 20 * np.pi, 400)
+    a = np.sin(x)
+    cms, cnms, m, nm = match_striae(a, a.copy(), 2, 0.5)
+    assert cms == m == 20 and nm == 0 and cnms == 0  # 10 peaks + 10 valleys
+    b = a.copy()
+    b[200:] = np.sin(x[200:] + np.pi / 2)  # the second half is out of phase
+    cms2, _, m2, nm2 = match_striae(a, b, 2, 0.5)
+    assert cms2 < cms and nm2 > 0
+
+
+@pytest.fixture(scope="module")
+def synthetic_bullets() -> tuple[list, list]:
+    p = striae_params("realistic", land_length_um=200.0, land_width_um=1200.0)
+    barrel = make_barrel("B1", 21, p)
+    bullets = [fire_bullet(barrel, s, p) for s in (1, 2)]
+    bullets.append(fire_bullet(make_barrel("B2", 22, p), 3, p))
+    return bullets, [[lea_signature(s) for s in b.lands] for b in bullets]
+
+
+def test_bullets_best_phase_is_the_true_one(synthetic_bullets) -> None:
+    bullets, sigs = synthetic_bullets
+    r = compare_bullets(sigs[0], sigs[1])
+    assert r.best_phase == true_phase(bullets[0], bullets[1])
+    assert r.ccf.shape == (6, 6) and len(r.phase_scores) == 6
+    diff = compare_bullets(sigs[0], sigs[2])
+    assert r.sam > diff.sam + 0.15
+    d = r.to_dict()
+    assert d["best_phase"] == r.best_phase and len(d["best_phase_pairs"]) == 6
+
+
+def test_bullets_with_different_land_counts_warn(synthetic_bullets) -> None:
+    bullets, sigs = synthetic_bullets
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", ScanWarning)
+        r = compare_bullets(sigs[0], sigs[1][:5])
+    assert r.ccf.shape == (6, 5) and len(r.phase_scores) == 5
+    assert r.warnings and any("different numbers of lands" in str(x.message) for x in w)
+    # a land without signature is left out of its phase
+    r2 = compare_bullets([None, *sigs[0][1:]], sigs[1])
+    assert np.isnan(r2.ccf[0]).all() and r2.best_phase == true_phase(bullets[0], bullets[1])
+
+
+@pytest.mark.slow
+def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
+    from ballistics.io import read_scan
+
+    folder = real_data / "bullets" / "hamby44"
+    lands = [[lea_signature(read_scan(p)) for p in sorted((folder / b).glob("*.x3p"))]
+             for b in ("bullet1", "bullet2")]
+    r = compare_bullets(lands[0], lands[1])
+    # bullets 1 and 2 of barrel 1: land i of bullet 1 matches land i + 4 of bullet 2
+    assert r.best_phase == 4
+    inside = np.array([r.ccf[i, (i + 4) % 6] for i in range(6)])
+    outside = np.array([r.ccf[i, j] for i in range(6) for j in range(6) if j != (i + 4) % 6])
+    assert inside.min() > outside.max() + 0.05  # every matching pair beats all 30 others
+    assert r.margin == pytest.approx(inside.min() - outside.max())
+    assert r.sam > 0.6 and sorted(r.phase_scores)[-2] < 0.45
