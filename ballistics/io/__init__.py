@@ -20,7 +20,7 @@ from ballistics.io.reader import (
     read_scan,
     scan_info,
 )
-from ballistics.io.x3p import write_x3p
+from ballistics.io.x3p_write import write_x3p
 
 __all__ = [
     "SUPPORTED_SUFFIXES",

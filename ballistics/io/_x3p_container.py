@@ -8,19 +8,13 @@ as a warning, and can rebuild a normalised container that x3pio's strict decoder
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import defusedxml
-import defusedxml.ElementTree as DET
 
 from ballistics.errors import (
     CorruptFileError,
@@ -36,115 +30,28 @@ from ballistics.io._common import (
     check_claimed_size,
     check_points,
 )
-
-NAMESPACE = "http://www.opengps.eu/2008/ISO5436_2"
-ROOT_NAME = "ISO5436_2"
-REV_2000 = "ISO5436 - 2000"
-REV_DAM1 = "ISO25178-72:2017/DAM1"
-
-#: Largest ``main.xml`` accepted (a DataList of text datums can be large, but not this).
-MAX_MAIN_XML_BYTES = 512 << 20
-
-_ITEMSIZE = {"I": 2, "L": 4, "F": 4, "D": 8}
-_DASHES = {ord(d): "-" for d in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
-_MD5_RE = re.compile(r"^[0-9a-fA-F]{32}$")
-_JUNK_FOLDERS = {"__macosx"}
-_JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-
-
-def _is_junk(name: str) -> bool:
-    *folders, base = name.lower().split("/")
-    return (
-        any(f in _JUNK_FOLDERS for f in folders)
-        or base in _JUNK_NAMES
-        or base.startswith("._")
-    )
-
-
-def _local(tag: Any) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def _child(elem: ET.Element | None, name: str) -> ET.Element | None:
-    if elem is None:
-        return None
-    for c in elem:
-        if _local(c.tag) == name:
-            return c
-    return None
-
-
-def _path(elem: ET.Element | None, *names: str) -> ET.Element | None:
-    for n in names:
-        elem = _child(elem, n)
-    return elem
-
-
-def _text(elem: ET.Element | None, *names: str) -> str | None:
-    e = _path(elem, *names)
-    if e is None or e.text is None:
-        return None
-    return e.text.strip()
-
-
-def md5_hex(data: bytes) -> str:
-    """Lower-case hex MD5 of ``data``."""
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def parse_checksum(data: bytes) -> str | None:
-    """The digest of a checksum file: ``md5sum`` layout or a bare hash; None if none."""
-    tokens = data.decode("utf-8-sig", errors="replace").split()
-    if tokens and _MD5_RE.match(tokens[0]):
-        return tokens[0].lower()
-    return None
-
-
-@dataclass
-class Axis:
-    """One axis of ``Record1/Axes`` as written (increment in the file's unit, nominally m)."""
-
-    axis_type: str
-    data_type: str
-    increment: float
-    offset: float
-
-
-@dataclass
-class X3pHeader:
-    """What ``main.xml`` says, plus where the members are in the container."""
-
-    root_tag: str
-    revision_text: str | None
-    revision: str
-    feature_type: str
-    x: Axis
-    y: Axis
-    z: Axis
-    size: tuple[int, int, int]
-    point_data: str | None
-    point_md5: str | None
-    valid_data: str | None
-    valid_md5: str | None
-    has_datalist: bool
-    checksum_file: str | None
-    record2: dict[str, Any]
-    mask: dict[str, Any] | None
-    vendor_ids: list[str] = field(default_factory=list)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, cols)`` = ``(SizeY, SizeX)``."""
-        return (self.size[1], self.size[0])
-
-
-def _int(text: str | None, what: str, path: Path) -> int:
-    if text is None:
-        raise CorruptFileError(f"main.xml has no {what}", path=path)
-    try:
-        return int(text)
-    except ValueError:
-        raise CorruptFileError(f"{what} is not an integer: {text[:40]!r}", path=path) from None
+from ballistics.io._x3p_xml import (
+    DASHES,
+    ITEMSIZE,
+    MAX_MAIN_XML_BYTES,
+    NAMESPACE,
+    REV_2000,
+    REV_DAM1,
+    ROOT_NAME,
+    Axis,
+    X3pHeader,
+    child,
+    child_text,
+    find_path,
+    is_junk,
+    local_name,
+    md5_hex,
+    parse_checksum,
+    parse_int,
+    parse_xml,
+    record2_dict,
+    strip_namespaces,
+)
 
 
 class X3pContainer:
@@ -198,14 +105,19 @@ class X3pContainer:
                 )
             total += info.file_size
         check_claimed_size(total, self.file_size, "the zip directory", self.path)
-        junk = [i.filename for i in infos if _is_junk(i.filename)]
-        self.infos = {i.filename: i for i in infos if not _is_junk(i.filename)}
+        junk = [i.filename for i in infos if is_junk(i.filename.replace("\\", "/"))]
+        self.infos = {i.filename: i for i in infos
+                      if not is_junk(i.filename.replace("\\", "/"))}
         if junk:
+            self.normalise = True
+            names = sorted({j.replace("\\", "/").rsplit("/", 1)[-1] for j in junk})
             self.log.add(
                 f"ignored {len(junk)} operating-system entr{'y' if len(junk) == 1 else 'ies'} "
-                f"in the zip ({', '.join(sorted({Path(j).name for j in junk})[:3])})"
+                f"in the zip ({', '.join(names[:3])})"
             )
-        candidates = [n for n in self.infos if n.lower().rsplit("/", 1)[-1] == "main.xml"]
+        # Windows tools sometimes write backslashes as separators: compare normalised names
+        norm = {n.replace("\\", "/"): n for n in self.infos}
+        candidates = [n for n in norm if n.lower().rsplit("/", 1)[-1] == "main.xml"]
         if not candidates:
             raise CorruptFileError("the zip holds no main.xml: not an X3P file", path=self.path)
         depth = min(n.count("/") for n in candidates)
@@ -214,11 +126,13 @@ class X3pContainer:
             raise CorruptFileError(
                 f"the zip holds several main.xml at the same level: {top[:3]}", path=self.path
             )
-        self.main_name = top[0]
-        self.prefix = self.main_name[: -len("main.xml")]
+        self.main_name = norm[top[0]]
+        self.prefix = top[0][: -len("main.xml")]
         if self.prefix:
+            self.normalise = True
             self.log.add(f"main.xml lies in the sub-folder {self.prefix.rstrip('/')!r} of the zip")
         elif self.main_name != "main.xml":
+            self.normalise = True
             self.log.add(f"main.xml is named {self.main_name!r}")
 
     def member_name(self, link: str) -> str | None:
@@ -266,7 +180,7 @@ class X3pContainer:
     # --- header -------------------------------------------------------------------------
     def _number(self, e: ET.Element | None, tag: str, default: float, what: str) -> float:
         """A number of ``main.xml``; a decimal comma is fixed in the tree (with a warning)."""
-        el = _child(e, tag)
+        el = child(e, tag)
         text = None if el is None or el.text is None else el.text.strip()
         if text is None or text == "":
             return default
@@ -289,7 +203,7 @@ class X3pContainer:
 
     def _code(self, e: ET.Element, tag: str, default: str) -> str:
         """A one-letter code (AxisType, DataType); case and blanks are fixed in the tree."""
-        el = _child(e, tag)
+        el = child(e, tag)
         raw = "" if el is None or el.text is None else el.text
         code = raw.strip().upper() or default
         if el is not None and raw and raw != code:
@@ -300,14 +214,14 @@ class X3pContainer:
         return code
 
     def _axis(self, axes: ET.Element | None, name: str) -> Axis:
-        e = _child(axes, name)
+        e = child(axes, name)
         if e is None:
             raise CorruptFileError(f"main.xml has no axis {name}", path=self.path)
         axis_type = self._code(e, "AxisType", "A" if name == "CZ" else "I")
         data_type = self._code(e, "DataType", "D")
         if axis_type not in ("I", "A"):
             raise CorruptFileError(f"unknown AxisType of {name}: {axis_type!r}", path=self.path)
-        if data_type not in _ITEMSIZE:
+        if data_type not in ITEMSIZE:
             raise CorruptFileError(f"unknown DataType of {name}: {data_type!r}", path=self.path)
         inc = self._number(e, "Increment", 1.0, f"the increment of {name}")
         off = self._number(e, "Offset", 0.0, f"the offset of {name}")
@@ -319,19 +233,19 @@ class X3pContainer:
 
     def _parse_header(self) -> X3pHeader:
         root = self.root
-        root_tag = _local(root.tag)
+        root_tag = local_name(root.tag)
         if root_tag != ROOT_NAME:
             self.normalise = True
             self.log.add(
                 f"non-standard root element <{root_tag}> (the standard's is <p:{ROOT_NAME}>)"
             )
-        r1 = _child(root, "Record1")
-        r3 = _child(root, "Record3")
+        r1 = child(root, "Record1")
+        r3 = child(root, "Record3")
         if r1 is None or r3 is None:
             raise CorruptFileError("main.xml lacks Record1 or Record3", path=self.path)
-        rev_text = _text(r1, "Revision")
+        rev_text = child_text(r1, "Revision")
         revision = self._revision(rev_text)
-        feature = (_text(r1, "FeatureType") or "SUR").upper()
+        feature = (child_text(r1, "FeatureType") or "SUR").upper()
         if feature == "PRF":
             raise UnsupportedFeatureError(
                 "the file holds a profile (FeatureType PRF); only areal surfaces (SUR) are "
@@ -344,7 +258,7 @@ class X3pContainer:
             )
         if feature != "SUR":
             raise CorruptFileError(f"unknown FeatureType {feature[:20]!r}", path=self.path)
-        axes = _child(r1, "Axes")
+        axes = child(r1, "Axes")
         x, y, z = (self._axis(axes, n) for n in ("CX", "CY", "CZ"))
         if x.axis_type != "I" or y.axis_type != "I":
             raise UnsupportedFeatureError(
@@ -353,40 +267,40 @@ class X3pContainer:
             )
         if z.axis_type != "A":
             raise CorruptFileError("the z axis must be absolute (AxisType A)", path=self.path)
-        md = _child(r3, "MatrixDimension")
+        md = child(r3, "MatrixDimension")
         if md is None:
             raise UnsupportedFeatureError(
                 "Record3 has no MatrixDimension (a point list?); only matrices are supported",
                 path=self.path,
             )
-        sx = _int(_text(md, "SizeX"), "SizeX", self.path)
-        sy = _int(_text(md, "SizeY"), "SizeY", self.path)
-        sz = _int(_text(md, "SizeZ") or "1", "SizeZ", self.path)
+        sx = parse_int(child_text(md, "SizeX"), "SizeX", self.path)
+        sy = parse_int(child_text(md, "SizeY"), "SizeY", self.path)
+        sz = parse_int(child_text(md, "SizeZ") or "1", "SizeZ", self.path)
         if sx < 0 or sy < 0 or sz < 0:
             raise CorruptFileError(f"negative matrix size {sx} x {sy} x {sz}", path=self.path)
         if sx == 0 or sy == 0 or sz == 0:
             raise EmptyScanError(f"the matrix has zero size {sx} x {sy} x {sz}", path=self.path)
         check_points(sy, sx * sz, self.path)
-        link = _child(r3, "DataLink")
-        datalist = _child(r3, "DataList")
+        link = child(r3, "DataLink")
+        datalist = child(r3, "DataList")
         if link is None and datalist is None:
             raise CorruptFileError(
                 "Record3 holds neither a DataLink nor a DataList", path=self.path
             )
-        r4 = _child(root, "Record4")
-        mask_el = _child(r3, "Mask")
+        r4 = child(root, "Record4")
+        mask_el = child(r3, "Mask")
         mask = None
         if mask_el is not None:
-            ann = _child(mask_el, "Annotations")
+            ann = child(mask_el, "Annotations")
             annotations = {}
             for a in ann if ann is not None else []:
                 color = (a.get("color") or "").strip().lower()
                 if color and (a.text or "").strip():
                     annotations.setdefault(color, a.text.strip())
-            mask = {"background": (_text(mask_el, "Background") or "").lower() or None,
+            mask = {"background": (child_text(mask_el, "Background") or "").lower() or None,
                     "annotations": annotations}
         vendor_ids = [
-            (e.text or "").strip() for e in root.iter() if _local(e.tag) == "VendorSpecificID"
+            (e.text or "").strip() for e in root.iter() if local_name(e.tag) == "VendorSpecificID"
         ]
         header = X3pHeader(
             root_tag=root_tag,
@@ -395,13 +309,13 @@ class X3pContainer:
             feature_type=feature,
             x=x, y=y, z=z,
             size=(sx, sy, sz),
-            point_data=_text(link, "PointDataLink"),
-            point_md5=(_text(link, "MD5ChecksumPointData") or "").lower() or None,
-            valid_data=_text(link, "ValidPointsLink"),
-            valid_md5=(_text(link, "MD5ChecksumValidPoints") or "").lower() or None,
+            point_data=child_text(link, "PointDataLink"),
+            point_md5=(child_text(link, "MD5ChecksumPointData") or "").lower() or None,
+            valid_data=child_text(link, "ValidPointsLink"),
+            valid_md5=(child_text(link, "MD5ChecksumValidPoints") or "").lower() or None,
             has_datalist=link is None,
-            checksum_file=_text(r4, "ChecksumFile"),
-            record2=_record2(_child(root, "Record2")),
+            checksum_file=child_text(r4, "ChecksumFile"),
+            record2=record2_dict(child(root, "Record2")),
             mask=mask,
             vendor_ids=[v for v in vendor_ids if v],
         )
@@ -414,7 +328,7 @@ class X3pContainer:
         norm = text.strip()
         if norm in (REV_2000, REV_DAM1):
             return norm
-        t = norm.translate(_DASHES)
+        t = norm.translate(DASHES)
         compact = re.sub(r"\s+", "", t).upper()
         if compact == "ISO5436-2000":
             rev = REV_2000
@@ -443,15 +357,19 @@ class X3pContainer:
                 f"the data file {h.point_data!r} named in main.xml is not in the zip",
                 path=self.path,
             )
-        itemsize = _ITEMSIZE[h.z.data_type]
+        itemsize = ITEMSIZE[h.z.data_type]
         count = h.size[0] * h.size[1] * h.size[2]
         need = count * itemsize
         check_claimed_size(need, self.file_size, "main.xml's matrix size", self.path)
-        if name != self.prefix + "/".join(
+        expected = self.prefix + "/".join(
             p for p in h.point_data.strip().replace("\\", "/").split("/") if p not in ("", ".")
-        ):
-            self.normalise = True
-            self.log.add(f"the data link {h.point_data!r} names the zip member {name!r}")
+        )
+        if name != expected:
+            self.normalise = True  # x3pio looks members up by their exact name
+            if name.replace("\\", "/") == expected:
+                self.log.add(f"the zip member {name!r} uses backslashes as separators")
+            else:
+                self.log.add(f"the data link {h.point_data!r} names the zip member {name!r}")
         have = self.member_size(name)
         if have != need:
             raise SizeMismatchError(
@@ -500,19 +418,19 @@ class X3pContainer:
         """
         h = self.header
         root = ET.Element(f"{{{NAMESPACE}}}{ROOT_NAME}")
-        for child in self.root:
-            root.append(_strip_ns(child))
-        rev = _path(root, "Record1", "Revision")
+        for element in self.root:
+            root.append(strip_namespaces(element))
+        rev = find_path(root, "Record1", "Revision")
         if rev is None:
-            r1 = _child(root, "Record1")
+            r1 = child(root, "Record1")
             rev = ET.Element("Revision")
             assert r1 is not None
             r1.insert(0, rev)
         rev.text = h.revision
-        r4 = _child(root, "Record4")
+        r4 = child(root, "Record4")
         if r4 is None:
             r4 = ET.SubElement(root, "Record4")
-        cf = _child(r4, "ChecksumFile")
+        cf = child(r4, "ChecksumFile")
         if cf is None:
             cf = ET.SubElement(r4, "ChecksumFile")
         cf.text = "md5checksum.hex"
@@ -532,51 +450,3 @@ class X3pContainer:
                         zf.writestr(target, self.read_member(name))
         return out.getvalue()
 
-
-def _strip_ns(elem: ET.Element) -> ET.Element:
-    new = ET.Element(_local(elem.tag), dict(elem.attrib))
-    new.text, new.tail = elem.text, elem.tail
-    for c in elem:
-        if isinstance(c.tag, str):
-            new.append(_strip_ns(c))
-    return new
-
-
-def parse_xml(data: bytes, path: Path) -> ET.Element:
-    """Parse XML safely: entity declarations and external references are refused."""
-    try:
-        return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise UnsafeFileError(
-            f"main.xml uses XML entities or external references ({type(exc).__name__}); "
-            "refused for safety", path=path,
-        ) from None
-    except ET.ParseError as exc:
-        raise CorruptFileError(f"main.xml is not well-formed XML: {exc}", path=path) from None
-    except (ValueError, UnicodeError, LookupError, RecursionError) as exc:
-        raise CorruptFileError(f"main.xml cannot be parsed: {exc}", path=path) from None
-
-
-def _record2(r2: ET.Element | None) -> dict[str, Any]:
-    if r2 is None:
-        return {}
-    out: dict[str, Any] = {}
-    for key, tag in (("date", "Date"), ("creator", "Creator"),
-                     ("calibration_date", "CalibrationDate"), ("comment", "Comment")):
-        v = _text(r2, tag)
-        if v:
-            out[key] = v
-    inst = _child(r2, "Instrument")
-    if inst is not None:
-        out["instrument"] = {
-            k: _text(inst, t) or ""
-            for k, t in (("manufacturer", "Manufacturer"), ("model", "Model"),
-                         ("serial", "Serial"), ("version", "Version"))
-        }
-    probe = _child(r2, "ProbingSystem")
-    if probe is not None:
-        out["probing_system"] = {
-            "type": _text(probe, "Type") or "",
-            "identification": _text(probe, "Identification") or "",
-        }
-    return out

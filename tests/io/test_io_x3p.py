@@ -307,7 +307,7 @@ def test_multi_layer_reads_first_layer(tmp_path):
 def test_malformed_extension_is_ignored_with_warning(tmp_path):
     import x3pio
 
-    from ballistics.io.x3p import EXTENSION_URI
+    from ballistics.io._x3p_xml import EXTENSION_URI
 
     surf = x3pio.Surface.from_array(surface(), x_scale=1e-6, y_scale=1e-6)
     surf.extensions[EXTENSION_URI] = json.dumps(
@@ -316,3 +316,31 @@ def test_malformed_extension_is_ignored_with_warning(tmp_path):
     scan = _read(tmp_path / "e.x3p")
     assert scan.modality == "topography" and scan.provenance == ()
     assert scan.warnings == ("the ballistics extension file is malformed; ignored",)
+
+
+@pytest.mark.parametrize("prefix", ["a/b/", "folder\\", "MAIN_DIR/"])
+def test_nested_and_backslash_folders(tmp_path, prefix):
+    z = surface()
+    ref = _read(build_x3p(tmp_path / "ref.x3p", z))
+    scan = _read(build_x3p(tmp_path / "v.x3p", z, prefix=prefix))
+    assert scan.heights.tobytes() == ref.heights.tobytes()
+    assert "sub-folder" in scan.warnings[0]
+    assert len(scan.warnings) == (2 if "\\" in prefix else 1)  # + "uses backslashes"
+
+
+def test_backslash_member_names_at_root(tmp_path):
+    z = surface()
+    ref_path = build_x3p(tmp_path / "ref.x3p", z)
+    ref = _read(ref_path)
+    with zipfile.ZipFile(ref_path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n, c in members.items():
+            info = zipfile.ZipInfo("x")
+            info.filename = n.replace("/", "\\")  # as some Windows tools write them
+            zf.writestr(info, c)
+    (tmp_path / "w.x3p").write_bytes(buf.getvalue())
+    scan = _read(tmp_path / "w.x3p")
+    assert scan.heights.tobytes() == ref.heights.tobytes()
+    assert len(scan.warnings) == 1 and "backslash" in scan.warnings[0]
