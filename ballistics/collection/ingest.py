@@ -220,6 +220,23 @@ def prepare_casing(
                        error=type(exc).__name__)
 
 
+def _init_worker() -> None:
+    """One compute thread per worker process: N workers on N cores, no oversubscription."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
 def _prepare_task(args: tuple[str, dict[str, Any]]) -> PreparedCasing | Failure:
     path, kw = args
     return prepare_casing(path, **kw)
@@ -401,7 +418,8 @@ def ingest(
         try:
             tasks = ((str(p), kw) for p in todo)
             if options.workers > 1 and len(todo) > 1:
-                pool = ProcessPoolExecutor(max_workers=options.workers)
+                pool = ProcessPoolExecutor(max_workers=options.workers,
+                                           initializer=_init_worker)
                 results: Iterable[PreparedCasing | Failure] = _bounded_map(
                     pool, _prepare_task, tasks, window=4 * options.workers)
             else:

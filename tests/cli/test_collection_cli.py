@@ -1,0 +1,185 @@
+"""CLI of collections: ingest, search (JSON contract, filters, batch, report), verify,
+index rebuild, lock refusal, audit log, SIGKILL of a real ``ballistics ingest`` + --resume.
+
+Casings: real Weller scans (processed, so ``--processed``), decimated 4x to 142 x 143 points
+at 25 µm to keep the re-ranking comparisons few and quick; the baseline embedder (no
+weights needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ballistics.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+CASINGS = ["TW08-01", "TW08-02", "TW08-03", "TW09-01", "TW09-02", "TW10-01", "TW10-02"]
+
+
+@pytest.fixture(scope="module")
+def study(real_data, tmp_path_factory) -> Path:
+    from ballistics.io import read_scan, write_x3p
+
+    out = tmp_path_factory.mktemp("weller-small")
+    rows = []
+    for name in CASINGS:
+        s = read_scan(real_data / "weller" / f"{name}.x3p")
+        small = s.with_heights(np.array(s.heights[::4, ::4]), (25.0, 25.0))
+        write_x3p(small, out / f"{name}.x3p")
+        rows.append({"path": f"{name}.x3p", "firearm_id": "W" + name[2:4], "casing_id": name})
+    (out / "broken.x3p").write_bytes(b"PK\x03\x04 not really a zip")
+    with open(out / "labels.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "firearm_id", "casing_id"])
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def collection(study, tmp_path_factory) -> Path:
+    col = tmp_path_factory.mktemp("col") / "lab"
+    files = [str(study / f"{n}.x3p") for n in CASINGS[:-1]]
+    r = _run("ingest", *files, str(study / "broken.x3p"), "--collection", str(col),
+             "--labels", str(study / "labels.csv"), "--processed", "--model", "baseline",
+             "--commit-every", "3", "--json", "--quiet")
+    assert r.exit_code == 2  # one file failed
+    out = json.loads(r.stdout)
+    assert out["ingested"] == 6 and out["skipped_duplicates"] == 0 and out["shards"] == 2
+    assert [f["path"] for f in out["failed"]] == [str(study / "broken.x3p")]
+    assert out["failed"][0]["reason"]
+    assert out["index"]["kind"] == "flat" and out["index"]["count"] == 6
+    assert out["model"]["model"] == "baseline" and out["version"]
+    return col
+
+
+def test_reingest_skips_duplicates_and_adds_new(collection, study):
+    r = _run("ingest", str(study), "--collection", str(collection), "--processed", "--json",
+             "--quiet", "--labels", str(study / "labels.csv"))
+    out = json.loads(r.stdout)
+    assert out["skipped_duplicates"] == 6 and out["ingested"] == 1 and out["count"] == 7
+    assert r.exit_code == 2 and len(out["failed"]) == 1  # broken.x3p again
+
+
+def test_search_json_contract_filters_and_report(collection, study, tmp_path):
+    q = str(study / "TW08-01.x3p")
+    report = tmp_path / "hit.html"
+    r = _run("search", q, "--collection", str(collection), "--shortlist", "2", "--top", "2",
+             "--processed", "--json", "--report", str(report), "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert list(out) == ["query", "calibration", "candidates", "version", "warnings"]
+    assert out["query"]["path"] == q and len(out["query"]["sha256"]) == 64
+    assert out["calibration"]["source"] == "synthetic-default"
+    assert any("synthetic" in w for w in out["warnings"])
+    cands = out["candidates"]
+    assert [c["rank"] for c in cands] == [1, 2]
+    assert all(c["id"] != "TW08-01" for c in cands)  # its own SHA-256 is left out
+    for c in cands:
+        assert set(c) == {"rank", "id", "path", "labels", "embedding_similarity", "cmc_count",
+                          "score", "log10_lr"}
+        lo, hi = out["calibration"]["log10_lr_bounds"]
+        assert lo <= c["log10_lr"] <= hi and isinstance(c["cmc_count"], int)
+    assert cands[0]["score"] >= cands[1]["score"]
+    assert cands[0]["labels"]["firearm_id"] == "W08"
+    html = report.read_text()
+    assert "aligned overlay" in html and "TW08-01" in html and "<img" in html
+    # filters: only W10, shortlist 1
+    r = _run("search", q, "--collection", str(collection), "--shortlist", "1", "--top", "1",
+             "--processed", "--json", "--where", "firearm_id=W10", "--device", "cpu")
+    out = json.loads(r.stdout)
+    assert [c["labels"]["firearm_id"] for c in out["candidates"]] == ["W10"]
+
+
+def test_batch_queries_print_json_lines(collection, study, tmp_path):
+    lst = tmp_path / "queries.txt"
+    lst.write_text(f"{study / 'TW09-01.x3p'}\n{study / 'missing.x3p'}\n")
+    r = _run("search", "--queries", str(lst), "--collection", str(collection), "--shortlist",
+             "1", "--top", "1", "--processed", "--exclude", "firearm_id=W08",
+             "--exclude", "firearm_id=W10", "--device", "cpu")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.exit_code == 2 and len(lines) == 2
+    assert lines[0]["candidates"][0]["id"] == "TW09-02"
+    assert lines[1]["error"] and lines[1]["candidates"] == []
+
+
+def test_verify_corrupt_index_rebuild_and_audit(collection, study):
+    r = _run("verify", "--collection", str(collection), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["ok"]
+    manifest = json.loads((collection / "manifest.json").read_text())
+    index = collection / manifest["index"]["file"]
+    index.write_bytes(index.read_bytes()[:100])  # truncated
+    r = _run("search", str(study / "TW09-01.x3p"), "--collection", str(collection),
+             "--processed", "--json", "--shortlist", "1", "--top", "1")
+    assert r.exit_code == 1
+    assert "index rebuild" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = _run("verify", "--collection", str(collection))
+    assert r.exit_code == 1 and "ballistics index rebuild" in r.stderr
+    r = _run("index", "rebuild", "--collection", str(collection), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["index"]["count"] == 7
+    assert _run("verify", "--collection", str(collection)).exit_code == 0
+    from ballistics.collection.audit import read_audit
+
+    commands = [e["command"] for e in read_audit(collection)]
+    assert {"ingest", "search", "verify", "index rebuild"} <= set(commands)
+    entry = next(e for e in read_audit(collection) if e["command"] == "search")
+    assert entry["inputs"][0]["sha256"] and entry["user"] and entry["time"].endswith("+00:00")
+
+
+def test_second_ingest_is_refused_while_locked(collection, study):
+    from ballistics.collection.lock import CollectionLock
+
+    with CollectionLock(collection, "ingest (test holder)"):
+        r = _run("ingest", str(study / "TW10-02.x3p"), "--collection", str(collection),
+                 "--processed")
+    assert r.exit_code == 1
+    assert "being written by process" in r.stderr and "ingest (test holder)" in r.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_real_ingest_then_resume(study, tmp_path):
+    col = tmp_path / "killed"
+    files = [str(study / f"{n}.x3p") for n in CASINGS]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", "from ballistics.cli import main; main()", "ingest", *files,
+           "--collection", str(col), "--processed", "--model", "baseline", "--commit-every",
+           "1", "--quiet", "--labels", str(study / "labels.csv")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if json.loads((col / "manifest.json").read_text())["count"] >= 2:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    r = _run("verify", "--collection", str(col), "--json")
+    rep = json.loads(r.stdout)
+    assert r.exit_code == 0 and rep["ok"] and 2 <= rep["count"] < len(CASINGS)
+    assert (col / "ingest-job.json").exists()
+    r = _run("ingest", "--collection", str(col), "--resume", "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    assert out["count"] == len(CASINGS) and out["ingested"] == len(CASINGS) - rep["count"]
+    from ballistics.collection.store import Collection
+
+    c = Collection.open(col)
+    assert sorted(c.ids) == sorted(CASINGS) and c.verify()["ok"]
+    assert c.columns()["labels"][0]["firearm_id"].startswith("W")
+    assert not (col / "ingest-job.json").exists()
