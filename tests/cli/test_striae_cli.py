@@ -1,0 +1,92 @@
+"""``ballistics compare-striae`` and ``compare-bullets``: JSON contract, errors, reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ballistics.cli import main
+from ballistics.datasets.synthetic_striae import (
+    fire_bullet,
+    make_barrel,
+    make_mark,
+    make_tool,
+    striae_params,
+    true_phase,
+    write_bullet,
+)
+from ballistics.scan import Scan
+
+
+def _write(scan: Scan, path) -> str:
+    from ballistics.io import write_x3p
+
+    write_x3p(scan, path)
+    return str(path)
+
+
+def test_compare_striae_json_and_report(tmp_path) -> None:
+    p = striae_params("realistic")
+    tool = make_tool("F1", 1, p)
+    a = _write(make_mark(tool, 1, p, direction_deg=80.0, shape=(110, 260)).scan,
+               tmp_path / "a.x3p")
+    b = _write(make_mark(tool, 2, p, direction_deg=95.0, shape=(120, 250)).scan,
+               tmp_path / "b.x3p")
+    report = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["compare-striae", a, b, "--kind", "aperture-shear",
+                                    "--region", "0,0,330,800", "--json",
+                                    "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("ccf_max", "lag_um", "cms", "direction_deg", "overlap_um", "version",
+                "warnings"):
+        assert key in out
+    assert out["ccf_max"] > 0.5
+    assert abs(out["direction_deg"][0] - 80.0) < 1.0
+    assert abs(out["direction_deg"][1] - (95.0 - 180.0)) < 1.0  # reported in (-90, 90]
+    html = report.read_text()
+    assert "<img" in html and "CCF" in html
+
+
+def test_compare_striae_flat_region_is_bad_input(tmp_path) -> None:
+    flat = _write(Scan(np.zeros((60, 90), np.float32), (3.0, 3.0)), tmp_path / "f.x3p")
+    res = CliRunner().invoke(main, ["compare-striae", flat, flat, "--json"])
+    assert res.exit_code == 2
+    assert "no striation signature" in res.stderr and "Traceback" not in res.output
+    res2 = CliRunner().invoke(main, ["compare-striae", flat, flat, "--region", "1,2,3"])
+    assert res2.exit_code == 2 and "region" in res2.stderr
+
+
+@pytest.fixture(scope="module")
+def bullet_dirs(tmp_path_factory):
+    p = striae_params("easy", land_length_um=150.0, land_width_um=1000.0)
+    barrel = make_barrel("B9", 9, p)
+    a, b = fire_bullet(barrel, 1, p), fire_bullet(barrel, 2, p)
+    root = tmp_path_factory.mktemp("bullets")
+    write_bullet(a, root / "a")
+    write_bullet(b, root / "b")
+    return root, true_phase(a, b)
+
+
+def test_compare_bullets_json(bullet_dirs) -> None:
+    root, phase = bullet_dirs
+    report = root / "report.html"
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(root / "b"),
+                                    "--json", "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    for key in ("lands_a", "lands_b", "ccf", "phase_scores", "best_phase", "sam", "version",
+                "warnings"):
+        assert key in out
+    assert out["lands_a"][0] == "land_1.x3p" and len(out["ccf"]) == 6
+    assert out["best_phase"] == phase
+    assert out["sam"] == pytest.approx(max(out["phase_scores"]))
+    assert report.exists()
+
+
+def test_compare_bullets_bad_folder(tmp_path) -> None:
+    res = CliRunner().invoke(main, ["compare-bullets", str(tmp_path), str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "error:" in res.stderr
