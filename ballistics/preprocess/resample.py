@@ -133,8 +133,8 @@ def bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice]:
     cols = np.flatnonzero(mask.any(axis=0))
     if len(rows) == 0:
         raise EmptyScanError("the region is empty: nothing to crop to")
-    return (slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, mask.shape[0])),
-            slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, mask.shape[1])))
+    return (slice(int(max(rows[0] - pad, 0)), int(min(rows[-1] + 1 + pad, mask.shape[0]))),
+            slice(int(max(cols[0] - pad, 0)), int(min(cols[-1] + 1 + pad, mask.shape[1]))))
 
 
 def crop_to_mask(x: Scan, mask: np.ndarray | None = None, *, pad: int = 0) -> Scan:

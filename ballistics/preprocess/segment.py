@@ -229,6 +229,7 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
     cs = max(co.spacing)
     R = primer.radius_um
     core = inside & co.circle_mask(primer.grown(-0.15 * R))
+    deep: np.ndarray | None = None
     if scan.modality == "image":
         b = np.log1p(np.maximum(gaussian_filter_nan(co.z, 1.0), 0))
         vals = b[core & np.isfinite(b)]
@@ -245,7 +246,8 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
                 med = float(np.median(v))
                 sd = 1.4826 * float(np.median(np.abs(v - med)))
                 thr = max(params.outlier_sigma * sd, params.firing_pin_min_depth_um)
-                ns = ns | (np.isfinite(lev) & (np.abs(lev - med) > thr))
+                deep = np.isfinite(lev) & (np.abs(lev - med) > thr)
+                ns = ns | deep
     search = co.circle_mask(primer.grown(-0.25 * R)) & inside
     cand = ndi.binary_closing(ns & search, _CROSS, iterations=1) & search
     lab, n = ndi.label(cand, _CROSS)
@@ -257,10 +259,10 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
     best: tuple[CircleFit | None, np.ndarray | None, dict] = (None, None, {})
     best_area = 0.0
     for i in np.argsort(sizes)[::-1][:5]:
-        filled = ndi.binary_fill_holes(lab == i + 1)
+        filled = _trim_to_floor(ndi.binary_fill_holes(lab == i + 1), deep)
         area = float(filled.sum())
         if area < min_area:
-            break
+            continue
         iy, ix = np.nonzero(filled)
         c = co.to_um(iy, ix).mean(axis=0)
         if math.hypot(c[0] - primer.center_um[0], c[1] - primer.center_um[1]) > 0.45 * R:
@@ -274,6 +276,22 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
                 "equivalent_radius_um": math.sqrt(area_um2 / math.pi)}
         best, best_area = (fit, filled, info), area
     return best
+
+
+def _trim_to_floor(filled: np.ndarray, deep: np.ndarray | None) -> np.ndarray:
+    """Where the crater floor is measured (deep points), keep only the part of the
+    firing-pin region inside the floor's convex hull grown by two coarse cells (the steep
+    wall): drop-outs that merely touch the crater are not firing pin."""
+    if deep is None:
+        return filled
+    floor = deep & filled
+    if floor.sum() < 0.3 * filled.sum():
+        return filled
+    iy, ix = np.nonzero(floor)
+    hull = np.zeros(filled.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.column_stack([ix, iy]).astype(np.int32)), 1)
+    near = ndi.binary_dilation(hull.astype(bool), _CROSS, iterations=2)
+    return ndi.binary_fill_holes(filled & near)
 
 
 def _signed_distance_up(region_c: np.ndarray, co: _Coarse, shape: tuple[int, int],
