@@ -37,7 +37,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "firing_pin_shape", "firing_pin_angle_deg", "firing_pin_depth_um",
     "aperture_shear", "aperture_shear_direction_deg", "aperture_shear_center_y_um",
     "aperture_shear_center_x_um", "transfer_mean", "spacing_um", "rows", "cols",
-    "difficulty", "seed", "mask_path",
+    "difficulty", "seed", "mask_path", "shear_mask_path",
 )
 
 
@@ -70,7 +70,7 @@ def write_png(arr: np.ndarray, path: Path, spacing_um: float) -> None:
 
 
 def _row(rel: str, modality: str, casing: SyntheticCasing, k: int, j: int, seed: int,
-         mask_rel: str, difficulty: str) -> dict[str, Any]:
+         mask_rel: str, shear_rel: str | None, difficulty: str) -> dict[str, Any]:
     t = casing.truth
     shear = t["aperture_shear"]
     return {
@@ -94,7 +94,7 @@ def _row(rel: str, modality: str, casing: SyntheticCasing, k: int, j: int, seed:
         "aperture_shear_center_x_um": shear["center_um"][1] if shear else None,
         "transfer_mean": t["transfer_mean"], "spacing_um": t["spacing_um"],
         "rows": t["shape"][0], "cols": t["shape"][1], "difficulty": difficulty,
-        "seed": seed, "mask_path": mask_rel,
+        "seed": seed, "mask_path": mask_rel, "shear_mask_path": shear_rel,
     }
 
 
@@ -113,14 +113,19 @@ def _firearm_task(outdir: str, k: int, n_casings: int, params: Any, seed: int,
         casing = fire(firearm, cs, params, modality=modality, casing_id=cid)
         mask_rel = f"masks/{cid}_mask.png"
         write_png(casing.mask.astype(np.uint8) * 255, out / mask_rel, params.spacing_um)
+        shear_rel = None
+        if casing.shear_mask is not None:
+            shear_rel = f"masks/{cid}_shear.png"
+            write_png(casing.shear_mask.astype(np.uint8) * 255, out / shear_rel,
+                      params.spacing_um)
         if casing.scan is not None:
             write_x3p(casing.scan, out / f"{cid}.x3p")
             rows.append(_row(f"{cid}.x3p", "topography", casing, k, j, cs, mask_rel,
-                             params.difficulty))
+                             shear_rel, params.difficulty))
         if casing.image is not None:
             write_png(casing.image.heights, out / f"{cid}.png", params.spacing_um)
             rows.append(_row(f"{cid}.png", "image", casing, k, j, cs, mask_rel,
-                             params.difficulty))
+                             shear_rel, params.difficulty))
     return rows
 
 
@@ -150,6 +155,7 @@ def generate(
     outdir
         Output folder (created). Files: ``F001-01.x3p`` (topography), ``F001-01.png``
         (ring-light image), ``masks/F001-01_mask.png`` (breech-face ground truth, 255 inside),
+        ``masks/F001-01_shear.png`` (aperture-shear band, when the shot shows one),
         ``manifest.csv``. Existing files of the same names are replaced.
     n_firearms, n_casings
         Number of firearms, and of casings fired in each.

@@ -34,7 +34,9 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     b = generate(tmp_path / "b", 2, 2, modality="both", seed=3, quiet=True, workers=2, **SMALL)
     fa, fb = _files(a.parent), _files(b.parent)
     assert sorted(fa) == sorted(fb)
-    assert len(fa) == 4 * 2 + 4 + 1  # x3p + png per casing, a mask each, the manifest
+    n_shear = sum(1 for n in fa if n.endswith("_shear.png"))
+    # x3p + png per casing, a mask each (+ a shear band where shown), the manifest
+    assert len(fa) == 4 * 2 + 4 + n_shear + 1
     for name in fa:
         assert fa[name] == fb[name], name
     c = generate(tmp_path / "c", 2, 2, modality="both", seed=4, quiet=True, **SMALL)
@@ -80,6 +82,12 @@ def test_manifest_files_and_truth(tmp_path):
                                                         abs=1e-6)
     mask = read_mask_png(r["mask_path"], scan.shape)
     np.testing.assert_array_equal(mask, c.mask)
+    # manifest rows carry the pose: undo_pose works on them directly
+    from ballistics.datasets.synthetic import undo_pose
+    np.testing.assert_allclose(undo_pose(scan, r), undo_pose(c.scan, c.truth), atol=1e-3)
+    shear_rows = [x for x in rows if x["aperture_shear"]]
+    assert all(Path(x["shear_mask_path"]).is_file() for x in shear_rows)
+    assert all(x["shear_mask_path"] is None for x in rows if not x["aperture_shear"])
     img = read_scan(rows[1]["path"])
     assert img.modality == "image" and img.spacing_um == (12.5, 12.5)
     np.testing.assert_array_equal(img.heights, c.image.heights)
