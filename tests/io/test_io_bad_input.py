@@ -138,9 +138,11 @@ def _only_ballistics_errors(path, **kw):
     assert not stray, stray
 
 
-def _valid_x3p_bytes(tmp_path, compression):
+def _valid_x3p_bytes(tmp_path, compression, quirky=False):
     z = surface(6, 9)
-    p = build_x3p(tmp_path / "seed.x3p", z, valid=~np.isnan(z), data_type="D")
+    extra = {"prefix": "scan/", "junk": True, "root": "ISO5436", "revision": "ISO5436-2000",
+             "checksum": "bare"} if quirky else {}
+    p = build_x3p(tmp_path / "seed.x3p", z, valid=~np.isnan(z), data_type="D", **extra)
     with zipfile.ZipFile(p) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     return _zip(tmp_path / "seed2.x3p", members, compression).read_bytes()
@@ -162,9 +164,11 @@ def _mutate(data: bytes, muts, cut: int | None) -> bytes:
 
 @FUZZ
 @given(muts=mutations, cut=st.one_of(st.none(), st.integers(1, 4000)),
-       stored=st.booleans())
-def test_fuzz_x3p_bytes(tmp_path, muts, cut, stored):
-    seed = _valid_x3p_bytes(tmp_path, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+       stored=st.booleans(), quirky=st.booleans())
+def test_fuzz_x3p_bytes(tmp_path, muts, cut, stored, quirky):
+    """Standard and quirky (tolerant-path) containers, stored or deflated."""
+    seed = _valid_x3p_bytes(tmp_path, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED,
+                            quirky)
     path = tmp_path / "fuzz.x3p"
     path.write_bytes(_mutate(seed, muts, cut))
     _only_ballistics_errors(path)
