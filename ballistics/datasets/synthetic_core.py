@@ -402,7 +402,8 @@ def fire(
         dark = gap | (head if params.outside == "nan" else np.zeros_like(gap))
         shadow = np.clip(1.0 - rho, 0.0, 0.15) / np.float32(0.15)
         grey = ring_light_image(z, sp, elevation_deg=params.light_elevation_deg, shadow=shadow,
-                                dark=dark, noise=params.image_noise, rng=rng)
+                                dark=dark, noise=params.image_noise,
+                                rng=_rng(casing_seed, firearm.seed, 5))
         image = Scan(grey, (sp, sp), "image", metadata=meta)
     if modality in ("topography", "both"):
         z = _measure(z, rng, params, primer, gap, head, rho < 1.0)

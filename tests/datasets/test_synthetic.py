@@ -207,6 +207,9 @@ def test_non_square_field_and_image_modality():
     only = fire(f, 1, p, modality="image")
     assert only.scan is None
     np.testing.assert_array_equal(only.image.heights, g)
+    topo = fire(f, 1, p, modality="topography")
+    assert topo.image is None
+    np.testing.assert_array_equal(topo.scan.heights, c1.scan.heights)
     with pytest.raises(ParameterError):
         fire(f, 1, p, modality="sound")
     with pytest.raises(ParameterError):
