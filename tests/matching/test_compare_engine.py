@@ -35,7 +35,8 @@ def _imrotate(m: np.ndarray, theta: float) -> np.ndarray:
     if q % 90 == 0:
         ca, sa = [(1, 0), (0, 1), (-1, 0), (0, -1)][int(q // 90) % 4]
     else:
-        ca, sa = np.float32(math.cos(math.radians(theta))), np.float32(math.sin(math.radians(theta)))
+        r = math.radians(theta)
+        ca, sa = np.float32(math.cos(r)), np.float32(math.sin(r))
     out = np.full(m.shape, np.nan)
     for x in range(nx):
         for y in range(ny):
