@@ -17,6 +17,8 @@ from ballistics._version import __version__
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("ballistics.cli.info", "info", "Header, spacing and quality facts of scan files."),
     "synth": ("ballistics.cli.synth", "synth", "Generate synthetic casings with ground truth."),
+    "preprocess": ("ballistics.cli.preprocess", "preprocess",
+                   "Segment, level, filter and resample a scan for comparison."),
     "ingest": ("ballistics.cli.ingest", "ingest", "Add scans to a reference collection."),
     "search": ("ballistics.cli.search", "search",
                "Search a collection: shortlist, re-rank, likelihood ratios."),
