@@ -212,20 +212,21 @@ def scan_info(
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
 
-        header, metadata, msgs, spacing, modality = x3p_header(p, verify=verify)
+        header, metadata, msgs, prior, spacing, modality = x3p_header(p, verify=verify)
         shape = header.shape
         sha = sha256_file(p)
     elif fmt in ("png", "tiff", "jpeg"):
         data = p.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         shape, spacing, metadata, msgs = _image_header(p, data, fmt, spacing_um)
-        modality = "image"
+        modality, prior = "image", []
     else:
         scan = read_scan(p, spacing_um=spacing_um, verify=verify)
         return ScanInfo(str(p), scan.sha256 or "", fmt, scan.modality, scan.shape,
                         scan.spacing_um, dict(_thaw(scan.metadata)), scan.warnings)
+    new = tuple(m for m in _emit(msgs) if m not in prior)
     return ScanInfo(str(p), sha, fmt, modality, (int(shape[0]), int(shape[1])), spacing,
-                    metadata, _emit(msgs))
+                    metadata, (*prior, *new))
 
 
 def _thaw(value: Any) -> Any:

@@ -314,9 +314,14 @@ def read_x3p(path: Path, *, verify: bool = True) -> X3pRead:
     return X3pRead(heights, spacing, modality, metadata, provenance, log.messages, prior)
 
 
-def x3p_header(path: Path, *, verify: bool = True) -> tuple[X3pHeader, dict[str, Any], list[str],
-                                                            tuple[float, float], str]:
-    """Header facts without decoding heights: (header, metadata, warnings, spacing, modality)."""
+def x3p_header(
+    path: Path, *, verify: bool = True
+) -> tuple[X3pHeader, dict[str, Any], list[str], list[str], tuple[float, float], str]:
+    """Header facts without decoding heights.
+
+    Returns ``(header, metadata, new_warnings, prior_warnings, spacing_um, modality)``; prior
+    warnings are those a ``write_x3p`` file carries from its past (not re-issued).
+    """
     log = WarningLog()
     container = X3pContainer(path, log)
     try:
@@ -335,7 +340,7 @@ def x3p_header(path: Path, *, verify: bool = True) -> tuple[X3pHeader, dict[str,
             prior = [str(w) for w in ext.get("warnings") or []]
     finally:
         container.close()
-    return h, metadata, prior + log.messages, spacing, modality
+    return h, metadata, log.messages, prior, spacing, modality
 
 
 def __getattr__(name: str) -> Any:

@@ -213,6 +213,9 @@ def test_write_read_bit_for_bit(tmp_path, dtype, modality, validity_file):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reading our own file warns about nothing
         r = read_scan(out)
+        info = scan_info(out)
+    assert info.warnings == s.warnings and info.spacing_um == s.spacing_um
+    assert info.modality == modality and info.shape == (37, 53)
     assert r.heights.tobytes() == s.heights.tobytes()
     assert r.spacing_um == s.spacing_um
     assert r.modality == modality
