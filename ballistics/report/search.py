@@ -27,57 +27,29 @@ def _norm(a: np.ndarray) -> np.ndarray:
     return np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
 
 
-def _transform(target: np.ndarray, shape: tuple[int, int], theta: float, dy: float, dx: float
-               ) -> np.ndarray:
-    """Rotate ``target`` by ``theta`` degrees about its centre, shift by ``(dy, dx)`` points and
-    crop/pad to ``shape`` (NaN outside)."""
-    from scipy import ndimage
-
-    filled = np.where(np.isfinite(target), target, np.nanmean(target) if np.isfinite(
-        target).any() else 0.0)
-    valid = np.isfinite(target).astype(np.float64)
-    rot = ndimage.rotate(filled, theta, reshape=False, order=1, mode="constant", cval=0.0)
-    vrot = ndimage.rotate(valid, theta, reshape=False, order=1, mode="constant", cval=0.0)
-    rot = ndimage.shift(rot, (dy, dx), order=1, mode="constant", cval=0.0)
-    vrot = ndimage.shift(vrot, (dy, dx), order=1, mode="constant", cval=0.0)
-    out = np.full(shape, np.nan)
-    h, w = min(shape[0], rot.shape[0]), min(shape[1], rot.shape[1])
-    oy, ox = (shape[0] - h) // 2, (shape[1] - w) // 2
-    ty, tx = (rot.shape[0] - h) // 2, (rot.shape[1] - w) // 2
-    block = np.where(vrot[ty:ty + h, tx:tx + w] > 0.5, rot[ty:ty + h, tx:tx + w], np.nan)
-    out[oy:oy + h, ox:ox + w] = block
-    return out
-
-
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
     m = np.isfinite(a) & np.isfinite(b)
     if m.sum() < 20:
-        return -np.inf
+        return float("nan")
     x, y = a[m] - a[m].mean(), b[m] - b[m].mean()
     d = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / d) if d > 0 else -np.inf
+    return float((x * y).sum() / d) if d > 0 else float("nan")
 
 
 def aligned(query: Any, cand: Any, comparison: Any) -> tuple[np.ndarray, np.ndarray, float]:
-    """The query and the candidate moved onto it by the comparison's consensus pose.
+    """The query and the candidate turned and shifted onto it by the comparison's consensus
+    pose (``ballistics.report.compare``'s alignment), both decimated for drawing, and their
+    correlation on the overlap."""
+    from ballistics.report.compare import _aligned_target
 
-    The pose (``theta_deg``, ``dy_um``, ``dx_um``) is applied in the sign convention that
-    correlates best with the query (conventions differ between tools), so the overlay
-    shows what the comparison registered.
-    """
+    if cand.spacing_um != query.spacing_um:
+        from ballistics.preprocess import resample
+
+        cand = resample(cand, query.spacing_um)
+    full = _aligned_target(query, cand, comparison)
     q, step = _small(query.heights)
-    c, _ = _small(cand.heights)
-    theta = float(getattr(comparison, "theta_deg", 0.0) or 0.0)
-    dy = float(getattr(comparison, "dy_um", 0.0) or 0.0) / (cand.spacing_um[0] * step)
-    dx = float(getattr(comparison, "dx_um", 0.0) or 0.0) / (cand.spacing_um[1] * step)
-    best = (-np.inf, c)
-    for st in (1, -1):
-        for ss in (1, -1):
-            t = _transform(c, q.shape, st * theta, ss * dy, ss * dx)
-            r = _corr(q, t)
-            if r > best[0]:
-                best = (r, t)
-    return q, best[1], best[0]
+    t = np.asarray(full[::step, ::step], np.float64)
+    return q, t, _corr(q, t)
 
 
 def _figure(query: Any, cand: Any, comparison: Any, title: str) -> str:
@@ -99,7 +71,8 @@ def _figure(query: Any, cand: Any, comparison: Any, title: str) -> str:
     rgb[..., 1] = np.nan_to_num(ta)
     rgb[..., 2] = np.nan_to_num(ta)
     axes[2].imshow(rgb)
-    axes[2].set_title(f"aligned overlay (query red, candidate cyan), r = {r:.2f}")
+    axes[2].set_title(f"aligned overlay (query red, candidate cyan), r = {r:.2f}",
+                      fontsize=9)
     for a in axes:
         a.set_xticks([])
         a.set_yticks([])
