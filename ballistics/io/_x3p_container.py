@@ -245,7 +245,7 @@ class X3pContainer:
             raise CorruptFileError("main.xml lacks Record1 or Record3", path=self.path)
         rev_text = child_text(r1, "Revision")
         revision = self._revision(rev_text)
-        feature = (child_text(r1, "FeatureType") or "SUR").upper()
+        feature = self._code(r1, "FeatureType", "SUR")
         if feature == "PRF":
             raise UnsupportedFeatureError(
                 "the file holds a profile (FeatureType PRF); only areal surfaces (SUR) are "
@@ -275,7 +275,14 @@ class X3pContainer:
             )
         sx = parse_int(child_text(md, "SizeX"), "SizeX", self.path)
         sy = parse_int(child_text(md, "SizeY"), "SizeY", self.path)
-        sz = parse_int(child_text(md, "SizeZ") or "1", "SizeZ", self.path)
+        if child_text(md, "SizeZ") is None:  # x3pio requires it; one layer is meant
+            size_z = child(md, "SizeZ")
+            if size_z is None:
+                size_z = ET.SubElement(md, "SizeZ")
+            size_z.text = "1"
+            self.normalise = True
+            self.log.add("MatrixDimension has no SizeZ; read as 1 layer")
+        sz = parse_int(child_text(md, "SizeZ"), "SizeZ", self.path)
         if sx < 0 or sy < 0 or sz < 0:
             raise CorruptFileError(f"negative matrix size {sx} x {sy} x {sz}", path=self.path)
         if sx == 0 or sy == 0 or sz == 0:

@@ -117,6 +117,8 @@ def test_increments_in_micrometres_are_corrected(tmp_path):
         ({"x_inc": "6,25e-06", "y_inc": "6,25e-06"}, "decimal comma"),
         ({"data_type_text": " d "}, "DataType"),
         ({"link_text": "BinData\\Data.bin"}, "data link"),
+        ({"feature": "sur"}, "FeatureType"),
+        ({"size_z": None}, "SizeZ"),
     ],
 )
 def test_writer_slips_are_tolerated(tmp_path, kw, expect):

@@ -21,7 +21,7 @@ def main_xml(
     *,
     size_x: int,
     size_y: int,
-    size_z: int = 1,
+    size_z: int | None = 1,
     data_type: str = "D",
     x_inc: str = "6.25e-06",
     y_inc: str = "6.25e-06",
@@ -39,6 +39,7 @@ def main_xml(
     link_text: str = "bindata/data.bin",
 ) -> str:
     dt_text = data_type_text or data_type
+    sz = "" if size_z is None else f"<SizeZ>{size_z}</SizeZ>"
     ns = f' xmlns:p="{NS}"' if root.startswith("p:") else ""
     rev = f"<Revision>{revision}</Revision>" if revision is not None else ""
     link = f"<PointDataLink>{link_text}</PointDataLink>"
@@ -62,7 +63,7 @@ def main_xml(
     <CalibrationDate>2020-01-01T00:00:00</CalibrationDate>
     <ProbingSystem><Type>NonContacting</Type><Identification>20x</Identification></ProbingSystem>
     <Comment>{comment}</Comment></Record2>
-  <Record3><MatrixDimension><SizeX>{size_x}</SizeX><SizeY>{size_y}</SizeY><SizeZ>{size_z}</SizeZ></MatrixDimension>
+  <Record3><MatrixDimension><SizeX>{size_x}</SizeX><SizeY>{size_y}</SizeY>{sz}</MatrixDimension>
     <DataLink>{link}</DataLink>{extra_record3}</Record3>
   <Record4><ChecksumFile>md5checksum.hex</ChecksumFile></Record4>
 </{root}>
