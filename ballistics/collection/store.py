@@ -122,6 +122,14 @@ class Collection:
         if directory.exists() and not directory.is_dir():
             raise CollectionError("the collection path exists and is not a directory",
                                   path=directory)
+        if directory.is_dir() and any(
+            p.name not in ("write.lock", "write.lock.excl", "shards", "index", "calibration",
+                           "audit.jsonl") for p in directory.iterdir()
+        ):
+            raise CollectionError(
+                "refusing to create a collection in a folder that holds other files; give "
+                "--collection a new or empty folder", path=directory,
+            )
         directory.mkdir(parents=True, exist_ok=True)
         own = lock is None
         lock = lock or CollectionLock(directory, "create").acquire()

@@ -183,3 +183,17 @@ def test_sigkill_real_ingest_then_resume(study, tmp_path):
     assert sorted(c.ids) == sorted(CASINGS) and c.verify()["ok"]
     assert c.columns()["labels"][0]["firearm_id"].startswith("W")
     assert not (col / "ingest-job.json").exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_small(tmp_path):
+    r = _run("demo", "--out", str(tmp_path / "demo"), "--firearms", "3", "--casings", "2",
+             "--queries", "1", "--shortlist", "2", "--model", "baseline", "--workers", "1",
+             "--quiet", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["ingested"] == 6 and out["n_queries"] == 1 and not out["failed"]
+    q = out["queries"][0]
+    assert len(q["candidates"]) == 2 and q["candidates"][0]["rank"] == 1
+    assert Path(out["report"]).read_text().count("<img") >= 1
+    assert "calibration: synthetic-default" in r.stderr and "report:" in r.stderr

@@ -147,6 +147,9 @@ def test_writing_without_the_lock_is_refused(col):
 
 
 def test_not_a_collection_and_bad_manifest(tmp_path):
+    (tmp_path / "scan.x3p").write_bytes(b"x")
+    with pytest.raises(CollectionError, match="other files"):
+        Collection.create(tmp_path)
     with pytest.raises(CollectionError, match="not a collection"):
         Collection.open(tmp_path)
     (tmp_path / "manifest.json").write_text("{broken")
