@@ -158,7 +158,7 @@ class SynthParams:
     crater_floor_missing: float = 0.5
     spike_fraction: float = 1e-4
     max_wall_slope_deg: float = 60.0
-    light_elevation_deg: float = 75.0
+    light_elevation_deg: float = 30.0
     image_noise: float = 2.0
 
     def __post_init__(self) -> None:

@@ -204,6 +204,18 @@ def test_non_square_field_and_image_modality():
     inner = g[int(fy) - 3:int(fy) + 4, int(fx) - 3:int(fx) + 4].mean()
     assert inner < 0.6 * g[c1.mask].mean()  # the crater is shadowed
     assert _corr(c1, c2, SP) > 0.5
+    # the images identify the firearm too (grey levels, pose undone, trend removed)
+    other = fire(make_firearm("G", 6, p), 1, p, modality="image")
+
+    def img_corr(a, b) -> float:
+        A, B = undo_pose(a.image, a.truth), undo_pose(b.image, b.truth)
+        m = (undo_pose(a.mask, a.truth) & undo_pose(b.mask, b.truth)
+             & np.isfinite(A) & np.isfinite(B))
+        return float(np.corrcoef(_hp(A, m, SP)[m], _hp(B, m, SP)[m])[0, 1])
+
+    same_img, diff_img = img_corr(c1, c2), img_corr(c1, other)
+    print(f"images: same firearm {same_img:.3f}, different firearm {diff_img:.3f}")
+    assert same_img > 0.3 and abs(diff_img) < 0.1, (same_img, diff_img)
     only = fire(f, 1, p, modality="image")
     assert only.scan is None
     np.testing.assert_array_equal(only.image.heights, g)
