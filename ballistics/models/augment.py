@@ -1,7 +1,8 @@
 """Training augmentations that mimic how two casings from one firearm really differ.
 
-All act on batches of prepared Cartesian inputs ``(B, 2, S, S)`` (standardised heights,
-validity) on the input's device, drawing from one ``torch.Generator`` (reproducible):
+All act on batches of polar samples ``(B, 2, R, A)`` (standardised heights, validity; the
+output of the network's polar sampler) on the input's device, drawing from one
+``torch.Generator`` (reproducible):
 
 - **partial transfer**: part of the breech face left no mark (light primer contact), modelled
   as a half-plane or a sector cut away;
@@ -53,39 +54,46 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.dev
     return lo + (hi - lo) * torch.rand(n, generator=g, device=device)
 
 
-def augment(x: torch.Tensor, p: AugmentParams, g: torch.Generator) -> torch.Tensor:
-    """Augmented copy of prepared inputs ``(B, 2, S, S)`` (heights re-zeroed where missing)."""
-    b, _, s, _ = x.shape
-    dev = x.device
-    h = x[:, 0:1].clone()
-    m = x[:, 1:2].clone()
-    lin = torch.linspace(-1.0, 1.0, s, device=dev, dtype=x.dtype)
-    yy, xx = torch.meshgrid(lin, lin, indexing="ij")
+def augment(polar: torch.Tensor, p: AugmentParams, g: torch.Generator) -> torch.Tensor:
+    """Augmented copy of polar samples ``(B, 2, R, A)`` (heights, validity) from the sampler.
+
+    Working on the polar grid (after the random rotation and centre shift of
+    :func:`random_pose`) keeps augmentation cheap; positions are recovered from the ring radii
+    and angles, so cuts and tilts are straight lines on the casing.
+    """
+    b, _, n_r, n_a = polar.shape
+    dev, dt = polar.device, polar.dtype
+    h = polar[:, 0:1]
+    m = polar[:, 1:2]
+    r = (torch.arange(n_r, device=dev, dtype=dt) + 0.5) / n_r
+    th = torch.arange(n_a, device=dev, dtype=dt) * (2 * math.pi / n_a)
+    xx = r[:, None] * torch.cos(th)[None, :]
+    yy = -r[:, None] * torch.sin(th)[None, :]
     # partial transfer: half-plane cut at a random direction and depth
-    phi = _uniform(b, 0, 2 * math.pi, g, dev)
-    depth = _uniform(b, 0.05, 0.8, g, dev)
+    phi = _uniform(b, 0, 2 * math.pi, g, dev).to(dt)
+    depth = _uniform(b, 0.05, 0.8, g, dev).to(dt)
     proj = torch.cos(phi)[:, None, None] * xx + torch.sin(phi)[:, None, None] * yy
-    cut = proj > depth[:, None, None]
-    use = torch.rand(b, generator=g, device=dev) < p.p_partial
-    m = m * (~(cut & use[:, None, None]))[:, None].to(x.dtype)
-    # drop-outs: thresholded smooth random field
-    field = torch.rand(b, 1, 8, 8, generator=g, device=dev, dtype=x.dtype)
-    field = F.interpolate(field, size=(s, s), mode="bicubic", align_corners=False)
-    frac = _uniform(b, 0.0, p.max_dropout_fraction, g, dev)
+    use = (torch.rand(b, generator=g, device=dev) < p.p_partial)[:, None, None]
+    keep = ~((proj > depth[:, None, None]) & use)
+    # drop-outs: a smooth random field thresholded at a random level (0 to about
+    # max_dropout_fraction of the area lost)
+    field = torch.rand(b, 1, 6, 24, generator=g, device=dev, dtype=dt)
+    field = F.interpolate(field, size=(n_r, n_a), mode="bilinear", align_corners=False)
+    frac = _uniform(b, 0.0, p.max_dropout_fraction, g, dev).to(dt)
     use = torch.rand(b, generator=g, device=dev) < p.p_dropout
-    thr = torch.quantile(field.flatten(1), frac.clamp(0, 1).to(x.dtype), dim=1).diagonal()
-    drop = (field < thr[:, None, None, None]) & use[:, None, None, None]
-    m = m * (~drop).to(x.dtype)
+    thr = torch.where(use, 0.1 + frac, torch.zeros_like(frac))
+    keep = keep[:, None] & (field >= thr[:, None, None, None])
+    m = m * keep.to(dt)
     # gain, tilt residue, noise (white + smooth)
-    gain = _uniform(b, p.gain_range[0], p.gain_range[1], g, dev)
+    gain = _uniform(b, p.gain_range[0], p.gain_range[1], g, dev).to(dt)
     h = h * gain[:, None, None, None]
-    ty = _uniform(b, -p.tilt_max, p.tilt_max, g, dev)
-    tx = _uniform(b, -p.tilt_max, p.tilt_max, g, dev)
+    ty = _uniform(b, -p.tilt_max, p.tilt_max, g, dev).to(dt)
+    tx = _uniform(b, -p.tilt_max, p.tilt_max, g, dev).to(dt)
     h = h + (ty[:, None, None] * yy + tx[:, None, None] * xx)[:, None]
-    sd = _uniform(b, 0.0, p.noise_max, g, dev)[:, None, None, None]
-    white = torch.randn(b, 1, s, s, generator=g, device=dev, dtype=x.dtype)
-    smooth = F.avg_pool2d(torch.randn(b, 1, s, s, generator=g, device=dev, dtype=x.dtype),
-                          5, stride=1, padding=2) * 2.0
+    sd = _uniform(b, 0.0, p.noise_max, g, dev).to(dt)[:, None, None, None]
+    white = torch.randn(b, 1, n_r, n_a, generator=g, device=dev, dtype=dt)
+    smooth = F.avg_pool2d(torch.randn(b, 1, n_r, n_a, generator=g, device=dev, dtype=dt),
+                          3, stride=1, padding=1) * 3.0
     h = h + sd * (0.6 * white + 0.4 * smooth)
     # re-standardise over the remaining valid points
     n = m.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)

@@ -32,7 +32,7 @@ from ballistics.features.descriptors import (
 from ballistics.params import check_range
 from ballistics.scan import Scan
 
-__all__ = ["InputParams", "prepare_input", "prepare_inputs"]
+__all__ = ["InputParams", "prepare_input", "prepare_inputs", "rotate_scan"]
 
 
 @dataclass(frozen=True)
@@ -131,3 +131,46 @@ def prepare_inputs(scans: list[Scan], params: InputParams | None = None) -> np.n
     for i, s in enumerate(scans):
         out[i] = prepare_input(s, p)
     return out
+
+
+def rotate_scan(scan: Scan, angle_deg: float, centre_um: tuple[float, float] | None = None
+                ) -> Scan:
+    """The scan rotated counter-clockwise (as displayed) by ``angle_deg`` about ``centre_um``.
+
+    Same grid and spacing as the input (points rotated out of it are lost, points rotated in
+    from outside are NaN); bilinear interpolation of heights and validity (a point stays valid
+    when at least half of its support is). Provenance is dropped: the result is a new surface
+    (used to test and benchmark rotation invariance).
+
+    Parameters
+    ----------
+    scan
+        Any scan, ``(rows, cols) = (y, x)``.
+    angle_deg
+        Counter-clockwise rotation in degrees.
+    centre_um
+        ``[y, x]`` of the rotation centre in µm; the middle of the array when ``None``.
+    """
+    rows, cols = scan.shape
+    dy, dx = scan.spacing_um
+    if centre_um is None:
+        cy, cx = (rows - 1) / 2.0, (cols - 1) / 2.0
+    else:
+        cy, cx = centre_um[0] / dy, centre_um[1] / dx
+    a = np.deg2rad(angle_deg)
+    yy, xx = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
+                         indexing="ij")
+    # output point (y, x) shows the input at the inverse rotation (y up is -row)
+    ry, rx = (yy - cy) * dy, (xx - cx) * dx
+    src_x = np.cos(a) * rx - np.sin(a) * ry
+    src_y = np.sin(a) * rx + np.cos(a) * ry
+    sy, sx = cy + src_y / dy, cx + src_x / dx
+    valid = np.isfinite(scan.heights)
+    f = ndimage.map_coordinates(np.where(valid, scan.heights, 0.0).astype(np.float64),
+                                [sy, sx], order=1, cval=0.0)
+    w = ndimage.map_coordinates(valid.astype(np.float64), [sy, sx], order=1, cval=0.0)
+    out = np.full((rows, cols), np.nan, dtype=np.float32)
+    ok = w >= 0.5
+    out[ok] = (f[ok] / w[ok]).astype(np.float32)
+    return Scan(out, scan.spacing_um, modality=scan.modality, metadata=scan.metadata,
+                source=scan.source)

@@ -166,6 +166,10 @@ class PolarNet(nn.Module):
             nn.Linear(2 * cfg.dim, cfg.dim),
         )
 
+    def embed_polar(self, polar: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(B, dim)``, L2-normalised, of polar samples ``(B, 2, R, A)``."""
+        return F.normalize(self.head(self.pooled(polar)), dim=1)
+
     def pooled(self, polar: torch.Tensor) -> torch.Tensor:
         """Angle-invariant features ``(B, C * R/8)`` of polar inputs ``(B, 2, R, A)``."""
         f = self.features(polar)

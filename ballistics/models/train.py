@@ -247,10 +247,10 @@ def train_on_set(
             idx = sampler.sample()
             x = torch.from_numpy(train_set.inputs[idx].astype(np.float32)).to(dev)
             y = torch.from_numpy(labels_np[idx]).to(dev)
-            x = augment(x, p.augment, gen)
             angle, shift = random_pose(len(idx), p.augment, cfg.input.spacing_um, gen, dev)
+            polar = augment(net.sampler(x, angle, shift), p.augment, gen)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                z = net(x, angle=angle, shift_px=shift)
+                z = net.embed_polar(polar)
             loss = supcon_loss(F.normalize(z.float(), dim=1), y, p.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
