@@ -8,7 +8,6 @@ byte-identical for the same arguments.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -187,8 +186,8 @@ def generate(
     check_choice("modality", modality, MODALITY_CHOICES)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
+    overrides.setdefault("class_seed", seed)  # class marks follow the root seed
     params = params_for(difficulty, spacing_um=spacing_um, **overrides)
-    params = dataclasses.replace(params, class_seed=seed)
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"the output path exists and is not a folder: {out}")
