@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 from ballistics.errors import (
+    BallisticsError,
     CorruptFileError,
     EmptyScanError,
     SizeMismatchError,
@@ -84,9 +85,14 @@ class X3pContainer:
             self.main_bytes = self.read_member(self.main_name, MAX_MAIN_XML_BYTES)
             self.root = parse_xml(self.main_bytes, path)
             self.header = self._parse_header()
-        except BaseException:
+        except (BallisticsError, MemoryError, KeyboardInterrupt):
             self.zip.close()
             raise
+        except Exception as exc:  # zipfile on a damaged directory raises assorted types
+            self.zip.close()
+            raise CorruptFileError(
+                f"damaged zip container: {type(exc).__name__}: {exc}", path=path
+            ) from None
 
     def close(self) -> None:
         """Close the zip file."""
@@ -94,7 +100,7 @@ class X3pContainer:
 
     # --- members ------------------------------------------------------------------------
     def _index(self) -> None:
-        infos = [i for i in self.zip.infolist() if not i.is_dir()]
+        infos = [i for i in self.zip.infolist() if i.filename and not i.filename.endswith("/")]
         total = 0
         for info in infos:
             if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + SIZE_SLACK_BYTES:

@@ -99,6 +99,22 @@ def test_bad_input_raises_specific_error(tmp_path, make, error):
     assert info.value.exit_code == (1 if error is DependencyError else 2)
 
 
+def test_zip_member_with_empty_name(tmp_path):
+    # found by fuzzing: zipfile's ZipInfo.is_dir() fails on an empty name
+    path = build_x3p(tmp_path / "a.x3p", surface())
+    raw = bytearray(path.read_bytes())
+    cd = raw.rfind(b"PK\x01\x02")  # the last central-directory entry
+    name_len = int.from_bytes(raw[cd + 28: cd + 30], "little")
+    raw[cd + 28: cd + 30] = b"\x00\x00"
+    del raw[cd + 46: cd + 46 + name_len]
+    eocd = raw.rfind(b"PK\x05\x06")
+    size = int.from_bytes(raw[eocd + 12: eocd + 16], "little") - name_len
+    raw[eocd + 12: eocd + 16] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError):
+        read_scan(path)
+
+
 def test_zip_bomb_member_refused(tmp_path):
     # A member that claims far more than its compressed size could hold.
     buf = io.BytesIO()
