@@ -146,14 +146,15 @@ def _axis_index(start: np.ndarray, size: np.ndarray, length: int, limit: int, de
 def _standardise(x: torch.Tensor, dims: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """(x - mean) / sd (sd with n - 1) over non-NaN points, NaN -> 0; also the point count."""
     ok = ~torch.isnan(x)
-    n = ok.sum(dim=dims, keepdim=True)
-    xz = torch.where(ok, x, torch.zeros_like(x))
-    mean = xz.sum(dim=dims, keepdim=True) / n.clamp(min=1)
-    d = torch.where(ok, x - mean, torch.zeros_like(x))
+    xz = torch.nan_to_num(x, nan=0.0)
+    n = ok.sum(dim=dims, keepdim=True).to(x.dtype)
+    s1 = xz.sum(dim=dims, keepdim=True)
+    mean = s1 / n.clamp(min=1)
+    d = (xz - mean) * ok
     var = (d * d).sum(dim=dims, keepdim=True) / (n - 1).clamp(min=1)
     sd = torch.sqrt(var)
-    sd = torch.where(sd > 0, sd, torch.ones_like(sd))
-    return d / sd, n
+    inv = torch.where(sd > 0, 1.0 / sd, torch.ones_like(sd))
+    return d * inv, n
 
 
 def prepare_cells(

@@ -33,7 +33,26 @@ def _cos_sin(angles_deg: Sequence[float]) -> tuple[list[float], list[float]]:
 def rotation_indices(
     shape: tuple[int, int], angles_deg: Sequence[float], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat source index (A, rows, cols) and validity of the nearest-neighbour rotation."""
+    """Flat source index (A, rows, cols) and validity of the nearest-neighbour rotation
+    (cached for the last few shapes and angle sets: comparisons of many scans reuse them)."""
+    key = (int(shape[0]), int(shape[1]), tuple(float(a) for a in angles_deg), str(device))
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    out = _rotation_indices(shape, angles_deg, device)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = out
+    return out
+
+
+_CACHE: dict = {}
+_CACHE_SIZE = 3
+
+
+def _rotation_indices(
+    shape: tuple[int, int], angles_deg: Sequence[float], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     h, w = int(shape[0]), int(shape[1])
     cx, cy = float(w // 2), float(h // 2)
     cos, sin = _cos_sin(angles_deg)
