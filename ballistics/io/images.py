@@ -147,7 +147,13 @@ def _decode_png16_colour(data: bytes, path: Path) -> np.ndarray:
     """16-bit colour PNGs keep their depth through OpenCV (Pillow reduces them to 8 bit)."""
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with quiet_library_warnings():
+        try:
+            arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except Exception as exc:  # cv2.error and friends on damaged bytes
+            raise CorruptFileError(
+                f"cannot decode the 16-bit colour PNG: {type(exc).__name__}: {exc}", path=path
+            ) from None
     if arr is None:
         raise CorruptFileError("cannot decode the 16-bit colour PNG", path=path)
     if arr.ndim == 3:
@@ -170,7 +176,8 @@ def _read_png(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any
     if hdr["bit_depth"] == 16 and hdr["colour_type"] in (2, 6):
         arr = _decode_png16_colour(data, path)
     else:
-        arr, _ = _decode_pil(data, path)
+        arr, info = _decode_pil(data, path)
+        _note_frames(info, log)
     spacing = None
     if hdr["phys"] is not None:
         ppx, ppy, unit = hdr["phys"]
@@ -179,8 +186,15 @@ def _read_png(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any
     return arr, spacing
 
 
+def _note_frames(info: dict[str, Any], log: WarningLog) -> None:
+    frames = info.get("_frames")
+    if frames:
+        log.add(f"the image holds {frames} frames; the first is read")
+
+
 def _read_jpeg(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any]:
     arr, info = _decode_pil(data, path)
+    _note_frames(info, log)
     spacing = None
     unit = info.get("jfif_unit")
     density = info.get("jfif_density")

@@ -10,6 +10,7 @@ import warnings
 import zipfile
 import zlib
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -207,11 +208,17 @@ def test_fuzz_main_xml_text(tmp_path, muts):
 
 
 @FUZZ
-@given(muts=mutations, cut=st.one_of(st.none(), st.integers(1, 400)))
-def test_fuzz_png_bytes(tmp_path, muts, cut):
-    buf = io.BytesIO()
+@given(muts=mutations, cut=st.one_of(st.none(), st.integers(1, 400)), colour=st.booleans())
+def test_fuzz_png_bytes(tmp_path, muts, cut, colour):
+    """16-bit grey (Pillow) and 16-bit colour (OpenCV) PNGs."""
     img = (np.arange(12 * 17, dtype=np.uint16).reshape(12, 17) * 300)
-    Image.fromarray(img).save(buf, format="PNG", dpi=(2540, 2540))
+    if colour:
+        ok, enc = cv2.imencode(".png", np.stack([img, img // 2, img // 3], axis=-1))
+        seed = enc.tobytes()
+    else:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG", dpi=(2540, 2540))
+        seed = buf.getvalue()
     path = tmp_path / "fuzz.png"
-    path.write_bytes(_mutate(buf.getvalue(), muts, cut))
+    path.write_bytes(_mutate(seed, muts, cut))
     _only_ballistics_errors(path, spacing_um=1.0)
