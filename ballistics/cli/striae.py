@@ -21,6 +21,12 @@ from ballistics.cli.common import emit_json, handle_errors, json_option, scan_re
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
 
 
+def _reemit(messages: list[str]) -> None:
+    """Warnings collected while computing go to stderr once (through ``handle_errors``)."""
+    for m in messages:
+        warnings.warn(m, ScanWarning, stacklevel=2)
+
+
 def _parse_region(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
@@ -98,6 +104,7 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         if kind == "lea" else None,
         "warnings": list(dict.fromkeys([*sa.warnings, *sb.warnings, *c.warnings, *warns])),
     })
+    _reemit(out["warnings"])
     if report_path:
         from ballistics.report.striae import striae_report
 
@@ -163,6 +170,7 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
         "lands_a": [f.name for f in files_a], "lands_b": [f.name for f in files_b],
         "warnings": list(dict.fromkeys([*r.warnings, *warns])),
     })
+    _reemit(out["warnings"])
     if report_path:
         from ballistics.report.striae import bullets_report
 

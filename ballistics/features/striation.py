@@ -610,7 +610,8 @@ def propose_aperture_shear(
         sub = h[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
         try:
             est = estimate_direction(_plane_removed(sub), scan.spacing_um,
-                                     highpass_cutoff_um=params.highpass_cutoff_um)
+                                     highpass_cutoff_um=params.highpass_cutoff_um,
+                                     max_points=40_000)
         except NoSignatureError:
             continue
         if est.contrast > best:
