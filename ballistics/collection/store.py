@@ -722,7 +722,7 @@ class Collection:
         problems: list[dict[str, str]] = []
         checked = 0
         shard_fix = ("drop it with `ballistics verify --collection DIR --drop-damaged`, then "
-                     "ingest the listed files again with `ballistics ingest ... --resume`")
+                     "ingest the listed files again (`ballistics ingest FILES --collection DIR`)")
         for entry in self.manifest["shards"]:
             p = self.directory / entry["file"]
             checked += 1
