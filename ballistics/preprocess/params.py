@@ -64,6 +64,10 @@ class SegmentParams:
         ``"region"``: drop the detected firing-pin region itself grown by the margin (follows
         elliptical and rectangular impressions); ``"circle"``: drop the fitted circle grown
         by the margin (cmcR).
+    aperture
+        Topographies: also drop the inside of the firing-pin aperture when its edge shows as
+        a ring of drop-outs around the impression (primer metal flowed back into the aperture
+        does not touch the breech face).
     assume_cropped
         ``None`` detects scans already cropped to the breech face (no primer roll-off, no
         form); ``True``/``False`` forces the decision.
@@ -77,6 +81,7 @@ class SegmentParams:
     outlier_sigma: float = 6.0
     firing_pin_min_depth_um: float = 20.0
     firing_pin_exclusion: str = "region"
+    aperture: bool = True
     assume_cropped: bool | None = None
 
     def __post_init__(self) -> None:
@@ -90,6 +95,7 @@ class SegmentParams:
         check_choice("segment.firing_pin_exclusion", self.firing_pin_exclusion,
                      ("region", "circle"))
         check_choice("segment.assume_cropped", self.assume_cropped, (None, True, False))
+        check_choice("segment.aperture", self.aperture, (True, False))
 
 
 @dataclass(frozen=True)
@@ -226,7 +232,8 @@ PRESETS: dict[str, PreprocessParams] = {
     "cmcR": PreprocessParams(
         name="cmcR",
         segment=SegmentParams(exterior_margin_um=93.75, firing_pin_margin_um=625.0,
-                              firing_pin_source="missing", firing_pin_exclusion="circle"),
+                              firing_pin_source="missing", firing_pin_exclusion="circle",
+                              aperture=False),
         level=LevelParams(method="median"),
         resample=ResampleParams(method="decimate", spacing_um=6.25),
         filter=FilterParams(short_um=16.0, long_um=500.0, convention="cmcR", nan_mode="zero",

@@ -48,6 +48,12 @@ from ballistics.scan import Scan
 _CROSS = ndi.generate_binary_structure(2, 1)
 #: Images: support threshold between the dark and bright log-brightness class medians.
 IMAGE_DARK_FRACTION = 0.3
+#: Drop-out ring of the firing-pin aperture: at least this missing fraction on the ring and
+#: this many times the missing fraction of the surrounding annulus.
+APERTURE_MIN_MISSING = 0.3
+APERTURE_MIN_CONTRAST = 4.0
+#: Distance kept clear outside a detected aperture edge (its drop-out ring).
+APERTURE_MARGIN_UM = 50.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class Segmentation:
         Fallbacks taken, in words.
     fitted
         Diagnostics: coarse factor, fit residuals, inlier fractions, circumference coverage.
+    aperture
+        The edge of the firing-pin aperture around the impression when it shows as a ring of
+        drop-outs (topographies; the primer flowed back into the aperture inside it), or
+        ``None``.
     """
 
     mask: np.ndarray
@@ -80,11 +90,13 @@ class Segmentation:
     cropped: bool
     warnings: tuple[str, ...] = ()
     fitted: dict = field(default_factory=dict)
+    aperture: Circle | None = None
 
     def to_dict(self) -> dict:
         """JSON-compatible summary (no mask)."""
         return {"primer": None if self.primer is None else self.primer.to_dict(),
                 "firing_pin": None if self.firing_pin is None else self.firing_pin.to_dict(),
+                "aperture": None if self.aperture is None else self.aperture.to_dict(),
                 "cropped": self.cropped, "warnings": list(self.warnings),
                 "fitted": self.fitted}
 
@@ -258,8 +270,16 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
     edge = _boundary(search)
     best: tuple[CircleFit | None, np.ndarray | None, dict] = (None, None, {})
     best_area = 0.0
-    for i in np.argsort(sizes)[::-1][:5]:
-        filled = _trim_to_floor(ndi.binary_fill_holes(lab == i + 1), deep)
+    candidates = [ndi.binary_fill_holes(lab == i + 1) for i in np.argsort(sizes)[::-1][:5]]
+    if scan.modality == "image":
+        # ring light: the crater floor and the ring of the firing-pin aperture are separate
+        # dark components around a bright ring of flowed-back primer; together (convex hull)
+        # they are the region to drop
+        hull = _central_hull(lab, sizes, co, primer, 0.25 * min_area)
+        if hull is not None:
+            candidates.append(hull)
+    for cand_region in candidates:
+        filled = _trim_to_floor(cand_region, deep)
         area = float(filled.sum())
         if area < min_area:
             continue
@@ -276,6 +296,70 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
                 "equivalent_radius_um": math.sqrt(area_um2 / math.pi)}
         best, best_area = (fit, filled, info), area
     return best
+
+
+def _aperture(co: _Coarse, fp: Circle, primer: Circle, fp_region: np.ndarray | None
+              ) -> tuple[Circle | None, dict]:
+    """A ring of drop-outs around the firing pin: the edge of the firing-pin aperture.
+
+    Boundary points of missing cells in the annulus 1.15-2.3 firing-pin radii are fitted with
+    a RANSAC circle whose centre lies within 0.35 firing-pin radii of the pin's; the circle
+    is accepted only when the ring band (3 cells wide) is mostly missing compared with the
+    annulus around it: scattered drop-outs do not make a ring.
+    """
+    cs = max(co.spacing)
+    r_fp = fp.radius_um
+    r_hi = min(2.3 * r_fp, 0.85 * primer.radius_um)
+    if r_hi <= 1.2 * r_fp:
+        return None, {"reason": "no room between the firing pin and the primer edge"}
+    rmap = _coarse_radius(co, fp.center_um)
+    ann = (rmap > 1.15 * r_fp) & (rmap < r_hi) & co.circle_mask(primer)
+    if fp_region is not None:  # a non-round impression reaches beyond its equivalent circle
+        ann &= ~ndi.binary_dilation(fp_region, _CROSS, iterations=3)
+    missing = co.frac < 0.5
+    edges = _boundary(missing) & ann
+    iy, ix = np.nonzero(edges)
+    if len(iy) < 30:
+        return None, {"reason": "too few drop-out edges around the firing pin"}
+    fit = _fit(co.to_um(iy, ix), 1.5 * cs, r_min=1.15 * r_fp, r_max=r_hi)
+    if fit is None or math.hypot(fit.cy - fp.center_um[0], fit.cx - fp.center_um[1]) > \
+            0.35 * r_fp or fit.coverage < 0.5:
+        return None, {"reason": "no ring of drop-outs"}
+    d = np.abs(_coarse_radius(co, (fit.cy, fit.cx)) - fit.r)
+    band = (d <= 1.5 * cs) & ann
+    around = (d > 3 * cs) & ann
+    m_band = float(missing[band].mean()) if band.any() else 0.0
+    m_around = float(missing[around].mean()) if around.any() else 1.0
+    info = {"band_missing": m_band, "around_missing": m_around, "coverage": fit.coverage,
+            "radius_um": fit.r, "center_um": [fit.cy, fit.cx]}
+    if m_band < APERTURE_MIN_MISSING or m_band < APERTURE_MIN_CONTRAST * m_around:
+        info["reason"] = "drop-outs around the firing pin do not form a ring"
+        return None, info
+    return Circle((fit.cy, fit.cx), fit.r), info
+
+
+def _coarse_radius(co: _Coarse, center_um) -> np.ndarray:
+    from ballistics.preprocess.geometry import radius_map
+
+    return radius_map(co.z.shape, co.spacing, center_um, origin_um=co.origin)
+
+
+def _central_hull(lab: np.ndarray, sizes: np.ndarray, co: _Coarse, primer: Circle,
+                  min_size: float) -> np.ndarray | None:
+    """Convex hull of the labelled components centred near the primer centre."""
+    R = primer.radius_um
+    keep = np.zeros(lab.shape, bool)
+    for i in np.flatnonzero(sizes >= min_size):
+        iy, ix = np.nonzero(lab == i + 1)
+        c = co.to_um(iy, ix).mean(axis=0)
+        if math.hypot(c[0] - primer.center_um[0], c[1] - primer.center_um[1]) <= 0.3 * R:
+            keep[iy, ix] = True
+    if not keep.any():
+        return None
+    iy, ix = np.nonzero(keep)
+    hull = np.zeros(lab.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(np.column_stack([ix, iy]).astype(np.int32)), 1)
+    return hull.astype(bool)
 
 
 def _trim_to_floor(filled: np.ndarray, deep: np.ndarray | None) -> np.ndarray:
@@ -404,6 +488,11 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
             fitted["firing_pin_fit"]["shape"] = "irregular"
     if firing_pin is None:
         note("no firing-pin impression found; none removed")
+    aperture: Circle | None = None
+    if (firing_pin is not None and params.aperture and not cropped
+            and scan.modality == "topography"):
+        aperture, ainfo = _aperture(co, firing_pin, primer, fp_region)
+        fitted["aperture_fit"] = ainfo
 
     # the region on the full grid
     if primer is None:
@@ -419,6 +508,8 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
             geom &= _signed_distance_up(fp_region, co, scan.shape, scan.spacing_um) > fpm
         else:
             geom &= ~circle_mask(scan.shape, scan.spacing_um, firing_pin.grown(fpm))
+    if aperture is not None:
+        geom &= ~circle_mask(scan.shape, scan.spacing_um, aperture.grown(APERTURE_MARGIN_UM))
     if mask is not None:
         geom = mask
         fitted["region"] = "examiner mask"
@@ -432,7 +523,8 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
             raise SegmentationError("the breech-face region is empty after removing the "
                                     "exterior and the firing pin; check the scan or give a "
                                     "mask", path=scan.source)
-    return Segmentation(region, geom, primer, firing_pin, cropped, tuple(notes), fitted)
+    return Segmentation(region, geom, primer, firing_pin, cropped, tuple(notes), fitted,
+                        aperture)
 
 
 __all__ = ["Segmentation", "segment"]

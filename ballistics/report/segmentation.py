@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ballistics.scan import Scan
 
 
-def _draw_circle(ax: Axes, circle, spacing_um, color: str, label: str) -> None:
+def _draw_circle(ax: Axes, circle, spacing_um, color: str, label: str, ls: str = "-") -> None:
     from matplotlib.patches import Circle as MplCircle
 
     if circle is None:
@@ -24,7 +24,7 @@ def _draw_circle(ax: Axes, circle, spacing_um, color: str, label: str) -> None:
     cy = circle.center_um[0] / spacing_um[0]
     cx = circle.center_um[1] / spacing_um[1]
     r = circle.radius_um / spacing_um[1]
-    ax.add_patch(MplCircle((cx, cy), r, fill=False, color=color, lw=1.5, label=label))
+    ax.add_patch(MplCircle((cx, cy), r, fill=False, color=color, lw=1.5, ls=ls, label=label))
     ax.plot([cx], [cy], "+", color=color, ms=8)
 
 
@@ -32,7 +32,8 @@ def plot_segmentation(ax: Axes, scan: Scan, seg: Segmentation, *, title: str | N
                       truth_mask: np.ndarray | None = None) -> None:
     """Draw ``scan`` in grey, the excluded area tinted, and the fitted circles on ``ax``.
 
-    Primer in red, firing pin in cyan; the mask edge in yellow (the ground truth's edge in
+    Primer in red, firing pin in cyan, firing-pin aperture (when found) dashed orange; the
+    mask edge in yellow (the ground truth's edge in
     magenta when ``truth_mask`` is given). Axes are in points, row 0 at the top.
     """
     h = np.asarray(scan.heights, dtype=np.float32)
@@ -47,6 +48,8 @@ def plot_segmentation(ax: Axes, scan: Scan, seg: Segmentation, *, title: str | N
                    linewidths=0.8, linestyles="dashed")
     _draw_circle(ax, seg.primer, scan.spacing_um, "red", "primer")
     _draw_circle(ax, seg.firing_pin, scan.spacing_um, "cyan", "firing pin")
+    _draw_circle(ax, getattr(seg, "aperture", None), scan.spacing_um, "orange", "aperture",
+                 ls="--")
     ax.set_xlim(-0.5, h.shape[1] - 0.5)
     ax.set_ylim(h.shape[0] - 0.5, -0.5)
     ax.set_xticks([])
