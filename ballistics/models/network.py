@@ -8,9 +8,10 @@ Construction (invariance by design, not only by augmentation):
    cyclic shift along the angle axis.
 2. Convolutions pad the angle axis circularly (:class:`CircConv`), so every feature map is
    equivariant to those cyclic shifts; pooling steps (average, anti-aliasing) halve both axes.
-3. Generalised-mean pooling over the whole angle axis makes each feature invariant; the radial
-   axis is kept (it carries where on the breech face a mark lies), flattened, and projected to
-   ``dim`` values, which are L2-normalised.
+3. Pooling over the whole angle axis makes each feature invariant: the generalised mean, and
+   the magnitudes of the first angular Fourier harmonics (how a feature is arranged around
+   the circle). The radial axis is kept (it carries where on the breech face a mark lies),
+   flattened, and projected to ``dim`` values, which are L2-normalised.
 
 Rotations by multiples of ``360 / A * 2**n_pool`` degrees are exact symmetries of the network
 (up to interpolation at the input); between them it is smooth. ``rotation_offsets`` > 1 at
@@ -48,6 +49,7 @@ class NetConfig:
     n_angles: int = 160
     widths: tuple[int, ...] = (16, 32, 64, 128, 128)
     dim: int = 128
+    n_harmonics: int = 0
     rotation_offsets: int = 1
 
     def __post_init__(self) -> None:
@@ -56,6 +58,7 @@ class NetConfig:
         check_range("n_angles", self.n_angles, 32, 4096)
         check_range("dim", self.dim, 8, 4096)
         check_range("rotation_offsets", self.rotation_offsets, 1, 64)
+        check_range("n_harmonics", self.n_harmonics, 0, self.n_angles // 16)
         if len(self.widths) != 5 or any(int(w) < 1 for w in self.widths):
             raise ModelError(f"widths needs 5 positive channel counts, got {self.widths!r}")
         if self.n_angles % 8 or self.n_rings % 8:
@@ -160,7 +163,7 @@ class PolarNet(nn.Module):
         self.gem_p = nn.Parameter(torch.tensor(3.0))
         n_r = cfg.n_rings // 8
         self.head = nn.Sequential(
-            nn.Linear(w[4] * n_r, 2 * cfg.dim),
+            nn.Linear(w[4] * n_r * (1 + cfg.n_harmonics), 2 * cfg.dim),
             nn.BatchNorm1d(2 * cfg.dim),
             nn.ReLU(),
             nn.Linear(2 * cfg.dim, cfg.dim),
@@ -171,11 +174,22 @@ class PolarNet(nn.Module):
         return F.normalize(self.head(self.pooled(polar)), dim=1)
 
     def pooled(self, polar: torch.Tensor) -> torch.Tensor:
-        """Angle-invariant features ``(B, C * R/8)`` of polar inputs ``(B, 2, R, A)``."""
+        """Angle-invariant features ``(B, C * R/8 * (1 + n_harmonics))`` of polar inputs.
+
+        Per channel and ring band: the generalised mean over the angle, and the magnitudes of
+        the first ``n_harmonics`` angular Fourier harmonics relative to the mean (how the
+        feature is arranged around the circle; a magnitude ignores the rotation).
+        """
         f = self.features(polar)
         p = self.gem_p.clamp(1.0, 8.0)
         g = f.clamp_min(1e-6).pow(p).mean(dim=-1).pow(1.0 / p)
-        return g.flatten(1)
+        parts = [g.flatten(1)]
+        k = self.cfg.n_harmonics
+        if k:
+            spec = torch.fft.rfft(f.float(), dim=-1)[..., 1:k + 1].abs()
+            rel = spec / (f.float().sum(dim=-1, keepdim=True) + 1e-3)
+            parts.append(rel.to(g.dtype).flatten(1))
+        return torch.cat(parts, dim=1)
 
     def forward(
         self,
