@@ -58,17 +58,22 @@ def _prep(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def masked_ncc_stack(
-    reference: torch.Tensor, targets: torch.Tensor, min_overlap: float = 0.3
+    reference: torch.Tensor, targets: torch.Tensor, min_overlap: float = 0.3,
+    max_shift: float = 0.3,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Masked NCC of a reference (h, w) with each target (A, h2, w2), all translations.
+    """Masked NCC of a reference (h, w) with each target (A, h2, w2).
 
     Returns, per target, the peak NCC and its translation ``(dy, dx)`` in points: reference
-    point ``q`` matches target point ``q + (dy, dx)``. Translations whose overlap is below
-    ``min_overlap`` of the smaller measured area are ignored.
+    point ``q`` matches target point ``q + (dy, dx)``. Translations up to ``max_shift`` of
+    the larger side are searched (the FFT size is chosen so that they do not alias), and
+    those whose overlap is below ``min_overlap`` of the smaller measured area are ignored.
     """
     h, w = reference.shape
     a, h2, w2 = targets.shape
-    pr, pc = next_fast_len(h + h2 - 1), next_fast_len(w + w2 - 1)
+    lim_r = int(math.ceil(max_shift * max(h, h2)))
+    lim_c = int(math.ceil(max_shift * max(w, w2)))
+    pr = next_fast_len(min(h + h2 - 1, max(h, h2) + lim_r + 1))
+    pc = next_fast_len(min(w + w2 - 1, max(w, w2) + lim_c + 1))
     x1, m1 = _prep(reference)
     x2, m2 = _prep(targets)
     s = (pr, pc)
@@ -102,8 +107,8 @@ def masked_ncc_stack(
     lag_r = torch.where(lag_r > h2 - 1, lag_r - pr, lag_r)
     lag_c = torch.arange(pc, device=reference.device)
     lag_c = torch.where(lag_c > w2 - 1, lag_c - pc, lag_c)
-    lin = ((lag_r >= -(h - 1)) & (lag_r <= h2 - 1)).view(-1, 1) & (
-        (lag_c >= -(w - 1)) & (lag_c <= w2 - 1)
+    lin = ((lag_r >= -(h - 1)) & (lag_r <= h2 - 1) & (lag_r.abs() <= lim_r)).view(-1, 1) & (
+        (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
     ).view(1, -1)
     ncc = torch.where(lin.unsqueeze(0), ncc, torch.full_like(ncc, -2.0))
     best, arg = ncc.reshape(a, -1).max(dim=1)
