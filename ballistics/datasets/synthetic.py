@@ -22,22 +22,24 @@ In memory: :func:`make_firearm`, :func:`fire`; on disk: :func:`generate` (X3P, P
 masks, ``manifest.csv``). Parameters: :class:`SynthParams`, :func:`params_for`.
 """
 
-from ballistics.datasets.synthetic_core import (
-    MODALITY_CHOICES,
-    Firearm,
-    FirearmClass,
-    SyntheticCasing,
-    fire,
-    firearm_grid,
-    make_class,
-    make_firearm,
-    undo_pose,
-)
 from ballistics.datasets.synthetic_files import (
     MANIFEST_COLUMNS,
     casing_seed,
     firearm_seed,
     generate,
+)
+from ballistics.datasets.synthetic_firearm import (
+    Firearm,
+    FirearmClass,
+    firearm_grid,
+    make_class,
+    make_firearm,
+)
+from ballistics.datasets.synthetic_firing import (
+    MODALITY_CHOICES,
+    SyntheticCasing,
+    fire,
+    undo_pose,
 )
 from ballistics.datasets.synthetic_params import (
     AMMUNITION,

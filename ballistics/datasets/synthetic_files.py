@@ -17,12 +17,8 @@ from typing import Any
 import numpy as np
 
 from ballistics.datasets.manifest import write_manifest
-from ballistics.datasets.synthetic_core import (
-    MODALITY_CHOICES,
-    SyntheticCasing,
-    fire,
-    make_firearm,
-)
+from ballistics.datasets.synthetic_firearm import make_firearm
+from ballistics.datasets.synthetic_firing import MODALITY_CHOICES, SyntheticCasing, fire
 from ballistics.datasets.synthetic_params import params_for
 from ballistics.errors import ParameterError
 from ballistics.params import check_choice, check_range
