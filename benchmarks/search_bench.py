@@ -179,9 +179,11 @@ def _study(root: Path, n_firearms: int, difficulty: str, seed: int) -> tuple[lis
 def bench_synthetic(quick: bool, difficulty: str, work: Path, out_dir: Path,
                     model: str | None) -> dict[str, Any]:
     """Held-out synthetic queries against a synthetic collection."""
+    from ballistics.collection.demo import _default_model
     from ballistics.collection.ingest import IngestOptions, ingest
     from ballistics.collection.search import Searcher, SearchOptions
 
+    model = model or _default_model()
     n_f, n_q, shortlist = (20, 10, 20) if quick else (200, 100, 100)
     root = work / f"synth-{difficulty}"
     refs, held = _study(root / "scans", n_f, difficulty, seed=11)
