@@ -29,29 +29,36 @@ def _draw_circle(ax: Axes, circle, spacing_um, color: str, label: str, ls: str =
 
 
 def plot_segmentation(ax: Axes, scan: Scan, seg: Segmentation, *, title: str | None = None,
-                      truth_mask: np.ndarray | None = None) -> None:
+                      truth_mask: np.ndarray | None = None, max_points: int = 500) -> None:
     """Draw ``scan`` in grey, the excluded area tinted, and the fitted circles on ``ax``.
 
     Primer in red, firing pin in cyan, firing-pin aperture (when found) dashed orange; the
     mask edge in yellow (the ground truth's edge in
-    magenta when ``truth_mask`` is given). Axes are in points, row 0 at the top.
+    magenta when ``truth_mask`` is given). Axes are in points, row 0 at the top; large scans
+    are shown with a stride so that at most ``max_points`` points per side are drawn.
     """
-    h = np.asarray(scan.heights, dtype=np.float32)
+    full = np.asarray(scan.heights, dtype=np.float32)
+    rows, cols = full.shape
+    k = max(1, int(np.ceil(max(rows, cols) / max_points)))  # display stride (file size)
+    h = full[::k, ::k]
+    ext = (-0.5, cols - 0.5, rows - 0.5, -0.5)
+    yy, xx = np.arange(0, rows, k), np.arange(0, cols, k)
     lo, hi = np.nanpercentile(h, [1, 99]) if np.isfinite(h).any() else (0, 1)
-    ax.imshow(h, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+    ax.imshow(h, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", extent=ext)
     shade = np.zeros((*h.shape, 4), np.float32)
-    shade[~seg.mask] = (0.1, 0.3, 1.0, 0.35)
-    ax.imshow(shade, interpolation="nearest")
-    ax.contour(seg.mask.astype(np.float32), levels=[0.5], colors="yellow", linewidths=0.8)
+    shade[~seg.mask[::k, ::k]] = (0.1, 0.3, 1.0, 0.35)
+    ax.imshow(shade, interpolation="nearest", extent=ext)
+    ax.contour(xx, yy, seg.mask[::k, ::k].astype(np.float32), levels=[0.5], colors="yellow",
+               linewidths=0.8)
     if truth_mask is not None:
-        ax.contour(np.asarray(truth_mask, np.float32), levels=[0.5], colors="magenta",
-                   linewidths=0.8, linestyles="dashed")
+        ax.contour(xx, yy, np.asarray(truth_mask, np.float32)[::k, ::k], levels=[0.5],
+                   colors="magenta", linewidths=0.8, linestyles="dashed")
     _draw_circle(ax, seg.primer, scan.spacing_um, "red", "primer")
     _draw_circle(ax, seg.firing_pin, scan.spacing_um, "cyan", "firing pin")
     _draw_circle(ax, getattr(seg, "aperture", None), scan.spacing_um, "orange", "aperture",
                  ls="--")
-    ax.set_xlim(-0.5, h.shape[1] - 0.5)
-    ax.set_ylim(h.shape[0] - 0.5, -0.5)
+    ax.set_xlim(-0.5, cols - 0.5)
+    ax.set_ylim(rows - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

@@ -198,3 +198,13 @@ def test_processed_scans_are_recognised_as_cropped(real_data):
         assert seg.cropped
         assert np.array_equal(seg.mask, s.valid)  # nothing more is removed
         assert any("already cropped" in w for w in seg.warnings)
+
+
+def test_segmentation_figure_written(synthetic_casings, tmp_path):
+    from ballistics.report.segmentation import save_segmentation_figure
+
+    c = synthetic_casings[0]
+    items = [("topography", c.scan, segment(c.scan)), ("image", c.image, segment(c.image))]
+    path = save_segmentation_figure(items, tmp_path / "seg.png", truth_masks=[c.mask, c.mask])
+    assert path.stat().st_size > 10_000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
