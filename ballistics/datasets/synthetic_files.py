@@ -212,5 +212,9 @@ def _run(outdir: str, n_firearms: int, n_casings: int, params: Any, seed: int, m
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(_firearm_task, outdir, k, n_casings, params, seed, modality): k
                    for k in range(n_firearms)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:  # an error or an interrupt: do not start the firearms still queued
+            for fut in futures:
+                fut.cancel()
