@@ -39,6 +39,15 @@ def test_same_seed_gives_identical_bytes(tmp_path):
     assert len(fa) == 4 * 2 + 4 + n_shear + 1
     for name in fa:
         assert fa[name] == fb[name], name
+    # nothing in the files depends on the clock (same bytes tomorrow, not only this second)
+    import datetime
+    import zipfile
+
+    with zipfile.ZipFile(a.parent / "F001-01.x3p") as z:
+        for info in z.infolist():
+            stamp = datetime.datetime(*info.date_time)
+            assert stamp < datetime.datetime.now() - datetime.timedelta(days=1), info.filename
+    assert b"tIME" not in fa["F001-01.png"] and b"tIME" not in fa["masks/F001-01_mask.png"]
     c = generate(tmp_path / "c", 2, 2, modality="both", seed=4, quiet=True, **SMALL)
     fc = _files(c.parent)
     assert fc["F001-01.x3p"] != fa["F001-01.x3p"]
