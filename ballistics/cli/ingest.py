@@ -38,13 +38,16 @@ from ballistics.cli.common import (
               help="Embedding batch size.")
 @click.option("--commit-every", type=int, default=64, show_default=True,
               help="Casings per committed shard (work lost on a crash is at most this).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run on this dask.distributed cluster (see docs/cluster.md) instead of "
+                   "local processes; needs the 'dask' extra.")
 @device_option
 @scan_read_options
 @json_option
 @quiet_option
 @handle_errors
 def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
-           commit_every, device, spacing_um, no_verify, as_json, quiet) -> None:
+           commit_every, scheduler, device, spacing_um, no_verify, as_json, quiet) -> None:
     """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
 
     Files already in the collection (same SHA-256) are skipped; a file that cannot be
@@ -58,8 +61,14 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
         verify=not no_verify, model=model, device=device, workers=workers,
         batch_size=batch_size, commit_every=commit_every,
     )
-    summary = run_ingest(list(inputs), collection, labels=labels, options=opts, resume=resume,
-                         quiet=quiet)
+    if scheduler:
+        from ballistics.collection.distributed import ingest as run_cluster
+
+        summary = run_cluster(list(inputs), collection, scheduler=scheduler, labels=labels,
+                              options=opts, resume=resume, quiet=quiet)
+    else:
+        summary = run_ingest(list(inputs), collection, labels=labels, options=opts,
+                             resume=resume, quiet=quiet)
     out = summary.to_dict()
     if as_json:
         emit_json(out)
