@@ -19,7 +19,7 @@ Side by side, on the same pairs and queries:
   comparison (combined CMC count, and the learned score of the shipped calibration).
 
 Pairs: every same-source pair and, when there are more than ``max_pairs`` pairs in all, a random
-(fixed seed) sample of different-source pairs. ``quick`` keeps at most 6 sources x 3 casings.
+(fixed seed) sample of different-source pairs. ``quick`` keeps at most 4 sources x 2 casings.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     Parameters
     ----------
     quick
-        At most 6 sources x 3 casings, 60 pairs, 6 queries with a shortlist of 8.
+        At most 4 sources x 2 casings, 20 pairs, 4 queries with a shortlist of 4.
     out_dir
         Unused by the protocol itself (its numbers are returned); generated synthetic sets are
         cached outside the repository, in ``$BALLISTICS_BENCH_CACHE`` or the temp directory.
@@ -125,7 +125,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     preset
         Preprocessing and comparison preset.
     max_pairs
-        Pairs compared (all same-source pairs are kept); default 60 quick, 2000 full.
+        Pairs compared (all same-source pairs are kept); default 20 quick, 1000 full.
     n_queries, shortlist
         Search queries re-ranked and their shortlist length (default 6/8 quick, 60/20 full).
     seed
@@ -140,7 +140,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
 
     out_dir = Path(out_dir)
     if synthetic is not None:
-        n_f, n_c = (6, 3) if quick else (25, 4)
+        n_f, n_c = (4, 2) if quick else (20, 4)
         cache = Path(os.environ.get("BALLISTICS_BENCH_CACHE")
                      or Path(tempfile.gettempdir()) / "ballistics-benchmarks")
         folder = synthetic_folder(synthetic, cache, n_f, n_c)
@@ -150,10 +150,10 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     rows = read_manifest(folder / "manifest.csv")
     if not rows or source_column not in rows[0]:
         raise ValueError(f"{folder}/manifest.csv has no column {source_column!r}")
-    rows = _select(rows, source_column, 6 if quick else None, 3 if quick else None)
-    max_pairs = max_pairs or (60 if quick else 2000)
-    n_queries = n_queries or (6 if quick else 60)
-    shortlist = shortlist or (8 if quick else 20)
+    rows = _select(rows, source_column, 4 if quick else None, 2 if quick else None)
+    max_pairs = max_pairs or (20 if quick else 1000)
+    n_queries = n_queries or (4 if quick else 60)
+    shortlist = shortlist or (4 if quick else 20)
 
     scans, kept, failed, load_s = _load(rows, processed, preset)
     sources = [str(r[source_column]) for r in kept]

@@ -379,7 +379,7 @@ def run_part(part: Part, device: str, opts: RunOptions, stamp: dict[str, Any]) -
     try:
         proc = subprocess.run(
             cmd, cwd=REPO, env=_child_env(device), timeout=opts.timeout_s, text=True,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL if opts.quiet else None,
             stderr=subprocess.PIPE if opts.quiet else None,
         )
         rc = proc.returncode

@@ -4,8 +4,8 @@ For each collection size (10k, 100k, 1M casings by default) and each FAISS index
 index over embedding-like vectors, then measure
 
 - build time (training and adding, s) and the growth of the process's resident memory,
-- single-query shortlist latency (median and 95th percentile, ms, ``k`` = 100 nearest) and the
-  batched time per query,
+- single-query shortlist latency (median and 95th percentile, ms, ``k`` = 100 nearest) with the
+  default OpenMP threads and with one thread, and the batched time per query,
 - recall of the ``k`` nearest against exact search, and the hit rate of a true mate in the 10
   nearest (the vectors have a known source structure, see below),
 - memory per casing: the index's bytes (as written to disk), the process RSS growth, and
@@ -47,6 +47,8 @@ QUICK_KINDS = ("flat", "hnsw")
 CASINGS_PER_SOURCE = 4
 MATE_COSINE = 0.7
 SEED = 20_240_801
+#: Version of the per-size cache rows; a cache of another version is remeasured.
+SCHEMA = 2
 
 
 def _rss() -> int:
@@ -96,8 +98,10 @@ def _build(kind: str, vectors: np.ndarray, seed: int) -> tuple[Any, float, dict[
 
 
 def measure_size(n: int, dim: int, *, k: int = 100, n_queries: int = 200,
-                 kinds: tuple[str, ...] = KINDS, seed: int = SEED) -> list[dict[str, Any]]:
+                 kinds: tuple[str, ...] = KINDS, seed: int = SEED,
+                 device: str = "cpu") -> list[dict[str, Any]]:
     """All index kinds at one collection size; one row per kind (see the module docstring)."""
+    import faiss
     import h5py
 
     from ballistics.collection.index import choose_kind, write_index
@@ -121,6 +125,7 @@ def measure_size(n: int, dim: int, *, k: int = 100, n_queries: int = 200,
             rss0 = _rss()
             index, build_s, params = _build(kind, vectors, seed)
             rss1 = _rss()
+            on_gpu = device == "cuda" and index.use_gpu("cuda")
             index.search(queries[: min(5, n_queries)], k)  # warm-up
             single = np.empty(n_queries)
             ids_all = np.empty((n_queries, k), dtype=np.int64)
@@ -131,6 +136,18 @@ def measure_size(n: int, dim: int, *, k: int = 100, n_queries: int = 200,
             t = time.perf_counter()
             batch_ids = index.search(queries, k)[1]
             batch_s = time.perf_counter() - t
+            # one OpenMP thread: the latency a query gets when each is served by one core, and
+            # a number that OpenMP barriers on a busy machine do not distort
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                single1 = np.empty(n_queries)
+                for i in range(n_queries):
+                    t = time.perf_counter()
+                    index.search(queries[i: i + 1], k)
+                    single1[i] = time.perf_counter() - t
+            finally:
+                faiss.omp_set_num_threads(threads)
             if kind == "flat":
                 exact = batch_ids
             path = Path(tmp) / f"{kind}.faiss"
@@ -145,11 +162,14 @@ def measure_size(n: int, dim: int, *, k: int = 100, n_queries: int = 200,
                 "index": kind,
                 "status": "ok",
                 "auto_kind": choose_kind(n, "auto"),
+                "search_device": "cuda" if on_gpu else "cpu",
                 "params": params,
                 "build_s": round(build_s, 4),
                 "build_casings_per_s": round(n / build_s, 1) if build_s > 0 else None,
                 "latency_ms_median": round(float(np.median(single)) * 1e3, 4),
                 "latency_ms_p95": round(float(np.percentile(single, 95)) * 1e3, 4),
+                "latency_ms_median_1thread": round(float(np.median(single1)) * 1e3, 4),
+                "latency_ms_p95_1thread": round(float(np.percentile(single1, 95)) * 1e3, 4),
                 "batch_ms_per_query": round(batch_s / n_queries * 1e3, 4),
                 "recall_at_k": None,
                 "mate_in_top10": round(float(mates10), 4),
@@ -234,8 +254,15 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     """
     import faiss
 
+    from ballistics.collection.index import gpu_available
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    device = os.environ.get("BALLISTICS_BENCH_DEVICE", "cpu")
+    if device == "cuda" and not gpu_available():
+        return {"benchmark": "scale", "device": "cuda",
+                "note": "the installed faiss has no GPU support (faiss-cpu): the CPU run of "
+                        "this part holds the numbers"}
     sizes = [s for s in (QUICK_SIZES if quick else FULL_SIZES) if max_size is None or s <= max_size]
     if kinds is None:
         # IVF-PQ training has a fixed cost of about a minute (PQ and polysemous training), too
@@ -250,13 +277,15 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
         cached = None
         if cache.exists() and not force:
             cached = json.loads(cache.read_text())
-            if cached.get("k") != k or cached.get("n_queries") != n_queries or \
+            if cached.get("schema") != SCHEMA or cached.get("k") != k or \
+                    cached.get("n_queries") != n_queries or \
                     sorted(cached.get("kinds", [])) != sorted(kinds_n):
                 cached = None
         if cached is None:
             t0 = time.perf_counter()
-            size_rows = measure_size(n, dim, k=k, n_queries=n_queries, kinds=kinds_n)
-            cached = {"n_casings": n, "dim": dim, "k": k, "n_queries": n_queries,
+            size_rows = measure_size(n, dim, k=k, n_queries=n_queries, kinds=kinds_n,
+                                     device=device)
+            cached = {"schema": SCHEMA, "n_casings": n, "dim": dim, "k": k, "n_queries": n_queries,
                       "kinds": list(kinds_n), "wall_s": round(time.perf_counter() - t0, 2),
                       "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                       "rows": size_rows}
@@ -267,6 +296,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
                 f"sources x {CASINGS_PER_SOURCE} casings, mate cosine ~{MATE_COSINE}")
     result = {
         "benchmark": "scale",
+        "device": device,
         "data_set": data_set,
         "dim": dim,
         "k": k,

@@ -192,3 +192,19 @@ def test_flatten_labels_and_sizes() -> None:
         "n_pairs": "4465"}
     assert by["methods.eer"]["labels"]["method"] == "cmc"
     assert by["methods.eer"]["labels"]["params"] == "preset=cmcR"
+
+
+def test_data_protocol_pairs_and_selection() -> None:
+    from benchmarks.data_bench import _pairs, _select
+
+    rows = [{"path": f"{s}-{i}", "firearm_id": s} for s in ("B", "A", "C") for i in range(4)]
+    sel = _select(rows, "firearm_id", 2, 3)
+    assert [r["path"] for r in sel] == ["A-0", "A-1", "A-2", "B-0", "B-1", "B-2"]
+    sources = [r["firearm_id"] for r in sel]
+    every = _pairs(sources, 1000, seed=0)
+    assert len(every) == 15  # 6 choose 2
+    assert sum(sources[i] == sources[j] for i, j in every) == 6
+    capped = _pairs(sources, 8, seed=0)
+    same = [(i, j) for i, j in capped if sources[i] == sources[j]]
+    assert len(capped) == 8 and len(same) == 6  # every same-source pair is kept
+    assert capped == _pairs(sources, 8, seed=0)  # fixed seed, same sample
