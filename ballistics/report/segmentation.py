@@ -94,14 +94,14 @@ def segmentation_figure(items: Sequence[tuple[str, Scan, Segmentation]], *,
 
 
 def save_segmentation_figure(items: Sequence[tuple[str, Scan, Segmentation]],
-                             path: str | Path, **kwargs) -> Path:
-    """Write :func:`segmentation_figure` as a PNG and return its path."""
+                             path: str | Path, *, dpi: int = 60, **kwargs) -> Path:
+    """Write :func:`segmentation_figure` as a PNG (``dpi``) and return its path."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig = segmentation_figure(items, **kwargs)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
