@@ -130,8 +130,8 @@ def cllr_min(scores: np.ndarray, same_source: np.ndarray) -> float:
     eps = 1e-12
     lr = (np.clip(post, eps, 1 - eps) / np.clip(1 - post, eps, 1)) / (prior / (1 - prior))
     llr = np.log10(lr)
-    # oracle: exact 0/1 posteriors cost nothing
-    llr = np.where(post >= 1 - eps, 300.0, np.where(post <= eps, -300.0, llr))
+    # oracle: exact 0/1 posteriors cost nothing (PAV never gives a pair's own class 0)
+    llr = np.where(post >= 1 - eps, np.inf, np.where(post <= eps, -np.inf, llr))
     return cllr(llr, y)
 
 
