@@ -83,7 +83,8 @@ def test_image_pipeline(casing):
 def test_regression_long_filter_option(casing):
     p = get_preset("default")
     p = p.replace(name="regression",
-                  filter=dataclasses.replace(p.filter, long_method="regression"))
+                  filter=dataclasses.replace(p.filter, short_um=30.0, long_method="regression"),
+                  resample=dataclasses.replace(p.resample, spacing_um=12.5))  # quicker
     res = preprocess(casing.scan, p)
     assert res.scan.provenance[-1]["params"]["filter"]["long_method"] == "regression"
     assert res.quality.fit
