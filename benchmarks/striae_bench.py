@@ -56,6 +56,7 @@ def _pairs_scores(sigs: list[tuple[str, Any]], params: StriaeCompareParams
 def _summary(scores: dict[str, list[float]], n_items: int, failed: int, secs: float
              ) -> dict[str, Any]:
     return {
+        "_scores": scores,
         "n_items": n_items, "n_no_signature": failed,
         "n_same_pairs": len(scores["ccf_same"]), "n_diff_pairs": len(scores["ccf_diff"]),
         "auc_ccf": _auc(scores["ccf_same"], scores["ccf_diff"]),
@@ -132,7 +133,7 @@ def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
             sam_diff.append(r.sam)
     out = _summary(same, len(bullets) * len(bullets[0].lands), failed, time.perf_counter() - t0)
     out.update({
-        "n_bullets": len(bullets), "n_same_bullet_pairs": n_same_bullets,
+        "n_bullets_total": len(bullets), "n_same_bullet_pairs": n_same_bullets,
         "best_phase_accuracy": phase_ok / max(n_same_bullets, 1),
         "bullet_auc_sam": _auc(sam_same, sam_diff) if sam_diff else float("nan"),
         "margin_median_same": float(np.median(margins)) if margins else float("nan"),
@@ -163,6 +164,38 @@ def bench_hamby(root: Path = REAL_ROOT) -> dict[str, Any]:
     }
 
 
+def _plot(res: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k, v in res.items() if isinstance(v, dict) and "_scores" in v]
+    fig, axes = plt.subplots(2, len(keys) + 1, figsize=(4 * (len(keys) + 1), 6.5))
+    for col, k in enumerate(keys):
+        sc = res[k]["_scores"]
+        for row, m in enumerate(("ccf", "cms")):
+            ax = axes[row, col]
+            bins = np.linspace(-0.2, 1, 49) if m == "ccf" else np.arange(0, 31) - 0.5
+            ax.hist(sc[f"{m}_diff"], bins=bins, density=True, alpha=0.6, label="different")
+            ax.hist(sc[f"{m}_same"], bins=bins, density=True, alpha=0.6, label="same")
+            ax.set_title(f"{k}: {m.upper()} (AUC {res[k][f'auc_{m}']:.3f})", fontsize=9)
+            ax.legend(fontsize=7)
+    h = res.get("hamby44", {})
+    ax = axes[0, -1]
+    if "ccf" in h:
+        im = ax.imshow(np.array(h["ccf"], float), vmin=0, vmax=1)
+        ax.set_title(f"Hamby 44 B1 vs B2 CCF (phase {h['best_phase']}, margin "
+                     f"{h['margin']:.2f})", fontsize=9)
+        ax.set_xlabel("land of bullet 2")
+        ax.set_ylabel("land of bullet 1")
+        fig.colorbar(im, ax=ax)
+    axes[1, -1].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
     """Run the benchmark; ``quick`` uses fewer firearms (not enough for the AUC claims)."""
     warnings.simplefilter("ignore", ScanWarning)
@@ -175,6 +208,10 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
                                **bench_bullets(d, nb, nbul)}
     res["hamby44"] = bench_hamby()
     out_dir.mkdir(parents=True, exist_ok=True)
+    _plot(res, out_dir / "striae_bench.png")
+    for v in res.values():
+        if isinstance(v, dict):
+            v.pop("_scores", None)
     (out_dir / "striae_bench.json").write_text(json.dumps(res, indent=1, default=float))
     return res
 
