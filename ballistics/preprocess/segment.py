@@ -48,6 +48,8 @@ from ballistics.scan import Scan
 _CROSS = ndi.generate_binary_structure(2, 1)
 #: Images: support threshold between the dark and bright log-brightness class medians.
 IMAGE_DARK_FRACTION = 0.3
+#: Images: the dark firing-pin region grows by at most this many coarse cells into dim cells.
+IMAGE_GROW_CELLS = 4
 #: Drop-out ring of the firing-pin aperture: at least this missing fraction on the ring and
 #: this many times the missing fraction of the surrounding annulus.
 APERTURE_MIN_MISSING = 0.3
@@ -242,12 +244,16 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
     R = primer.radius_um
     core = inside & co.circle_mask(primer.grown(-0.15 * R))
     deep: np.ndarray | None = None
+    weak: np.ndarray | None = None
     if scan.modality == "image":
         b = np.log1p(np.maximum(gaussian_filter_nan(co.z, 1.0), 0))
         vals = b[core & np.isfinite(b)]
         if len(vals) < 50:
             return None, None, {"reason": "primer too small"}
-        ns = ~np.isfinite(b) | (b <= _otsu(vals))
+        t = _otsu(vals)
+        ns = ~np.isfinite(b) | (b <= t)
+        # hysteresis: the lit part of the crater wall is dim, not dark
+        weak = ns | (b <= t + 0.5 * (float(np.median(vals[vals > t])) - t))
     else:
         ns = co.frac < 0.5
         if params.firing_pin_source == "auto":
@@ -280,6 +286,11 @@ def _firing_pin(scan: Scan, co: _Coarse, primer: Circle, params: SegmentParams,
             candidates.append(hull)
     for cand_region in candidates:
         filled = _trim_to_floor(cand_region, deep)
+        if weak is not None:
+            grown = filled
+            for _ in range(IMAGE_GROW_CELLS):
+                grown = ndi.binary_dilation(grown, _CROSS) & (weak | grown)
+            filled = ndi.binary_fill_holes(grown)
         area = float(filled.sum())
         if area < min_area:
             continue
