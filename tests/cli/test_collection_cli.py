@@ -96,7 +96,7 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
     assert cands[0]["score"] >= cands[1]["score"]
     assert cands[0]["labels"]["firearm_id"] == "W08"
     html = report.read_text()
-    assert "aligned overlay" in html and "TW08-01" in html and "<img" in html
+    assert "top candidates, aligned" in html and "TW08-01" in html and "<img" in html
     # filters: only W10, shortlist 1
     r = _run("search", q, "--collection", str(collection), "--shortlist", "1", "--top", "1",
              "--processed", "--json", "--where", "firearm_id=W10", "--device", "cpu")
