@@ -61,7 +61,7 @@ class StriaeCompareParams:
         sense.
     """
 
-    min_overlap_fraction: float = 0.5
+    min_overlap_fraction: float = 0.7
     max_lag_um: float | None = None
     match_tolerance_um: float = 5.0
     prominence_rq: float = 0.5
