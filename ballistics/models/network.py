@@ -50,6 +50,10 @@ class NetConfig:
     widths: tuple[int, ...] = (16, 32, 64, 128, 128)
     dim: int = 128
     n_harmonics: int = 0
+    pooling: str = "gem"
+    phase_channels: int = 8
+    phase_harmonics: int = 32
+    phase_lags: tuple[int, ...] = (1, 2, 4)
     rotation_offsets: int = 1
 
     def __post_init__(self) -> None:
@@ -59,6 +63,8 @@ class NetConfig:
         check_range("dim", self.dim, 8, 4096)
         check_range("rotation_offsets", self.rotation_offsets, 1, 64)
         check_range("n_harmonics", self.n_harmonics, 0, self.n_angles // 16)
+        if self.pooling not in ("gem", "phase"):
+            raise ModelError(f"pooling must be 'gem' or 'phase', got {self.pooling!r}")
         if len(self.widths) != 5 or any(int(w) < 1 for w in self.widths):
             raise ModelError(f"widths needs 5 positive channel counts, got {self.widths!r}")
         if self.n_angles % 8 or self.n_rings % 8:
@@ -72,6 +78,7 @@ class NetConfig:
         """Plain JSON-compatible dict."""
         d = asdict(self)
         d["widths"] = list(self.widths)
+        d["phase_lags"] = list(self.phase_lags)
         return d
 
     @classmethod
@@ -80,6 +87,8 @@ class NetConfig:
         d = dict(d)
         d["input"] = InputParams(**d.get("input", {}))
         d["widths"] = tuple(int(w) for w in d.get("widths", cls.widths))
+        if "phase_lags" in d:
+            d["phase_lags"] = tuple(int(v) for v in d["phase_lags"])
         return cls(**d)
 
 
@@ -95,6 +104,24 @@ class PolarSampler(nn.Module):
         self.size = size
         self.register_buffer("r_px", r_px, persistent=False)
         self.register_buffer("theta", theta, persistent=False)
+
+    def _phase(self, polar: torch.Tensor) -> torch.Tensor:
+        """Cross-ring phase invariants of learned feature rings (and the heights themselves).
+
+        Every feature ring is Fourier transformed along the angle; a rotation multiplies
+        harmonic ``k`` of every ring by the same ``exp(-i k a)``, so the unit cross-spectra
+        between ring bands ``d`` apart do not change but keep the relative angular position of
+        the marks (see :mod:`ballistics.features.descriptors`).
+        """
+        f = torch.cat((polar[:, 0:1], self.features(polar)), dim=1).float()
+        f = F.avg_pool2d(f, (2, 1))
+        g = torch.fft.rfft(f, dim=-1)[..., 1:self.cfg.phase_harmonics + 1]
+        mag = g.abs()
+        parts = []
+        for d in self.cfg.phase_lags:
+            x = g[:, :, d:] * torch.conj(g[:, :, :-d])
+            parts.append((x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4)).flatten(1))
+        return torch.cat(parts, dim=1)
 
     def forward(
         self,
@@ -162,8 +189,14 @@ class PolarNet(nn.Module):
         )
         self.gem_p = nn.Parameter(torch.tensor(3.0))
         n_r = cfg.n_rings // 8
+        n_in = w[4] * n_r * (1 + cfg.n_harmonics)
+        if cfg.pooling == "phase":
+            c = cfg.phase_channels
+            self.features = nn.Sequential(CircConv(2, c, 5), CircConv(c, c - 1, 3))
+            n_b = cfg.n_rings // 2
+            n_in = (c * sum(n_b - d for d in cfg.phase_lags) * cfg.phase_harmonics)
         self.head = nn.Sequential(
-            nn.Linear(w[4] * n_r * (1 + cfg.n_harmonics), 2 * cfg.dim),
+            nn.Linear(n_in, 2 * cfg.dim),
             nn.BatchNorm1d(2 * cfg.dim),
             nn.ReLU(),
             nn.Linear(2 * cfg.dim, cfg.dim),
@@ -180,6 +213,8 @@ class PolarNet(nn.Module):
         the first ``n_harmonics`` angular Fourier harmonics relative to the mean (how the
         feature is arranged around the circle; a magnitude ignores the rotation).
         """
+        if self.cfg.pooling == "phase":
+            return self._phase(polar)
         f = self.features(polar)
         p = self.gem_p.clamp(1.0, 8.0)
         g = f.clamp_min(1e-6).pow(p).mean(dim=-1).pow(1.0 / p)
@@ -189,6 +224,24 @@ class PolarNet(nn.Module):
             spec = torch.fft.rfft(f.float(), dim=-1)[..., 1:k + 1].abs()
             rel = spec / (f.float().sum(dim=-1, keepdim=True) + 1e-3)
             parts.append(rel.to(g.dtype).flatten(1))
+        return torch.cat(parts, dim=1)
+
+    def _phase(self, polar: torch.Tensor) -> torch.Tensor:
+        """Cross-ring phase invariants of learned feature rings (and the heights themselves).
+
+        Every feature ring is Fourier transformed along the angle; a rotation multiplies
+        harmonic ``k`` of every ring by the same ``exp(-i k a)``, so the unit cross-spectra
+        between ring bands ``d`` apart do not change but keep the relative angular position of
+        the marks (see :mod:`ballistics.features.descriptors`).
+        """
+        f = torch.cat((polar[:, 0:1], self.features(polar)), dim=1).float()
+        f = F.avg_pool2d(f, (2, 1))
+        g = torch.fft.rfft(f, dim=-1)[..., 1:self.cfg.phase_harmonics + 1]
+        mag = g.abs()
+        parts = []
+        for d in self.cfg.phase_lags:
+            x = g[:, :, d:] * torch.conj(g[:, :, :-d])
+            parts.append((x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4)).flatten(1))
         return torch.cat(parts, dim=1)
 
     def forward(

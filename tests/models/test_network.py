@@ -102,3 +102,19 @@ def test_batch_composition_does_not_change_an_embedding():
         single = net(x)
         batch = net(torch.cat([x, _inputs(2, 64, seed=7)]))[:1]
     assert np.allclose(single.numpy(), batch.numpy(), atol=1e-5)
+
+
+def test_phase_pooling_is_invariant_to_every_angle_sample():
+    cfg = NetConfig(**{**SMALL.__dict__, "pooling": "phase", "phase_channels": 4,
+                       "phase_harmonics": 8, "phase_lags": (1, 2)})
+    assert NetConfig.from_dict(cfg.to_dict()) == cfg
+    net = _net(cfg)
+    x = _inputs(3, 64, seed=8)
+    step = 2 * math.pi / cfg.n_angles
+    with torch.no_grad():
+        e0 = net(x)
+        for k in (1, 5, 13):
+            ek = net(x, angle=torch.full((3,), k * step))
+            assert (e0 * ek).sum(1).min() > 0.9999
+    with pytest.raises(ModelError):
+        NetConfig(pooling="max")
