@@ -119,13 +119,12 @@ class IngestSummary:
 
 
 # ---- inputs and labels ------------------------------------------------------------------
-def discover_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+def discover_inputs(inputs: Iterable[str | Path], missing: list[str] | None = None
+                    ) -> list[Path]:
     """Expand files and directories (recursively) into scan files, sorted, de-duplicated.
 
-    Raises
-    ------
-    InputError
-        When an input does not exist.
+    Inputs that do not exist are appended to ``missing`` when it is given, otherwise an
+    :class:`InputError` is raised.
     """
     from ballistics.io import SUPPORTED_SUFFIXES
 
@@ -139,6 +138,9 @@ def discover_inputs(inputs: Iterable[str | Path]) -> list[Path]:
                            and not any(part.startswith(".") for part in q.parts[len(p.parts):]))
         elif p.exists():
             found = [p]
+        elif missing is not None:
+            missing.append(str(p))
+            continue
         else:
             raise InputError("input does not exist", path=p)
         for q in found:
@@ -237,9 +239,31 @@ def _init_worker() -> None:
         pass
 
 
-def _prepare_task(args: tuple[str, dict[str, Any]]) -> PreparedCasing | Failure:
+def pack_scan(scan: Scan) -> dict[str, Any]:
+    """A picklable dict of a :class:`Scan` (its read-only mappings thawed) for process pools."""
+    from ballistics.scan import thaw
+
+    return {"heights": np.asarray(scan.heights), "spacing_um": scan.spacing_um,
+            "modality": scan.modality, "metadata": thaw(scan.metadata), "sha256": scan.sha256,
+            "provenance": thaw(scan.provenance), "warnings": scan.warnings,
+            "source": scan.source}
+
+
+def _prepare_task(args: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
+    """Worker side: ``("ok", (path, sha256, packed scan, warnings))`` or ``("failed", Failure)``."""
     path, kw = args
-    return prepare_casing(path, **kw)
+    res = prepare_casing(path, **kw)
+    if isinstance(res, Failure):
+        return "failed", res
+    return "ok", (res.path, res.sha256, pack_scan(res.scan), res.warnings)
+
+
+def _unpack_result(item: tuple[str, Any]) -> PreparedCasing | Failure:
+    kind, payload = item
+    if kind == "failed":
+        return payload
+    path, sha, packed, warns = payload
+    return PreparedCasing(path=path, sha256=sha, scan=Scan(**packed), warnings=tuple(warns))
 
 
 def embed_prepared(
@@ -375,8 +399,11 @@ def ingest(
             "options": asdict(options), "pid": os.getpid(),
         })
         label_table = LabelTable.read(labels) if labels is not None else None
-        files = discover_inputs(inputs)
-        summary = IngestSummary(collection=str(directory), inputs=len(files))
+        missing: list[str] = []
+        files = discover_inputs(inputs, missing)
+        summary = IngestSummary(collection=str(directory), inputs=len(files) + len(missing))
+        summary.failed += [Failure(m, "file not found", "ScanFileNotFoundError").to_dict()
+                           for m in missing]
         emb = embedder if embedder is not None else load_model(model, options.device)
         check_model(col, emb, model)
         if not col.embedding_info.get("model_hash"):
@@ -426,7 +453,8 @@ def ingest(
                 pool = None
                 results = map(_prepare_task, tasks)
             try:
-                for res in results:
+                for item in results:
+                    res = _unpack_result(item)
                     if isinstance(res, Failure):
                         summary.failed.append(res.to_dict())
                     else:
