@@ -51,13 +51,16 @@ def _read(path: Path):
     return read_scan(path)
 
 
-def _timed(fn, reps: int) -> tuple[float, list[float], Any]:
-    times, out = [], None
+def _timed(fn, reps: int) -> tuple[float, list[float], Any, float]:
+    """Median wall time, all wall times, the last result and the median CPU time (all
+    threads of this process: less sensitive than wall time to other jobs on the machine)."""
+    times, cpu, out = [], [], None
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, out
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), times, out, statistics.median(cpu)
 
 
 # --- speed ---------------------------------------------------------------------------------
@@ -81,20 +84,21 @@ def bench_speed(quick: bool) -> dict[str, Any]:
             ("cmcR_pyramid_two_directions", get_params("cmcR").replace(search="pyramid")),
             ("default_full_rotation", get_params("default")),
         ):
-            med, times, c = _timed(lambda p=params, d=dev: compare(a, b, p, device=d), reps)
-            res[name] = {"median_s": med, "times_s": times, "cmc_count": c.cmc_count,
-                         "theta_deg": c.theta_deg}
+            med, times, c, cpu = _timed(lambda p=params, d=dev: compare(a, b, p, device=d),
+                                        reps)
+            res[name] = {"median_s": med, "times_s": times, "median_cpu_s": cpu,
+                         "cmc_count": c.cmc_count, "theta_deg": c.theta_deg}
         man = _weller_manifest()
         n = 5 if quick else 100
         cands = [_read(DATA / "weller" / r["path"]) for r in itertools.islice(
             itertools.cycle(man[1:]), n)]
         q = _read(DATA / "weller" / man[0]["path"])
         for preset in ("cmcR", "default"):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             compare_many(q, cands, preset, device=dev)
-            el = time.perf_counter() - t0
+            el, cpu = time.perf_counter() - t0, time.process_time() - c0
             res[f"compare_many_{preset}"] = {
-                "pairs": n, "seconds": el, "pairs_per_s": n / el,
+                "pairs": n, "seconds": el, "pairs_per_s": n / el, "cpu_s": cpu,
                 "data": f"Weller {man[0]['path']} vs {n} Weller casings (~560x560, 6.25 um)"}
         out[dev] = res
     return out

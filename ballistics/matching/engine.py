@@ -127,10 +127,9 @@ def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
     lead = x.shape[:-2]
     h, w = x.shape[-2:]
     ph, pw = -h % factor, -w % factor
-    y = torch.nn.functional.pad(x.reshape(-1, h, w), (0, pw, 0, ph))
-    hh, ww = (h + ph) // factor, (w + pw) // factor
-    y = y.reshape(-1, hh, factor, ww, factor).sum(dim=(2, 4))
-    return y.reshape(*lead, hh, ww)
+    y = torch.nn.functional.pad(x.reshape(-1, 1, h, w), (0, pw, 0, ph))
+    y = torch.nn.functional.avg_pool2d(y, factor, stride=factor) * float(factor * factor)
+    return y.reshape(*lead, y.shape[-2], y.shape[-1])
 
 
 def _axis_index(start: np.ndarray, size: np.ndarray, length: int, limit: int, device: torch.device):
@@ -252,6 +251,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
     ri, rin, rpad = _axis_index(rs[:, 0], cs[:, 0], nr, h, dev)
     ci, cin, cpad = _axis_index(rs[:, 1], cs[:, 1], nc, w, dev)
     region_inside = rin[:, :, None] & cin[:, None, :]          # inside region and scan
+    region_flat = (ri[:, :, None] * w + ci[:, None, :]).reshape(-1)
     region_area_mask = rpad[:, :, None] & cpad[:, None, :]     # inside region
     region_area = torch.as_tensor(cs.prod(axis=1), device=dev)
 
@@ -276,7 +276,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         a1 = min(n_ang, a0 + chunk)
         t = rotated[a0:a1]
         na = a1 - a0
-        reg = t[:, ri[:, :, None], ci[:, None, :]]                    # (na, kv, nr, nc)
+        reg = torch.index_select(t.reshape(na, -1), 1, region_flat).reshape(na, kv, nr, nc)
         reg = torch.where(region_inside.unsqueeze(0), reg, torch.full_like(reg, nan))
         tmiss = (torch.isnan(reg) & region_area_mask.unsqueeze(0)).sum(dim=(2, 3))
         rvalid = (tmiss.double() / region_area.double() <= max_missing) & (
@@ -376,15 +376,16 @@ def _window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
 
 def _gather_windows(x: torch.Tensor, start_r: torch.Tensor, start_c: torch.Tensor,
                     lr_: int, lc_: int) -> torch.Tensor:
-    """Windows (N, lr_, lc_) of x (N, H, W) starting at per-item offsets; zero outside."""
+    """Windows (N, k, lr_, lc_) of x (N, H, W) at offsets (N, k); zero outside x."""
     n, h, w = x.shape
+    k = start_r.shape[1]
     dev = x.device
-    rr = start_r.view(-1, 1) + torch.arange(lr_, device=dev).view(1, -1)
-    cc = start_c.view(-1, 1) + torch.arange(lc_, device=dev).view(1, -1)
-    inside = ((rr >= 0) & (rr < h))[:, :, None] & ((cc >= 0) & (cc < w))[:, None, :]
-    flat = rr.clamp(0, h - 1)[:, :, None] * w + cc.clamp(0, w - 1)[:, None, :]
-    out = torch.gather(x.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, lr_, lc_)
-    return torch.where(inside, out, torch.zeros_like(out))
+    rr = start_r.unsqueeze(2) + torch.arange(lr_, device=dev).view(1, 1, -1)   # (n, k, lr)
+    cc = start_c.unsqueeze(2) + torch.arange(lc_, device=dev).view(1, 1, -1)
+    inside = ((rr >= 0) & (rr < h)).unsqueeze(3) & ((cc >= 0) & (cc < w)).unsqueeze(2)
+    flat = rr.clamp(0, h - 1).unsqueeze(3) * w + cc.clamp(0, w - 1).unsqueeze(2)
+    out = torch.gather(x.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, k, lr_, lc_)
+    return out * inside
 
 
 def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
@@ -434,14 +435,14 @@ def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
 
     # fine level: offsets factor*u - w .. factor*u + w, for each candidate
     length = 2 * w + 1
-    s_r = (factor * u_r - w).reshape(-1)
-    s_c = (factor * u_c - w).reshape(-1)
-    src = std.reshape(n, 1, nr, nc).expand(n, k, nr, nc).reshape(n * k, nr, nc)
-    win = _gather_windows(src, s_r, s_c, mr + length - 1, mc + length - 1)
-    fine_spec = pyr["fine_spec"].unsqueeze(0).unsqueeze(2).expand(na, -1, k, -1, -1)
-    fine_spec = fine_spec.reshape(n * k, pfr, -1)
-    f_full = torch.fft.irfft2(torch.fft.rfft2(win, s=(pfr, pfc)) * fine_spec, s=(pfr, pfc))
-    fvals = f_full[:, :length, :length]
+    s_r = factor * u_r - w                                              # (n, k)
+    s_c = factor * u_c - w
+    win = _gather_windows(std.reshape(n, nr, nc), s_r, s_c, mr + length - 1, mc + length - 1)
+    fb = torch.fft.rfft2(win.reshape(na, kv, k, mr + length - 1, mc + length - 1),
+                         s=(pfr, pfc))
+    f_full = torch.fft.irfft2(fb * pyr["fine_spec"].unsqueeze(0).unsqueeze(2), s=(pfr, pfc))
+    fvals = f_full[..., :length, :length].reshape(n * k, length, length)
+    s_r, s_c = s_r.reshape(-1), s_c.reshape(-1)
     lo_rk, hi_rk = lo_r.repeat_interleave(k), hi_r.repeat_interleave(k)
     lo_ck, hi_ck = lo_c.repeat_interleave(k), hi_c.repeat_interleave(k)
     orr = s_r.view(-1, 1) + torch.arange(length, device=dev).view(1, -1)
