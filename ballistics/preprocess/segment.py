@@ -373,6 +373,20 @@ def _central_hull(lab: np.ndarray, sizes: np.ndarray, co: _Coarse, primer: Circl
     return hull.astype(bool)
 
 
+def _open_off(region: np.ndarray, radius: int = 3) -> np.ndarray:
+    """Cut blobs attached to a region by necks narrower than ``2 radius`` cells (a disc
+    opening) and keep the largest piece: drop-outs touching an unmeasured crater."""
+    disk = ndi.iterate_structure(_CROSS, radius)
+    opened = ndi.binary_opening(region, disk)
+    lab, n = ndi.label(opened, _CROSS)
+    if n == 0:
+        return region
+    sizes = ndi.sum_labels(np.ones_like(lab), lab, index=np.arange(1, n + 1))
+    core = lab == int(np.argmax(sizes)) + 1
+    # give back the cells the opening shaved off the kept piece itself
+    return ndi.binary_fill_holes(region & ndi.binary_dilation(core, _CROSS, iterations=radius))
+
+
 def _trim_to_floor(filled: np.ndarray, deep: np.ndarray | None) -> np.ndarray:
     """Where the crater floor is measured (deep points), keep only the part of the
     firing-pin region inside the floor's convex hull grown by two coarse cells (the steep
@@ -381,7 +395,7 @@ def _trim_to_floor(filled: np.ndarray, deep: np.ndarray | None) -> np.ndarray:
         return filled
     floor = deep & filled
     if floor.sum() < 0.3 * filled.sum():
-        return filled
+        return _open_off(filled)
     iy, ix = np.nonzero(floor)
     hull = np.zeros(filled.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(np.column_stack([ix, iy]).astype(np.int32)), 1)
