@@ -55,7 +55,7 @@ def collection(study, tmp_path_factory) -> Path:
     files = [str(study / f"{n}.x3p") for n in CASINGS[:-1]]
     r = _run("ingest", *files, str(study / "broken.x3p"), "--collection", str(col),
              "--labels", str(study / "labels.csv"), "--processed", "--model", "baseline",
-             "--commit-every", "3", "--json", "--quiet")
+             "--commit-every", "3", "--workers", "2", "--json", "--quiet")
     assert r.exit_code == 2  # one file failed
     out = json.loads(r.stdout)
     assert out["ingested"] == 6 and out["skipped_duplicates"] == 0 and out["shards"] == 2
