@@ -246,8 +246,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "realistic": {},
     "hard": dict(
         ammunition=("soft", "medium", "hard"), transfer_mean=0.7, transfer_variation=0.3,
-        transfer_gradient=0.4, shot_noise_um=0.9, scanner_noise_um=0.08,
-        dropout_fraction=0.25, speckle_fraction=0.02, spike_fraction=5e-4,
+        transfer_gradient=0.4, shot_noise_um=0.8, scanner_noise_um=0.08,
+        dropout_fraction=0.2, speckle_fraction=0.01, spike_fraction=5e-4,
         crater_floor_missing=0.9,
         max_tilt_deg=1.0, firing_pin_jitter_um=30.0, max_wall_slope_deg=50.0,
         aperture_shear_shot_probability=0.6,
