@@ -35,6 +35,7 @@ from ballistics.features.striation import (
     _across,
     _points,
     _warn,
+    across_step_um,
     bin_profile,
     estimate_direction,
     gaussian_smooth_1d,
@@ -164,7 +165,7 @@ def crosscut_profile(
     direction_deg: float = 90.0,
 ) -> tuple[np.ndarray, float]:
     """Raw crosscut profile (µm) at height ``y_um``: the band of rows ``y ± band/2`` averaged
-    along striae of ``direction_deg``, sampled every ``min(spacing)`` from the scan's
+    along striae of ``direction_deg``, sampled every :func:`across_step_um` from the scan's
     left edge. Returns ``(profile, start_um)``."""
     dy = spacing_um[0]
     r0 = max(0, int(round((y_um - band_um / 2) / dy)))
@@ -179,8 +180,9 @@ def crosscut_profile(
     yc = -(r0 + r1) / 2 * dy
     origin = float(_across(np.array([0.0]), np.array([yc]), direction_deg)[0])
     s = s - origin
-    keep = s >= -0.5 * min(spacing_um)
-    prof, _, _ = bin_profile(s[keep], z[keep], min(spacing_um), origin=0.0, min_fraction=0.3)
+    step = across_step_um(spacing_um, direction_deg)
+    keep = s >= -0.5 * step
+    prof, _, _ = bin_profile(s[keep], z[keep], step, origin=0.0, min_fraction=0.3)
     return prof, 0.0
 
 
@@ -270,7 +272,7 @@ def choose_crosscut(
         ``(y_um, table, grooves)``; ``grooves`` is None when no crosscut shows a land.
     """
     params = params or LeaParams()
-    step = min(spacing_um)
+    step = across_step_um(spacing_um, direction_deg)
     extent = heights.shape[0] * spacing_um[0]
     half = params.crosscut_band_um / 2
     ys = np.arange(max(params.crosscut_start_um, half), max(extent - half, half) + 1e-9,
@@ -347,7 +349,7 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     warns: list[str] = []
     land, direction, transposed = orient_land(scan, params)
     h = np.array(land.heights, np.float64)
-    step = min(land.spacing_um)
+    step = across_step_um(land.spacing_um, direction)
     y, table, g = choose_crosscut(h, land.spacing_um, direction, params)
     stable = any(np.isfinite(r["ccf_next"]) and r["ccf_next"] >= params.min_crosscut_ccf
                  for r in table)

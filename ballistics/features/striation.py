@@ -276,6 +276,13 @@ def _across(x: np.ndarray, y_up: np.ndarray, direction_deg: float) -> np.ndarray
     return x * math.sin(t) - y_up * math.cos(t)
 
 
+def across_step_um(spacing_um: tuple[float, float], direction_deg: float) -> float:
+    """Sampling step across striae of ``direction_deg``: the point spacing along the across
+    axis (``dx`` for vertical striae, ``dy`` for horizontal ones)."""
+    t = math.radians(direction_deg)
+    return float(math.hypot(spacing_um[1] * math.sin(t), spacing_um[0] * math.cos(t)))
+
+
 def bin_profile(
     s: np.ndarray, z: np.ndarray, bin_um: float, *, origin: float | None = None,
     min_fraction: float = 0.0,
@@ -520,7 +527,7 @@ def signature_along(
 ) -> Signature:
     """Average ``heights`` along striae of ``direction_deg`` and filter the profile.
 
-    The profile is sampled every ``min(spacing_um)`` across the striae. Raises
+    The profile is sampled every :func:`across_step_um` across the striae. Raises
     :class:`NoSignatureError` when the signature is shorter than ``min_length_um`` or flatter
     than ``min_roughness_um``.
     """
@@ -528,7 +535,7 @@ def signature_along(
     x, y, z = _points(np.asarray(heights), spacing_um)
     if z.size == 0:
         raise NoSignatureError("no striation signature: the region holds no measured points")
-    step = float(min(spacing_um))
+    step = across_step_um(spacing_um, direction_deg)
     s = _across(x, y, direction_deg)
     profile, counts, start = bin_profile(s, z, step, min_fraction=params.min_bin_fraction)
     valid = np.flatnonzero(np.isfinite(profile))

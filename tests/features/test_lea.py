@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ballistics.datasets.synthetic_striae import fire_bullet, make_barrel, striae_params
-from ballistics.errors import NoSignatureError
+from ballistics.errors import NoSignatureError, ScanWarning
 from ballistics.features.lea import LeaParams, lea_signature, locate_grooves
 from ballistics.scan import Scan
 
@@ -84,3 +84,19 @@ def test_lea_params_validation() -> None:
         LeaParams(crosscut_step_um=0)
     with pytest.raises(ParameterError):
         LeaParams(min_crosscut_ccf=2)
+
+
+def test_anisotropic_land_is_sampled_across_the_striae(synthetic_land) -> None:
+    scan, _ = synthetic_land
+    sig = lea_signature(scan)
+    dy, dx = scan.spacing_um
+    coarse_rows = Scan(np.ascontiguousarray(scan.heights[::2]), (2 * dy, dx))
+    coarse_cols = Scan(np.ascontiguousarray(scan.heights[:, ::2]), (dy, 2 * dx))
+    s_rows, s_cols = lea_signature(coarse_rows), lea_signature(coarse_cols)
+    assert s_rows.spacing_um == pytest.approx(dx, rel=1e-3)
+    assert s_cols.spacing_um == pytest.approx(2 * dx, rel=1e-3)
+    from ballistics.matching.striae import compare_signatures
+
+    assert compare_signatures(sig, s_rows).ccf_max > 0.9
+    with pytest.warns(ScanWarning, match="resampled"):
+        assert compare_signatures(sig, s_cols).ccf_max > 0.8
