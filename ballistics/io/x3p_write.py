@@ -186,6 +186,9 @@ def write_x3p(
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(blob)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
