@@ -2,9 +2,10 @@
 
 1. Breech-face IoU of the automatic segmentation against the generator's ground-truth masks,
    over ``realistic`` synthetic topographies and 2D ring-light images (100 of each; 10 with
-   ``quick``). Firearm classes vary (``class_seed`` cycles 0-4) so round, elliptical and
-   rectangular firing pins all occur. For topographies the IoU is counted over measured
-   points (drop-outs are neither breech face nor not); for images over all points.
+   ``quick``), plus 20 ``hard`` casings for context. Firearm classes vary (``class_seed``
+   cycles 0-4) so round, elliptical and rectangular firing pins all occur. For topographies
+   the IoU is counted over measured points (drop-outs are neither breech face nor not); for
+   images over all points.
 2. Real scans (``../shared/data/real``): circles on the three raw Fadul scans and the two
    NBIDE images (with a figure), and the ``"cmcR"`` preset on raw Fadul 1-1 against cmcR's
    processed copy (Pearson correlation on the common valid area after the best integer
@@ -45,12 +46,27 @@ def _stats(values: list[float]) -> dict[str, float]:
             "fraction_ge_0.95": float((v >= 0.95).mean())}
 
 
-def _casing(i: int, spacing_um: float = 3.125):
+def _casing(i: int, spacing_um: float = 3.125, difficulty: str = "realistic"):
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
 
-    p = params_for("realistic", spacing_um=spacing_um, class_seed=i % 5)
+    p = params_for(difficulty, spacing_um=spacing_um, class_seed=i % 5)
     fa = make_firearm(f"B{i:03d}", 7919 * i + 1, p)
     return fire(fa, 31 * i + 5, p, modality="both")
+
+
+def hard_accuracy(n: int) -> dict[str, Any]:
+    """IoU on ``hard`` synthetic casings (25 % drop-outs, weak transfer): context only."""
+    from ballistics.preprocess import segment
+
+    res: dict[str, list[float]] = {"topography": [], "image": []}
+    for i in range(n):
+        c = _casing(500 + i, difficulty="hard")
+        for s in (c.scan, c.image):
+            seg = segment(s)
+            res[s.modality].append(
+                _iou(seg.mask, c.mask, s.valid if s.modality == "topography" else None))
+    return {"data": f"{n} synthetic hard casings at 3.125 µm",
+            **{m: _stats(v) for m, v in res.items()}}
 
 
 def segmentation_accuracy(n: int, out_dir: Path) -> dict[str, Any]:
@@ -222,6 +238,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     return {
         "quick": quick,
         "segmentation_iou": segmentation_accuracy(n, out_dir),
+        "segmentation_iou_hard": hard_accuracy(4 if quick else 20),
         "real": real_scans(out_dir),
         "speed": speed(3 if quick else 7),
     }
