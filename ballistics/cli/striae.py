@@ -12,10 +12,12 @@ margin``.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from ballistics.cli.common import emit_json, handle_errors, json_option, scan_read_options
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
@@ -60,6 +62,16 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
                     "the aperture-shear band; give it with --region or --mask")
             mask = propose_aperture_shear(scan, seg.firing_pin.center_um,
                                           seg.firing_pin.radius_um)
+            rows, cols = np.nonzero(mask)
+            dy, dx = scan.spacing_um
+            box = [rows.min() * dy, cols.min() * dx, rows.max() * dy, cols.max() * dx]
+            sig = extract_signature(scan, kind=kind, mask=mask)
+            msg = (f"{Path(path).name}: the aperture-shear band was proposed automatically "
+                   f"(bounding box Y0,X0,Y1,X1 = {', '.join(f'{v:.0f}' for v in box)} µm); "
+                   "check it, or give --region/--mask")
+            warnings.warn(msg, ScanWarning, stacklevel=2)
+            return replace(sig, meta={**sig.meta, "proposed_region_um": box},
+                           warnings=(*sig.warnings, msg)), scan
         return extract_signature(scan, kind=kind, region=region, mask=mask), scan
     except InputError as exc:
         if exc.path is None:
@@ -100,6 +112,8 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         "a": a, "b": b, "kind": kind,
         "direction_deg": [sa.direction_deg, sb.direction_deg],
         "roughness_um": [sa.roughness_um, sb.roughness_um],
+        "proposed_region_um": [sa.meta.get("proposed_region_um"),
+                               sb.meta.get("proposed_region_um")],
         "grooves_um": [sa.meta.get("grooves_um"), sb.meta.get("grooves_um")]
         if kind == "lea" else None,
         "warnings": list(dict.fromkeys([*sa.warnings, *sb.warnings, *c.warnings, *warns])),
