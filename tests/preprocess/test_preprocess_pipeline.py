@@ -176,3 +176,14 @@ def test_default_keeps_processed_real_scans_usable(real_data):
         assert res.quality.valid_area_mm2 > 2.0
         ready = prepare_for_comparison(s, processed=True)
         assert ready is s
+
+
+def test_anisotropic_spacing(casing):
+    """Every other column dropped: (6.25, 12.5) µm points; circles stay in µm."""
+    for s0 in (casing.scan, casing.image):
+        s = Scan(s0.heights[:, ::2], (6.25, 12.5), s0.modality)
+        res = preprocess(s)
+        assert res.primer.center_um == pytest.approx(casing.truth["primer_center_um"], abs=20)
+        assert res.firing_pin.center_um == pytest.approx(casing.truth["firing_pin_center_um"],
+                                                         abs=40)
+        assert res.scan.spacing_um == (6.25, 6.25) and res.quality.fit
