@@ -317,6 +317,9 @@ def _drive(client: Any, inputs: Sequence[str | Path], directory: Path, *,
         label_table = LabelTable.read(labels) if labels is not None else None
         files = [str(p) for p in discover_inputs(inputs)]
         summary = IngestSummary(collection=str(directory), inputs=len(files))
+        if options.workers > 1:
+            summary.warnings.append("--workers is ignored on a cluster: the Dask workers "
+                                    "do the work (start more with `dask worker`)")
 
         resources = _gpu_resources(client)
         info = client.submit(tasks.model_info_task, model, options.device,

@@ -101,7 +101,8 @@ def test_worker_killed_mid_batch_every_casing_once(client, study, reference, tmp
     assert not (d / tasks.STAGING).exists()
     assert not (d / "ingest-job.json").exists()
     # the killed worker was replaced (nanny) and the cluster still has 2 workers
-    assert len(client.scheduler_info()["workers"]) == 2
+    client.wait_for_workers(2, timeout=60)
+    assert killed["address"] not in client.scheduler_info()["workers"]
     # a second run finds every casing and commits nothing
     s2 = ingest(files, d, scheduler=client, options=OPTS, quiet=True)
     assert s2.ingested == 0 and s2.skipped_duplicates == 12 and s2.count == 12
@@ -130,6 +131,27 @@ def test_driver_restart_with_resume(client, study, reference, tmp_path):
                quiet=True)
     assert s.count == 12 and not s.failed
     _same_as_reference(Collection.open(d), reference)
+
+
+def test_cli_ingest_with_scheduler_address(client, study, tmp_path):
+    import json
+
+    from ballistics.cli import main
+
+    files, manifest = study
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    r = CliRunner().invoke(main, ["ingest", *map(str, files[:3]), "--collection",
+                                  str(tmp_path / "c"), "--labels", str(manifest),
+                                  "--scheduler", address, "--model", "baseline", "--device",
+                                  "cpu", "--workers", "2", "--json", "--quiet"])
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ingested"] == 3 and out["count"] == 3 and out["failed"] == []
+    assert any("--workers is ignored" in w for w in out["warnings"])
+    r = CliRunner().invoke(main, ["ingest", str(files[0]), "--collection", str(tmp_path / "c"),
+                                  "--scheduler", "localhost:8786", "--quiet"])
+    assert r.exit_code == 2 and "tcp://HOST:PORT" in r.stderr
 
 
 def test_batch_task_is_idempotent_and_reports_failures(study, tmp_path):
