@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ballistics.errors import ParameterError
 from ballistics.preprocess import (
@@ -164,3 +166,19 @@ def test_bad_parameters_refused_with_range(kwargs):
 def test_plain_array_needs_spacing():
     with pytest.raises(ParameterError, match="spacing_um"):
         lowpass(np.zeros((5, 5)), 10.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=st.integers(3, 40), cols=st.integers(3, 40), frac=st.floats(0.0, 0.9),
+       seed=st.integers(0, 2**16), cutoff=st.floats(2.0, 200.0))
+def test_property_nan_pattern_kept_and_values_finite(rows, cols, frac, seed, cutoff):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(rows, cols)).astype(np.float32)
+    z[rng.random(z.shape) < frac] = np.nan
+    out = bandpass(z, 0.0, cutoff, spacing_um=1.5)
+    assert np.array_equal(np.isnan(out), np.isnan(z))
+    assert np.isfinite(out[~np.isnan(z)]).all()
+    # a low-pass never leaves the range of the data
+    lp = lowpass(z, cutoff, spacing_um=1.5)
+    if np.isfinite(z).any():
+        assert np.nanmax(lp) <= np.nanmax(z) + 1e-4 and np.nanmin(lp) >= np.nanmin(z) - 1e-4
