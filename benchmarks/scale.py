@@ -197,7 +197,8 @@ def plot_scale(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
     ok = [r for r in rows if r.get("status") == "ok"]
     kinds = sorted({r["index"] for r in ok})
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = (("latency_ms_median", "shortlist latency per query (ms, k=100, median)"),
+    panels = (("latency_ms_median_1thread",
+               "shortlist latency per query (ms, k=100, median;\nsolid 1 thread, dashed default)"),
               ("build_s", "index build time (s)"),
               ("index_bytes_per_casing", "index bytes per casing"))
     for ax, (key, label) in zip(axes, panels, strict=True):
@@ -206,7 +207,13 @@ def plot_scale(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
                          and r.get(key) is not None)
             if pts:
                 xs, ys = zip(*pts, strict=True)
-                ax.plot(xs, ys, marker="o", label=kind)
+                line = ax.plot(xs, ys, marker="o", label=kind)[0]
+                if key == "latency_ms_median_1thread":
+                    multi = sorted((r["n_casings"], r["latency_ms_median"]) for r in ok
+                                   if r["index"] == kind and r.get("latency_ms_median"))
+                    if multi:
+                        mx, my = zip(*multi, strict=True)
+                        ax.plot(mx, my, ls="--", lw=1, color=line.get_color())
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("collection size (casings)")
