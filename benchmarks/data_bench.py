@@ -18,8 +18,9 @@ Side by side, on the same pairs and queries:
   and of the baseline shortlist over all casings, and after re-ranking the CNN shortlist with the
   comparison (combined CMC count, and the learned score of the shipped calibration).
 
-Pairs: every same-source pair and, when there are more than ``max_pairs`` pairs in all, a random
-(fixed seed) sample of different-source pairs. ``quick`` keeps at most 4 sources x 2 casings.
+Pairs: all pairs when there are at most ``max_pairs``; else same-source pairs take up to half of
+that budget (all of them when they fit) and different-source pairs the rest, both sampled with a
+fixed seed. ``quick`` keeps at most 4 sources x 2 casings.
 """
 
 from __future__ import annotations
@@ -56,9 +57,16 @@ def _pairs(sources: Sequence[str], max_pairs: int, seed: int) -> list[tuple[int,
     all_pairs = list(itertools.combinations(range(len(sources)), 2))
     same = [(i, j) for i, j in all_pairs if sources[i] == sources[j]]
     diff = [(i, j) for i, j in all_pairs if sources[i] != sources[j]]
-    room = max(0, max_pairs - len(same))
+    rng = np.random.default_rng(seed)
+    if len(same) + len(diff) <= max_pairs:
+        return same + diff
+    # same-source pairs get up to half the budget (all of them when they fit), the rest goes
+    # to different-source pairs; both samples are drawn with the fixed seed
+    n_same = min(len(same), max(max_pairs // 2, max_pairs - len(diff)))
+    if n_same < len(same):
+        same = [same[k] for k in np.sort(rng.choice(len(same), size=n_same, replace=False))]
+    room = max_pairs - len(same)
     if len(diff) > room:
-        rng = np.random.default_rng(seed)
         diff = [diff[k] for k in np.sort(rng.choice(len(diff), size=room, replace=False))]
     return same + diff
 
@@ -125,9 +133,9 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     preset
         Preprocessing and comparison preset.
     max_pairs
-        Pairs compared (all same-source pairs are kept); default 20 quick, 1000 full.
+        Pairs compared (same-source pairs get up to half); default 20 quick, 600 full.
     n_queries, shortlist
-        Search queries re-ranked and their shortlist length (default 6/8 quick, 60/20 full).
+        Search queries re-ranked and their shortlist length (default 4/4 quick, 30/10 full).
     seed
         Seed of the pair and query samples.
     device
@@ -151,9 +159,9 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     if not rows or source_column not in rows[0]:
         raise ValueError(f"{folder}/manifest.csv has no column {source_column!r}")
     rows = _select(rows, source_column, 4 if quick else None, 2 if quick else None)
-    max_pairs = max_pairs or (20 if quick else 1000)
-    n_queries = n_queries or (4 if quick else 60)
-    shortlist = shortlist or (4 if quick else 20)
+    max_pairs = max_pairs or (20 if quick else 600)
+    n_queries = n_queries or (4 if quick else 30)
+    shortlist = shortlist or (4 if quick else 10)
 
     scans, kept, failed, load_s = _load(rows, processed, preset)
     sources = [str(r[source_column]) for r in kept]

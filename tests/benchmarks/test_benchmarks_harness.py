@@ -206,5 +206,8 @@ def test_data_protocol_pairs_and_selection() -> None:
     assert sum(sources[i] == sources[j] for i, j in every) == 6
     capped = _pairs(sources, 8, seed=0)
     same = [(i, j) for i, j in capped if sources[i] == sources[j]]
-    assert len(capped) == 8 and len(same) == 6  # every same-source pair is kept
+    assert len(capped) == 8 and len(same) == 4  # same-source pairs get half the budget
     assert capped == _pairs(sources, 8, seed=0)  # fixed seed, same sample
+    roomy = _pairs(sources, 14, seed=0)
+    assert sum(sources[i] == sources[j] for i, j in roomy) == 6  # all fit: all kept
+    assert len(roomy) == 14 and len(set(roomy)) == 14
