@@ -4,8 +4,9 @@ CNN (shipped weights, ``ballistics.models``) vs the non-learned baseline
 (``ballistics.features.descriptors``), side by side:
 
 - **rotation**: processed synthetic casings, each rotated about its primer centre by 36 angles
-  (every 10°) and by exact quarter turns; cosine similarity to the unrotated embedding (both
-  centred by the geometric estimate, provenance dropped). Median, minimum, quarter turns.
+  (5°, 15°, ..., 355°; bilinear) and by exact quarter turns of the array (``np.rot90``); cosine
+  similarity to the unrotated embedding (both centred by the geometric estimate, provenance
+  dropped). Median, minimum, quarter turns.
 - **synthetic retrieval**: held-out synthetic firearms (seeds disjoint from the training set),
   ``realistic`` and ``hard``, 200 firearms x 5 casings (``quick``: 30 x 5); every casing is a
   query against all others: top-1 / top-10 hit rates, fraction of all mates within the nearest
@@ -115,7 +116,8 @@ def rotation(embedders: dict[str, Any], n_scans: int, angles: list[float],
             rot = [rotate_scan(base, a, c) for a in angles]
             e = emb.embed(rot)
             sims.extend((e @ e0).tolist())
-            q = emb.embed([rotate_scan(base, a, c) for a in (90.0, 180.0, 270.0)])
+            q = emb.embed([Scan(np.rot90(base.heights, k), base.spacing_um[::-1] if k % 2
+                                else base.spacing_um) for k in (1, 2, 3)])
             quarter.extend((q @ e0).tolist())
         sims_a = np.array(sims)
         out[name] = {"median": float(np.median(sims_a)), "min": float(sims_a.min()),

@@ -33,14 +33,14 @@ def cnn():
 
 @pytest.fixture(scope="module")
 def processed_synthetic():
-    """20 processed synthetic casings (realistic, 20 firearms) at 25 µm, with primer centres."""
+    """20 processed synthetic casings (realistic, 20 firearms) at 12.5 µm, with primer centres."""
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
     from ballistics.features.descriptors import primer_centre_from_provenance
     from ballistics.preprocess import get_preset, preprocess
     from ballistics.preprocess.params import ResampleParams
 
     p = params_for("realistic", spacing_um=12.5)
-    pre = dataclasses.replace(get_preset("default"), resample=ResampleParams(spacing_um=25.0))
+    pre = dataclasses.replace(get_preset("default"), resample=ResampleParams(spacing_um=12.5))
     out = []
     for i in range(20):
         cas = fire(make_firearm(f"R{i}", 5000 + i, p), 1, p, modality="topography")
