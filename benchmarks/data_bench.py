@@ -225,13 +225,16 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
         sc, llr = default.apply(feats)
         block = _score_block("learned score (shipped synthetic-default calibration)",
                              list(sc[y]), list(sc[~y]), None)
-        block["fpr_at_lr_1"] = float(np.mean(llr[~y] >= 0))
-        block["fnr_at_lr_1"] = float(np.mean(llr[y] < 0))
-        block["cllr"] = cal.cllr(llr, y)
-        block["cllr_min"] = cal.cllr_min(sc, y)
+        block["calibrated_threshold"] = "log10 LR >= 0"
+        block["fpr_at_lr_1"] = float(np.mean(llr[~y] >= 0)) if np.any(~y) else None
+        block["fnr_at_lr_1"] = float(np.mean(llr[y] < 0)) if np.any(y) else None
+        if np.any(y) and np.any(~y):
+            block["cllr"] = cal.cllr(llr, y)
+            block["cllr_min"] = cal.cllr_min(sc, y)
         pairwise.append(block)
     except Exception as exc:
-        pairwise.append({"score": "learned score (synthetic-default)", "error": str(exc)})
+        pairwise.append({"score": "learned score (shipped synthetic-default calibration)",
+                         "error": str(exc)})
 
     # --- embeddings: shortlist hit rates and cosine separation
     search: list[dict[str, Any]] = []
