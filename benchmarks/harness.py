@@ -89,6 +89,8 @@ PARTS: tuple[Part, ...] = (
          "retrieval hit rates CNN vs baseline; embedding throughput (casings/s)"),
     Part("search_bench", "benchmarks.search_bench", ("accuracy", "speed"),
          "search hit rates after re-ranking, Cllr, ingest rate, shortlist and search latency"),
+    Part("cluster_bench", "benchmarks.cluster_bench", ("speed",),
+         "ingest on a Dask cluster: casings/s against workers", per_device=False),
     Part("scale", "benchmarks.scale", ("scale", "speed"),
          "index build, shortlist latency and memory per casing from 10k to 1M casings"),
 )
