@@ -75,26 +75,26 @@ def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_s
 
     t0 = time.perf_counter()
     emb = load_embedder(model, device=device)
-    scans = []
     warns: list[str] = []
-    for path in progress(files, desc="reading", unit="scan", quiet=quiet):
-        scan = read_scan(path, spacing_um=spacing_um, verify=not no_verify)
+    vecs = np.empty((len(files), emb.dim), dtype=np.float32)
+    bar = progress(total=len(files), desc="embedding", unit="scan", quiet=quiet)
+    for i in range(0, len(files), batch_size):  # read, prepare and embed batch by batch
+        scans = []
+        for path in files[i:i + batch_size]:
+            scan = read_scan(path, spacing_um=spacing_um, verify=not no_verify)
+            try:
+                scan = prepare_for_comparison(scan, "default",
+                                              processed=True if processed else None)
+            except InputError as exc:
+                raise InputError(f"cannot embed: {exc.message}", path=path) from None
+            warns.extend(f"{path}: {w}" for w in scan.warnings if f"{path}: {w}" not in warns)
+            scans.append(scan)
         try:
-            scan = prepare_for_comparison(scan, "default", processed=True if processed else None)
-        except InputError as exc:
-            raise InputError(f"cannot embed: {exc.message}", path=path) from None
-        warns.extend(f"{path}: {w}" for w in scan.warnings if f"{path}: {w}" not in warns)
-        scans.append(scan)
-    vecs = np.empty((len(scans), emb.dim), dtype=np.float32)
-    bar = progress(total=len(scans), desc="embedding", unit="scan", quiet=quiet)
-    for i in range(0, len(scans), batch_size):
-        chunk = scans[i:i + batch_size]
-        try:
-            vecs[i:i + len(chunk)] = emb.embed(chunk, batch_size=batch_size)
+            vecs[i:i + len(scans)] = emb.embed(scans, batch_size=batch_size)
         except InputError as exc:
             bad = exc.path or files[i]
             raise InputError(f"cannot embed: {exc.message}", path=bad) from None
-        bar.update(len(chunk))
+        bar.update(len(scans))
     bar.close()
     dev = str(getattr(emb, "device", "cpu"))
     write_embeddings(out, vecs, list(files), {

@@ -48,6 +48,10 @@ from ballistics.cli.common import (
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
 @click.option("--cache", "cache_dir", default=None, type=click.Path(file_okay=False),
               help="Cache folder for prepared inputs [default: OUT/cache].")
+@click.option("--pooling", type=click.Choice(["gem", "phase"]), default="gem",
+              show_default=True,
+              help="Angle pooling of the network: generalised mean (gem) or cross-ring "
+                   "phase invariants (phase, larger head).")
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @device_option
 @quiet_option
@@ -57,7 +61,8 @@ def train(manifests: tuple[str, ...], out: str, source_column: str,
           exclude_sources: str | None, processed: bool,
           processed_manifests: tuple[str, ...], epochs: int,
           steps_per_epoch: int | None, batch_size: int, lr: float, val_fraction: float,
-          seed: int, cache_dir: str | None, resume: bool, device: str, quiet: bool,
+          seed: int, cache_dir: str | None, pooling: str, resume: bool, device: str,
+          quiet: bool,
           as_json: bool) -> None:
     """Train the rotation-invariant breech-face embedder on casings of known source.
 
@@ -66,6 +71,7 @@ def train(manifests: tuple[str, ...], out: str, source_column: str,
     never seen in training.
     """
     from ballistics.errors import InputError
+    from ballistics.models.network import NetConfig
     from ballistics.models.train import TrainParams
     from ballistics.models.train import train as run_train
 
@@ -79,6 +85,7 @@ def train(manifests: tuple[str, ...], out: str, source_column: str,
                         processed_manifests=list(processed_manifests),
                         source_column=source_column,
                         exclude_sources=exclude_sources, processed=True if processed else None,
+                        config=NetConfig(pooling=pooling),
                         cache_dir=cache_dir, device=device, resume=resume, quiet=quiet,
                         command=command)
     best = summary.get("best") or {}
