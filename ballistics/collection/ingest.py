@@ -16,6 +16,7 @@ cluster later):
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -445,7 +446,10 @@ def ingest(
         try:
             tasks = ((str(p), kw) for p in todo)
             if options.workers > 1 and len(todo) > 1:
+                # spawn, not fork: a fork of a process whose torch/OpenMP/faiss threads are
+                # running can deadlock the child
                 pool = ProcessPoolExecutor(max_workers=options.workers,
+                                           mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_init_worker)
                 results: Iterable[PreparedCasing | Failure] = _bounded_map(
                     pool, _prepare_task, tasks, window=4 * options.workers)
