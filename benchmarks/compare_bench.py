@@ -101,6 +101,19 @@ def bench_speed(quick: bool) -> dict[str, Any]:
                 "pairs": n, "seconds": el, "pairs_per_s": n / el, "cpu_s": cpu,
                 "data": f"Weller {man[0]['path']} vs {n} Weller casings (~560x560, 6.25 um)"}
         out[dev] = res
+    # single-thread CPU time: on a shared machine the most stable estimate of the idle time
+    # (busy-waiting OpenMP threads inflate multi-thread CPU time under contention)
+    torch.set_num_threads(1)
+    single: dict[str, Any] = {}
+    for name, params in (
+        ("cmcR_exact_two_directions", get_params("cmcR")),
+        ("cmcR_pyramid_two_directions", get_params("cmcR").replace(search="pyramid")),
+        ("default_full_rotation", get_params("default")),
+    ):
+        _, _, c, cpu = _timed(lambda p=params: compare(a, b, p, device="cpu"), max(reps, 3))
+        single[name] = {"median_cpu_s": cpu, "cmc_count": c.cmc_count}
+    out["cpu_single_thread"] = single
+    _threads(2)
     return out
 
 
