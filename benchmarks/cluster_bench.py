@@ -22,7 +22,8 @@ are not in the tree yet). Full: 24 casings (12 firearms x 2) at 3.125 µm (the i
 resolution); quick: 12 casings at 12.5 µm. The machine may be shared: the 1-minute load
 average is recorded before and after each timed run.
 
-Run: ``python -m benchmarks.cluster_bench [--quick]`` -> ``benchmarks/results/cluster_bench.json``.
+Run: ``python -m benchmarks.cluster_bench [--quick]`` -> ``benchmarks/results/cluster_bench.json``
+(``cluster_bench_quick.json`` with ``--quick``).
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "cluster_bench.json").write_text(json.dumps(result, indent=1) + "\n",
+    name = "cluster_bench_quick.json" if quick else "cluster_bench.json"
+    (out_dir / name).write_text(json.dumps(result, indent=1) + "\n",
                                                 encoding="utf-8")
     return result
 

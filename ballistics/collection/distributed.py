@@ -308,6 +308,8 @@ def _drive(client: Any, inputs: Sequence[str | Path], directory: Path, *,
         if not inputs:
             raise InputError("no scans given to ingest")
         model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
+        if model not in ("cnn", "baseline") and Path(model).exists():
+            model = str(Path(model).resolve())  # a weights file, at the workers' path
         options = IngestOptions(**{**asdict(options), "model": model})
         atomic_write_json(job_path, {
             "inputs": [str(Path(p).resolve()) for p in inputs],
