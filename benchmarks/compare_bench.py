@@ -269,7 +269,7 @@ def bench_synthetic(quick: bool, out_dir: Path) -> dict[str, Any]:
     from ballistics.preprocess import prepare_for_comparison
 
     _threads(2)
-    n_same, n_diff = (4, 8) if quick else (50, 500)
+    n_same, n_diff = (3, 6) if quick else (50, 500)
     out: dict[str, Any] = {"pairs": {"same": n_same, "different": n_diff},
                            "data": "ballistics.datasets.synthetic topographies, 6.25 um, "
                                    "random pose (unknown rotation), default preset"}
