@@ -32,7 +32,7 @@ import numpy as np
 from scipy import signal
 
 from ballistics._version import __version__
-from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.errors import NoSignatureError, ParameterError, ScanWarning
 from ballistics.features.striation import Signature, gaussian_smooth_1d
 from ballistics.params import check_range, params_dict
 
@@ -274,7 +274,7 @@ def compare_signatures(
         va, vb = a.values, b.values
     else:
         if spacing_um is None:
-            raise ValueError("spacing_um is needed for array signatures")
+            raise ParameterError("spacing_um is needed when the signatures are plain arrays")
         va, vb = np.asarray(getattr(a, "values", a)), np.asarray(getattr(b, "values", b))
         sa = sb = float(spacing_um)
     step = max(sa, sb)
