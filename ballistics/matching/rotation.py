@@ -32,9 +32,10 @@ def _cos_sin(angles_deg: Sequence[float]) -> tuple[list[float], list[float]]:
 
 def rotation_indices(
     shape: tuple[int, int], angles_deg: Sequence[float], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat source index (A, rows, cols) and validity of the nearest-neighbour rotation
-    (cached for the last few shapes and angle sets: comparisons of many scans reuse them)."""
+) -> tuple[torch.Tensor, None]:
+    """Flat source index (A, rows, cols) of the nearest-neighbour rotation into the input
+    padded by one missing point on each side (cached for the last few shapes and angle
+    sets: comparisons of many scans reuse them)."""
     key = (int(shape[0]), int(shape[1]), tuple(float(a) for a in angles_deg), str(device))
     hit = _CACHE.get(key)
     if hit is not None:
@@ -52,7 +53,7 @@ _CACHE_SIZE = 3
 
 def _rotation_indices(
     shape: tuple[int, int], angles_deg: Sequence[float], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, None]:
     h, w = int(shape[0]), int(shape[1])
     cx, cy = float(w // 2), float(h // 2)
     cos, sin = _cos_sin(angles_deg)
@@ -60,11 +61,12 @@ def _rotation_indices(
     sa = torch.tensor(sin, dtype=torch.float32, device=device).view(-1, 1, 1)
     yy = (torch.arange(h, device=device, dtype=torch.float32) - cy).view(1, -1, 1)
     xx = (torch.arange(w, device=device, dtype=torch.float32) - cx).view(1, 1, -1)
-    src_x = torch.floor(cx + xx * ca + yy * sa + 0.5).to(torch.int64)
-    src_y = torch.floor(cy - xx * sa + yy * ca + 0.5).to(torch.int64)
-    valid = (src_x >= 0) & (src_x < w) & (src_y >= 0) & (src_y < h)
-    flat = src_y.clamp(0, h - 1) * w + src_x.clamp(0, w - 1)
-    return flat, valid
+    # index into the input padded by one missing point on every side: points from outside
+    # the input land on the border (one gather, no separate validity mask)
+    src_x = torch.floor(cx + xx * ca + yy * sa + 0.5).clamp_(-1, w) + 1
+    src_y = torch.floor(cy - xx * sa + yy * ca + 0.5).clamp_(-1, h) + 1
+    flat = (src_y * (w + 2) + src_x).to(torch.int64)
+    return flat, None
 
 
 def rotate_stack(heights: torch.Tensor, angles_deg: Sequence[float]) -> torch.Tensor:
@@ -75,9 +77,9 @@ def rotate_stack(heights: torch.Tensor, angles_deg: Sequence[float]) -> torch.Te
     """
     if heights.ndim != 2:
         raise ValueError("rotate_stack expects a 2D tensor")
-    flat, valid = rotation_indices(tuple(heights.shape), angles_deg, heights.device)
-    out = heights.reshape(-1)[flat]
-    return torch.where(valid, out, torch.full_like(out, float("nan")))
+    flat, _ = rotation_indices(tuple(heights.shape), angles_deg, heights.device)
+    padded = torch.nn.functional.pad(heights[None, None], (1, 1, 1, 1), value=float("nan"))
+    return padded.reshape(-1)[flat]
 
 
 def wrap_angle(a: float) -> float:
