@@ -40,7 +40,8 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
     """Raise :class:`ParameterError` unless ``value`` is one of ``choices``."""
     choices = tuple(choices)
     if value not in choices:
-        raise ParameterError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        allowed = ", ".join(map(repr, choices))
+        raise ParameterError(f"{name} must be one of {allowed}; got {value!r}")
 
 
 def params_dict(params: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ def _data_root() -> Path:
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    """``../shared/data/real`` (override the data root with ``BALLISTICS_DATA``); skips if absent."""
+    """``../shared/data/real`` (root overridable by ``BALLISTICS_DATA``); skips if absent."""
     root = _data_root() / "real"
     if not root.is_dir():
         pytest.skip(f"real data not found at {root}")

@@ -72,7 +72,7 @@ def handle_errors(func: F) -> F:
             except MemoryError:
                 echo_err("error: out of memory; try a smaller batch or fewer workers")
                 sys.exit(1)
-            except Exception as exc:  # noqa: BLE001 - the contract forbids tracebacks
+            except Exception as exc:
                 echo_err(f"error: unexpected {type(exc).__name__}: {exc}")
                 sys.exit(1)
             finally:
