@@ -25,7 +25,6 @@ A killed driver is restarted with ``resume=True`` (``--resume``): finished shard
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -47,6 +46,8 @@ from ballistics.collection.ingest import (
     LabelTable,
     check_model,
     discover_inputs,
+    open_or_create,
+    resume_job,
 )
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.store import Collection
@@ -54,7 +55,6 @@ from ballistics.errors import (
     CollectionCorruptError,
     CollectionError,
     DependencyError,
-    InputError,
     ParameterError,
 )
 from ballistics.params import check_range
@@ -287,26 +287,13 @@ def _drive(client: Any, inputs: Sequence[str | Path], directory: Path, *,
     distributed = require_dask()
     t0 = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
-    col = Collection.create(directory) if not (directory / "manifest.json").exists() else None
-    col = col or Collection.open(directory)
+    col = open_or_create(directory)
     lock = col.lock("ingest (dask)").acquire()
     try:
         col = col.refresh()
         col.cleanup_orphans(lock=lock)
         job_path = directory / JOB_NAME
-        if resume and not inputs:
-            if not job_path.exists():
-                raise InputError("nothing to resume: no interrupted ingest recorded; give the "
-                                 "scans to ingest", path=directory)
-            job = json.loads(job_path.read_text(encoding="utf-8"))
-            inputs = job["inputs"]
-            labels = labels or job.get("labels")
-            saved = {k: v for k, v in job.get("options", {}).items()
-                     if k in IngestOptions.__dataclass_fields__}
-            options = IngestOptions(**{**saved, "workers": options.workers,
-                                       "device": options.device})
-        if not inputs:
-            raise InputError("no scans given to ingest")
+        inputs, labels, options = resume_job(job_path, inputs, labels, options, resume=resume)
         model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
         if model not in ("cnn", "baseline") and Path(model).exists():
             model = str(Path(model).resolve())  # a weights file, at the workers' path

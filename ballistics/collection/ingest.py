@@ -320,6 +320,40 @@ def check_model(collection: Collection, embedder: Any, model: str) -> None:
 
 
 # ---- the local driver -------------------------------------------------------------------
+
+def open_or_create(directory: Path) -> Collection:
+    """Open the collection in ``directory``, creating an empty one if there is none."""
+    if (directory / "manifest.json").exists():
+        return Collection.open(directory)
+    return Collection.create(directory)
+
+
+def resume_job(
+    job_path: Path,
+    inputs: Sequence[Any],
+    labels: Any,
+    options: IngestOptions,
+    *,
+    resume: bool,
+) -> tuple[Sequence[Any], Any, IngestOptions]:
+    """Inputs, labels and options of this ingest: as given, or from the interrupted job
+    recorded at ``job_path`` when resuming without inputs (keeping this run's workers and
+    device). Raises :class:`InputError` when there is nothing to ingest."""
+    if resume and not inputs:
+        if not job_path.exists():
+            raise InputError("nothing to resume: no interrupted ingest recorded; give the "
+                             "scans to ingest", path=job_path.parent)
+        job = json.loads(job_path.read_text(encoding="utf-8"))
+        inputs = job["inputs"]
+        labels = labels or job.get("labels")
+        saved = {k: v for k, v in job.get("options", {}).items()
+                 if k in IngestOptions.__dataclass_fields__}
+        options = IngestOptions(**{**saved, "workers": options.workers,
+                                   "device": options.device})
+    if not inputs:
+        raise InputError("no scans given to ingest")
+    return inputs, labels, options
+
 def _hash_inputs(paths: Sequence[Path], quiet: bool) -> Iterator[tuple[Path, str | None, str]]:
     from ballistics.io import sha256_file
 
@@ -372,26 +406,13 @@ def ingest(
     t0 = time.perf_counter()
     directory = Path(collection_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    col = Collection.create(directory) if not (directory / "manifest.json").exists() else None
-    col = col or Collection.open(directory)
+    col = open_or_create(directory)
     lock = col.lock("ingest").acquire()
     try:
         col = col.refresh()
         col.cleanup_orphans(lock=lock)
         job_path = directory / JOB_NAME
-        if resume and not inputs:
-            if not job_path.exists():
-                raise InputError("nothing to resume: no interrupted ingest recorded; give the "
-                                 "scans to ingest", path=directory)
-            job = json.loads(job_path.read_text(encoding="utf-8"))
-            inputs = job["inputs"]
-            labels = labels or job.get("labels")
-            saved = {k: v for k, v in job.get("options", {}).items()
-                     if k in IngestOptions.__dataclass_fields__}
-            options = IngestOptions(**{**saved, "workers": options.workers,
-                                       "device": options.device})
-        if not inputs:
-            raise InputError("no scans given to ingest")
+        inputs, labels, options = resume_job(job_path, inputs, labels, options, resume=resume)
         model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
         options = IngestOptions(**{**asdict(options), "model": model})
         atomic_write_json(job_path, {
