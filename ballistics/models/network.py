@@ -105,24 +105,6 @@ class PolarSampler(nn.Module):
         self.register_buffer("r_px", r_px, persistent=False)
         self.register_buffer("theta", theta, persistent=False)
 
-    def _phase(self, polar: torch.Tensor) -> torch.Tensor:
-        """Cross-ring phase invariants of learned feature rings (and the heights themselves).
-
-        Every feature ring is Fourier transformed along the angle; a rotation multiplies
-        harmonic ``k`` of every ring by the same ``exp(-i k a)``, so the unit cross-spectra
-        between ring bands ``d`` apart do not change but keep the relative angular position of
-        the marks (see :mod:`ballistics.features.descriptors`).
-        """
-        f = torch.cat((polar[:, 0:1], self.features(polar)), dim=1).float()
-        f = F.avg_pool2d(f, (2, 1))
-        g = torch.fft.rfft(f, dim=-1)[..., 1:self.cfg.phase_harmonics + 1]
-        mag = g.abs()
-        parts = []
-        for d in self.cfg.phase_lags:
-            x = g[:, :, d:] * torch.conj(g[:, :, :-d])
-            parts.append((x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4)).flatten(1))
-        return torch.cat(parts, dim=1)
-
     def forward(
         self,
         x: torch.Tensor,
