@@ -33,7 +33,7 @@ from ballistics.matching.rotation import rotate_stack
 TOP_K = 3
 
 #: Upper bound of the working memory of one batch of FFTs (bytes).
-BATCH_BYTES = 96 * 2**20
+BATCH_BYTES = 192 * 2**20
 
 
 @dataclass
@@ -123,13 +123,33 @@ def _lag_range(lags: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _pool(x: torch.Tensor, factor: int) -> torch.Tensor:
-    """Sum over ``factor x factor`` blocks of the last two dims (zero padded at the end)."""
-    lead = x.shape[:-2]
+    """Sum over ``factor x factor`` blocks of the last two dims (zero padded at the end).
+
+    Strided additions: several times faster on the CPU than ``avg_pool2d``.
+    """
     h, w = x.shape[-2:]
     ph, pw = -h % factor, -w % factor
-    y = torch.nn.functional.pad(x.reshape(-1, 1, h, w), (0, pw, 0, ph))
-    y = torch.nn.functional.avg_pool2d(y, factor, stride=factor) * float(factor * factor)
-    return y.reshape(*lead, y.shape[-2], y.shape[-1])
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph))
+    lead = x.shape[:-2]
+    hb, wb = (h + ph) // factor, (w + pw) // factor
+    a = x.reshape(*lead, h + ph, wb, factor)
+    c = a[..., 0].clone()
+    for i in range(1, factor):
+        c += a[..., i]
+    c = c.reshape(*lead, hb, factor, wb)
+    d = c[..., 0, :].clone()
+    for i in range(1, factor):
+        d += c[..., i, :]
+    return d
+
+
+def _local_max(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over the 3 x 3 neighbourhood of each entry of (N, H, W) (-inf outside);
+    separable, much faster on the CPU than ``max_pool2d``."""
+    p = torch.nn.functional.pad(x, (1, 1, 1, 1), value=-float("inf"))
+    m = torch.maximum(torch.maximum(p[:, :, :-2], p[:, :, 1:-1]), p[:, :, 2:])
+    return torch.maximum(torch.maximum(m[:, :-2], m[:, 1:-1]), m[:, 2:])
 
 
 def _axis_index(start: np.ndarray, size: np.ndarray, length: int, limit: int, device: torch.device):
@@ -235,62 +255,187 @@ def register_cells(
     )
 
 
+def _interval_matrix(start: np.ndarray, size: np.ndarray, length: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 matrix (U, length) of the distinct intervals ``start .. start + size`` and, per
+    interval given, the row of its distinct interval."""
+    pairs = np.stack([start, size], axis=1)
+    uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+    pos = np.arange(length)
+    mat = (pos[None, :] >= uniq[:, :1]) & (pos[None, :] < uniq[:, :1] + uniq[:, 1:])
+    return mat.astype(np.float32), inverse.reshape(-1)
+
+
+class _BoxSums:
+    """Count, sum and sum of squares of the non-NaN points of many boxes of (A, H, W) stacks.
+
+    The boxes of a cell grid share few distinct row and column intervals, so all of them
+    come from two small matrix products per angle, ``R @ X @ C`` (0/1 interval matrices).
+    Heights are centred on ``offset`` first, so that float32 sums keep the variance exact to
+    about 1e-6 (the CCF peak does not depend on a region's sd; its mean matters only
+    through lag-dependent terms far below that).
+    """
+
+    def __init__(self, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray],
+                 shape: tuple[int, int], device: torch.device) -> None:
+        h, w = shape
+        rmat, ridx = _interval_matrix(np.clip(rows[0], 0, h), np.clip(rows[0] + rows[1], 0, h)
+                                      - np.clip(rows[0], 0, h), h)
+        cmat, cidx = _interval_matrix(np.clip(cols[0], 0, w), np.clip(cols[0] + cols[1], 0, w)
+                                      - np.clip(cols[0], 0, w), w)
+        self.rm = torch.as_tensor(rmat, dtype=torch.float32, device=device)
+        self.cm = torch.as_tensor(cmat.T.copy(), dtype=torch.float32, device=device)
+        self.ri = torch.as_tensor(ridx, device=device)
+        self.ci = torch.as_tensor(cidx, device=device)
+
+    def __call__(self, stack: torch.Tensor, offset: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ok = ~torch.isnan(stack)
+        x0 = torch.where(ok, stack - offset, torch.zeros((), dtype=stack.dtype,
+                                                         device=stack.device))
+        out = []
+        for arr in (ok.to(stack.dtype), x0, x0 * x0):
+            box = torch.matmul(torch.matmul(self.rm, arr), self.cm)       # (A, Ur, Uc)
+            out.append(box[:, self.ri, self.ci].double())
+        return out[0], out[1], out[2]
+
+
+def _frame_index(row0: torch.Tensor, col0: torch.Tensor, nrow: torch.Tensor,
+                 ncol: torch.Tensor, length_r: int, length_c: int, width: int,
+                 sentinel: int) -> torch.Tensor:
+    """Flat indices (..., length_r, length_c) of blocks of a padded frame of ``width``
+    columns; points beyond a block's own size ``nrow x ncol`` point at ``sentinel`` (NaN)."""
+    dev = row0.device
+    ar = torch.arange(length_r, device=dev)
+    ac = torch.arange(length_c, device=dev)
+    rr = row0.unsqueeze(-1) + ar
+    cc = col0.unsqueeze(-1) + ac
+    flat = rr.unsqueeze(-1) * width + cc.unsqueeze(-2)
+    inside = (ar < nrow.unsqueeze(-1)).unsqueeze(-1) & (ac < ncol.unsqueeze(-1)).unsqueeze(-2)
+    return torch.where(inside, flat, torch.full_like(flat, sentinel))
+
+
+def _cut_blocks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, nrow: np.ndarray,
+                ncol: np.ndarray, length_r: int, length_c: int) -> torch.Tensor:
+    """Blocks (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at ``row0``/``col0``;
+    points beyond a block's own size ``nrow x ncol`` are NaN.
+
+    Copies of strided slices into one buffer: on the CPU several times faster than a gather
+    with flat indices (the rows of a block are contiguous in memory).
+    """
+    n_ang = frame.shape[0]
+    out = torch.empty((n_ang, len(row0), length_r, length_c), dtype=frame.dtype,
+                      device=frame.device)
+    for k in range(len(row0)):
+        r, c = int(row0[k]), int(col0[k])
+        blk = out[:, k]
+        blk.copy_(frame[:, r:r + length_r, c:c + length_c])
+        if nrow[k] < length_r:
+            blk[:, int(nrow[k]):, :] = float("nan")
+        if ncol[k] < length_c:
+            blk[:, :, int(ncol[k]):] = float("nan")
+    return out
+
+
+def _cut_patches(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, size: np.ndarray,
+                 length_r: int, length_c: int) -> torch.Tensor:
+    """Patches (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at per-angle
+    positions ``row0``/``col0`` (A, K); points beyond a patch's own ``size[k]`` are NaN."""
+    n_ang, k_n = row0.shape
+    out = torch.empty((n_ang, k_n, length_r, length_c), dtype=frame.dtype,
+                      device=frame.device)
+    for a in range(n_ang):
+        fa = frame[a]
+        for k in range(k_n):
+            r, c = int(row0[a, k]), int(col0[a, k])
+            out[a, k].copy_(fa[r:r + length_r, c:c + length_c])
+    for k in range(k_n):
+        if size[k, 0] < length_r:
+            out[:, k, int(size[k, 0]):, :] = float("nan")
+        if size[k, 1] < length_c:
+            out[:, k, :, int(size[k, 1]):] = float("nan")
+    return out
+
+
 def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, res: dict,
               search: str, factor: int) -> None:
     g = cells.geometry
     dev = rotated.device
     keep_np = cells.keep.cpu().numpy()
-    keep = cells.keep
     n_ang, h, w = rotated.shape
     pr, pc = cells.fft_shape
     mr, mc = g.max_cell
     nr, nc = g.max_region
-    kv = keep.numel()
+    kv = len(keep_np)
 
     rs, cs = g.region_start[keep_np], g.region_size[keep_np]
-    ri, rin, rpad = _axis_index(rs[:, 0], cs[:, 0], nr, h, dev)
-    ci, cin, cpad = _axis_index(rs[:, 1], cs[:, 1], nc, w, dev)
-    region_inside = rin[:, :, None] & cin[:, None, :]          # inside region and scan
-    region_flat = (ri[:, :, None] * w + ci[:, None, :]).reshape(-1)
-    region_area_mask = rpad[:, :, None] & cpad[:, None, :]     # inside region
-    region_area = torch.as_tensor(cs.prod(axis=1), device=dev)
+    lo_r, hi_r = _lag_range(g.lags_r[keep_np], cs[:, 0])
+    lo_c, hi_c = _lag_range(g.lags_c[keep_np], cs[:, 1])
+    # in the pyramid search, regions are cut at a multiple of the block size (zeros beyond)
+    gr, gc = (nr, nc) if search == "exact" else (-(-nr // factor) * factor,
+                                                  -(-nc // factor) * factor)
+    # a NaN-padded frame that holds every region and every aligned cell-sized patch
+    top = max(0, int(-min((rs[:, 0]).min(), (rs[:, 0] + lo_r).min())))
+    left = max(0, int(-min((rs[:, 1]).min(), (rs[:, 1] + lo_c).min())))
+    bottom = max(0, int(max((rs[:, 0] + gr).max(), (rs[:, 0] + hi_r + mr).max())) - h)
+    right = max(0, int(max((rs[:, 1] + gc).max(), (rs[:, 1] + hi_c + mc).max())) - w)
+    hp, wp = h + top + bottom, w + left + right
+
+    reg_nr = torch.as_tensor(cs[:, 0], device=dev)
+    reg_nc = torch.as_tensor(cs[:, 1], device=dev)
+    region_area = (reg_nr * reg_nc).double()
 
     lr = torch.as_tensor(g.lags_r[keep_np], device=dev)
     lc = torch.as_tensor(g.lags_c[keep_np], device=dev)
+    rpad = torch.arange(nr, device=dev).view(1, -1) < reg_nr.view(-1, 1)
+    cpad = torch.arange(nc, device=dev).view(1, -1) < reg_nc.view(-1, 1)
     lag_idx = ((lr % pr)[:, :, None] * pc + (lc % pc)[:, None, :]).reshape(kv, -1)
     lag_ok = (rpad[:, :, None] & cpad[:, None, :]).reshape(kv, -1)
 
     cell_size = torch.as_tensor(g.cell_size[keep_np], device=dev)
-    car = torch.arange(mr, device=dev).view(1, 1, -1)
-    cac = torch.arange(mc, device=dev).view(1, 1, -1)
-    cell_in = (car.view(1, -1, 1) < cell_size[:, 0].view(-1, 1, 1)) & (
-        cac.view(1, 1, -1) < cell_size[:, 1].view(-1, 1, 1)
-    )
+    cell_area = cell_size.prod(dim=1)
     raw = cells.raw.double()
     raw_ok = ~torch.isnan(raw)
+    n_raw = raw_ok.sum(dim=(1, 2))
 
-    per_angle = kv * (pr * pc * 4 * 6 + nr * nc * 4 * 3)
+    boxes = _BoxSums((rs[:, 0], cs[:, 0]), (rs[:, 1], cs[:, 1]), (h, w), dev)
+    offset = float(torch.nanmean(rotated[0]).item()) if n_ang else 0.0
+    if not np.isfinite(offset):
+        offset = 0.0
+    per_angle = kv * (pr * pc * 4 * 4 + nr * nc * 4 * 2) + hp * wp * 4
     chunk = max(1, min(n_ang, BATCH_BYTES // max(per_angle, 1)))
-    nan = float("nan")
     for a0 in range(0, n_ang, chunk):
         a1 = min(n_ang, a0 + chunk)
-        t = rotated[a0:a1]
         na = a1 - a0
-        reg = torch.index_select(t.reshape(na, -1), 1, region_flat).reshape(na, kv, nr, nc)
-        reg = torch.where(region_inside.unsqueeze(0), reg, torch.full_like(reg, nan))
-        tmiss = (torch.isnan(reg) & region_area_mask.unsqueeze(0)).sum(dim=(2, 3))
-        rvalid = (tmiss.double() / region_area.double() <= max_missing) & (
-            region_area - tmiss >= 2
-        )
-        std, _ = _standardise(reg, (2, 3))
-        norm_b = torch.sqrt((std * std).sum(dim=(2, 3)))
+        t = rotated[a0:a1]
+        frame = torch.nn.functional.pad(t, (left, right, top, bottom), value=float("nan"))
+        # region statistics from summed-area tables (no pass over the 9x redundant regions)
+        n_pts, s1, s2 = boxes(t, offset)
+        n_pts = n_pts.round()
+        tmiss = (region_area.unsqueeze(0) - n_pts).long()
+        rvalid = (tmiss.double() / region_area <= max_missing) & (n_pts >= 2)
+        mean = s1 / n_pts.clamp(min=1)
+        var = ((s2 - s1 * mean) / (n_pts - 1).clamp(min=1)).clamp(min=0.0)
+        # a constant region: the sums' rounding must not turn 0 into a tiny variance
+        var = torch.where(var > 1e-12 * (s2 / n_pts.clamp(min=1)), var, torch.zeros_like(var))
+        sd = torch.sqrt(var)
+        inv = torch.where(sd > 0, 1.0 / sd, torch.ones_like(sd))
+        norm_b = torch.where(sd > 0, torch.sqrt((n_pts - 1).clamp(min=0)), torch.zeros_like(sd))
+
+        std = _cut_blocks(frame, rs[:, 0] + top, rs[:, 1] + left, cs[:, 0], cs[:, 1], gr, gc)
+        std.sub_((mean + offset).to(std.dtype)[..., None, None])
+        std.mul_(inv.to(std.dtype)[..., None, None])
+        std.nan_to_num_(nan=0.0)
         if search == "exact":
             fb = torch.fft.rfft2(std, s=(pr, pc))
-            ccf_full = torch.fft.irfft2(fb * cells.spectrum.unsqueeze(0), s=(pr, pc))
+            fb.mul_(cells.spectrum.unsqueeze(0))
+            ccf_full = torch.fft.irfft2(fb, s=(pr, pc))
+            del fb
             vals = torch.gather(
                 ccf_full.reshape(na, kv, -1), 2, lag_idx.unsqueeze(0).expand(na, -1, -1)
             )
-            vals = torch.where(lag_ok.unsqueeze(0), vals, torch.full_like(vals, -float("inf")))
+            del ccf_full
+            vals.masked_fill_(~lag_ok.unsqueeze(0), -float("inf"))
             best, arg = vals.max(dim=2)
             tr = arg // nc
             tc = arg % nc
@@ -298,20 +443,18 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
             o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
         else:
             o_r, o_c, best = _pyramid_search(cells, std, factor)
-        ccf_val = best / (cells.norm.unsqueeze(0) * norm_b).clamp(min=1e-30)
+        del std
+        ccf_val = best.double() / (cells.norm.double().unsqueeze(0) * norm_b).clamp(min=1e-30)
         start_r = torch.as_tensor(rs[:, 0], device=dev).unsqueeze(0) + o_r   # (na, kv)
         start_c = torch.as_tensor(rs[:, 1], device=dev).unsqueeze(0) + o_c
-        # aligned target patch, NaN outside the target
-        pr_idx = start_r.unsqueeze(2) + torch.arange(mr, device=dev).view(1, 1, -1)
-        pc_idx = start_c.unsqueeze(2) + torch.arange(mc, device=dev).view(1, 1, -1)
-        inb = ((pr_idx >= 0) & (pr_idx < h)).unsqueeze(3) & (
-            (pc_idx >= 0) & (pc_idx < w)).unsqueeze(2)
-        flat = pr_idx.clamp(0, h - 1).unsqueeze(3) * w + pc_idx.clamp(0, w - 1).unsqueeze(2)
-        patch = torch.gather(t.reshape(na, 1, -1).expand(na, kv, -1), 2, flat.reshape(na, kv, -1))
-        patch = patch.reshape(na, kv, mr, mc).double()
-        pat_ok = inb & ~torch.isnan(patch)
-        both = pat_ok & raw_ok.unsqueeze(0) & cell_in.unsqueeze(0)
-        jmiss = ((~pat_ok) & (~raw_ok.unsqueeze(0)) & cell_in.unsqueeze(0)).sum(dim=(2, 3))
+        # the aligned target patch (NaN outside the target and beyond the cell's size)
+        patch = _cut_patches(frame, (start_r + top).cpu().numpy(),
+                             (start_c + left).cpu().numpy(), g.cell_size[keep_np], mr, mc)
+        patch = patch.double()
+        pat_ok = ~torch.isnan(patch)
+        both = pat_ok & raw_ok.unsqueeze(0)
+        n_both = both.sum(dim=(2, 3))
+        jmiss = cell_area.unsqueeze(0) - (pat_ok.sum(dim=(2, 3)) + n_raw.unsqueeze(0) - n_both)
         corr = _pairwise_corr(raw.unsqueeze(0), patch, both)
 
         disp_r = start_r - torch.as_tensor(g.cell_start[keep_np, 0], device=dev).unsqueeze(0)
@@ -321,7 +464,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         res["valid"][sl, keep_np] = rv
         res["dy"][sl, keep_np] = np.where(rv, disp_r.cpu().numpy(), 0)
         res["dx"][sl, keep_np] = np.where(rv, disp_c.cpu().numpy(), 0)
-        res["ccf"][sl, keep_np] = np.where(rv, ccf_val.double().cpu().numpy(), np.nan)
+        res["ccf"][sl, keep_np] = np.where(rv, ccf_val.cpu().numpy(), np.nan)
         res["corr"][sl, keep_np] = np.where(rv, corr.cpu().numpy(), np.nan)
         res["tmiss"][sl, keep_np] = tmiss.cpu().numpy()
         res["jmiss"][sl, keep_np] = np.where(rv, jmiss.cpu().numpy(), 0)
@@ -376,16 +519,25 @@ def _window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
 
 def _gather_windows(x: torch.Tensor, start_r: torch.Tensor, start_c: torch.Tensor,
                     lr_: int, lc_: int) -> torch.Tensor:
-    """Windows (N, k, lr_, lc_) of x (N, H, W) at offsets (N, k); zero outside x."""
+    """Windows (N, k, lr_, lc_) of x (N, H, W) at offsets (N, k); zero outside x.
+
+    Copies of the in-bounds part of each window (contiguous rows): on the CPU much faster
+    than a gather with flat indices.
+    """
     n, h, w = x.shape
     k = start_r.shape[1]
-    dev = x.device
-    rr = start_r.unsqueeze(2) + torch.arange(lr_, device=dev).view(1, 1, -1)   # (n, k, lr)
-    cc = start_c.unsqueeze(2) + torch.arange(lc_, device=dev).view(1, 1, -1)
-    inside = ((rr >= 0) & (rr < h)).unsqueeze(3) & ((cc >= 0) & (cc < w)).unsqueeze(2)
-    flat = rr.clamp(0, h - 1).unsqueeze(3) * w + cc.clamp(0, w - 1).unsqueeze(2)
-    out = torch.gather(x.reshape(n, -1), 1, flat.reshape(n, -1)).reshape(n, k, lr_, lc_)
-    return out * inside
+    out = torch.zeros((n, k, lr_, lc_), dtype=x.dtype, device=x.device)
+    rs = start_r.cpu().numpy()
+    cs = start_c.cpu().numpy()
+    for i in range(n):
+        xi = x[i]
+        for j in range(k):
+            r0, c0 = int(rs[i, j]), int(cs[i, j])
+            a0, b0 = max(r0, 0), max(c0, 0)
+            a1, b1 = min(r0 + lr_, h), min(c0 + lc_, w)
+            if a1 > a0 and b1 > b0:
+                out[i, j, a0 - r0:a1 - r0, b0 - c0:b1 - c0] = xi[a0:a1, b0:b1]
+    return out
 
 
 def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
@@ -426,8 +578,7 @@ def _pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
     allowed = (ur <= uhi_r.view(-1, 1))[:, :, None] & (uc <= uhi_c.view(-1, 1))[:, None, :]
     cvals = torch.where(allowed, cvals, torch.full_like(cvals, -float("inf")))
     # the TOP_K highest local maxima of the coarse CCF are refined at full resolution
-    pooled = torch.nn.functional.max_pool2d(cvals.unsqueeze(1), 3, stride=1, padding=1)
-    peaks = torch.where(cvals >= pooled.squeeze(1), cvals, torch.full_like(cvals, -float("inf")))
+    peaks = torch.where(cvals >= _local_max(cvals), cvals, torch.full_like(cvals, -float("inf")))
     k = min(TOP_K, span_r * span_c)
     _, arg = peaks.reshape(n, -1).topk(k, dim=1)                      # (n, k)
     u_r = ulo_r.view(-1, 1) + arg // span_c

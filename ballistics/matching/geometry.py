@@ -106,18 +106,27 @@ class CellGeometry:
 
 
 def next_fast_len(n: int) -> int:
-    """Smallest 2-3-5-smooth integer >= n."""
-    best = 2 * n + 16
+    """A fast FFT length >= n: the 2-3-5-smooth length of least estimated cost.
+
+    Among the 2-3-5-smooth lengths in ``[n, 2 n]``, the cost model ``L * (1 + 0.25 e3 +
+    0.15 e5)`` (``e3``, ``e5``: exponents of 3 and 5) prefers powers of two, which pocketfft
+    transforms fastest (e.g. 256 instead of 243 = 3**5: about 1.5x faster per point).
+    """
+    best, best_cost = 0, float("inf")
     p2 = 1
-    while p2 < best:
-        p3 = p2
-        while p3 < best:
-            p5 = p3
-            while p5 < best:
+    while p2 <= 2 * n:
+        p3, e3 = p2, 0
+        while p3 <= 2 * n:
+            p5, e5 = p3, 0
+            while p5 <= 2 * n:
                 if p5 >= n:
-                    best = min(best, p5)
+                    cost = p5 * (1.0 + 0.25 * e3 + 0.15 * e5)
+                    if cost < best_cost or (cost == best_cost and p5 < best):
+                        best, best_cost = p5, cost
                 p5 *= 5
+                e5 += 1
             p3 *= 3
+            e3 += 1
         p2 *= 2
     return best
 
