@@ -36,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "real"
+CACHE = REPO / "benchmarks" / "results"
 SECTIONS = ("speed", "fadul_raw", "weller", "synthetic")
 
 
@@ -177,7 +178,7 @@ def _histogram(rows: list[dict[str, Any]], key: str, title: str, path: Path) -> 
     plt.close(fig)
 
 
-def bench_weller(quick: bool, out_dir: Path, presets=("cmcR", "default"),
+def bench_weller(quick: bool, out_dir: Path, presets=("default", "cmcR"),
                  limit_s: float | None = None) -> dict[str, Any]:
     from ballistics.matching import compare_many
 
@@ -187,7 +188,9 @@ def bench_weller(quick: bool, out_dir: Path, presets=("cmcR", "default"),
                            "pairs_total": len(pairs), "quick": quick}
     t_start = time.perf_counter()
     for preset in presets:
-        log = out_dir / f"compare_bench_weller_{preset}{'_quick' if quick else ''}.jsonl"
+        # the pair log is a cache shared by every run on this checkout (the harness gives
+        # each run its own out_dir): delete it to recompute after changing the comparison
+        log = CACHE / f"compare_bench_weller_{preset}{'_quick' if quick else ''}.jsonl"
         done: dict[tuple[str, str], dict[str, Any]] = {}
         if log.exists():
             for line in log.read_text().splitlines():
@@ -197,6 +200,11 @@ def bench_weller(quick: bool, out_dir: Path, presets=("cmcR", "default"),
         for a, b, same in pairs:
             if (a, b) not in done:
                 todo.setdefault(a, []).append((b, same))
+        # queries in a fixed random order: a run stopped by its time limit covers every
+        # slide evenly, not the first slides only
+        order = list(todo)
+        np.random.default_rng(2012).shuffle(order)
+        todo = {a: todo[a] for a in order}
         cache: dict[str, Any] = {}
         with log.open("a") as f:
             for a, items in todo.items():
@@ -217,7 +225,10 @@ def bench_weller(quick: bool, out_dir: Path, presets=("cmcR", "default"),
                          "cmc_count_high": c.cmc_count_high,
                          "cmc_count_combined": c.cmc_count_combined,
                          "cmc_count_reverse": c.cmc_count_reverse,
-                         "theta_deg": c.theta_deg, "ccf_max": c.ccf_max, "seconds": per}
+                         "cmc_count_high_reverse": c.reverse.high_count,
+                         "theta_deg": c.theta_deg, "ccf_max": c.ccf_max, "seconds": per,
+                         "features": {k: (v if math.isfinite(v) else None)
+                                      for k, v in c.features.items()}}
                     f.write(json.dumps(r) + "\n")
                     done[(a, b)] = r
                 f.flush()
