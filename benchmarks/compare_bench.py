@@ -41,9 +41,15 @@ SECTIONS = ("speed", "fadul_raw", "weller", "synthetic")
 
 
 def _threads(n: int = 2) -> None:
+    """Torch threads of a section: ``n``, or ``BALLISTICS_BENCH_THREADS`` for the accuracy
+    sections (their numbers do not depend on it; one thread avoids oversubscribing a machine
+    that runs other jobs)."""
+    import os
+
     import torch
 
-    torch.set_num_threads(n)
+    env = os.environ.get("BALLISTICS_BENCH_THREADS")
+    torch.set_num_threads(int(env) if env else n)
 
 
 def _read(path: Path):
@@ -70,7 +76,7 @@ def bench_speed(quick: bool) -> dict[str, Any]:
 
     from ballistics.matching import compare, compare_many, get_params
 
-    _threads(2)
+    torch.set_num_threads(2)   # the speed figures are for 2 threads
     a = _read(DATA / "fadul1-1_processed.x3p")
     b = _read(DATA / "fadul1-2_processed.x3p")
     reps = 1 if quick else 5
@@ -114,7 +120,7 @@ def bench_speed(quick: bool) -> dict[str, Any]:
         _, _, c, cpu = _timed(lambda p=params: compare(a, b, p, device="cpu"), max(reps, 3))
         single[name] = {"median_cpu_s": cpu, "cmc_count": c.cmc_count}
     out["cpu_single_thread"] = single
-    _threads(2)
+    torch.set_num_threads(2)
     return out
 
 
@@ -329,6 +335,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
                               "quick": quick, "note": "CPU timings on a shared 2-core machine "
                               "under load from other jobs are inflated"}
     for name in sections:
+        if name not in SECTIONS:
+            raise ValueError(f"unknown section {name!r}; choose from {SECTIONS}")
         t0 = time.perf_counter()
         if name == "speed":
             result[name] = bench_speed(quick)
