@@ -85,7 +85,7 @@ PARTS: tuple[Part, ...] = (
          "Weller/Fadul/synthetic separation (AUC, error rates at CMC >= 6)",
          per_device=False,
          kwargs=(("sections", ("fadul_raw", "weller", "synthetic")),
-                 ("weller_limit_s", 2400.0))),
+                 ("weller_limit_s", 1800.0))),
     Part("compare_speed", "benchmarks.compare_bench", ("speed",),
          "pairwise comparison speed on the Fadul pair: s/pair, pairs/s in batches",
          kwargs=(("sections", ("speed",)),)),
