@@ -193,9 +193,22 @@ class Scan:
         new = tuple(dict.fromkeys(m for m in messages if m not in self.warnings))
         return self.replace(warnings=(*self.warnings, *new)) if new else self
 
+    # --- pickling -------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickle as the constructor's arguments (the read-only mappings thawed), so a scan
+        crosses process pools and ``copy.deepcopy`` and is validated again on arrival."""
+        return (_rebuild_scan, (np.asarray(self.heights), self.spacing_um, self.modality,
+                                thaw(self.metadata), self.sha256, thaw(self.provenance),
+                                self.warnings, self.source))
+
     def __repr__(self) -> str:
         return (
             f"Scan(shape={self.shape}, spacing_um={self.spacing_um}, modality={self.modality!r}, "
             f"missing={self.missing_fraction:.3f}, source={self.source!r}, "
             f"steps={len(self.provenance)})"
         )
+
+
+def _rebuild_scan(*args: Any) -> Scan:
+    """Unpickle a :class:`Scan` (see :meth:`Scan.__reduce__`)."""
+    return Scan(*args)

@@ -103,3 +103,22 @@ def test_replace_and_with_heights():
     t = s.with_heights(np.zeros((2, 3)))
     assert t.spacing_um == (1.0, 2.0) and t.sha256 == s.sha256 and t.source == "x.x3p"
     assert s.replace(modality="image").modality == "image"
+
+
+def test_pickle_and_deepcopy_round_trip():
+    import copy
+    import pickle
+
+    h = np.arange(35, dtype=np.float32).reshape(5, 7)
+    h[1, 2] = np.nan
+    s = Scan(h, (1.0, 2.0), "image", metadata={"a": {"b": [1, 2]}}, sha256="e" * 64,
+             warnings=("w",), source="x.png").with_step("preprocess", {"preset": "p"})
+    for t in (pickle.loads(pickle.dumps(s)), copy.deepcopy(s)):
+        assert t.shape == (5, 7) and t.spacing_um == (1.0, 2.0) and t.modality == "image"
+        assert np.array_equal(t.heights, s.heights, equal_nan=True)
+        assert not t.heights.flags.writeable
+        assert thaw(t.metadata) == thaw(s.metadata) and thaw(t.provenance) == thaw(s.provenance)
+        assert (t.sha256, t.warnings, t.source) == (s.sha256, s.warnings, s.source)
+        assert t.is_processed
+        with pytest.raises(TypeError):
+            t.metadata["a"] = 1  # type: ignore[index]

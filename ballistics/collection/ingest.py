@@ -240,31 +240,10 @@ def _init_worker() -> None:
         pass
 
 
-def pack_scan(scan: Scan) -> dict[str, Any]:
-    """A picklable dict of a :class:`Scan` (its read-only mappings thawed) for process pools."""
-    from ballistics.scan import thaw
-
-    return {"heights": np.asarray(scan.heights), "spacing_um": scan.spacing_um,
-            "modality": scan.modality, "metadata": thaw(scan.metadata), "sha256": scan.sha256,
-            "provenance": thaw(scan.provenance), "warnings": scan.warnings,
-            "source": scan.source}
-
-
-def _prepare_task(args: tuple[str, dict[str, Any]]) -> tuple[str, Any]:
-    """Worker side: ``("ok", (path, sha256, packed scan, warnings))`` or ``("failed", Failure)``."""
+def _prepare_task(args: tuple[str, dict[str, Any]]) -> PreparedCasing | Failure:
+    """Worker side of :func:`prepare_casing` (both results pickle, :class:`Scan` included)."""
     path, kw = args
-    res = prepare_casing(path, **kw)
-    if isinstance(res, Failure):
-        return "failed", res
-    return "ok", (res.path, res.sha256, pack_scan(res.scan), res.warnings)
-
-
-def _unpack_result(item: tuple[str, Any]) -> PreparedCasing | Failure:
-    kind, payload = item
-    if kind == "failed":
-        return payload
-    path, sha, packed, warns = payload
-    return PreparedCasing(path=path, sha256=sha, scan=Scan(**packed), warnings=tuple(warns))
+    return prepare_casing(path, **kw)
 
 
 def embed_prepared(
@@ -478,8 +457,7 @@ def ingest(
                 pool = None
                 results = map(_prepare_task, tasks)
             try:
-                for item in results:
-                    res = _unpack_result(item)
+                for res in results:
                     if isinstance(res, Failure):
                         summary.failed.append(res.to_dict())
                     else:
