@@ -198,6 +198,72 @@ class SearchIndex:
         return sims, rows
 
 
+def training_rows(n: int, *, seed: int = 0, train_size: int = 262_144) -> np.ndarray | None:
+    """The rows an IVF-PQ index of ``n`` vectors trains on: all (``None``) up to
+    ``train_size``, else a sorted random sample of ``train_size`` rows (seeded)."""
+    if n <= train_size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, train_size, replace=False))
+
+
+def empty_index(
+    n: int,
+    dim: int,
+    kind: str = "auto",
+    *,
+    train: np.ndarray | None = None,
+    seed: int = 0,
+    params: dict[str, Any] | None = None,
+) -> SearchIndex:
+    """A trained, empty index for a collection of ``n`` vectors of dimension ``dim``.
+
+    Parameters
+    ----------
+    n, dim
+        The collection's size (sets the IVF-PQ cell count and code size) and dimension.
+    kind
+        As in :func:`build_index`.
+    train
+        The IVF-PQ training vectors (see :func:`training_rows`); ignored by the other kinds.
+    seed
+        k-means seed.
+    params
+        Overrides of :func:`index_params`.
+
+    Notes
+    -----
+    IVF-PQ is trained without polysemous codes (``do_polysemous_training=False``): the
+    search never sets a Hamming threshold (``polysemous_ht``), so the codes' reordering
+    would cost build time and buy nothing.
+    """
+    import faiss
+
+    if n < 1 or dim < 1:
+        raise ParameterError(f"an index needs n >= 1 vectors of dim >= 1, got {n} x {dim}")
+    kind = choose_kind(n, kind)
+    if kind == "ivfpq" and n < 1000:
+        raise ParameterError(
+            f"an IVF-PQ index needs at least 1000 casings to train, the collection has {n}; "
+            "use --kind flat"
+        )
+    p = index_params(n, dim, kind)
+    p.update(params or {})
+    index = faiss.index_factory(dim, _factory(dim, kind, p), faiss.METRIC_INNER_PRODUCT)
+    if kind == "hnsw":
+        index.hnsw.efConstruction = int(p["ef_construction"])
+        index.hnsw.efSearch = int(p["ef_search"])
+    if kind == "ivfpq":
+        if train is None or len(train) == 0:
+            raise ParameterError("an IVF-PQ index needs training vectors")
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivf.cp.seed = seed
+        ivf.do_polysemous_training = False
+        index.train(np.ascontiguousarray(train, dtype=np.float32))
+        ivf.nprobe = int(p["nprobe"])
+        index.k_factor = float(p["k_factor"])
+    return SearchIndex(index=index, kind=kind, params=p)
+
+
 def build_index(
     embeddings: np.ndarray,
     kind: str = "auto",
@@ -222,33 +288,15 @@ def build_index(
     params
         Overrides of :func:`index_params`.
     """
-    import faiss
-
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] < 1:
         raise ParameterError(f"embeddings must be (N, D), got shape {x.shape}")
     n, dim = x.shape
-    kind = choose_kind(n, kind)
-    if kind == "ivfpq" and n < 1000:
-        raise ParameterError(
-            f"an IVF-PQ index needs at least 1000 casings to train, the collection has {n}; "
-            "use --kind flat"
-        )
-    p = index_params(n, dim, kind)
-    p.update(params or {})
-    index = faiss.index_factory(dim, _factory(dim, kind, p), faiss.METRIC_INNER_PRODUCT)
-    if kind == "hnsw":
-        index.hnsw.efConstruction = int(p["ef_construction"])
-        index.hnsw.efSearch = int(p["ef_search"])
-    if kind == "ivfpq":
-        rng = np.random.default_rng(seed)
-        sample = x if n <= train_size else x[np.sort(rng.choice(n, train_size, replace=False))]
-        ivf = faiss.extract_index_ivf(index)
-        ivf.cp.seed = seed
-        index.train(sample)
-        ivf.nprobe = int(p["nprobe"])
-        index.k_factor = float(p["k_factor"])
-    out = SearchIndex(index=index, kind=kind, params=p)
+    train = None
+    if choose_kind(n, kind) == "ivfpq":
+        rows = training_rows(n, seed=seed, train_size=train_size)
+        train = x if rows is None else x[rows]
+    out = empty_index(n, dim, kind, train=train, seed=seed, params=params)
     out.add(x)
     return out
 
