@@ -110,6 +110,46 @@ def test_match_striae_counts() -> None:
     assert cms2 < cms and nm2 > 0
 
 
+def test_match_striae_subsample_positions_and_shift() -> None:
+    # 8 samples per stria period, B shifted by 0.4 sample: with a tolerance of 0.3 sample only
+    # sub-sample extrema plus the known shift make every stria match
+    x = np.arange(300, dtype=float)
+    a = np.sin(2 * np.pi * x / 16.0)
+    b = np.sin(2 * np.pi * (x - 0.4) / 16.0)
+    cms_none, *_ = match_striae(a, b, 0.3, 0.5, lenient_prominence_rq=0.25)
+    cms_shift, _, m, nm = match_striae(a, b, 0.3, 0.5, lenient_prominence_rq=0.25, shift_b=-0.4)
+    assert cms_shift == m and nm == 0 and m >= 35
+    assert cms_none < cms_shift
+
+
+def test_fractional_lag_keeps_cms_with_tight_tolerance() -> None:
+    # B = A delayed by 1.5 samples (band-limited, so the delay is exact by Fourier shift)
+    rng = np.random.default_rng(4)
+    n = 700
+    a = np.convolve(rng.normal(size=n + 40), np.hanning(9), mode="same")[20 : 20 + n]
+    f = np.fft.rfftfreq(n)
+    b = np.fft.irfft(np.fft.rfft(a) * np.exp(-2j * np.pi * f * 1.5), n)
+    keep = slice(30, n - 30)
+    c = compare_signatures(a[keep], b[keep],
+                           StriaeCompareParams(match_tolerance_um=1.0), spacing_um=3.0)
+    assert c.ccf_max > 0.95
+    assert c.non_matches <= 2 and c.cms >= 0.8 * c.matches
+
+
+def test_split_modules_keep_the_old_import_paths() -> None:
+    import ballistics.features.striation as st
+    import ballistics.matching.striae as ms
+    from ballistics.features import striae_direction, striae_region, striae_types
+    from ballistics.matching import striae_bullets, striae_ccf, striae_cms, striae_compare
+
+    assert ms.compare_signatures is striae_compare.compare_signatures
+    assert ms.compare_bullets is striae_bullets.compare_bullets
+    assert ms.ccf_curve is striae_ccf.ccf_curve and ms.match_striae is striae_cms.match_striae
+    assert st.Signature is striae_types.Signature
+    assert st.estimate_direction is striae_direction.estimate_direction
+    assert st.propose_aperture_shear is striae_region.propose_aperture_shear
+
+
 @pytest.fixture(scope="module")
 def synthetic_bullets() -> tuple[list, list]:
     p = striae_params("realistic", land_length_um=200.0, land_width_um=1200.0)
