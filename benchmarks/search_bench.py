@@ -5,6 +5,12 @@ Sections (each recorded separately; one that fails records its error and the res
 - ``shortlist``: FAISS shortlist latency per query (one query at a time, k = 100) and
   recall@100 against exact search, on clustered synthetic embeddings (dim 128) of 10k and
   100k casings, and 1M (IVF-PQ; skipped with ``quick``).
+- ``polysemous``: IVF-PQ build time with and without polysemous training (200k x 128).
+- ``store_scaling``: one commit's cost after 10 ... 1,000 shards, a fresh open, and an
+  index update with one new shard against a full rebuild (``Collection``).
+- ``end_to_end``: ingest rate (synthetic 3.125 µm topographies, ``workers`` =
+  ``BALLISTICS_SEARCH_BENCH_WORKERS``, default 2) and the end-to-end search latency with
+  100 re-ranked candidates, with the per-comparison cost of the re-ranking.
 - ``weller``: the 95 Weller casings (``../shared/data/real/weller``), each the query in
   turn against the other 94. With a shortlist >= 94 every other casing is re-ranked, so
   the ranks follow from the 4,465 pairwise comparisons (each pair compared once, both
@@ -20,7 +26,9 @@ Sections (each recorded separately; one that fails records its error and the res
   rate (casings/s, 2 workers, 3.125 µm topographies) and the end-to-end search time per
   query (embedding, shortlist and re-ranking of ``shortlist`` candidates).
 
-Run: ``python -m benchmarks.search_bench [--quick]`` -> ``benchmarks/results/search_bench.json``.
+Run: ``python -m benchmarks.search_bench [--quick]`` -> ``benchmarks/results/search_bench.json``
+(``search_bench_quick.json``); ``BALLISTICS_SEARCH_BENCH_ONLY=shortlist,end_to_end`` runs
+some sections and keeps the others' last results in the file. FAISS runs on one thread.
 Weller data: Zemmels, VanderPlas & Hofmann, cartridgeCaseScans (CC-BY 4.0), from NBTRD scans
 by T. Weller (2009); Weller et al. (2012), J. Forensic Sci. 57(4).
 """
@@ -56,25 +64,49 @@ def _clustered(n: int, dim: int, seed: int = 0, per: int = 4) -> np.ndarray:
     return out
 
 
+def _rss_mb() -> float:
+    """Resident set size of this process now (MB; Linux ``/proc``, 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _exact_topk(x: np.ndarray, q: np.ndarray, k: int, block: int = 131_072) -> np.ndarray:
+    """Exact inner-product top-k rows of ``q`` over ``x``, in blocks (no second copy of x)."""
+    from ballistics.collection.index import exact_search, merge_topk
+
+    best = (np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64))
+    for s in range(0, len(x), block):
+        part = exact_search(q, x[s:s + block], np.arange(s, min(s + block, len(x))), k)
+        best = merge_topk(best, part, k)
+    return best[1]
+
+
 def bench_shortlist(quick: bool) -> dict[str, Any]:
-    """Per-query shortlist latency and recall@100 of the automatically chosen index."""
+    """Per-query shortlist latency, recall@100 against exact search, build time and memory
+    of the automatically chosen index (flat up to 100k, IVF-PQ beyond); FAISS on 1 thread."""
     import faiss
 
     from ballistics.collection.index import build_index
 
+    faiss.omp_set_num_threads(1)
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
     dim, k, nq = 128, 100, 100
     out = {"data": "clustered synthetic embeddings (groups of 4), dim 128", "k": k,
-           "queries": nq, "faiss_threads": faiss.omp_get_max_threads(), "sizes": {}}
+           "queries": nq, "faiss_threads": 1, "one_query_at_a_time": True, "sizes": {}}
     for n in sizes:
         x = _clustered(n, dim, seed=n)
         rng = np.random.default_rng(1)
         q = x[rng.choice(n, nq, replace=False)] + 0.05 * rng.normal(size=(nq, dim)).astype(
             np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
+        rss0 = _rss_mb()
         t0 = time.perf_counter()
         idx = build_index(x)
         build = time.perf_counter() - t0
+        index_mb = len(faiss.serialize_index(idx.index)) / 2**20
         lat = []
         rows = []
         for i in range(nq):
@@ -82,18 +114,152 @@ def bench_shortlist(quick: bool) -> dict[str, Any]:
             _, r = idx.search(q[i:i + 1], k)
             lat.append(time.perf_counter() - t)
             rows.append(r[0])
-        exact = faiss.IndexFlatIP(dim)
-        exact.add(x)
-        _, er = exact.search(q, k)
+        er = _exact_topk(x, q, k)
         recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rows, er,
                                                                           strict=True)]))
         out["sizes"][str(n)] = {
             "kind": idx.kind, "params": idx.params, "build_s": build,
+            "index_mb": index_mb, "rss_growth_mb": _rss_mb() - rss0,
+            "embeddings_mb": x.nbytes / 2**20,
             "latency_ms_median": 1000 * float(np.median(lat)),
             "latency_ms_p95": 1000 * float(np.percentile(lat, 95)), "recall_at_100": recall,
         }
-        del x, idx, exact
+        del x, idx
     return out
+
+
+def bench_polysemous(quick: bool) -> dict[str, Any]:
+    """IVF-PQ build time with and without polysemous training (same data, same parameters;
+    the search never uses polysemous codes, so the index ships without them)."""
+    import faiss
+
+    from ballistics.collection.index import index_params, training_rows
+
+    faiss.omp_set_num_threads(1)
+    n, dim = (50_000, 128) if quick else (200_000, 128)
+    x = _clustered(n, dim, seed=7)
+    p = index_params(n, dim, "ivfpq")
+    rows = training_rows(n)
+    train = x if rows is None else x[rows]
+    out: dict[str, Any] = {"data": f"clustered synthetic embeddings, {n} x {dim}",
+                           "params": p, "faiss_threads": 1}
+    for polysemous in (True, False):
+        index = faiss.index_factory(dim, f"IVF{p['nlist']},PQ{p['m']}x{p['nbits']},RFlat",
+                                    faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+        ivf.cp.seed = 0
+        ivf.do_polysemous_training = polysemous
+        t0 = time.perf_counter()
+        index.train(train)
+        t1 = time.perf_counter()
+        index.add(x)
+        t2 = time.perf_counter()
+        key = "polysemous_training" if polysemous else "no_polysemous_training"
+        out[key] = {"train_s": t1 - t0, "add_s": t2 - t1, "build_s": t2 - t0}
+        del index
+    return out
+
+
+def bench_store_scaling(quick: bool) -> dict[str, Any]:
+    """Cost of one commit (one casing) against the number of shards already committed, and
+    of an index update (one new shard) against a full rebuild, through ``Collection``."""
+    from ballistics.collection.records import CasingRecord
+    from ballistics.collection.store import Collection
+    from ballistics.scan import Scan
+
+    dim = 128
+    marks = (10, 100, 300) if quick else (10, 100, 300, 1000)
+    per_shard = 100
+    rng = np.random.default_rng(0)
+    surface = Scan(rng.normal(size=(16, 20)).astype(np.float32), 3.125).with_step(
+        "preprocess", {"preset": "bench"})
+    serial = iter(range(10**9))
+
+    def records(m: int) -> list[CasingRecord]:
+        out = []
+        for _ in range(m):
+            i = next(serial)
+            e = rng.normal(size=dim).astype(np.float32)
+            out.append(CasingRecord(id=f"c{i}", path=f"/bench/c{i}.x3p", sha256=f"{i:064x}",
+                                    labels={"firearm_id": f"F{i // 4}"},
+                                    embedding=e / np.linalg.norm(e), scan=surface))
+        return out
+
+    res: dict[str, Any] = {"data": f"shards of {per_shard} casings (16 x 20 surfaces, "
+                           f"{dim}-d embeddings); one-casing commits timed at each mark",
+                           "commit_ms_median": {}, "index": {}}
+    with tempfile.TemporaryDirectory(prefix="store-scaling-") as tmp:
+        col = Collection.create(Path(tmp) / "col", embedding={"model": "bench",
+                                                              "model_hash": "b", "dim": dim})
+        with col.lock("bench") as lock:
+            for mark in marks:
+                while len(col.manifest["shards"]) < mark:
+                    col.commit(records(per_shard), lock=lock)
+                ts = []
+                for _ in range(5):
+                    batch = records(1)
+                    t = time.perf_counter()
+                    col.commit(batch, lock=lock)
+                    ts.append(time.perf_counter() - t)
+                res["commit_ms_median"][str(mark)] = 1000 * float(np.median(ts))
+            # a new process opening the collection reads every shard table once
+            t = time.perf_counter()
+            fresh = Collection.open(col.directory)
+            fresh.columns()
+            res["open_and_read_columns_s"] = time.perf_counter() - t
+            res["shards"], res["casings"] = len(col.manifest["shards"]), col.count
+            t = time.perf_counter()
+            col.update_index(lock=lock, kind="flat", rebuild=True)
+            res["index"]["rebuild_s"] = time.perf_counter() - t
+            col.commit(records(per_shard), lock=lock)
+            t = time.perf_counter()
+            col.update_index(lock=lock)
+            res["index"]["update_one_shard_s"] = time.perf_counter() - t
+            res["index"]["kind"] = "flat"
+            res["index"]["casings"] = col.count
+    return res
+
+
+def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, Any]:
+    """Ingest rate on synthetic 3.125 µm topographies and end-to-end ``search`` latency
+    (prepare + embed + shortlist + re-rank ``shortlist`` candidates) per query."""
+    from ballistics.collection.demo import _default_model
+    from ballistics.collection.ingest import IngestOptions, ingest
+    from ballistics.collection.search import Searcher, SearchOptions
+
+    model = model or _default_model()
+    workers = int(os.environ.get("BALLISTICS_SEARCH_BENCH_WORKERS", "2"))
+    n_f, n_q, shortlist = (8, 1, 20) if quick else (26, 2, 100)
+    root = work / "end-to-end"
+    refs, held = _study(root / "scans", n_f, "realistic", seed=23)
+    t0 = time.perf_counter()
+    summary = ingest([r["path"] for r in refs], root / "col",
+                     labels=root / "scans" / "manifest.csv",
+                     options=IngestOptions(model=model, workers=workers), quiet=True)
+    t_ing = time.perf_counter() - t0
+    searcher = Searcher(root / "col")
+    opts = SearchOptions(top=10, shortlist=shortlist)
+    per_query = []
+    for q in held[:n_q]:
+        t = time.perf_counter()
+        prepared = searcher.prepare(q["path"], opts)
+        t_prep = time.perf_counter() - t
+        res = searcher.search(prepared, opts)
+        n_cmp = int(res.timing_s["reranked"])
+        per_query.append({"prepare_s": t_prep, **{k: float(v) for k, v in res.timing_s.items()},
+                          "end_to_end_s": t_prep + res.timing_s["total"],
+                          "per_comparison_s": res.timing_s["rerank"] / max(n_cmp, 1)})
+    med = {k: float(np.median([p[k] for p in per_query])) for k in per_query[0]}
+    return {
+        "data": f"synthetic realistic, 3.125 um topographies, {n_f} firearms x 4 = "
+                f"{summary.ingested} casings, {len(per_query)} held-out queries",
+        "model": model, "shortlist": shortlist,
+        "ingest": {"casings": summary.ingested, "seconds": t_ing, "workers": workers,
+                   "casings_per_s": summary.ingested / t_ing},
+        "search_median": med, "per_query": per_query,
+        "note": "re-ranking is ballistics.matching at the commit benchmarked; "
+                "per_comparison_s x 100 estimates the re-ranking part of a search",
+    }
 
 
 def _weller_pairs(files: list[Path], device: str) -> list[dict[str, float]]:
@@ -255,10 +421,13 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
                            "note": "timings on a shared 2-core CPU are inflated by contention"}
     sections = {
         "shortlist": lambda: bench_shortlist(quick),
+        "polysemous": lambda: bench_polysemous(quick),
+        "store_scaling": lambda: bench_store_scaling(quick),
         "weller": lambda: bench_weller(quick),
     }
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
         work = Path(tmp)
+        sections["end_to_end"] = lambda: bench_end_to_end(quick, work, model)
         sections["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
                                                                   out_dir, model)
         sections["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,
@@ -274,6 +443,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
                 res[name] = {"error": f"{type(exc).__name__}: {exc}",
                              "traceback": traceback.format_exc(limit=3)}
             res[name]["wall_s"] = time.perf_counter() - t0
+            res[name]["quick"] = quick
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return res
 
@@ -283,5 +453,9 @@ if __name__ == "__main__":
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     result = run(quick=quick, out_dir=out)
-    (out / "search_bench.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    path = out / ("search_bench_quick.json" if quick else "search_bench.json")
+    if os.environ.get("BALLISTICS_SEARCH_BENCH_ONLY") and path.is_file():
+        # a partial run updates its sections and keeps the others' last results
+        result = {**json.loads(path.read_text()), **result}
+    path.write_text(json.dumps(result, indent=1, default=float) + "\n")
     print(json.dumps(result, indent=1, default=float))

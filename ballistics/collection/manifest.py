@@ -17,8 +17,9 @@ from typing import Any
 
 from ballistics._version import __version__
 from ballistics.collection import shards as shard_io
-from ballistics.collection.fsio import atomic_write_json
+from ballistics.collection.fsio import atomic_write_bytes
 from ballistics.errors import CollectionCorruptError, CollectionError
+from ballistics.jsonutil import to_jsonable
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "ballistics-collection"
@@ -121,10 +122,28 @@ def check_sizes(directory: Path, entries: Sequence[Mapping[str, Any]]) -> None:
             )
 
 
+# no indent: json's C encoder (the indented pure-Python one made a commit's cost grow with
+# the number of shards listed); one encoder object for every entry
+_ENCODER = json.JSONEncoder(allow_nan=False, ensure_ascii=False, default=to_jsonable)
+_dumps = _ENCODER.encode
+
+
+def manifest_text(manifest: Mapping[str, Any]) -> str:
+    """The manifest as JSON text: one top-level key per line, one shard entry per line."""
+    parts = []
+    for key, value in manifest.items():
+        if key == "shards" and value:
+            body = ",\n  ".join(_dumps(e) for e in value)
+            parts.append(f'{_dumps(key)}: [\n  {body}\n ]')
+        else:
+            parts.append(f"{_dumps(key)}: {_dumps(value)}")
+    return "{\n " + ",\n ".join(parts) + "\n}\n"
+
+
 def publish_manifest(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Publish ``manifest`` as the next generation (atomic replace); returns it."""
     manifest["generation"] = int(manifest.get("generation", 0)) + 1
     manifest["updated"] = now()
     manifest["ballistics_version"] = __version__
-    atomic_write_json(directory / MANIFEST_NAME, manifest)
+    atomic_write_bytes(directory / MANIFEST_NAME, manifest_text(manifest).encode("utf-8"))
     return manifest

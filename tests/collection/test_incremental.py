@@ -138,3 +138,18 @@ def test_ivfpq_update_adds_without_retraining(tmp_path):
     _, rows = idx.search(q, 1)
     _, rows_ref = ref.search(q, 1)
     np.testing.assert_array_equal(rows, rows_ref)
+
+
+def test_manifest_text_is_the_manifest_one_shard_per_line(tmp_path):
+    import json
+
+    from ballistics.collection.manifest import MANIFEST_NAME
+
+    col = _new(tmp_path)
+    with col.lock("t") as lock:
+        for b in range(3):
+            col.commit([make_record(b)], lock=lock)
+    text = (col.directory / MANIFEST_NAME).read_text(encoding="utf-8")
+    assert json.loads(text) == col.manifest
+    shard_lines = [ln for ln in text.splitlines() if '"file": "shards/' in ln]
+    assert len(shard_lines) == 3
