@@ -26,7 +26,7 @@ from ballistics.scan import Scan
 __all__ = ["SHIPPED_WEIGHTS", "Embedder", "embed", "load_embedder", "shipped_weights_path"]
 
 #: File name of the shipped CNN weights inside ``ballistics/models/weights/``.
-SHIPPED_WEIGHTS = "breechface_polarnet_v1.pt"
+SHIPPED_WEIGHTS = "breechface_polarnet_v2.pt"
 
 
 @runtime_checkable

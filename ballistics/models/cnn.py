@@ -104,7 +104,7 @@ class CNNEmbedder:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.name = str(obj.get("name", "cnn"))
-        self.dim = int(self.config.dim)
+        self.dim = int(self.config.out_dim)
         self.meta = dict(obj.get("meta") or {})
         self.model_hash = hashlib.sha256(self.path.read_bytes()).hexdigest()
 

@@ -13,6 +13,12 @@ Construction (invariance by design, not only by augmentation):
    the circle). The radial axis is kept (it carries where on the breech face a mark lies),
    flattened, and projected to ``dim`` values, which are L2-normalised.
 
+``pooling="phase"`` replaces step 3 by cross-ring phase invariants (:meth:`PolarNet._phase`)
+and ``pooling="gem+phase"`` (the shipped model) joins a GeM network and a phase network
+(:func:`join_branches`): the phase branch keeps the relative angular position of the marks,
+which identifies a breech face; the GeM branch keeps the embedding stable under rotation and
+centring error.
+
 Rotations by multiples of ``360 / A * 2**n_pool`` degrees are exact symmetries of the network
 (up to interpolation at the input); between them it is smooth. ``rotation_offsets`` > 1 at
 inference averages the pooled features over that many sub-step grid rotations, which makes
@@ -25,7 +31,7 @@ so the network tolerates the centring error. Everything is plain convolutions, b
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -36,7 +42,7 @@ from ballistics.errors import ModelError
 from ballistics.models.inputs import InputParams
 from ballistics.params import check_range
 
-__all__ = ["NetConfig", "PolarNet", "PolarSampler"]
+__all__ = ["NetConfig", "PolarNet", "PolarSampler", "join_branches"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,11 @@ class NetConfig:
     phase_channels: int = 8
     phase_harmonics: int = 32
     phase_lags: tuple[int, ...] = (1, 2, 4)
+    phase_learned_weight: float = 1.0
+    phase_dim: int = 128
+    phase_share: float = 0.125
     rotation_offsets: int = 1
+    head: str = "mlp"
 
     def __post_init__(self) -> None:
         check_range("n_rings", self.n_rings, 8, 512)
@@ -62,9 +72,17 @@ class NetConfig:
         check_range("n_angles", self.n_angles, 32, 4096)
         check_range("dim", self.dim, 8, 4096)
         check_range("rotation_offsets", self.rotation_offsets, 1, 64)
+        check_range("phase_learned_weight", self.phase_learned_weight, 0, 100)
+        check_range("phase_dim", self.phase_dim, 8, 4096)
+        check_range("phase_share", self.phase_share, 0, 1, lo_open=True, hi_open=True)
         check_range("n_harmonics", self.n_harmonics, 0, self.n_angles // 16)
-        if self.pooling not in ("gem", "phase"):
-            raise ModelError(f"pooling must be 'gem' or 'phase', got {self.pooling!r}")
+        if self.pooling not in ("gem", "phase", "gem+phase"):
+            raise ModelError("pooling must be 'gem', 'phase' or 'gem+phase', got "
+                             f"{self.pooling!r}")
+        if self.pooling == "gem+phase" and self.rotation_offsets != 1:
+            raise ModelError("rotation_offsets must be 1 with pooling='gem+phase'")
+        if self.head not in ("mlp", "linear"):
+            raise ModelError(f"head must be 'mlp' or 'linear', got {self.head!r}")
         if len(self.widths) != 5 or any(int(w) < 1 for w in self.widths):
             raise ModelError(f"widths needs 5 positive channel counts, got {self.widths!r}")
         if self.n_angles % 8 or self.n_rings % 8:
@@ -73,6 +91,17 @@ class NetConfig:
             raise ModelError(
                 f"the polar grid ({self.n_rings} rings x {self.ring_step_um} µm) reaches beyond "
                 f"the input field ({self.input.field_um / 2:.0f} µm radius)")
+
+    @property
+    def out_dim(self) -> int:
+        """Length of the embedding (``dim + phase_dim`` for ``gem+phase``)."""
+        return self.dim + self.phase_dim if self.pooling == "gem+phase" else self.dim
+
+    def branch(self, pooling: str) -> NetConfig:
+        """The configuration of one branch (``"gem"`` or ``"phase"``) of a ``gem+phase`` net."""
+        if pooling == "gem":
+            return replace(self, pooling="gem", head="mlp")
+        return replace(self, pooling="phase", head="linear", dim=self.phase_dim)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict."""
@@ -162,6 +191,11 @@ class PolarNet(nn.Module):
         self.cfg = cfg
         w = cfg.widths
         self.sampler = PolarSampler(cfg)
+        if cfg.pooling == "gem+phase":
+            # two branches on the same polar samples, joined by :func:`join_branches`
+            self.gem_branch = PolarNet(cfg.branch("gem"))
+            self.phase_branch = PolarNet(cfg.branch("phase"))
+            return
         self.features = nn.Sequential(
             CircConv(2, w[0], 5), nn.AvgPool2d(2),
             CircConv(w[0], w[1], 3), nn.AvgPool2d(2),
@@ -177,15 +211,50 @@ class PolarNet(nn.Module):
             self.features = nn.Sequential(CircConv(2, c, 5), CircConv(c, c - 1, 3))
             n_b = cfg.n_rings // 2
             n_in = (c * sum(n_b - d for d in cfg.phase_lags) * cfg.phase_harmonics)
-        self.head = nn.Sequential(
-            nn.Linear(n_in, 2 * cfg.dim),
-            nn.BatchNorm1d(2 * cfg.dim),
-            nn.ReLU(),
-            nn.Linear(2 * cfg.dim, cfg.dim),
-        )
+        self.n_pooled = n_in
+        if cfg.head == "linear":
+            # one projection (PCA-initialised by the training, see ``init_head_pca``): no
+            # narrow hidden layer squeezing the many nearly independent phase values
+            self.head = nn.Sequential(nn.Linear(n_in, cfg.dim))
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(n_in, 2 * cfg.dim),
+                nn.BatchNorm1d(2 * cfg.dim),
+                nn.ReLU(),
+                nn.Linear(2 * cfg.dim, cfg.dim),
+            )
+
+    @torch.no_grad()
+    def init_head_pca(self, pooled: torch.Tensor) -> None:
+        """Set a ``linear`` head to the first ``dim`` principal axes of ``pooled`` features.
+
+        ``pooled`` ``(N, n_pooled)``: :meth:`pooled` features of training casings. The
+        projection then keeps as much of their variance as ``dim`` values can, which is
+        where a learned projection starts (it only refines it).
+        """
+        if self.cfg.head != "linear":
+            raise ModelError("init_head_pca needs a network with head='linear'")
+        f = pooled.double()
+        mu = f.mean(0)
+        _, _, vt = torch.linalg.svd(f - mu, full_matrices=False)
+        k = min(self.cfg.dim, vt.shape[0])
+        w = torch.zeros(self.cfg.dim, f.shape[1], dtype=torch.float64)
+        w[:k] = vt[:k]
+        lin = self.head[0]
+        lin.weight.copy_(w.to(lin.weight.dtype))
+        lin.bias.copy_((-(w @ mu)).to(lin.bias.dtype))
 
     def embed_polar(self, polar: torch.Tensor) -> torch.Tensor:
-        """Embeddings ``(B, dim)``, L2-normalised, of polar samples ``(B, 2, R, A)``."""
+        """Embeddings ``(B, out_dim)``, L2-normalised, of polar samples ``(B, 2, R, A)``.
+
+        ``gem+phase``: the two unit branch vectors scaled by ``sqrt(1 - phase_share)`` and
+        ``sqrt(phase_share)`` and concatenated (a unit vector whose cosine similarity is the
+        ``phase_share``-weighted mean of the branches' similarities).
+        """
+        if self.cfg.pooling == "gem+phase":
+            f = self.cfg.phase_share
+            return torch.cat((math.sqrt(1 - f) * self.gem_branch.embed_polar(polar),
+                              math.sqrt(f) * self.phase_branch.embed_polar(polar)), dim=1)
         return F.normalize(self.head(self.pooled(polar)), dim=1)
 
     def pooled(self, polar: torch.Tensor) -> torch.Tensor:
@@ -197,6 +266,9 @@ class PolarNet(nn.Module):
         """
         if self.cfg.pooling == "phase":
             return self._phase(polar)
+        if self.cfg.pooling == "gem+phase":
+            raise ModelError("a gem+phase network has no single pooled vector; use its "
+                             "gem_branch and phase_branch")
         f = self.features(polar)
         p = self.gem_p.clamp(1.0, 8.0)
         g = f.clamp_min(1e-6).pow(p).mean(dim=-1).pow(1.0 / p)
@@ -223,8 +295,12 @@ class PolarNet(nn.Module):
         parts = []
         for d in self.cfg.phase_lags:
             x = g[:, :, d:] * torch.conj(g[:, :, :-d])
-            parts.append((x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4)).flatten(1))
-        return torch.cat(parts, dim=1)
+            parts.append(x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4))
+        out = torch.cat(parts, dim=2)
+        wl = self.cfg.phase_learned_weight
+        if wl != 1.0:  # weight of the learned channels against the heights (channel 0)
+            out = torch.cat((out[:, :1], out[:, 1:] * wl), dim=1)
+        return out.flatten(1)
 
     def forward(
         self,
@@ -233,6 +309,8 @@ class PolarNet(nn.Module):
         shift_px: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Embeddings ``(B, dim)``, L2-normalised, of centred Cartesian inputs ``(B, 2, S, S)``."""
+        if self.cfg.pooling == "gem+phase":
+            return self.embed_polar(self.sampler(x, angle, shift_px))
         n_off = self.cfg.rotation_offsets if not self.training else 1
         if n_off == 1:
             g = self.pooled(self.sampler(x, angle, shift_px))
@@ -244,3 +322,31 @@ class PolarNet(nn.Module):
             g = sum(self.pooled(self.sampler(x, base + j * step, shift_px))
                     for j in range(n_off)) / n_off
         return F.normalize(self.head(g), dim=1)
+
+
+_GEOMETRY = ("input", "n_rings", "ring_step_um", "n_angles")
+_PHASE = ("phase_channels", "phase_harmonics", "phase_lags", "phase_learned_weight")
+
+
+def join_branches(gem: PolarNet, phase: PolarNet, phase_share: float) -> PolarNet:
+    """A ``gem+phase`` network from a trained ``gem`` net and a trained ``phase`` net.
+
+    Both must share the input and polar geometry; the weights are copied. ``phase_share``
+    (0-1) is the weight of the phase branch in the cosine similarity: the GeM branch is
+    robust to rotation and centring but keeps little identity, the phase branch keeps the
+    identity but is sensitive to the centring (see ``docs/models.md``).
+    """
+    if gem.cfg.pooling != "gem" or phase.cfg.pooling != "phase" or phase.cfg.head != "linear":
+        raise ModelError("join_branches needs a 'gem' network and a 'phase' network with a "
+                         "linear head")
+    for k in _GEOMETRY:
+        if getattr(gem.cfg, k) != getattr(phase.cfg, k):
+            raise ModelError(f"the branches differ in {k}: {getattr(gem.cfg, k)!r} vs "
+                             f"{getattr(phase.cfg, k)!r}")
+    cfg = replace(gem.cfg, pooling="gem+phase", head="mlp", rotation_offsets=1,
+                  phase_dim=phase.cfg.dim, phase_share=float(phase_share),
+                  **{k: getattr(phase.cfg, k) for k in _PHASE})
+    net = PolarNet(cfg)
+    net.gem_branch.load_state_dict(gem.state_dict())
+    net.phase_branch.load_state_dict(phase.state_dict())
+    return net

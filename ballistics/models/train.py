@@ -14,6 +14,14 @@
   ``best.pt`` keeps the epoch with the best validation mAP (the last epoch without validation).
 - **Checkpoints** ``last.pt`` (everything needed to ``--resume``) after each epoch,
   ``best.pt`` (weights only), and ``train_log.json`` (parameters, per-epoch loss/metrics).
+- A ``linear`` head (``NetConfig(head="linear")``) starts as the principal axes of the
+  training casings' pooled features (:meth:`PolarNet.init_head_pca`), so training refines a
+  projection that already keeps most of the information; with ``refit_head_pca`` (default)
+  the head is refitted to the principal axes of the *trained* features after every epoch
+  (before validation and checkpoints). The contrastive loss then shapes the convolutional
+  features, while the projection stays an unsupervised one that does not specialise to the
+  few training firearms (measured: a trained projection lost generalisation to unseen
+  firearms, see ``docs/models.md``).
 - Fixed seeds (numpy and torch generators) make a CPU run repeatable.
 """
 
@@ -40,11 +48,12 @@ from ballistics.models.augment import AugmentParams, augment, random_pose
 from ballistics.models.cnn import load_checkpoint, save_checkpoint
 from ballistics.models.data import TrainingSet, load_training_set, split_sources
 from ballistics.models.metrics import retrieval_metrics
-from ballistics.models.network import NetConfig, PolarNet
+from ballistics.models.network import NetConfig, PolarNet, join_branches
 from ballistics.params import check_range, params_dict
 from ballistics.progress import progress
 
-__all__ = ["TrainParams", "embed_prepared", "supcon_loss", "train", "train_on_set"]
+__all__ = ["TrainParams", "embed_prepared", "join_checkpoints", "supcon_loss", "train",
+           "train_on_set"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class TrainParams:
     temperature: float = 0.1
     val_fraction: float = 0.2
     hard_negatives: bool = True
+    refit_head_pca: bool = True
     seed: int = 0
     augment: AugmentParams = field(default_factory=AugmentParams)
 
@@ -106,7 +116,20 @@ def embed_prepared(net: PolarNet, inputs: np.ndarray, device: torch.device,
         a = None if angles is None else torch.from_numpy(
             np.asarray(angles[i:i + batch_size], dtype=np.float32)).to(device)
         out.append(net(x, angle=a).float().cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, net.cfg.dim), np.float32)
+    return np.concatenate(out) if out else np.empty((0, net.cfg.out_dim), np.float32)
+
+
+@torch.inference_mode()
+def _pooled_prepared(net: PolarNet, inputs: np.ndarray, device: torch.device,
+                     batch_size: int = 64) -> torch.Tensor:
+    """Angle-invariant pooled features (before the head) of prepared inputs, eval mode, CPU."""
+    net.eval()
+    out = []
+    for i in range(0, len(inputs), batch_size):
+        x = torch.from_numpy(np.asarray(inputs[i:i + batch_size], dtype=np.float32)).to(device)
+        out.append(net.pooled(net.sampler(x)).float().cpu())
+    net.train()
+    return torch.cat(out)
 
 
 class _BatchSampler:
@@ -187,6 +210,9 @@ def train_on_set(
     """
     p = params or TrainParams()
     cfg = config or NetConfig()
+    if cfg.pooling == "gem+phase":
+        raise ModelError("train the 'gem' and 'phase' networks separately and join them with "
+                         "join_checkpoints")
     if data.inputs.shape[2:] != (cfg.input.size, cfg.input.size):
         raise ModelError(f"prepared inputs are {data.inputs.shape[2:]}, the network expects "
                          f"{cfg.input.size}x{cfg.input.size}")
@@ -198,6 +224,8 @@ def train_on_set(
     labels_np = train_set.labels
     torch.manual_seed(p.seed)
     net = PolarNet(cfg).to(dev)
+    if cfg.head == "linear" and not (resume and (out / "last.pt").is_file()):
+        net.init_head_pca(_pooled_prepared(net, train_set.inputs, dev))
     opt = torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
     steps = p.steps_per_epoch or max(1, math.ceil(len(train_set.sources) / p.batch_size))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps * p.epochs, p.warmup_steps))
@@ -263,6 +291,8 @@ def train_on_set(
         entry: dict[str, Any] = {"epoch": epoch + 1, "loss": float(np.mean(losses)),
                                  "lr": float(sched.get_last_lr()[0]),
                                  "elapsed_s": time.perf_counter() - t0}
+        if cfg.head == "linear" and p.refit_head_pca:
+            net.init_head_pca(_pooled_prepared(net, train_set.inputs, dev))
         if p.hard_negatives:
             emb_tr = embed_prepared(net, train_set.inputs, dev)
             sampler.set_centroids(emb_tr)
@@ -336,3 +366,32 @@ def train(
             "n_casings": len(data.sources), "n_sources": len(set(data.sources))}
     return train_on_set(data, out, params=params, config=cfg, device=device, resume=resume,
                         quiet=quiet, meta=meta)
+
+
+def join_checkpoints(
+    gem_path: str | os.PathLike[str],
+    phase_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    *,
+    phase_share: float = 0.125,
+    command: str | None = None,
+) -> Path:
+    """Join a trained ``gem`` and a trained ``phase`` checkpoint into one ``gem+phase`` model.
+
+    The training metadata of both branches is kept (``meta["branches"]``).
+    """
+    obj = {}
+    nets = {}
+    for key, path in (("gem", gem_path), ("phase", phase_path)):
+        ck = load_checkpoint(path)
+        try:
+            net = PolarNet(NetConfig.from_dict(ck["config"]))
+            net.load_state_dict(ck["state_dict"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"the weights do not fit the network ({exc})", path=path) from None
+        nets[key] = net
+        obj[key] = dict(ck.get("meta") or {})
+    joined = join_branches(nets["gem"], nets["phase"], phase_share)
+    meta = {"version": __version__, "command": command, "phase_share": phase_share,
+            "branches": obj}
+    return save_checkpoint(out_path, joined, meta=meta)

@@ -10,7 +10,7 @@ import torch
 
 from ballistics.errors import ModelError
 from ballistics.models.inputs import InputParams
-from ballistics.models.network import NetConfig, PolarNet
+from ballistics.models.network import NetConfig, PolarNet, join_branches
 
 SMALL = NetConfig(input=InputParams(spacing_um=75.0, size=64), n_rings=16, ring_step_um=150.0,
                   n_angles=64, widths=(4, 8, 8, 16, 16), dim=16, n_harmonics=2)
@@ -120,3 +120,69 @@ def test_phase_pooling_is_invariant_to_every_angle_sample():
             assert (e0 * ek).sum(1).min() > 0.995
     with pytest.raises(ModelError):
         NetConfig(pooling="max")
+
+
+PHASE = NetConfig(**{**SMALL.__dict__, "pooling": "phase", "head": "linear", "dim": 8,
+                     "phase_channels": 4, "phase_harmonics": 8, "phase_lags": (1, 2),
+                     "phase_learned_weight": 0.5})
+
+
+def test_linear_head_pca_init_keeps_the_principal_axes():
+    net = _net(PHASE)
+    x = _inputs(12, 64, seed=9)
+    with torch.no_grad():
+        f = net.pooled(net.sampler(x))
+        net.init_head_pca(f)
+        z = net.head(f).double()
+    # centred projections onto orthonormal axes: mean zero, decreasing variance, and the
+    # projection keeps the features' distances up to what the dropped axes carry
+    assert torch.allclose(z.mean(0), torch.zeros(8, dtype=torch.float64), atol=1e-4)
+    v = z.var(0)
+    assert bool((v[:-1] >= v[1:] - 1e-6).all())
+    w = net.head[0].weight.double()
+    assert torch.allclose(w @ w.T, torch.eye(8, dtype=torch.float64), atol=1e-4)
+    with pytest.raises(ModelError):
+        _net().init_head_pca(f)
+    with pytest.raises(ModelError):
+        NetConfig(head="deep")
+
+
+def test_learned_weight_scales_only_the_learned_channels():
+    net = _net(PHASE)
+    x = _inputs(2, 64, seed=10)
+    cfg1 = NetConfig(**{**PHASE.__dict__, "phase_learned_weight": 1.0})
+    net1 = PolarNet(cfg1)
+    net1.load_state_dict(net.state_dict())
+    net1.eval()
+    with torch.no_grad():
+        a = net.pooled(net.sampler(x)).reshape(2, 4, -1)
+        b = net1.pooled(net1.sampler(x)).reshape(2, 4, -1)
+    assert torch.allclose(a[:, 0], b[:, 0], atol=1e-6)
+    assert torch.allclose(a[:, 1:], 0.5 * b[:, 1:], atol=1e-6)
+
+
+def test_join_branches_gem_plus_phase():
+    gem, phase = _net(SMALL, seed=1), _net(PHASE, seed=2)
+    net = join_branches(gem, phase, 0.25).eval()
+    assert net.cfg.out_dim == SMALL.dim + PHASE.dim
+    assert NetConfig.from_dict(net.cfg.to_dict()) == net.cfg
+    x = _inputs(3, 64, seed=11)
+    step = 2 * math.pi / SMALL.n_angles * 8  # an exact symmetry of both branches
+    with torch.no_grad():
+        e = net(x)
+        g, p = gem(x), phase(x)
+        e8 = net(x, angle=torch.full((3,), step))
+    assert e.shape == (3, 24)
+    assert np.allclose(e.norm(dim=1).numpy(), 1.0, atol=1e-5)
+    # the cosine similarity is the phase_share-weighted mean of the branches' similarities
+    assert np.allclose(e[:, :16].numpy(), math.sqrt(0.75) * g.numpy(), atol=1e-5)
+    assert np.allclose(e[:, 16:].numpy(), math.sqrt(0.25) * p.numpy(), atol=1e-5)
+    assert (e * e8).sum(1).min() > 0.995
+    with pytest.raises(ModelError):
+        join_branches(phase, gem, 0.25)
+    with pytest.raises(ModelError):
+        join_branches(gem, _net(NetConfig(**{**PHASE.__dict__, "n_angles": 32})), 0.25)
+    with pytest.raises(ModelError):
+        net.pooled(net.sampler(x))
+    with pytest.raises(ModelError):
+        NetConfig(pooling="gem+phase", rotation_offsets=2)

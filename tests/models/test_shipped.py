@@ -53,7 +53,13 @@ def test_shipped_weights_load_offline(cnn):
     assert shipped_weights_path().stat().st_size <= 20 * 2**20
     assert isinstance(cnn, Embedder)
     assert 128 <= cnn.dim <= 256 and len(cnn.model_hash) == 64
-    assert cnn.meta.get("command", "").startswith("ballistics train")
+    meta = cnn.meta
+    if cnn.config.pooling == "gem+phase":  # two trained branches joined (see MODEL_CARD.md)
+        assert meta["branches"]["gem"]["command"].startswith("ballistics train")
+        assert meta["branches"]["phase"]["exclude_sources"] == "W0[89]|W1[01]"
+        meta = meta["branches"]["gem"]
+    assert meta.get("command", "").startswith("ballistics train")
+    assert meta.get("exclude_sources") == "W0[89]|W1[01]"  # Weller W08-W11 never trained on
 
 
 @pytest.mark.slow

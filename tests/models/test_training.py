@@ -16,7 +16,7 @@ from ballistics.models.data import TrainingSet, split_sources
 from ballistics.models.inputs import InputParams, prepare_input
 from ballistics.models.metrics import retrieval_metrics
 from ballistics.models.network import NetConfig, PolarNet
-from ballistics.models.train import TrainParams, supcon_loss, train_on_set
+from ballistics.models.train import TrainParams, join_checkpoints, supcon_loss, train_on_set
 from ballistics.scan import Scan
 
 SMALL = NetConfig(input=InputParams(spacing_um=75.0, size=64), n_rings=16, ring_step_um=150.0,
@@ -175,3 +175,30 @@ def test_checkpoint_round_trip_and_loader_errors(tmp_path):
         load_embedder("no-such-model")
     with pytest.raises(ParameterError):
         load_embedder(str(path), device="quantum")
+
+
+def test_phase_branch_training_refits_the_pca_head_and_joins(tmp_path):
+    """A linear head is the principal axes of the trained features after every epoch; a gem
+    and a phase checkpoint join into one gem+phase embedder."""
+    data = _toy_set()
+    phase_cfg = NetConfig(**{**SMALL.__dict__, "pooling": "phase", "head": "linear",
+                             "dim": 8, "phase_channels": 3, "phase_harmonics": 8,
+                             "phase_lags": (1, 2), "phase_learned_weight": 0.5})
+    params = TrainParams(epochs=1, batch_size=8, per_source=2, steps_per_epoch=2,
+                         val_fraction=0.34, warmup_steps=1, seed=3)
+    train_on_set(data, tmp_path / "phase", params=params, config=phase_cfg, device="cpu",
+                 quiet=True)
+    train_on_set(data, tmp_path / "gem", params=params, config=SMALL, device="cpu", quiet=True)
+    w = torch.load(tmp_path / "phase" / "best.pt", weights_only=True)["state_dict"]
+    w = w["head.0.weight"].double()
+    assert torch.allclose(w @ w.T, torch.eye(8, dtype=torch.float64), atol=1e-4)
+    path = join_checkpoints(tmp_path / "gem" / "best.pt", tmp_path / "phase" / "best.pt",
+                            tmp_path / "joined.pt", phase_share=0.2, command="test")
+    emb = load_embedder(str(path), device="cpu")
+    assert emb.dim == 24 and emb.meta["branches"]["phase"]["net_config"]["dim"] == 8
+    v = emb.embed_inputs(data.inputs[:4].astype(np.float32))
+    assert v.shape == (4, 24) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(v[:, 16:], axis=1), np.sqrt(0.2), atol=1e-5)
+    with pytest.raises(ModelError):  # joined nets are not trained as one
+        train_on_set(data, tmp_path / "x", params=params, device="cpu", quiet=True,
+                     config=NetConfig(**{**SMALL.__dict__, "pooling": "gem+phase"}))
