@@ -92,10 +92,8 @@ class RowTable:
         return table
 
     def columns(self, n_shards: int) -> dict[str, list[Any]]:
-        """``{"id", "path", "sha256", "labels"}`` over the first ``n_shards`` shards."""
+        """``{"id", "path", "sha256", "labels"}`` over the first ``n_shards`` shards (copies:
+        the table keeps growing, a caller's columns do not)."""
         stop = self._starts[n_shards]
-        if stop == len(self.ids):
-            return {"id": self.ids, "path": self.paths, "sha256": self.sha256,
-                    "labels": self.labels}
         return {"id": self.ids[:stop], "path": self.paths[:stop],
                 "sha256": self.sha256[:stop], "labels": self.labels[:stop]}

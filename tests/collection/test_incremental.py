@@ -153,3 +153,15 @@ def test_manifest_text_is_the_manifest_one_shard_per_line(tmp_path):
     assert json.loads(text) == col.manifest
     shard_lines = [ln for ln in text.splitlines() if '"file": "shards/' in ln]
     assert len(shard_lines) == 3
+
+
+def test_an_older_state_keeps_its_columns_while_the_writer_commits(tmp_path):
+    col = _new(tmp_path)
+    with col.lock("t") as lock:
+        col.commit([make_record(i) for i in range(3)], lock=lock)
+        old = col.refresh()  # shares the writer's row table
+        ids = old.ids
+        col.commit([make_record(i) for i in range(3, 7)], lock=lock)
+        assert old.count == 3 and old.ids == ids == ["c000", "c001", "c002"]
+        assert old.refresh().ids == col.ids and len(col.ids) == 7
+        assert len(old.label_mask()) == 3
