@@ -84,6 +84,27 @@ def _exact_topk(x: np.ndarray, q: np.ndarray, k: int, block: int = 131_072) -> n
     return best[1]
 
 
+def _latency_recall(idx: Any, q: np.ndarray, k: int, exact: np.ndarray,
+                    qrows: np.ndarray) -> dict[str, float]:
+    """One query at a time: latency, recall@1/10/k against exact search, and the fraction
+    of each query's 4 same-group rows (its "firearm") found in the top k."""
+    lat, rows = [], []
+    for i in range(len(q)):
+        t = time.perf_counter()
+        _, r = idx.search(q[i:i + 1], k)
+        lat.append(time.perf_counter() - t)
+        rows.append(r[0])
+    out = {"latency_ms_median": 1000 * float(np.median(lat)),
+           "latency_ms_p95": 1000 * float(np.percentile(lat, 95))}
+    for kk in (1, 10, k):
+        out[f"recall_at_{kk}"] = float(np.mean([len(set(a[:kk]) & set(b[:kk])) / kk
+                                                for a, b in zip(rows, exact, strict=True)]))
+    group = [set(range(4 * (int(r) // 4), 4 * (int(r) // 4) + 4)) for r in qrows]
+    out["same_group_found"] = float(np.mean([len(g & set(a)) / 4 for g, a in zip(
+        group, rows, strict=True)]))
+    return out
+
+
 def bench_shortlist(quick: bool) -> dict[str, Any]:
     """Per-query shortlist latency, recall@100 against exact search, build time and memory
     of the automatically chosen index (flat up to 100k, IVF-PQ beyond); FAISS on 1 thread."""
@@ -94,12 +115,14 @@ def bench_shortlist(quick: bool) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
     dim, k, nq = 128, 100, 100
-    out = {"data": "clustered synthetic embeddings (groups of 4), dim 128", "k": k,
+    out = {"data": "clustered synthetic embeddings (groups of 4 around random centres; "
+                   "queries: a row + noise), dim 128", "k": k,
            "queries": nq, "faiss_threads": 1, "one_query_at_a_time": True, "sizes": {}}
     for n in sizes:
         x = _clustered(n, dim, seed=n)
         rng = np.random.default_rng(1)
-        q = x[rng.choice(n, nq, replace=False)] + 0.05 * rng.normal(size=(nq, dim)).astype(
+        qrows = rng.choice(n, nq, replace=False)
+        q = x[qrows] + 0.05 * rng.normal(size=(nq, dim)).astype(
             np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         rss0 = _rss_mb()
@@ -107,22 +130,21 @@ def bench_shortlist(quick: bool) -> dict[str, Any]:
         idx = build_index(x)
         build = time.perf_counter() - t0
         index_mb = len(faiss.serialize_index(idx.index)) / 2**20
-        lat = []
-        rows = []
-        for i in range(nq):
-            t = time.perf_counter()
-            _, r = idx.search(q[i:i + 1], k)
-            lat.append(time.perf_counter() - t)
-            rows.append(r[0])
         er = _exact_topk(x, q, k)
-        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(rows, er,
-                                                                          strict=True)]))
+        base = idx.params.get("nprobe")
+        probes = [base] if base is None else sorted({base, 4 * base, 16 * base})
+        runs = []
+        for nprobe in probes:
+            if nprobe is not None:
+                idx.params["nprobe"] = nprobe
+            runs.append({"nprobe": nprobe, **_latency_recall(idx, q, k, er, qrows)})
+        if base is not None:
+            idx.params["nprobe"] = base
         out["sizes"][str(n)] = {
             "kind": idx.kind, "params": idx.params, "build_s": build,
             "index_mb": index_mb, "rss_growth_mb": _rss_mb() - rss0,
-            "embeddings_mb": x.nbytes / 2**20,
-            "latency_ms_median": 1000 * float(np.median(lat)),
-            "latency_ms_p95": 1000 * float(np.percentile(lat, 95)), "recall_at_100": recall,
+            "embeddings_mb": x.nbytes / 2**20, **runs[0],
+            "nprobe_sweep": runs if len(runs) > 1 else None,
         }
         del x, idx
     return out
