@@ -61,6 +61,7 @@ class NetConfig:
     phase_harmonics: int = 32
     phase_lags: tuple[int, ...] = (1, 2, 4)
     phase_learned_weight: float = 1.0
+    phase_soft: float = 0.0
     phase_dim: int = 128
     phase_share: float = 0.125
     rotation_offsets: int = 1
@@ -73,6 +74,7 @@ class NetConfig:
         check_range("dim", self.dim, 8, 4096)
         check_range("rotation_offsets", self.rotation_offsets, 1, 64)
         check_range("phase_learned_weight", self.phase_learned_weight, 0, 100)
+        check_range("phase_soft", self.phase_soft, 0, 1000)
         check_range("phase_dim", self.phase_dim, 8, 4096)
         check_range("phase_share", self.phase_share, 0, 1, lo_open=True, hi_open=True)
         check_range("n_harmonics", self.n_harmonics, 0, self.n_angles // 16)
@@ -295,7 +297,12 @@ class PolarNet(nn.Module):
         parts = []
         for d in self.cfg.phase_lags:
             x = g[:, :, d:] * torch.conj(g[:, :, :-d])
-            parts.append(x.real / (mag[:, :, d:] * mag[:, :, :-d] + 1e-4))
+            den = mag[:, :, d:] * mag[:, :, :-d]
+            if self.cfg.phase_soft > 0:
+                # soft normalisation: harmonics much weaker than the ring pair's mean tend to
+                # 0 instead of a unit vector of an ill-conditioned (noise) phase
+                den = den + self.cfg.phase_soft * den.mean(dim=-1, keepdim=True)
+            parts.append(x.real / (den + 1e-4))
         out = torch.cat(parts, dim=2)
         wl = self.cfg.phase_learned_weight
         if wl != 1.0:  # weight of the learned channels against the heights (channel 0)
@@ -325,7 +332,8 @@ class PolarNet(nn.Module):
 
 
 _GEOMETRY = ("input", "n_rings", "ring_step_um", "n_angles")
-_PHASE = ("phase_channels", "phase_harmonics", "phase_lags", "phase_learned_weight")
+_PHASE = ("phase_channels", "phase_harmonics", "phase_lags", "phase_learned_weight",
+          "phase_soft")
 
 
 def join_branches(gem: PolarNet, phase: PolarNet, phase_share: float) -> PolarNet:

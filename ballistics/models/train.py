@@ -373,7 +373,7 @@ def join_checkpoints(
     phase_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     *,
-    phase_share: float = 0.125,
+    phase_share: float = 0.2,
     command: str | None = None,
 ) -> Path:
     """Join a trained ``gem`` and a trained ``phase`` checkpoint into one ``gem+phase`` model.
