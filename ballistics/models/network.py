@@ -63,7 +63,7 @@ class NetConfig:
     phase_learned_weight: float = 1.0
     phase_soft: float = 0.0
     phase_dim: int = 128
-    phase_share: float = 0.125
+    phase_share: float = 0.2
     rotation_offsets: int = 1
     head: str = "mlp"
 
