@@ -132,7 +132,8 @@ def bench_shortlist(quick: bool) -> dict[str, Any]:
         index_mb = len(faiss.serialize_index(idx.index)) / 2**20
         er = _exact_topk(x, q, k)
         base = idx.params.get("nprobe")
-        probes = [base] if base is None else sorted({base, 4 * base, 16 * base})
+        nlist = idx.params.get("nlist", 1)
+        probes = [base] if base is None else sorted({min(nlist, base * f) for f in (1, 4, 8)})
         runs = []
         for nprobe in probes:
             if nprobe is not None:
