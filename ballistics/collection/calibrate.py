@@ -163,7 +163,12 @@ def fit_synthetic_default(
 
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
     from ballistics.matching import compare_many
-    from ballistics.matching.calibration import DEFAULT_FILE, feature_dict, fit_calibration
+    from ballistics.matching.calibration import (
+        DEFAULT_FILE,
+        DEFAULT_SCORE_FEATURES,
+        feature_dict,
+        fit_calibration,
+    )
     from ballistics.preprocess import prepare_for_comparison
 
     params = dataclasses.replace(params_for(difficulty, spacing_um=spacing_um), class_seed=seed)
@@ -190,6 +195,7 @@ def fit_synthetic_default(
     same = [sources[i] == sources[j] for i, j in pairs]
     cal, _ = fit_calibration(
         rows, same, [(sources[i], sources[j]) for i, j in pairs], source="synthetic-default",
+        features=DEFAULT_SCORE_FEATURES,
         fitted={"data": f"synthetic {difficulty}, {n_firearms} firearms x {n_casings} casings, "
                         f"{spacing_um} um, seed {seed}", "compare_preset": "default",
                 "preprocess_preset": "default", "pairs": len(pairs)},
