@@ -19,8 +19,8 @@ Two signatures are compared after resampling to a common spacing (the coarser on
 
 Bullets (one signature per land, lands in order around the bullet) are compared land by land;
 for each cyclic phase ``k`` (land ``i`` of A against land ``(i + k) mod n_B`` of B) the
-sequence average maximum ``SAM(k)`` is the mean ``ccf_max`` of its land pairs (Sta. Sta.
-Sta. Sta.; Chu et al. 2013). The best phase is the one with the largest SAM.
+sequence average maximum ``SAM(k)`` is the mean ``ccf_max`` of its land pairs
+(Chu et al. 2013). The best phase is the one with the largest SAM.
 """
 
 from __future__ import annotations
