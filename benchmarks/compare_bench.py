@@ -184,6 +184,30 @@ def _histogram(rows: list[dict[str, Any]], key: str, title: str, path: Path) -> 
     plt.close(fig)
 
 
+#: Bump when the comparison's numbers change without a change of its parameters.
+ENGINE_REVISION = 2
+
+
+def comparison_fingerprint(preset: str) -> str:
+    """Short hash of a preset's parameters and :data:`ENGINE_REVISION`.
+
+    Parameters that the preset does not use (``coarse_*`` of a grid rotation) are left out, so
+    adding such a parameter keeps the cached rows of that preset.
+    """
+    import hashlib
+
+    from ballistics.matching.params import get_params
+
+    d = get_params(preset).to_dict()
+    if d.get("rotation") == "grid":
+        d = {k: v for k, v in d.items()
+             if not k.startswith(("coarse_", "fine_")) or k == "coarse_spacing_um"}
+    else:
+        d = {k: v for k, v in d.items() if not k.startswith("theta_")}
+    blob = json.dumps({"params": d, "engine": ENGINE_REVISION}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def bench_weller(quick: bool, out_dir: Path, presets=("default", "cmcR"),
                  limit_s: float | None = None) -> dict[str, Any]:
     from ballistics.matching import compare_many
@@ -195,13 +219,21 @@ def bench_weller(quick: bool, out_dir: Path, presets=("default", "cmcR"),
     t_start = time.perf_counter()
     for preset in presets:
         # the pair log is a cache shared by every run on this checkout (the harness gives
-        # each run its own out_dir): delete it to recompute after changing the comparison
+        # each run its own out_dir); a row is reused only when it was computed with the same
+        # comparison (fingerprint of the preset's parameters and ENGINE_REVISION)
         log = CACHE / f"compare_bench_weller_{preset}{'_quick' if quick else ''}.jsonl"
+        fp = comparison_fingerprint(preset)
         done: dict[tuple[str, str], dict[str, Any]] = {}
+        stale = 0
         if log.exists():
             for line in log.read_text().splitlines():
                 r = json.loads(line)
-                done[(r["a"], r["b"])] = r
+                if r.get("comparison") == fp:
+                    done[(r["a"], r["b"])] = r
+                else:
+                    stale += 1
+            if stale:  # keep only the rows of this comparison
+                log.write_text("".join(json.dumps(r) + "\n" for r in done.values()))
         todo: dict[str, list[tuple[str, bool]]] = {}
         for a, b, same in pairs:
             if (a, b) not in done:
@@ -227,7 +259,8 @@ def bench_weller(quick: bool, out_dir: Path, presets=("default", "cmcR"),
                 comps = compare_many(qa, cands, preset, device="auto")
                 per = (time.perf_counter() - t0) / max(1, len(comps))
                 for (b, same), c in zip(items, comps, strict=True):
-                    r = {"a": a, "b": b, "same": bool(same), "cmc_count": c.cmc_count,
+                    r = {"a": a, "b": b, "same": bool(same), "comparison": fp,
+                         "cmc_count": c.cmc_count,
                          "cmc_count_high": c.cmc_count_high,
                          "cmc_count_combined": c.cmc_count_combined,
                          "cmc_count_reverse": c.cmc_count_reverse,
@@ -239,7 +272,8 @@ def bench_weller(quick: bool, out_dir: Path, presets=("default", "cmcR"),
                     done[(a, b)] = r
                 f.flush()
         rows = [done[(a, b)] for a, b, _ in pairs if (a, b) in done]
-        res: dict[str, Any] = {"pairs_done": len(rows),
+        res: dict[str, Any] = {"pairs_done": len(rows), "comparison": fp,
+                               "stale_rows_dropped": stale,
                                "complete": len(rows) == len(pairs),
                                "mean_seconds_per_pair": (float(np.mean([r["seconds"]
                                                                          for r in rows]))

@@ -256,7 +256,8 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
     spacing = ref.scan.spacing_um
     if p.rotation == "full":
         reg = register_full(ref.tensor, tgt.tensor, spacing,
-                            coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg)
+                            coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
+                            prescreen=p.coarse_prescreen)
         fwd_angles = p.fine_angles(reg.theta_deg)
         rev_angles = [-a for a in fwd_angles]
     else:

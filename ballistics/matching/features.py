@@ -3,7 +3,8 @@
 Three families, computed from both directions so the vector is symmetric in spirit:
 
 - registration: ``ccf_max`` (whole-scan masked NCC at the best pose), ``ccf_margin`` (peak
-  minus the median over angles: how distinct the best pose is);
+  minus the median over the angles of the full-circle scan, both at that scan's resolution:
+  how distinct the best pose is);
 - cell-based: mean/sd of the cells' best pairwise-complete correlations, sd of their
   translations (µm) and angles, the mean correlation at the consensus angle;
 - density-based: size of the largest cluster of cell votes (the CMC-theta distribution
@@ -82,7 +83,7 @@ def aces_features(fwd: Direction, rev: Direction, comb: Combined, reg: Registrat
     f, r = _direction_stats(fwd), _direction_stats(rev)
     n_valid = min(f["n_valid"], r["n_valid"])
     scores = np.array([s for s in reg.per_angle if s > -1.5], float)
-    margin = float(reg.ncc - np.median(scores)) if scores.size else math.nan
+    margin = float(reg.screen_ncc - np.median(scores)) if scores.size else math.nan
     t1, t2 = comb.theta_max
     if t1 is None or t2 is None:
         t1 = float(np.median(fwd.rows.theta[fwd.original])) if fwd.original.any() else None

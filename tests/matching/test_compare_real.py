@@ -58,3 +58,25 @@ def test_full_rotation_recovers_the_angle(fadul, angle):
     expected = wrap_angle(-angle)  # the rotation that turns the copy back
     assert abs(wrap_angle(out.theta_deg - expected)) <= out.params.coarse_step_deg
     assert out.cmc_count >= 10
+
+
+@pytest.mark.parametrize("turn", [0.0, 97.0, -143.0])
+def test_prescreened_registration_matches_exhaustive_scan(fadul, turn):
+    """The 2x-coarser prescreen finds the exhaustive full-circle pose on a same-source pair
+    (Fadul 1-1 vs 1-2, 1-2 also turned) and searches far fewer angles at full resolution."""
+    from ballistics.matching.registration import register_full
+
+    a = torch.from_numpy(np.array(fadul[0].heights))
+    b = torch.from_numpy(np.array(fadul[1].heights))
+    if turn:
+        b = rotate_stack(b, [turn])[0]
+    sp = fadul[0].spacing_um
+    full = register_full(a, b, sp, coarse_spacing_um=25.0, step_deg=3.0)
+    fast = register_full(a, b, sp, coarse_spacing_um=25.0, step_deg=3.0, prescreen=3)
+    assert len(full.per_angle) == 120 and len(fast.per_angle) == 120
+    assert fast.theta_deg == pytest.approx(full.theta_deg)
+    assert fast.ncc == pytest.approx(full.ncc, abs=1e-6)
+    assert (fast.dy_um, fast.dx_um) == (full.dy_um, full.dx_um)
+    # the prescreen's own peak (50 um blocks) stands out from its other angles
+    assert fast.screen_ncc > np.median(fast.per_angle) + 0.2
+    assert abs(wrap_angle(full.theta_deg - (-24.0 - turn))) <= 3.0
