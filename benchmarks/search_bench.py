@@ -11,12 +11,7 @@ Sections (each recorded separately; one that fails records its error and the res
 - ``end_to_end``: ingest rate (synthetic 3.125 µm topographies, ``workers`` =
   ``BALLISTICS_SEARCH_BENCH_WORKERS``, default 2) and the end-to-end search latency with
   100 re-ranked candidates, with the per-comparison cost of the re-ranking.
-- ``weller``: the 95 Weller casings (``../shared/data/real/weller``), each the query in
-  turn against the other 94. With a shortlist >= 94 every other casing is re-ranked, so
-  the ranks follow from the 4,465 pairwise comparisons (each pair compared once, both
-  directions): top-1/top-5 by the CMC count and by the learned score cross-validated
-  leaving whole slides out, for all queries and for W08-W11 alone; Cllr, Cllr-min and
-  misleading-evidence rates of the leave-slide-out calibration. ``quick``: W08-W11 only.
+- Weller search: see ``benchmarks/weller_search_bench.py`` (its own harness part).
 - ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
   F firearms x 4 casings, queries = a fifth casing of Q of those firearms; top-1/top-10
   after re-ranking and for the embedding shortlist alone, and a CMC plot
@@ -29,8 +24,6 @@ Sections (each recorded separately; one that fails records its error and the res
 Run: ``python -m benchmarks.search_bench [--quick]`` -> ``benchmarks/results/search_bench.json``
 (``search_bench_quick.json``); ``BALLISTICS_SEARCH_BENCH_ONLY=shortlist,end_to_end`` runs
 some sections and keeps the others' last results in the file. FAISS runs on one thread.
-Weller data: Zemmels, VanderPlas & Hofmann, cartridgeCaseScans (CC-BY 4.0), from NBTRD scans
-by T. Weller (2009); Weller et al. (2012), J. Forensic Sci. 57(4).
 """
 
 from __future__ import annotations
@@ -285,74 +278,6 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
     }
 
 
-def _weller_pairs(files: list[Path], device: str) -> list[dict[str, float]]:
-    from ballistics.io import read_scan
-    from ballistics.matching import compare_many
-    from ballistics.matching.calibration import feature_dict
-
-    scans = [read_scan(p) for p in files]
-    feats: dict[tuple[int, int], dict[str, float]] = {}
-    for i in range(len(scans) - 1):
-        for j, c in enumerate(compare_many(scans[i], scans[i + 1:], "default", device=device),
-                              start=i + 1):
-            feats[(i, j)] = feature_dict(c)
-    return feats
-
-
-def _hit_rates(score: np.ndarray, src: list[str], queries: list[int], ks=(1, 5, 10)
-               ) -> dict[str, float]:
-    """Top-k hit rates: a query hits at k when a same-source casing is among its k best."""
-    out = {}
-    n = len(src)
-    for k in ks:
-        hits = []
-        for q in queries:
-            others = [j for j in range(n) if j != q]
-            order = sorted(others, key=lambda j: -score[q, j])[:k]
-            hits.append(any(src[j] == src[q] for j in order))
-        out[f"top{k}"] = float(np.mean(hits)) if hits else float("nan")
-    return out
-
-
-def bench_weller(quick: bool, device: str = "auto") -> dict[str, Any]:
-    """All-pairs comparison of the Weller casings, search hit rates and calibration."""
-    from ballistics.datasets.manifest import read_manifest
-    from ballistics.matching.calibration import fit_calibration
-
-    rows = read_manifest(DATA / "real" / "weller" / "manifest.csv")
-    if quick:
-        rows = [r for r in rows if r["firearm_id"] in ("W08", "W09", "W10", "W11")]
-    files = [Path(r["path"]) for r in rows]
-    src = [str(r["firearm_id"]) for r in rows]
-    t0 = time.perf_counter()
-    feats = _weller_pairs(files, device)
-    t_cmp = time.perf_counter() - t0
-    pairs = sorted(feats)
-    y = np.array([src[i] == src[j] for i, j in pairs])
-    cal, rep = fit_calibration([feats[p] for p in pairs], y,
-                               [(src[i], src[j]) for i, j in pairs])
-    n = len(files)
-    cmc = np.full((n, n), -np.inf)
-    learned = np.full((n, n), -np.inf)
-    for k, (i, j) in enumerate(pairs):
-        v = feats[(i, j)].get("cmc_count_combined", np.nan)
-        tie = feats[(i, j)].get("ccf_max", 0.0) or 0.0
-        cmc[i, j] = cmc[j, i] = (v if np.isfinite(v) else -1) + 1e-3 * tie
-        learned[i, j] = learned[j, i] = rep["oof_score"][k]
-    every = list(range(n))
-    late = [q for q in every if src[q] in ("W08", "W09", "W10", "W11")]
-    return {
-        "data": "Weller 2012 (cartridgeCaseScans, CC-BY 4.0), processed, 6.25 um",
-        "casings": n, "pairs": len(pairs), "same_source_pairs": int(y.sum()),
-        "compare_preset": "default (full rotation)", "compare_seconds": t_cmp,
-        "rank_by_cmc_combined": {"all": _hit_rates(cmc, src, every),
-                                 "W08_W11": _hit_rates(cmc, src, late)},
-        "rank_by_learned_score_leave_slide_out": {"all": _hit_rates(learned, src, every),
-                                                  "W08_W11": _hit_rates(learned, src, late)},
-        "calibration_leave_slide_out": dict(cal.metrics),
-    }
-
-
 def _study(root: Path, n_firearms: int, difficulty: str, seed: int) -> tuple[list, list]:
     from ballistics.datasets.manifest import read_manifest
     from ballistics.datasets.synthetic import generate
@@ -446,7 +371,6 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
         "shortlist": lambda: bench_shortlist(quick),
         "polysemous": lambda: bench_polysemous(quick),
         "store_scaling": lambda: bench_store_scaling(quick),
-        "weller": lambda: bench_weller(quick),
     }
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
         work = Path(tmp)
