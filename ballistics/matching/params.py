@@ -84,8 +84,8 @@ class CompareParams:
     coarse_step_deg: float = 3.0
     coarse_spacing_um: float = 25.0
     coarse_prescreen: int = 3
-    fine_halfwidth_deg: float = 6.0
-    fine_step_deg: float = 1.5
+    fine_halfwidth_deg: float = 4.0
+    fine_step_deg: float = 2.0
     tx_um: float = 125.0
     ty_um: float = 125.0
     ttheta_deg: float = 6.0
