@@ -11,6 +11,8 @@ Sections (each recorded separately; one that fails records its error and the res
 - ``end_to_end``: ingest rate (synthetic 3.125 µm topographies, ``workers`` =
   ``BALLISTICS_SEARCH_BENCH_WORKERS``, default 2) and the end-to-end search latency with
   100 re-ranked candidates, with the per-comparison cost of the re-ranking.
+- ``end_to_end_weller`` (not with ``quick``): the same on real-size scans, a collection of
+  the 95 processed Weller casings and two of them as queries (94 re-ranked).
 - Weller search: see ``benchmarks/weller_search_bench.py`` (its own harness part).
 - ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
   F firearms x 4 casings, queries = a fifth casing of Q of those firearms; top-1/top-10
@@ -278,6 +280,53 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
     }
 
 
+def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
+    """End-to-end ``search`` latency on real-size scans: the 95 processed Weller casings
+    (about 560 x 560 points at 6.25 µm) ingested, two of them searched with shortlist 100
+    (their own scan is left out, so 94 are re-ranked); ``per_100_s`` scales the re-ranking
+    to 100 candidates."""
+    from ballistics.collection.demo import _default_model
+    from ballistics.collection.ingest import IngestOptions, ingest
+    from ballistics.collection.search import Searcher, SearchOptions
+    from ballistics.datasets.manifest import read_manifest
+
+    model = model or _default_model()
+    workers = int(os.environ.get("BALLISTICS_SEARCH_BENCH_WORKERS", "2"))
+    folder = DATA / "real" / "weller"
+    rows = read_manifest(folder / "manifest.csv")
+    root = work / "end-to-end-weller"
+    t0 = time.perf_counter()
+    summary = ingest([r["path"] for r in rows], root / "col", labels=folder / "manifest.csv",
+                     options=IngestOptions(model=model, workers=workers, processed=True),
+                     quiet=True)
+    t_ing = time.perf_counter() - t0
+    searcher = Searcher(root / "col")
+    opts = SearchOptions(top=10, shortlist=100, processed=True)
+    per_query = []
+    for q in (rows[0], rows[len(rows) // 2]):
+        t = time.perf_counter()
+        prepared = searcher.prepare(q["path"], opts)
+        t_prep = time.perf_counter() - t
+        res = searcher.search(prepared, opts)
+        n_cmp = int(res.timing_s["reranked"])
+        per = res.timing_s["rerank"] / max(n_cmp, 1)
+        per_query.append({"query": Path(q["path"]).name, "prepare_s": t_prep,
+                          **{k: float(v) for k, v in res.timing_s.items()},
+                          "end_to_end_s": t_prep + res.timing_s["total"],
+                          "per_comparison_s": per,
+                          "per_100_s": t_prep + res.timing_s["total"] - res.timing_s["rerank"]
+                          + 100 * per})
+    med = {k: float(np.median([p[k] for p in per_query])) for k in per_query[0] if k != "query"}
+    return {
+        "data": f"Weller 2012 processed casings (CC-BY 4.0), {summary.ingested} ingested "
+                "with --processed, 2 of them as queries (own scan left out)",
+        "model": model, "shortlist": 100,
+        "ingest": {"casings": summary.ingested, "seconds": t_ing, "workers": workers,
+                   "casings_per_s": summary.ingested / t_ing},
+        "search_median": med, "per_query": per_query,
+    }
+
+
 def _study(root: Path, n_firearms: int, difficulty: str, seed: int) -> tuple[list, list]:
     from ballistics.datasets.manifest import read_manifest
     from ballistics.datasets.synthetic import generate
@@ -375,6 +424,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
         work = Path(tmp)
         sections["end_to_end"] = lambda: bench_end_to_end(quick, work, model)
+        if not quick and (DATA / "real" / "weller" / "manifest.csv").is_file():
+            sections["end_to_end_weller"] = lambda: bench_end_to_end_weller(work, model)
         sections["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
                                                                   out_dir, model)
         sections["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,
