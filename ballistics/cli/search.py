@@ -47,13 +47,15 @@ def _print_table(result) -> None:
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
+@click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="CPU processes for the re-ranking, one thread each (0 = one per core).")
 @device_option
 @scan_read_options
 @json_option
 @quiet_option
 @handle_errors
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
-           device, spacing_um, no_verify, as_json, quiet) -> None:
+           workers, device, spacing_um, no_verify, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
     from ballistics.collection.ingest import parse_filters
     from ballistics.collection.search import Searcher, SearchOptions, audit_search
@@ -66,6 +68,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
         compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
+        workers=workers,
     )
     searcher = Searcher(collection, device=device)
     if queries is not None:

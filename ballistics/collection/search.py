@@ -60,6 +60,9 @@ class SearchOptions:
         Comparison preset for re-ranking (``None`` = the collection's).
     device
         Compute device for embedding and comparison.
+    workers
+        CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
+        usable core, 1 = in this process with torch's threads. Ignored on CUDA.
     """
 
     top: int = 10
@@ -71,10 +74,13 @@ class SearchOptions:
     device: str = "auto"
     spacing_um: float | None = None
     verify: bool = True
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         check_range("top", self.top, 1, 100_000)
         check_range("shortlist", self.shortlist, 1, 100_000)
+        if self.workers is not None:
+            check_range("workers", self.workers, 0, 1024)
 
 
 @dataclass
@@ -182,7 +188,8 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
-        comps = (compare_many(query.scan, cand_scans, preset, device=options.device)
+        comps = (compare_many(query.scan, cand_scans, preset, device=options.device,
+                              workers=options.workers)
                  if cand_scans else [])
         t3 = time.perf_counter()
         feats = [feature_dict(c) for c in comps]

@@ -344,15 +344,28 @@ def compare_many(
     rotation: str | tuple[float, float, float] | None = None,
     device: str | torch.device = "auto",
     callback: Callable[[int, Comparison], None] | None = None,
+    workers: int | None = 1,
 ) -> list[Comparison]:
     """Compare one query (as reference) with each candidate (as target), both directions.
 
     The query's cells and transforms are prepared once and, for a fixed rotation grid, its
     rotated copies too; candidates at another spacing are handled as :func:`compare` does.
     ``callback(i, comparison)`` is called after each candidate (progress bars).
+    ``workers`` > 1 (``None`` or 0: one per CPU core) splits the candidates over that many
+    worker processes with one thread each (CPU only; see :mod:`ballistics.matching.parallel`).
     """
     p = parse_rotation(rotation, get_params(params))
     dev = resolve_device(device)
+    if dev.type == "cpu" and workers != 1 and len(candidates) > 1:
+        from ballistics.matching.parallel import compare_many_workers, resolve_workers
+
+        n_workers = resolve_workers(workers, len(candidates))
+        if n_workers > 1:
+            out_w = compare_many_workers(query, candidates, p, workers=n_workers,
+                                         callback=callback)
+            for cmp in out_w:
+                _emit(list(cmp.warnings))
+            return out_w
     prepared: dict[tuple[float, float], _Prepared] = {}
     out: list[Comparison] = []
     for i, cand in enumerate(candidates):
