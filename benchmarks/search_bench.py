@@ -238,12 +238,38 @@ def bench_store_scaling(quick: bool) -> dict[str, Any]:
     return res
 
 
+def _timed_searches(collection: Path, queries: list[str], opts: Any) -> list[dict[str, Any]]:
+    """Search each query file in ``collection``: per query the preparation time, the search's
+    own timings (``embed``, ``shortlist``, ``rerank``, ``total``, ``reranked``), the end-to-end
+    time and the re-ranking cost per comparison."""
+    from ballistics.collection.search import Searcher
+
+    searcher = Searcher(collection)
+    per_query = []
+    for path in queries:
+        t = time.perf_counter()
+        prepared = searcher.prepare(path, opts)
+        t_prep = time.perf_counter() - t
+        res = searcher.search(prepared, opts)
+        n_cmp = int(res.timing_s["reranked"])
+        per_query.append({"prepare_s": t_prep, **{k: float(v) for k, v in res.timing_s.items()},
+                          "end_to_end_s": t_prep + res.timing_s["total"],
+                          "per_comparison_s": res.timing_s["rerank"] / max(n_cmp, 1)})
+    return per_query
+
+
+def _median(per_query: list[dict[str, Any]]) -> dict[str, float]:
+    """Median over the queries of every numeric entry."""
+    keys = [k for k, v in per_query[0].items() if isinstance(v, float)]
+    return {k: float(np.median([p[k] for p in per_query])) for k in keys}
+
+
 def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, Any]:
     """Ingest rate on synthetic 3.125 µm topographies and end-to-end ``search`` latency
     (prepare + embed + shortlist + re-rank ``shortlist`` candidates) per query."""
     from ballistics.collection.demo import _default_model
     from ballistics.collection.ingest import IngestOptions, ingest
-    from ballistics.collection.search import Searcher, SearchOptions
+    from ballistics.collection.search import SearchOptions
 
     model = model or _default_model()
     workers = int(os.environ.get("BALLISTICS_SEARCH_BENCH_WORKERS", "2"))
@@ -255,19 +281,9 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
                      labels=root / "scans" / "manifest.csv",
                      options=IngestOptions(model=model, workers=workers), quiet=True)
     t_ing = time.perf_counter() - t0
-    searcher = Searcher(root / "col")
-    opts = SearchOptions(top=10, shortlist=shortlist)
-    per_query = []
-    for q in held[:n_q]:
-        t = time.perf_counter()
-        prepared = searcher.prepare(q["path"], opts)
-        t_prep = time.perf_counter() - t
-        res = searcher.search(prepared, opts)
-        n_cmp = int(res.timing_s["reranked"])
-        per_query.append({"prepare_s": t_prep, **{k: float(v) for k, v in res.timing_s.items()},
-                          "end_to_end_s": t_prep + res.timing_s["total"],
-                          "per_comparison_s": res.timing_s["rerank"] / max(n_cmp, 1)})
-    med = {k: float(np.median([p[k] for p in per_query])) for k in per_query[0]}
+    per_query = _timed_searches(root / "col", [q["path"] for q in held[:n_q]],
+                                SearchOptions(top=10, shortlist=shortlist))
+    med = _median(per_query)
     return {
         "data": f"synthetic realistic, 3.125 um topographies, {n_f} firearms x 4 = "
                 f"{summary.ingested} casings, {len(per_query)} held-out queries",
@@ -287,7 +303,7 @@ def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
     to 100 candidates."""
     from ballistics.collection.demo import _default_model
     from ballistics.collection.ingest import IngestOptions, ingest
-    from ballistics.collection.search import Searcher, SearchOptions
+    from ballistics.collection.search import SearchOptions
     from ballistics.datasets.manifest import read_manifest
 
     model = model or _default_model()
@@ -300,23 +316,13 @@ def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
                      options=IngestOptions(model=model, workers=workers, processed=True),
                      quiet=True)
     t_ing = time.perf_counter() - t0
-    searcher = Searcher(root / "col")
-    opts = SearchOptions(top=10, shortlist=100, processed=True)
-    per_query = []
-    for q in (rows[0], rows[len(rows) // 2]):
-        t = time.perf_counter()
-        prepared = searcher.prepare(q["path"], opts)
-        t_prep = time.perf_counter() - t
-        res = searcher.search(prepared, opts)
-        n_cmp = int(res.timing_s["reranked"])
-        per = res.timing_s["rerank"] / max(n_cmp, 1)
-        per_query.append({"query": Path(q["path"]).name, "prepare_s": t_prep,
-                          **{k: float(v) for k, v in res.timing_s.items()},
-                          "end_to_end_s": t_prep + res.timing_s["total"],
-                          "per_comparison_s": per,
-                          "per_100_s": t_prep + res.timing_s["total"] - res.timing_s["rerank"]
-                          + 100 * per})
-    med = {k: float(np.median([p[k] for p in per_query])) for k in per_query[0] if k != "query"}
+    queries = [rows[0]["path"], rows[len(rows) // 2]["path"]]
+    per_query = _timed_searches(root / "col", queries,
+                                SearchOptions(top=10, shortlist=100, processed=True))
+    for path, p in zip(queries, per_query, strict=True):
+        p["query"] = Path(path).name
+        p["per_100_s"] = p["end_to_end_s"] - p["rerank"] + 100 * p["per_comparison_s"]
+    med = _median(per_query)
     return {
         "data": f"Weller 2012 processed casings (CC-BY 4.0), {summary.ingested} ingested "
                 "with --processed, 2 of them as queries (own scan left out)",

@@ -83,7 +83,7 @@ def aces_features(fwd: Direction, rev: Direction, comb: Combined, reg: Registrat
     f, r = _direction_stats(fwd), _direction_stats(rev)
     n_valid = min(f["n_valid"], r["n_valid"])
     scores = np.array([s for s in reg.per_angle if s > -1.5], float)
-    margin = float(reg.screen_ncc - np.median(scores)) if scores.size else math.nan
+    margin = float(scores.max() - np.median(scores)) if scores.size else math.nan
     t1, t2 = comb.theta_max
     if t1 is None or t2 is None:
         t1 = float(np.median(fwd.rows.theta[fwd.original])) if fwd.original.any() else None

@@ -53,11 +53,11 @@ def _compare_chunk(query: Scan, chunk: Sequence[Scan], params: Any,
 
     from ballistics.matching.comparison import compare_many
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        out = compare_many(query, chunk, params, rotation=rotation, device="cpu")
-    del caught  # every comparison carries its own warnings in ``Comparison.warnings``
-    return out
+    # every comparison carries its own warnings in ``Comparison.warnings``; the caller
+    # emits them, so the worker's copies are dropped
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compare_many(query, chunk, params, rotation=rotation, device="cpu")
 
 
 def _context() -> mp.context.BaseContext:

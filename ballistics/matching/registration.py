@@ -46,7 +46,6 @@ class Registration:
     dx_um: float          # ... columns
     ncc: float            # masked NCC at the peak (full-scan ccf_max)
     per_angle: list[float]  # peak score per angle of the full-circle scan (or prescreen)
-    screen_ncc: float = math.nan  # best score among ``per_angle``
 
 
 def _prep(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -175,8 +174,8 @@ def register_full(
     tgt_c = block_mean(target, factor)
     if angles is None and prescreen > 0:
         wide = _circle(step_deg)
-        screen, sbest = _scan(block_mean(reference, 2 * factor), block_mean(target, 2 * factor),
-                              wide, batch)
+        screen, _ = _scan(block_mean(reference, 2 * factor), block_mean(target, 2 * factor),
+                          wide, batch)
         cand: list[float] = []
         for i in _local_maxima(screen, prescreen):
             for k in (-1, 0, 1):
@@ -184,13 +183,12 @@ def register_full(
                 if a not in cand:
                     cand.append(a)
         _, best = _scan(ref_c, tgt_c, cand, batch)
-        scores, screen_best = screen, sbest[0]
+        scores = screen
     else:
         angles = _circle(step_deg) if angles is None else list(angles)
         scores, best = _scan(ref_c, tgt_c, angles, batch)
-        screen_best = best[0]
     v, th, dy, dx = best
     return Registration(
         theta_deg=float(th), dy_um=dy * factor * spacing_um[0], dx_um=dx * factor * spacing_um[1],
-        ncc=float(v), per_angle=scores, screen_ncc=float(screen_best),
+        ncc=float(v), per_angle=scores,
     )

@@ -62,8 +62,6 @@ def test_compare_many_matches_compare(small_pair, same_and_other):
         assert a.features["cell_corr_mean"] == pytest.approx(b.features["cell_corr_mean"])
 
 
-
-
 def test_compare_many_on_worker_processes_equals_the_serial_run(small_pair):
     """workers=2 forks two one-thread processes; same comparisons, same order, warnings kept."""
     ref, same, other = small_pair
@@ -81,6 +79,8 @@ def test_compare_many_on_worker_processes_equals_the_serial_run(small_pair):
         assert a.ccf_max == pytest.approx(b.ccf_max, abs=1e-6)
     with pytest.raises(ParameterError):
         compare_many(ref, cands, SMALL, device="cpu", workers=-1)
+
+
 def test_different_spacing_is_resampled_with_a_warning(small_pair):
     ref, same, _ = small_pair
     fine = Scan(np.repeat(np.repeat(same.heights, 2, 0), 2, 1), (3.125, 3.125))

@@ -78,5 +78,5 @@ def test_prescreened_registration_matches_exhaustive_scan(fadul, turn):
     assert fast.ncc == pytest.approx(full.ncc, abs=1e-6)
     assert (fast.dy_um, fast.dx_um) == (full.dy_um, full.dx_um)
     # the prescreen's own peak (50 um blocks) stands out from its other angles
-    assert fast.screen_ncc > np.median(fast.per_angle) + 0.2
+    assert max(fast.per_angle) > np.median(fast.per_angle) + 0.2
     assert abs(wrap_angle(full.theta_deg - (-24.0 - turn))) <= 3.0
