@@ -27,6 +27,27 @@ if TYPE_CHECKING:
 #: Coarse CCF maxima refined at full resolution by the pyramid search.
 TOP_K = 3
 
+#: Fine-level windows per FFT call on the CPU (a batch that stays in the cache: 2.3x faster
+#: than one call over all windows for the ~80 x 80 transforms of 6.25 um casing cells).
+CPU_FINE_BATCH = 64
+
+
+def _fine_ccf(win: torch.Tensor, spec: torch.Tensor, k: int, fft_shape: tuple[int, int],
+              length: int) -> torch.Tensor:
+    """CCF of each window (N, h, w) with its cell over offsets ``0 .. length - 1`` per axis;
+    window ``i`` belongs to cell ``(i // k) % Kv`` of ``spec`` (Kv, Pr, Pc//2+1)."""
+    n = win.shape[0]
+    kv = spec.shape[0]
+    owner = (torch.arange(n, device=win.device) // k) % kv
+    step = CPU_FINE_BATCH if win.device.type == "cpu" else n
+    out = torch.empty((n, length, length), dtype=win.dtype, device=win.device)
+    for i in range(0, n, step):
+        j = min(n, i + step)
+        fb = torch.fft.rfft2(win[i:j], s=fft_shape)
+        fb.mul_(spec[owner[i:j]])
+        out[i:j] = torch.fft.irfft2(fb, s=fft_shape)[:, :length, :length]
+    return out
+
 
 def pyramid_transforms(std: torch.Tensor, geometry: CellGeometry, keep: np.ndarray,
                        factor: int, window: int) -> dict:
@@ -105,10 +126,8 @@ def pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
     s_r = factor * u_r - w                                              # (n, k)
     s_c = factor * u_c - w
     win = gather_windows(std.reshape(n, nr, nc), s_r, s_c, mr + length - 1, mc + length - 1)
-    fb = torch.fft.rfft2(win.reshape(na, kv, k, mr + length - 1, mc + length - 1),
-                         s=(pfr, pfc))
-    f_full = torch.fft.irfft2(fb * pyr["fine_spec"].unsqueeze(0).unsqueeze(2), s=(pfr, pfc))
-    fvals = f_full[..., :length, :length].reshape(n * k, length, length)
+    fvals = _fine_ccf(win.reshape(n * k, mr + length - 1, mc + length - 1),
+                      pyr["fine_spec"], k, (pfr, pfc), length)
     s_r, s_c = s_r.reshape(-1), s_c.reshape(-1)
     lo_rk, hi_rk = lo_r.repeat_interleave(k), hi_r.repeat_interleave(k)
     lo_ck, hi_ck = lo_c.repeat_interleave(k), hi_c.repeat_interleave(k)
