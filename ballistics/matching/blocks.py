@@ -159,13 +159,25 @@ def cut_patches(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, size: n
     return out
 
 
+def row_max(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maximum of each row of (N, L) and the index of its first occurrence.
+
+    On the CPU through NumPy's vectorised ``argmax`` (about 10x faster than torch's
+    ``max(dim=1)`` there; both return the first maximum); elsewhere torch's own.
+    """
+    if v.device.type != "cpu":
+        return v.max(dim=1)
+    idx = torch.from_numpy(v.detach().numpy().argmax(axis=1))
+    return torch.gather(v, 1, idx.unsqueeze(1)).squeeze(1), idx
+
+
 def window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
                    ok_r: torch.Tensor, ok_c: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Argmax of (N, Lr, Lc) over the allowed entries; returns offsets added to lo and value."""
     n, lr_, lc_ = vals.shape
     allowed = ok_r[:, :, None] & ok_c[:, None, :]
     v = torch.where(allowed, vals, torch.full_like(vals, -float("inf")))
-    best, arg = v.reshape(n, -1).max(dim=1)
+    best, arg = row_max(v.reshape(n, -1))
     return lo_r + arg // lc_, lo_c + arg % lc_, best
 
 

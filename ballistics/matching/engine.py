@@ -33,6 +33,7 @@ from ballistics.matching.blocks import (
     cut_patches,
     lag_range,
     pairwise_corr,
+    row_max,
     standardise,
 )
 from ballistics.matching.geometry import CellGeometry
@@ -344,7 +345,7 @@ def exact_peaks(std: torch.Tensor, spectrum: torch.Tensor, region_size: np.ndarr
                 fb.mul_(spec)
                 ccf = torch.fft.irfft2(fb, s=fft_shape)
                 vals = ccf[:, :hr, :hc].reshape(len(group), -1)
-                b, i = vals.max(dim=1)
+                b, i = row_max(vals)
                 best[a, idx] = b
                 arg[a, idx] = (i // hc) * nc + i % hc
     return best, arg

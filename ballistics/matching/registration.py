@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ballistics.matching.blocks import row_max
 from ballistics.matching.geometry import next_fast_len
 from ballistics.matching.rotation import rotate_stack, wrap_angle
 
@@ -111,7 +112,7 @@ def masked_ncc_stack(
         (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
     ).view(1, -1)
     ncc = torch.where(lin.unsqueeze(0), ncc, torch.full_like(ncc, -2.0))
-    best, arg = ncc.reshape(a, -1).max(dim=1)
+    best, arg = row_max(ncc.reshape(a, -1))
     dy = lag_r[arg // pc]
     dx = lag_c[arg % pc]
     return best, dy, dx
