@@ -61,7 +61,8 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
                     "no striation signature: no firing-pin impression was found to propose "
                     "the aperture-shear band; give it with --region or --mask")
             mask = propose_aperture_shear(scan, seg.firing_pin.center_um,
-                                          seg.firing_pin.radius_um)
+                                          seg.firing_pin.radius_um,
+                                          firing_pin_mask=seg.firing_pin_region)
             rows, cols = np.nonzero(mask)
             dy, dx = scan.spacing_um
             box = [rows.min() * dy, cols.min() * dx, rows.max() * dy, cols.max() * dx]

@@ -80,6 +80,9 @@ class Segmentation:
         The edge of the firing-pin aperture around the impression when it shows as a ring of
         drop-outs (topographies; the primer flowed back into the aperture inside it), or
         ``None``.
+    firing_pin_region
+        Boolean ``(rows, cols)``: the firing-pin impression as found (its own outline, also
+        when it is not round), or ``None``; the circle ``firing_pin`` summarises it.
     """
 
     mask: np.ndarray
@@ -90,6 +93,7 @@ class Segmentation:
     warnings: tuple[str, ...] = ()
     fitted: dict = field(default_factory=dict)
     aperture: Circle | None = None
+    firing_pin_region: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-compatible summary (no mask)."""
@@ -320,8 +324,14 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
             raise SegmentationError("the breech-face region is empty after removing the "
                                     "exterior and the firing pin; check the scan or give a "
                                     "mask", path=scan.source)
+    fp_full = None
+    if firing_pin is not None:
+        if fp_region is not None and not cropped:
+            fp_full = _signed_distance_up(fp_region, co, scan.shape, scan.spacing_um) <= 0
+        else:
+            fp_full = circle_mask(scan.shape, scan.spacing_um, firing_pin)
     return Segmentation(region, geom, primer, firing_pin, cropped, tuple(notes), fitted,
-                        aperture)
+                        aperture, fp_full)
 
 
 __all__ = ["Segmentation", "segment"]

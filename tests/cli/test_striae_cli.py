@@ -90,3 +90,26 @@ def test_compare_bullets_json(bullet_dirs) -> None:
 def test_compare_bullets_bad_folder(tmp_path) -> None:
     res = CliRunner().invoke(main, ["compare-bullets", str(tmp_path), str(tmp_path / "nope")])
     assert res.exit_code == 2 and "error:" in res.stderr
+
+
+def test_compare_striae_proposes_the_aperture_shear_band(tmp_path) -> None:
+    """End to end without --region: synthetic casings whose firing pins left aperture shear;
+    the band is found on each scan and the same firearm's marks correlate, another's not."""
+    from ballistics.datasets.synthetic import fire, make_firearm, params_for
+
+    p = params_for("realistic", aperture_shear_probability=1.0,
+                   aperture_shear_shot_probability=1.0)
+    gun, other = make_firearm("F0", 4242, p), make_firearm("G0", 5252, p)
+    a = _write(fire(gun, 1, p).scan, tmp_path / "a.x3p")
+    b = _write(fire(gun, 2, p).scan, tmp_path / "b.x3p")
+    c = _write(fire(other, 3, p).scan, tmp_path / "c.x3p")
+    out = {}
+    for name, path in (("same", b), ("different", c)):
+        res = CliRunner().invoke(main, ["compare-striae", a, path, "--kind", "aperture-shear",
+                                        "--json"])
+        assert res.exit_code == 0, res.output
+        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    assert any("proposed automatically" in w for w in out["same"]["warnings"])
+    assert out["same"]["ccf_max"] > 0.8            # measured 0.94
+    assert out["different"]["ccf_max"] < 0.5       # measured 0.36
+    assert out["same"]["cms"] > 3 * out["different"]["cms"]
