@@ -153,7 +153,12 @@ def prepare_cells(
     area = torch.as_tensor(geometry.cell_size.prod(axis=1), device=dev)
     missing = (torch.isnan(patch) & inside).sum(dim=(1, 2))
     valid = (missing.double() / area.double() <= max_missing) & (area - missing >= 2)
-    keep = torch.nonzero(valid).view(-1)
+    keep_np = torch.nonzero(valid).view(-1).cpu().numpy()
+    # cells ordered by region size (then grid order): the exact search batches cells of one
+    # region size, which are then contiguous
+    rsz = geometry.region_size[keep_np]
+    keep_np = keep_np[np.lexsort((keep_np, rsz[:, 1], rsz[:, 0]))]
+    keep = torch.as_tensor(keep_np, device=dev)
     raw = patch[keep]
     std, _ = standardise(raw, (1, 2))
     pr, pc = geometry.fft_size()
@@ -322,32 +327,35 @@ def exact_peaks(std: torch.Tensor, spectrum: torch.Tensor, region_size: np.ndarr
 
     ``spectrum`` (kv, Pr, Pc//2+1) holds the cells' transforms times :func:`lag_ramp`, so
     that the lag table of cell ``k`` is the leading ``region_size[k]`` block of its CCF.
-    Cells are batched by region size (no masking); on the CPU in small batches that stay in
-    the cache, on CUDA a whole group at once.
+    Cells are batched in runs of one region size (no masking; any order of cells works, the
+    order of :func:`prepare_cells` makes the runs long); on the CPU in small batches that stay
+    in the cache, on CUDA a whole run at once.
     """
     na, kv, nr, nc = std.shape
+    pc = fft_shape[1]
     dev = std.device
     step = CPU_FFT_BATCH if dev.type == "cpu" else kv
     best = torch.empty((na, kv), dtype=std.dtype, device=dev)
     arg = torch.empty((na, kv), dtype=torch.long, device=dev)
     sizes = [tuple(int(v) for v in r) for r in region_size]
-    for size in sorted(set(sizes)):
-        members = [k for k in range(kv) if sizes[k] == size]
-        hr, hc = size
-        for c0 in range(0, len(members), step):
-            group = members[c0:c0 + step]
-            idx = torch.as_tensor(group, device=dev)
-            contiguous = group[-1] - group[0] == len(group) - 1
-            sel = slice(group[0], group[-1] + 1) if contiguous else idx
-            spec = spectrum[sel]
-            for a in range(na):
-                fb = torch.fft.rfft2(std[a, sel], s=fft_shape).conj_physical_()
-                fb.mul_(spec)
-                ccf = torch.fft.irfft2(fb, s=fft_shape)
-                vals = ccf[:, :hr, :hc].reshape(len(group), -1)
-                b, i = row_max(vals)
-                best[a, idx] = b
-                arg[a, idx] = (i // hc) * nc + i % hc
+    k0 = 0
+    while k0 < kv:   # runs of cells with one region size (prepare_cells orders them so)
+        hr, hc = sizes[k0]
+        k1 = k0 + 1
+        while k1 < kv and k1 - k0 < step and sizes[k1] == sizes[k0]:
+            k1 += 1
+        spec = spectrum[k0:k1]
+        for a in range(na):
+            fb = torch.fft.rfft2(std[a, k0:k1], s=fft_shape).conj_physical_()
+            fb.mul_(spec)
+            ccf = torch.fft.irfft2(fb, s=fft_shape)
+            # the lag table is ccf[:, :hr, :hc]: blank the rest of its rows and search the
+            # rows whole (contiguous; cheaper than copying the block out)
+            ccf[:, :hr, hc:] = -float("inf")
+            b, i = row_max(ccf[:, :hr, :].reshape(k1 - k0, -1))
+            best[a, k0:k1] = b
+            arg[a, k0:k1] = (i // pc) * nc + i % pc
+        k0 = k1
     return best, arg
 
 
