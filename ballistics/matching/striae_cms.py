@@ -8,12 +8,18 @@ bulletxtrctr's ``sig_cms_max`` (striae of a twice moving-averaged signature, eac
 of a third of the gaps to its neighbours, windows overlapping = match), the tolerance here is in
 µm and positions are refined to a fraction of a sample, so it does not depend on the scan's
 resolution or on how densely the striae lie.
+
+A stria's position alone is a weak criterion on short marks: a peak of the other signature lies
+within a few µm by chance for about a third of the striae of unrelated marks. With
+``shape_window > 0`` a matching stria must also have the same local shape: the Pearson
+correlation of the two aligned signatures in a window of ± ``shape_window`` samples centred on
+the stria (the stria and its flanks) must reach ``shape_min_corr``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
+from scipy import ndimage, signal
 
 
 def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +48,42 @@ def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
     return pos[order], kind[order]
 
 
+def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarray:
+    """Pearson correlation of two NaN-free, equally long arrays in a moving window.
+
+    Parameters
+    ----------
+    a, b
+        Aligned 1D arrays.
+    half_width
+        Half-width of the window (samples); the window holds ``2 * half_width + 1`` samples
+        (shortened at the ends, by reflection).
+
+    Returns
+    -------
+    numpy.ndarray
+        The correlation centred on every sample, in [-1, 1] (0 where either is flat).
+    """
+    size = 2 * max(1, int(half_width)) + 1
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return ndimage.uniform_filter1d(x, size, mode="reflect")
+
+    ma, mb = mean(a), mean(b)
+    cov = mean(a * b) - ma * mb
+    var = np.maximum(mean(a * a) - ma**2, 0.0) * np.maximum(mean(b * b) - mb**2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(var > 1e-30, cov / np.sqrt(var), 0.0)
+    return np.clip(r, -1.0, 1.0)
+
+
+def _shape_ok(lc: np.ndarray | None, p: float, shift: float, min_corr: float) -> bool:
+    """Whether the local correlation at the stria at ``p`` (minus its ``shift``) is enough."""
+    if lc is None:
+        return True
+    return bool(lc[int(np.clip(round(p - shift), 0, lc.size - 1))] >= min_corr)
+
+
 def _longest_run(flags: list[bool], value: bool) -> int:
     best = run = 0
     for f in flags:
@@ -53,7 +95,8 @@ def _longest_run(flags: list[bool], value: bool) -> int:
 def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float,
                  tolerance_gap_fraction: float = 0.0, *,
                  lenient_prominence_rq: float | None = None,
-                 shift_b: float = 0.0) -> tuple[int, int, int, int]:
+                 shift_b: float = 0.0, shape_window: int = 0,
+                 shape_min_corr: float = 0.5) -> tuple[int, int, int, int]:
     """CMS, CNMS, matches and non-matches of two aligned, equally sampled signatures.
 
     Only samples where both are valid are used; ``tolerance`` is in samples. ``shift_b``
@@ -68,6 +111,11 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
     ``lenient_prominence_rq`` (a clear stria of A must be present in B, possibly weaker), and
     likewise from B to A; CMS is the smaller of the two longest runs, CNMS the larger of the
     two longest non-matching runs, matches the smaller count and non-matches the larger.
+
+    With ``shape_window > 0`` (samples) a stria that is found in the other signature only
+    matches when the local correlation of the two signatures (window ± ``shape_window``
+    centred on it, :func:`local_correlation`) is at least ``shape_min_corr``: the stria must
+    also have the same shape and neighbourhood, not just a same-type extremum nearby.
 
     Returns ``(cms, cnms, matches, non_matches)``.
     """
@@ -86,12 +134,15 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
         # dense striae make chance matches likely: never accept more than a fraction of the
         # typical distance between neighbouring peaks and valleys
         tolerance = min(tolerance, max(1.0, tolerance_gap_fraction * float(np.median(gaps))))
+    lc = local_correlation(av, bv, shape_window) if shape_window > 0 else None
     if lenient_prominence_rq is not None:
         runs, bad, hits, misses = [], [], [], []
-        for (px, kx), yv, dy in (((pa, ka), bv, shift_b), ((pb, kb), av, 0.0)):
+        # dx: the shift already in px's positions; dy: the one to add to the other's
+        for (px, kx), yv, dx, dy in (((pa, ka), bv, 0.0, shift_b), ((pb, kb), av, shift_b, 0.0)):
             py, ky = _extrema(yv, lenient_prominence_rq * float(np.std(yv)))
             py = py + dy
             flags = [bool(np.any((ky == k) & (np.abs(py - p) <= tolerance)))
+                     and _shape_ok(lc, p, dx, shape_min_corr)
                      for p, k in zip(px, kx, strict=True)]
             runs.append(_longest_run(flags, True))
             bad.append(_longest_run(flags, False))
@@ -102,7 +153,7 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
     events: list[tuple[float, bool]] = []
     for p, k in zip(pa, ka, strict=True):
         cand = np.flatnonzero((kb == k) & ~used_b & (np.abs(pb - p) <= tolerance))
-        if cand.size:
+        if cand.size and _shape_ok(lc, p, 0.0, shape_min_corr):
             j = cand[np.argmin(np.abs(pb[cand] - p))]
             used_b[j] = True
             events.append(((p + pb[j]) / 2.0, True))

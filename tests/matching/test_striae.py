@@ -197,3 +197,53 @@ def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
     assert inside.min() > outside.max() + 0.05  # every matching pair beats all 30 others
     assert r.margin == pytest.approx(inside.min() - outside.max())
     assert r.sam > 0.6 and sorted(r.phase_scores)[-2] < 0.45
+
+
+def test_local_correlation_numbers() -> None:
+    from ballistics.matching.striae_cms import local_correlation
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=400), rng.normal(size=400)
+    assert np.allclose(local_correlation(a, a, 10), 1.0)
+    assert np.allclose(local_correlation(a, -a, 10), -1.0)
+    assert abs(float(np.median(local_correlation(a, b, 10)))) < 0.15
+    assert np.all(local_correlation(a, np.zeros(400), 10) == 0.0)  # flat: no correlation
+
+
+def test_shape_criterion_rejects_coincident_peaks_of_different_shape() -> None:
+    # the same narrow striae every 15 samples, on opposite broad waves: every peak of A has
+    # a peak of B at its place, but the neighbourhoods disagree
+    x = np.arange(600.0)
+    bumps = sum(np.exp(-0.5 * ((x - p) / 1.5) ** 2) for p in range(20, 590, 15))
+    wave = 1.5 * np.sin(2 * np.pi * x / 90)
+    a, b = bumps + wave, bumps - wave
+    *_, m_pos, _ = match_striae(a, b, 1.0, 0.3, lenient_prominence_rq=0.1)
+    *_, m_shape, _ = match_striae(a, b, 1.0, 0.3, lenient_prominence_rq=0.1, shape_window=8)
+    assert m_pos >= 35 and m_shape <= 15
+    # identical signatures keep every stria (38 peaks and 37 valleys)
+    assert match_striae(a, a.copy(), 1.0, 0.3, lenient_prominence_rq=0.1,
+                        shape_window=8) == (75, 0, 75, 0)
+
+
+def test_shape_criterion_separates_synthetic_marks() -> None:
+    from ballistics.datasets.synthetic_striae import make_mark, make_tool, striae_params
+    from ballistics.features.striation import extract_signature
+
+    p = striae_params("realistic")
+    sigs = []
+    for f in range(4):
+        tool = make_tool(f"T{f}", 500 + f, p)
+        sigs += [(f, extract_signature(make_mark(tool, 70000 + 10 * f + k, p).scan,
+                                       kind="aperture-shear")) for k in range(3)]
+    new, old = StriaeCompareParams(try_reversed=True), StriaeCompareParams(
+        try_reversed=True, shape_window_um=0.0)
+    scores: dict[tuple[bool, str], list[int]] = {}
+    for i in range(len(sigs)):
+        for j in range(i + 1, len(sigs)):
+            same = sigs[i][0] == sigs[j][0]
+            for tag, prm in (("new", new), ("old", old)):
+                c = compare_signatures(sigs[i][1], sigs[j][1], prm)
+                scores.setdefault((same, tag), []).append(c.cms)
+    print({k: (np.median(v), max(v)) for k, v in scores.items()})
+    assert np.mean(scores[(False, "new")]) < np.mean(scores[(False, "old")])
+    assert np.median(scores[(True, "new")]) > max(scores[(False, "new")])
