@@ -11,6 +11,7 @@ from ballistics.errors import EmptyScanError, NoSignatureError, ParameterError
 from ballistics.features.striae_types import StriationParams
 from ballistics.params import check_range
 from ballistics.preprocess.filters import gaussian_filter_nan, sigma_um
+from ballistics.preprocess.geometry import Circle, circle_mask
 from ballistics.scan import Scan
 
 
@@ -135,7 +136,9 @@ def propose_aperture_shear(
                                  f"{(lo, hi)}")
     sp = (float(scan.spacing_um[0]), float(scan.spacing_um[1]))
     if firing_pin_mask is None:
-        firing_pin_mask = _disk(scan.shape, sp, firing_pin_center_um, firing_pin_radius_um)
+        firing_pin_mask = circle_mask(scan.shape, sp, Circle(
+            (float(firing_pin_center_um[0]), float(firing_pin_center_um[1])),
+            float(firing_pin_radius_um)))
     fpm = np.asarray(firing_pin_mask, dtype=bool)
     if fpm.shape != scan.shape:
         raise ParameterError(f"firing_pin_mask shape {fpm.shape} does not match the scan "
@@ -200,8 +203,3 @@ def propose_aperture_shear(
     win = [(best_k + j) % n_sectors for j in range(span_sectors)]
     return band & np.isin(sector, win)
 
-
-def _disk(shape: tuple[int, int], spacing: tuple[float, float], center: tuple[float, float],
-          radius: float) -> np.ndarray:
-    rr, cc = np.mgrid[0 : shape[0], 0 : shape[1]]
-    return np.hypot(rr * spacing[0] - center[0], cc * spacing[1] - center[1]) <= radius

@@ -303,10 +303,15 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
     else:
         margin = 0.0 if cropped else params.exterior_margin_um
         geom = circle_mask(scan.shape, scan.spacing_um, primer.grown(-margin))
+    # signed distance (µm) to the firing-pin impression as found, on the full grid: both its
+    # exclusion from the region and its own mask (Segmentation.firing_pin_region) use it
+    fp_sd = None
+    if firing_pin is not None and fp_region is not None and not cropped:
+        fp_sd = _signed_distance_up(fp_region, co, scan.shape, scan.spacing_um)
     if firing_pin is not None:
         fpm = 0.0 if cropped else params.firing_pin_margin_um
-        if params.firing_pin_exclusion == "region" and fp_region is not None and not cropped:
-            geom &= _signed_distance_up(fp_region, co, scan.shape, scan.spacing_um) > fpm
+        if params.firing_pin_exclusion == "region" and fp_sd is not None:
+            geom &= fp_sd > fpm
         else:
             geom &= ~circle_mask(scan.shape, scan.spacing_um, firing_pin.grown(fpm))
     if aperture is not None:
@@ -326,10 +331,8 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
                                     "mask", path=scan.source)
     fp_full = None
     if firing_pin is not None:
-        if fp_region is not None and not cropped:
-            fp_full = _signed_distance_up(fp_region, co, scan.shape, scan.spacing_um) <= 0
-        else:
-            fp_full = circle_mask(scan.shape, scan.spacing_um, firing_pin)
+        fp_full = (fp_sd <= 0 if fp_sd is not None
+                   else circle_mask(scan.shape, scan.spacing_um, firing_pin))
     return Segmentation(region, geom, primer, firing_pin, cropped, tuple(notes), fitted,
                         aperture, fp_full)
 
