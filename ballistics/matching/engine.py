@@ -33,9 +33,9 @@ from ballistics.matching.blocks import (
     cut_patches,
     lag_range,
     pairwise_corr,
-    row_max,
     standardise,
 )
+from ballistics.matching.exact import exact_peaks, lag_ramp
 from ballistics.matching.geometry import CellGeometry
 from ballistics.matching.pyramid import pyramid_search, pyramid_transforms
 from ballistics.matching.rotation import rotate_stack
@@ -43,10 +43,10 @@ from ballistics.matching.rotation import rotate_stack
 #: Upper bound of the working memory of one batch of angles (bytes).
 BATCH_BYTES = 192 * 2**20
 
-#: Transforms per FFT call in the exact search on the CPU: a batch that stays in the cache
-#: (measured on a 2-core EPYC, 256 x 256 transforms: 8 per call runs rfft2 + irfft2 3.6x
-#: faster than one call over all cells and angles, which streams through main memory).
-CPU_FFT_BATCH = 8
+#: The same bound for the exact search, whose batches of angles hold only the frames and the
+#: aligned patches: small enough to stay in a shared L3 cache (on the processed Fadul pair,
+#: 5 angles per batch ran the cmcR settings about 8 % faster than all 21 at once, 2 threads).
+EXACT_BATCH_BYTES = 28 * 2**20
 
 
 @dataclass
@@ -114,28 +114,6 @@ class PreparedCells:
             self._pyr[key] = pyramid_transforms(self.std, self.geometry,
                                                 self.keep.cpu().numpy(), factor, window)
         return self._pyr[key]
-
-
-def lag_ramp(geometry: CellGeometry, keep: np.ndarray, fft_shape: tuple[int, int],
-             device: torch.device) -> torch.Tensor:
-    """Phase ramps (Kv, Pr, Pc//2+1) that put each cell's searched lags first in its CCF.
-
-    The searched lags of a cell run down from its largest, ``hi``, one by one. With
-    ``irfft2(conj(rfft2(region)) * rfft2(cell) * ramp)`` the CCF value at lag
-    ``(hi_r - i, hi_c - j)`` lands at index ``(i, j)``: the lag table is then the leading
-    ``n_r x n_c`` block of the result, in the table's own order (no gather).
-    """
-    g = geometry
-    pr, pc = fft_shape
-    _, hi_r = lag_range(g.lags_r[keep], g.region_size[keep, 0])
-    _, hi_c = lag_range(g.lags_c[keep], g.region_size[keep, 1])
-    u = torch.fft.fftfreq(pr, device=device, dtype=torch.float64)
-    v = torch.fft.rfftfreq(pc, device=device, dtype=torch.float64)
-    hr = torch.as_tensor(hi_r, device=device, dtype=torch.float64)
-    hc = torch.as_tensor(hi_c, device=device, dtype=torch.float64)
-    er = torch.polar(torch.ones_like(u), (-2 * np.pi) * hr[:, None] * u[None, :])
-    ec = torch.polar(torch.ones_like(v), (-2 * np.pi) * hc[:, None] * v[None, :])
-    return (er[:, :, None] * ec[:, None, :]).to(torch.complex64)
 
 
 def prepare_cells(
@@ -261,8 +239,14 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
     if not np.isfinite(offset):
         offset = 0.0
     frame_px = (h + top + bottom) * (w + left + right)
-    per_angle = kv * (pr * pc * 4 * 4 + nr * nc * 4 * 2) + frame_px * 4
-    chunk = max(1, min(n_ang, BATCH_BYTES // max(per_angle, 1)))
+    # per angle: the frame and the aligned patches (float64 and masks); the pyramid search
+    # also holds every standardised region and its transforms, the exact search one batch
+    per_angle = frame_px * 4 + kv * mr * mc * 8 * 3
+    budget = EXACT_BATCH_BYTES
+    if search != "exact":
+        per_angle += kv * (pr * pc * 4 * 4 + nr * nc * 4 * 2)
+        budget = BATCH_BYTES
+    chunk = max(1, min(n_ang, budget // max(per_angle, 1)))
     for a0 in range(0, n_ang, chunk):
         a1 = min(n_ang, a0 + chunk)
         na = a1 - a0
@@ -281,19 +265,19 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         inv = torch.where(sd > 0, 1.0 / sd, torch.ones_like(sd))
         norm_b = torch.where(sd > 0, torch.sqrt((n_pts - 1).clamp(min=0)), torch.zeros_like(sd))
 
-        std = cut_blocks(frame, rs[:, 0] + top, rs[:, 1] + left, cs[:, 0], cs[:, 1], gr, gc)
-        std.sub_((mean + offset).to(std.dtype)[..., None, None])
-        std.mul_(inv.to(std.dtype)[..., None, None])
-        std.nan_to_num_(nan=0.0)
         if search == "exact":
-            best, arg = exact_peaks(std, cells.spectrum, cs, (pr, pc))
-            tr = arg // nc
-            tc = arg % nc
+            best, tr, tc = exact_peaks(frame, rs[:, 0] + top, rs[:, 1] + left, cs,
+                                       mean + offset, inv, rvalid.cpu().numpy(),
+                                       cells.spectrum, (pr, pc))
             o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
             o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
         else:
+            std = cut_blocks(frame, rs[:, 0] + top, rs[:, 1] + left, cs[:, 0], cs[:, 1], gr, gc)
+            std.sub_((mean + offset).to(std.dtype)[..., None, None])
+            std.mul_(inv.to(std.dtype)[..., None, None])
+            std.nan_to_num_(nan=0.0)
             o_r, o_c, best = pyramid_search(cells, std, factor)
-        del std
+            del std
         ccf_val = best.double() / (cells.norm.double().unsqueeze(0) * norm_b).clamp(min=1e-30)
         start_r = torch.as_tensor(rs[:, 0], device=dev).unsqueeze(0) + o_r   # (na, kv)
         start_c = torch.as_tensor(rs[:, 1], device=dev).unsqueeze(0) + o_c
@@ -318,45 +302,6 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         res["corr"][sl, keep_np] = np.where(rv, corr.cpu().numpy(), np.nan)
         res["tmiss"][sl, keep_np] = tmiss.cpu().numpy()
         res["jmiss"][sl, keep_np] = np.where(rv, jmiss.cpu().numpy(), 0)
-
-
-def exact_peaks(std: torch.Tensor, spectrum: torch.Tensor, region_size: np.ndarray,
-                fft_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """CCF peak of every region ``std`` (na, kv, nr, nc) against its cell over the searched
-    lags: the peak value and its flat index into the (nr x nc) lag table, both (na, kv).
-
-    ``spectrum`` (kv, Pr, Pc//2+1) holds the cells' transforms times :func:`lag_ramp`, so
-    that the lag table of cell ``k`` is the leading ``region_size[k]`` block of its CCF.
-    Cells are batched in runs of one region size (no masking; any order of cells works, the
-    order of :func:`prepare_cells` makes the runs long); on the CPU in small batches that stay
-    in the cache, on CUDA a whole run at once.
-    """
-    na, kv, nr, nc = std.shape
-    pc = fft_shape[1]
-    dev = std.device
-    step = CPU_FFT_BATCH if dev.type == "cpu" else kv
-    best = torch.empty((na, kv), dtype=std.dtype, device=dev)
-    arg = torch.empty((na, kv), dtype=torch.long, device=dev)
-    sizes = [tuple(int(v) for v in r) for r in region_size]
-    k0 = 0
-    while k0 < kv:   # runs of cells with one region size (prepare_cells orders them so)
-        hr, hc = sizes[k0]
-        k1 = k0 + 1
-        while k1 < kv and k1 - k0 < step and sizes[k1] == sizes[k0]:
-            k1 += 1
-        spec = spectrum[k0:k1]
-        for a in range(na):
-            fb = torch.fft.rfft2(std[a, k0:k1], s=fft_shape).conj_physical_()
-            fb.mul_(spec)
-            ccf = torch.fft.irfft2(fb, s=fft_shape)
-            # the lag table is ccf[:, :hr, :hc]: blank the rest of its rows and search the
-            # rows whole (contiguous; cheaper than copying the block out)
-            ccf[:, :hr, hc:] = -float("inf")
-            b, i = row_max(ccf[:, :hr, :].reshape(k1 - k0, -1))
-            best[a, k0:k1] = b
-            arg[a, k0:k1] = (i // pc) * nc + i % pc
-        k0 = k1
-    return best, arg
 
 
 def compare_direction(
