@@ -1,0 +1,81 @@
+"""Paired speed comparison of this tree's ``compare`` with an earlier commit's, in one process.
+
+On a noisy shared machine, separate runs drift by more than the change being measured; here
+the two engines alternate, comparison by comparison, on the processed Fadul pair, and the
+median of the per-pair time ratios is reported with both medians. The earlier commit is
+exported with ``git archive`` into a temporary folder and imported under another package
+name (``ballistics_base``).
+
+``python benchmarks/compare_ab.py BASE_COMMIT [--preset cmcR] [--threads 2] [--pairs 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "real"
+
+
+def _export(commit: str, dest: Path) -> None:
+    tar = subprocess.run(["git", "-C", str(REPO), "archive", commit, "ballistics"],
+                         check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        tf.extractall(dest, filter="data")
+    (dest / "ballistics").rename(dest / "ballistics_base")
+    for py in (dest / "ballistics_base").rglob("*.py"):
+        text = py.read_text()
+        text = re.sub(r"\bballistics\.", "ballistics_base.", text)
+        text = re.sub(r"from ballistics import", "from ballistics_base import", text)
+        py.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("base")
+    ap.add_argument("--preset", default="cmcR")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pairs", type=int, default=20)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="ballistics_ab_"))
+    _export(args.base, tmp)
+    sys.path.insert(0, str(tmp))
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import ballistics_base.matching as base
+
+    import ballistics.matching as new
+    from ballistics.io import read_scan
+
+    a = read_scan(DATA / "fadul1-1_processed.x3p")
+    b = read_scan(DATA / "fadul1-2_processed.x3p")
+    runs = {"base": lambda: base.compare(a, b, args.preset, device="cpu"),
+            "new": lambda: new.compare(a, b, args.preset, device="cpu")}
+    times: dict[str, list[float]] = {"base": [], "new": []}
+    counts = {k: (f().cmc_count, f().theta_deg) for k, f in runs.items()}   # warm-up
+    for i in range(args.pairs):
+        for k in (("base", "new") if i % 2 == 0 else ("new", "base")):
+            t0 = time.perf_counter()
+            runs[k]()
+            times[k].append(time.perf_counter() - t0)
+    ratio = statistics.median(n / o for n, o in zip(times["new"], times["base"], strict=True))
+    print(f"{args.preset}, {args.threads} threads, {args.pairs} pairs: base {args.base} median "
+          f"{statistics.median(times['base']):.4f} s (min {min(times['base']):.4f}), this tree "
+          f"median {statistics.median(times['new']):.4f} s (min {min(times['new']):.4f}), "
+          f"median ratio {ratio:.3f}; CMC count, theta: base {counts['base']}, new "
+          f"{counts['new']}")
+
+
+if __name__ == "__main__":
+    main()
