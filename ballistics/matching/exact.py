@@ -106,17 +106,16 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
             blk = pad_buf[:nb, :nr, :nc]
             for j, k in enumerate(ks):
                 blk[j].copy_(fa[r0[k]:r0[k] + nr, c0[k]:c0[k] + nc])
+                hr, hc = sizes[k]   # points beyond the region's own size count as missing
+                if hr < nr:
+                    blk[j, hr:, :] = float("nan")
+                if hc < nc:
+                    blk[j, :, hc:] = float("nan")
             blk.sub_(centre[a, sel][:, None, None]).mul_(scale[a, sel][:, None, None])
             blk.nan_to_num_(nan=0.0)
-            for j, k in enumerate(ks):
-                hr, hc = sizes[k]
-                if hr < nr:
-                    blk[j, hr:, :] = 0.0
-                if hc < nc:
-                    blk[j, :, hc:] = 0.0
             fb = torch.fft.rfft2(pad_buf[:nb]).conj_physical_()
             fb.mul_(spectrum[sel])
-            ccf = torch.fft.irfft2(fb, s=None if pc % 2 == 0 else fft_shape)
+            ccf = torch.fft.irfft2(fb, s=fft_shape)
             # the lag table of cell k is ccf[k, :hr, :hc]: blank the rest of the leading rows
             # and search them whole (contiguous; cheaper than copying the blocks out)
             hr_b = max(sizes[k][0] for k in ks)
