@@ -115,19 +115,21 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
             blk.nan_to_num_(nan=0.0)
             fb = torch.fft.rfft2(pad_buf[:nb]).conj_physical_()
             fb.mul_(spectrum[sel])
-            ccf = torch.fft.irfft2(fb, s=fft_shape)
-            # the lag table of cell k is ccf[k, :hr, :hc]: blank the rest of the leading rows
-            # and search them whole (contiguous; cheaper than copying the blocks out)
             hr_b = max(sizes[k][0] for k in ks)
             hc_b = max(sizes[k][1] for k in ks)
-            ccf[:, :hr_b, hc_b:] = -float("inf")
+            # the inverse in torch's own two passes (irfft2 = ifft over rows, then irfft over
+            # columns: the same values), the second only over the rows that hold lag tables
+            ccf = torch.fft.irfft(torch.fft.ifft(fb, dim=-2)[:, :hr_b], n=pc, dim=-1)
+            # the lag table of cell k is ccf[k, :hr, :hc]: blank the rest of the leading rows
+            # and search them whole (contiguous; cheaper than copying the blocks out)
+            ccf[:, :, hc_b:] = -float("inf")
             for j, k in enumerate(ks):
                 hr, hc = sizes[k]
                 if hr < hr_b:
                     ccf[j, hr:hr_b, :] = -float("inf")
                 if hc < hc_b:
                     ccf[j, :hr_b, hc:hc_b] = -float("inf")
-            b, idx = row_max(ccf[:, :hr_b, :].reshape(nb, -1))
+            b, idx = row_max(ccf.reshape(nb, -1))
             idx = idx.to(dev)
             best[a, sel] = b.to(dev)
             row[a, sel] = idx // pc
