@@ -6,8 +6,10 @@ translation at its first maximum (row-major order of cmcR's lag table).
 
 The work is fused per batch of regions: a batch is cut from the rotated target, standardised,
 transformed, multiplied by its cells' spectra, transformed back and searched while it is in
-the cache (on the CPU a batch of :data:`CPU_FFT_BATCH` regions; on CUDA every region of an
-angle at once). Regions that the comparison drops (too incomplete) are not transformed.
+the cache. On the CPU a batch is a few cells at a run of angles, :data:`CPU_FFT_BATCH`
+regions in all, each cell's regions cut by one copy from the rotated frames; on CUDA every
+region of an angle at once. Cells that the comparison drops at every angle of a run (too
+incomplete) are not transformed.
 All arrays are (..., rows, cols) = (..., y, x).
 """
 
@@ -83,7 +85,13 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
     dev = frame.device
     pr, pc = fft_shape
     nr, nc = (int(v) for v in region_size.max(axis=0))
-    step = min(kv, CPU_FFT_BATCH) if dev.type == "cpu" else kv
+    # a batch is a group of cells at a run of angles: one copy per cell cuts its region at
+    # every angle of the run (the same place in each rotated frame)
+    if dev.type == "cpu":
+        sa = min(na, CPU_FFT_BATCH)
+        gs = max(1, CPU_FFT_BATCH // sa)
+    else:
+        sa, gs = 1, kv
     best = torch.zeros((na, kv), dtype=frame.dtype, device=dev)
     row = torch.zeros((na, kv), dtype=torch.long, device=dev)
     col = torch.zeros((na, kv), dtype=torch.long, device=dev)
@@ -94,27 +102,34 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
     scale = scale.to(frame.dtype)
     # one input buffer for every batch: the regions are written into the leading block of
     # zero-padded FFT inputs, whose padding stays 0 (no padding copy per transform)
-    pad_buf = torch.zeros((step, pr, pc), dtype=frame.dtype, device=dev)
-    for a in range(na):
-        fa = frame[a]
-        todo = np.flatnonzero(active[a])
-        for i in range(0, len(todo), step):
-            ks = todo[i:i + step]
-            nb = len(ks)
-            run = bool(ks[-1] - ks[0] == nb - 1)   # consecutive cells: slices, not gathers
+    pad_buf = torch.zeros((gs * sa, pr, pc), dtype=frame.dtype, device=dev)
+    for a0 in range(0, na, sa):
+        a1 = min(na, a0 + sa)
+        sn = a1 - a0
+        fa = frame[a0:a1]
+        # cells searched at some angle of the run (the others are not transformed)
+        todo = np.flatnonzero(active[a0:a1].any(axis=0))
+        for i in range(0, len(todo), gs):
+            ks = todo[i:i + gs]
+            gn = len(ks)
+            nb = gn * sn
+            run = bool(ks[-1] - ks[0] == gn - 1)   # consecutive cells: slices, not gathers
             sel = slice(int(ks[0]), int(ks[-1]) + 1) if run else torch.as_tensor(ks, device=dev)
             blk = pad_buf[:nb, :nr, :nc]
             for j, k in enumerate(ks):
-                blk[j].copy_(fa[r0[k]:r0[k] + nr, c0[k]:c0[k] + nc])
+                bj = blk[j * sn:(j + 1) * sn]
+                bj.copy_(fa[:, r0[k]:r0[k] + nr, c0[k]:c0[k] + nc])
                 hr, hc = sizes[k]   # points beyond the region's own size count as missing
                 if hr < nr:
-                    blk[j, hr:, :] = float("nan")
+                    bj[:, hr:, :] = float("nan")
                 if hc < nc:
-                    blk[j, :, hc:] = float("nan")
-            blk.sub_(centre[a, sel][:, None, None]).mul_(scale[a, sel][:, None, None])
+                    bj[:, :, hc:] = float("nan")
+            # batch order (cell, angle)
+            blk.sub_(centre[a0:a1, sel].t().reshape(nb, 1, 1))
+            blk.mul_(scale[a0:a1, sel].t().reshape(nb, 1, 1))
             blk.nan_to_num_(nan=0.0)
             fb = torch.fft.rfft2(pad_buf[:nb]).conj_physical_()
-            fb.mul_(spectrum[sel])
+            fb.view(gn, sn, pr, -1).mul_(spectrum[sel].unsqueeze(1))
             hr_b = max(sizes[k][0] for k in ks)
             hc_b = max(sizes[k][1] for k in ks)
             # the inverse in torch's own two passes (irfft2 = ifft over rows, then irfft over
@@ -126,12 +141,16 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
             for j, k in enumerate(ks):
                 hr, hc = sizes[k]
                 if hr < hr_b:
-                    ccf[j, hr:hr_b, :] = -float("inf")
+                    ccf[j * sn:(j + 1) * sn, hr:hr_b, :] = -float("inf")
                 if hc < hc_b:
-                    ccf[j, :hr_b, hc:hc_b] = -float("inf")
+                    ccf[j * sn:(j + 1) * sn, :hr_b, hc:hc_b] = -float("inf")
             b, idx = row_max(ccf.reshape(nb, -1))
-            idx = idx.to(dev)
-            best[a, sel] = b.to(dev)
-            row[a, sel] = idx // pc
-            col[a, sel] = idx % pc
+            idx = idx.to(dev).view(gn, sn).t()
+            best[a0:a1, sel] = b.to(dev).view(gn, sn).t()
+            row[a0:a1, sel] = idx // pc
+            col[a0:a1, sel] = idx % pc
+    off = torch.as_tensor(~active, device=dev)
+    best[off] = 0
+    row[off] = 0
+    col[off] = 0
     return best, row, col
