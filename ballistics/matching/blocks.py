@@ -107,11 +107,10 @@ class BoxSums:
 
     def __call__(self, stack: torch.Tensor, offset: float
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ok = ~torch.isnan(stack)
-        x0 = torch.where(ok, stack - offset, torch.zeros((), dtype=stack.dtype,
-                                                         device=stack.device))
+        # three passes over the stack (a where() with its temporaries took five)
+        x0 = (stack - offset).nan_to_num_(nan=0.0)
         out = []
-        for arr in (ok.to(stack.dtype), x0, x0 * x0):
+        for arr in ((~torch.isnan(stack)).to(stack.dtype), x0, x0 * x0):
             box = torch.matmul(torch.matmul(self.rm, arr), self.cm)       # (A, Ur, Uc)
             out.append(box[:, self.ri, self.ci].double())
         return out[0], out[1], out[2]
