@@ -85,8 +85,20 @@ def masked_ncc_stack(
     f_m2 = torch.fft.rfft2(m2, s=s)
     f_x2s = torch.fft.rfft2(x2 * x2, s=s)
 
+    # the searched lags: dy in [-(h-1), h2-1], dx in [-(w-1), w2-1], both within the limit
+    lag_r = torch.arange(pr, device=reference.device)
+    lag_r = torch.where(lag_r > h2 - 1, lag_r - pr, lag_r)
+    lag_c = torch.arange(pc, device=reference.device)
+    lag_c = torch.where(lag_c > w2 - 1, lag_c - pc, lag_c)
+    rows = torch.nonzero((lag_r >= -(h - 1)) & (lag_r <= h2 - 1) & (lag_r.abs() <= lim_r)
+                         ).view(-1)
+    lag_r = lag_r[rows]
+    lin_c = (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
+
     def corr(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft2(fa * fb, s=s)
+        # irfft2's own two passes (the same values), the second only over the searched rows
+        part = torch.index_select(torch.fft.ifft(fa * fb, dim=-2), -2, rows)
+        return torch.fft.irfft(part, n=pc, dim=-1)
 
     n = corr(f_m1, f_m2)
     s1 = corr(f_x1, f_m2)
@@ -103,15 +115,7 @@ def masked_ncc_stack(
     ok = (n >= max(n_min, 4.0)) & (den > 1e-12 * (den.max() + 1e-30))
     ncc = torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)),
                       torch.full_like(den, -2.0))
-    # restrict to the linear lags: dy in [-(h-1), h2-1], dx in [-(w-1), w2-1]
-    lag_r = torch.arange(pr, device=reference.device)
-    lag_r = torch.where(lag_r > h2 - 1, lag_r - pr, lag_r)
-    lag_c = torch.arange(pc, device=reference.device)
-    lag_c = torch.where(lag_c > w2 - 1, lag_c - pc, lag_c)
-    lin = ((lag_r >= -(h - 1)) & (lag_r <= h2 - 1) & (lag_r.abs() <= lim_r)).view(-1, 1) & (
-        (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
-    ).view(1, -1)
-    ncc = torch.where(lin.unsqueeze(0), ncc, torch.full_like(ncc, -2.0))
+    ncc = torch.where(lin_c.view(1, 1, -1), ncc, torch.full_like(ncc, -2.0))
     best, arg = row_max(ncc.reshape(a, -1))
     dy = lag_r[arg // pc]
     dx = lag_c[arg % pc]
