@@ -247,11 +247,15 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         per_angle += kv * (pr * pc * 4 * 4 + nr * nc * 4 * 2)
         budget = BATCH_BYTES
     chunk = max(1, min(n_ang, budget // max(per_angle, 1)))
+    # one NaN-padded frame buffer for every batch of angles: its border is filled once
+    frames = torch.full((chunk, h + top + bottom, w + left + right), float("nan"),
+                        dtype=rotated.dtype, device=dev)
     for a0 in range(0, n_ang, chunk):
         a1 = min(n_ang, a0 + chunk)
         na = a1 - a0
         t = rotated[a0:a1]
-        frame = torch.nn.functional.pad(t, (left, right, top, bottom), value=float("nan"))
+        frame = frames[:na]
+        frame[:, top:top + h, left:left + w].copy_(t)
         # region statistics from summed-area tables (no pass over the 9x redundant regions)
         n_pts, s1, s2 = boxes(t, offset)
         n_pts = n_pts.round()
