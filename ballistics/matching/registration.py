@@ -112,6 +112,7 @@ def masked_ncc_stack(
     v1 = (s11 - s1 * s1 / n_safe).clamp(min=0)
     v2 = (s22 - s2 * s2 / n_safe).clamp(min=0)
     den = torch.sqrt(v1 * v2)
+    # (the flatness floor is relative to the largest denominator over the searched rows)
     ok = (n >= max(n_min, 4.0)) & (den > 1e-12 * (den.max() + 1e-30))
     ncc = torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)),
                       torch.full_like(den, -2.0))

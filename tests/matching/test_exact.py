@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
+from ballistics.matching import exact
 from ballistics.matching.engine import prepare_cells
 from ballistics.matching.exact import exact_peaks
 from ballistics.matching.geometry import cell_geometry
 
 
-def test_exact_peaks_match_direct_ccf_and_skip_inactive_regions(device: str) -> None:
+@pytest.mark.parametrize("batch", [8, 2])
+def test_exact_peaks_match_direct_ccf_and_skip_inactive_regions(
+        device: str, batch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # batch 2 on the CPU: runs of 2 angles (the last run shorter), one cell per batch
+    monkeypatch.setattr(exact, "CPU_FFT_BATCH", batch)
     rng = np.random.default_rng(3)
     h, w = 47, 38                                         # non-square: region sizes differ
     ref = rng.normal(0.0, 1.0, (h, w)).astype(np.float32)
@@ -20,7 +26,7 @@ def test_exact_peaks_match_direct_ccf_and_skip_inactive_regions(device: str) -> 
     keep = cells.keep.cpu().numpy()
     rs, cs = g.region_start[keep], g.region_size[keep]
     assert len({tuple(v) for v in cs}) > 1                # one batch mixes region sizes
-    na = 2
+    na = 3
     tgt = rng.normal(0.0, 1.0, (na, h, w)).astype(np.float32)
     tgt[rng.random(tgt.shape) < 0.2] = np.nan
     pad = int(max(-rs.min(), (rs + cs).max() - min(h, w))) + 1
@@ -30,6 +36,7 @@ def test_exact_peaks_match_direct_ccf_and_skip_inactive_regions(device: str) -> 
     scale = rng.uniform(0.5, 2.0, (na, kv))
     active = np.ones((na, kv), bool)
     active[1, ::2] = False
+    active[:, 1] = False        # a cell searched at no angle: the batches skip over it
     best, row, col = exact_peaks(
         torch.from_numpy(frame).to(device), rs[:, 0] + pad, rs[:, 1] + pad, cs,
         torch.as_tensor(centre, device=device), torch.as_tensor(scale, device=device),
