@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ballistics.matching.blocks import lag_range, row_max
+from ballistics.matching.blocks import irfft2_rows, lag_range, row_max
 from ballistics.matching.geometry import CellGeometry
 
 #: Regions per FFT call on the CPU: a batch that stays in the cache (measured on a 2-core
@@ -132,9 +132,8 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
             fb.view(gn, sn, pr, -1).mul_(spectrum[sel].unsqueeze(1))
             hr_b = max(sizes[k][0] for k in ks)
             hc_b = max(sizes[k][1] for k in ks)
-            # the inverse in torch's own two passes (irfft2 = ifft over rows, then irfft over
-            # columns: the same values), the second only over the rows that hold lag tables
-            ccf = torch.fft.irfft(torch.fft.ifft(fb, dim=-2)[:, :hr_b], n=pc, dim=-1)
+            # the inverse only over the rows that hold lag tables
+            ccf = irfft2_rows(fb, slice(0, hr_b), pc)
             # the lag table of cell k is ccf[k, :hr, :hc]: blank the rest of the leading rows
             # and search them whole (contiguous; cheaper than copying the blocks out)
             ccf[:, :, hc_b:] = -float("inf")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ballistics.matching.blocks import row_max
+from ballistics.matching.blocks import irfft2_rows, row_max
 from ballistics.matching.geometry import next_fast_len
 from ballistics.matching.rotation import rotate_stack, wrap_angle
 
@@ -96,9 +96,7 @@ def masked_ncc_stack(
     lin_c = (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
 
     def corr(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        # irfft2's own two passes (the same values), the second only over the searched rows
-        part = torch.index_select(torch.fft.ifft(fa * fb, dim=-2), -2, rows)
-        return torch.fft.irfft(part, n=pc, dim=-1)
+        return irfft2_rows(fa * fb, rows, pc)   # only the searched rows
 
     n = corr(f_m1, f_m2)
     s1 = corr(f_x1, f_m2)
