@@ -120,16 +120,19 @@ class BoxSums:
 
 
 def cut_blocks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, nrow: np.ndarray,
-                ncol: np.ndarray, length_r: int, length_c: int) -> torch.Tensor:
+                ncol: np.ndarray, length_r: int, length_c: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
     """Blocks (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at ``row0``/``col0``;
     points beyond a block's own size ``nrow x ncol`` are NaN.
 
-    Copies of strided slices into one buffer: on the CPU several times faster than a gather
-    with flat indices (the rows of a block are contiguous in memory).
+    Copies of strided slices into one buffer (``out`` if given, any strided view of that
+    shape): on the CPU several times faster than a gather with flat indices (the rows of a
+    block are contiguous in memory).
     """
     n_ang = frame.shape[0]
-    out = torch.empty((n_ang, len(row0), length_r, length_c), dtype=frame.dtype,
-                      device=frame.device)
+    if out is None:
+        out = torch.empty((n_ang, len(row0), length_r, length_c), dtype=frame.dtype,
+                          device=frame.device)
     for k in range(len(row0)):
         r, c = int(row0[k]), int(col0[k])
         blk = out[:, k]

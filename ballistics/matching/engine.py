@@ -261,6 +261,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         n_pts = n_pts.round()
         tmiss = (region_area.unsqueeze(0) - n_pts).long()
         rvalid = (tmiss.double() / region_area <= max_missing) & (n_pts >= 2)
+        rv = rvalid.cpu().numpy()
         mean = s1 / n_pts.clamp(min=1)
         var = ((s2 - s1 * mean) / (n_pts - 1).clamp(min=1)).clamp(min=0.0)
         # a constant region: the sums' rounding must not turn 0 into a tiny variance
@@ -271,7 +272,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
 
         if search == "exact":
             best, tr, tc = exact_peaks(frame, rs[:, 0] + top, rs[:, 1] + left, cs,
-                                       mean + offset, inv, rvalid.cpu().numpy(),
+                                       mean + offset, inv, rv,
                                        cells.spectrum, (pr, pc))
             o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
             o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
@@ -297,7 +298,6 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
 
         disp_r = start_r - torch.as_tensor(g.cell_start[keep_np, 0], device=dev).unsqueeze(0)
         disp_c = start_c - torch.as_tensor(g.cell_start[keep_np, 1], device=dev).unsqueeze(0)
-        rv = rvalid.cpu().numpy()
         sl = slice(a0, a1)
         res["valid"][sl, keep_np] = rv
         res["dy"][sl, keep_np] = np.where(rv, disp_r.cpu().numpy(), 0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ballistics.matching.blocks import irfft2_rows, lag_range, row_max
+from ballistics.matching.blocks import cut_blocks, irfft2_rows, lag_range, row_max
 from ballistics.matching.geometry import CellGeometry
 
 #: Regions per FFT call on the CPU: a batch that stays in the cache (measured on a 2-core
@@ -96,8 +96,6 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
     row = torch.zeros((na, kv), dtype=torch.long, device=dev)
     col = torch.zeros((na, kv), dtype=torch.long, device=dev)
     sizes = [(int(r), int(c)) for r, c in region_size]
-    r0 = [int(v) for v in row0]
-    c0 = [int(v) for v in col0]
     centre = centre.to(frame.dtype)
     scale = scale.to(frame.dtype)
     # one input buffer for every batch: the regions are written into the leading block of
@@ -116,15 +114,9 @@ def exact_peaks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray,
             run = bool(ks[-1] - ks[0] == gn - 1)   # consecutive cells: slices, not gathers
             sel = slice(int(ks[0]), int(ks[-1]) + 1) if run else torch.as_tensor(ks, device=dev)
             blk = pad_buf[:nb, :nr, :nc]
-            for j, k in enumerate(ks):
-                bj = blk[j * sn:(j + 1) * sn]
-                bj.copy_(fa[:, r0[k]:r0[k] + nr, c0[k]:c0[k] + nc])
-                hr, hc = sizes[k]   # points beyond the region's own size count as missing
-                if hr < nr:
-                    bj[:, hr:, :] = float("nan")
-                if hc < nc:
-                    bj[:, :, hc:] = float("nan")
-            # batch order (cell, angle)
+            # batch order (cell, angle); points beyond a region's own size count as missing
+            cut_blocks(fa, row0[ks], col0[ks], region_size[ks, 0], region_size[ks, 1], nr, nc,
+                       out=blk.view(gn, sn, nr, nc).transpose(0, 1))
             blk.sub_(centre[a0:a1, sel].t().reshape(nb, 1, 1))
             blk.mul_(scale[a0:a1, sel].t().reshape(nb, 1, 1))
             blk.nan_to_num_(nan=0.0)
