@@ -29,6 +29,7 @@ import torch
 from ballistics.matching.blocks import (
     BoxSums,
     axis_index,
+    cell_moments,
     cut_blocks,
     cut_patches,
     lag_range,
@@ -93,6 +94,7 @@ class PreparedCells:
     missing: np.ndarray         # (K,) missing counts of all cells
     cell_valid: np.ndarray      # (K,)
     std: torch.Tensor | None = None   # (Kv, mr, mc) standardised cells, missing = 0
+    moments: torch.Tensor | None = None   # (Kv, 3, mr * mc) for pairwise_corr
     _pyr: dict | None = None
     _spec: torch.Tensor | None = None
 
@@ -144,6 +146,7 @@ def prepare_cells(
     return PreparedCells(
         geometry=geometry, fft_shape=(pr, pc), keep=keep, raw=raw, norm=norm,
         missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(), std=std,
+        moments=cell_moments(raw),
     )
 
 
@@ -230,9 +233,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
     lc = torch.as_tensor(g.lags_c[keep_np], device=dev)
     cell_size = torch.as_tensor(g.cell_size[keep_np], device=dev)
     cell_area = cell_size.prod(dim=1)
-    raw = cells.raw.double()
-    raw_ok = ~torch.isnan(raw)
-    n_raw = raw_ok.sum(dim=(1, 2))
+    n_raw = cells.moments[:, 1].sum(dim=1).round().long()
 
     boxes = BoxSums((rs[:, 0], cs[:, 0]), (rs[:, 1], cs[:, 1]), (h, w), dev)
     offset = float(torch.nanmean(rotated[0]).item()) if n_ang else 0.0
@@ -289,12 +290,8 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         # the aligned target patch (NaN outside the target and beyond the cell's size)
         patch = cut_patches(frame, (start_r + top).cpu().numpy(),
                              (start_c + left).cpu().numpy(), g.cell_size[keep_np], mr, mc)
-        patch = patch.double()
-        pat_ok = ~torch.isnan(patch)
-        both = pat_ok & raw_ok.unsqueeze(0)
-        n_both = both.sum(dim=(2, 3))
-        jmiss = cell_area.unsqueeze(0) - (pat_ok.sum(dim=(2, 3)) + n_raw.unsqueeze(0) - n_both)
-        corr = pairwise_corr(raw.unsqueeze(0), patch, both)
+        corr, n_both, n_pat = pairwise_corr(cells.moments, patch)
+        jmiss = cell_area.unsqueeze(0) - (n_pat + n_raw.unsqueeze(0) - n_both)
 
         disp_r = start_r - torch.as_tensor(g.cell_start[keep_np, 0], device=dev).unsqueeze(0)
         disp_c = start_c - torch.as_tensor(g.cell_start[keep_np, 1], device=dev).unsqueeze(0)

@@ -9,11 +9,13 @@ import torch
 from ballistics.matching.blocks import (
     BoxSums,
     block_sum,
+    cell_moments,
     cut_blocks,
     cut_patches,
     gather_windows,
     irfft2_rows,
     local_max,
+    pairwise_corr,
 )
 from ballistics.matching.geometry import next_fast_len
 
@@ -110,3 +112,30 @@ def test_irfft2_rows_equal_the_rows_of_irfft2(device: str) -> None:
             assert torch.equal(got, want)
         else:
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_pairwise_corr_equals_corrcoef_on_common_points(device: str) -> None:
+    rng = np.random.default_rng(3)
+    cells = rng.normal(2.0, 1.5, (4, 7, 5))                       # (K, rows, cols): non-square
+    cells[rng.random(cells.shape) < 0.25] = np.nan
+    patches = 0.6 * cells[None] + rng.normal(1.0, 1.0, (3, 4, 7, 5))   # (A, K, rows, cols)
+    patches[rng.random(patches.shape) < 0.3] = np.nan
+    patches[0, 1] = 4.0                                            # constant patch
+    patches[1, 2] = np.nan
+    patches[1, 2, 0, :2] = cells[2, 0, :2] + 1.0                   # few common points
+    x = torch.from_numpy(cells.astype(np.float32)).to(device)
+    y = torch.from_numpy(patches.astype(np.float32)).to(device)
+    corr, n_both, n_pat = pairwise_corr(cell_moments(x), y)
+    assert corr.shape == (3, 4) and corr.dtype == torch.float64
+    xs, ys = x.double().cpu().numpy(), y.double().cpu().numpy()
+    for a in range(3):
+        for k in range(4):
+            both = np.isfinite(xs[k]) & np.isfinite(ys[a, k])
+            assert int(n_both[a, k]) == both.sum()
+            assert int(n_pat[a, k]) == np.isfinite(ys[a, k]).sum()
+            u, v = xs[k][both], ys[a, k][both]
+            if both.sum() < 2 or u.std() == 0 or v.std() == 0:
+                assert torch.isnan(corr[a, k]), (a, k)
+            else:
+                assert float(corr[a, k]) == pytest.approx(np.corrcoef(u, v)[0, 1], abs=1e-12)
+    assert torch.isnan(corr[0, 1]) and torch.isfinite(corr[2]).all()
