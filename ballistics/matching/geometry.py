@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -92,7 +93,10 @@ class CellGeometry:
 
     def fft_size(self) -> tuple[int, int]:
         """FFT sizes (rows, cols) at which the circular correlation has no aliasing on the
-        searched lags, rounded up to a 2-3-5-smooth length."""
+        searched lags, rounded up to a 2-3-5-smooth length (computed once per layout)."""
+        hit = self.__dict__.get("_fft")
+        if hit is not None:
+            return hit
         out = []
         for ax, lags in ((0, self.lags_r), (1, self.lags_c)):
             need = 1
@@ -102,7 +106,9 @@ class CellGeometry:
                 o = lags[k, :n]
                 need = max(need, n - int(o.min()), int(o.max()) + m)
             out.append(next_fast_len(need))
-        return out[0], out[1]
+        size = (out[0], out[1])
+        object.__setattr__(self, "_fft", size)   # a cache, not a field: frozen stays frozen
+        return size
 
 
 def next_fast_len(n: int) -> int:
@@ -134,7 +140,19 @@ def next_fast_len(n: int) -> int:
 def cell_geometry(
     shape: tuple[int, int], grid: tuple[int, int], multiplier: int = 3
 ) -> CellGeometry:
-    """The cell layout of a reference of ``shape`` (rows, cols) split into ``grid`` cells."""
+    """The cell layout of a reference of ``shape`` (rows, cols) split into ``grid`` cells.
+
+    Layouts are cached (a collection's scans share a few shapes): the same object comes
+    back for the same arguments, so its arrays must not be modified. (They are not marked
+    read-only because torch warns on converting read-only arrays.)
+    """
+    return _cell_geometry((int(shape[0]), int(shape[1])), (int(grid[0]), int(grid[1])),
+                          int(multiplier))
+
+
+@lru_cache(maxsize=32)
+def _cell_geometry(shape: tuple[int, int], grid: tuple[int, int], multiplier: int
+                   ) -> CellGeometry:
     rows = split_bounds(int(shape[0]), int(grid[0]))
     cols = split_bounds(int(shape[1]), int(grid[1]))
     index, cstart, csize, rstart, rsize, lr, lc = [], [], [], [], [], [], []

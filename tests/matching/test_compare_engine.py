@@ -208,3 +208,17 @@ def test_pyramid_search_agrees_on_congruent_cells(small_pair):
     assert good.sum() > 10
     np.testing.assert_array_equal(pyr.dx_px[good], exact.dx_px[good])
     np.testing.assert_array_equal(pyr.dy_px[good], exact.dy_px[good])
+
+
+def test_cell_geometry_cache_returns_the_layout_it_would_build() -> None:
+    from ballistics.matching.geometry import _cell_geometry
+
+    g = cell_geometry((545, 546), (8, 8), 3)           # non-square, as the Fadul pair
+    assert cell_geometry((545, 546), (8, 8), 3) is g
+    assert cell_geometry((np.int64(545), 546), (8, 8)) is g    # same key from NumPy ints
+    fresh = _cell_geometry.__wrapped__((545, 546), (8, 8), 3)
+    for name in ("index", "cell_start", "cell_size", "region_start", "region_size",
+                 "lags_r", "lags_c"):
+        np.testing.assert_array_equal(getattr(g, name), getattr(fresh, name))
+    assert g.fft_size() == fresh.fft_size() == (256, 256)
+    assert g.cell_size[:, 0].max() == 69 and g.cell_size[:, 1].min() == 68
