@@ -89,12 +89,11 @@ class PreparedCells:
     geometry: CellGeometry
     fft_shape: tuple[int, int]
     keep: torch.Tensor          # indices of valid cells (Kv,)
-    raw: torch.Tensor           # (Kv, mr, mc) heights, NaN outside the cell / missing
+    moments: torch.Tensor       # (Kv, 3, mr * mc) of the heights, for pairwise_corr
     norm: torch.Tensor          # (Kv,)
     missing: np.ndarray         # (K,) missing counts of all cells
     cell_valid: np.ndarray      # (K,)
     std: torch.Tensor | None = None   # (Kv, mr, mc) standardised cells, missing = 0
-    moments: torch.Tensor | None = None   # (Kv, 3, mr * mc) for pairwise_corr
     _pyr: dict | None = None
     _spec: torch.Tensor | None = None
 
@@ -144,9 +143,8 @@ def prepare_cells(
     pr, pc = geometry.fft_size()
     norm = torch.sqrt((std * std).sum(dim=(1, 2)))
     return PreparedCells(
-        geometry=geometry, fft_shape=(pr, pc), keep=keep, raw=raw, norm=norm,
-        missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(), std=std,
-        moments=cell_moments(raw),
+        geometry=geometry, fft_shape=(pr, pc), keep=keep, moments=cell_moments(raw),
+        norm=norm, missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(), std=std,
     )
 
 
