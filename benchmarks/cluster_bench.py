@@ -1,8 +1,8 @@
-"""Throughput of the cluster ingest (``ballistics.collection.distributed``) and a 1M projection.
+"""Throughput of the cluster ingest (``ballistics.workflows.distributed``) and a 1M projection.
 
 Sections:
 
-- ``local``: the local single-process ingest (``ballistics.collection.ingest.ingest``,
+- ``local``: the local single-process ingest (``ballistics.workflows.ingest.ingest``,
   ``workers=1``) of the same files: the per-casing cost without Dask.
 - ``cluster``: a ``dask.distributed.LocalCluster`` on loopback with 1, then 2 worker
   processes (1 thread each), workers warmed up (model loaded, modules imported) before the
@@ -56,7 +56,7 @@ def _warm(model: str) -> str:
     import ballistics.preprocess
 
     del ballistics
-    from ballistics.collection.distributed_tasks import worker_model
+    from ballistics.workflows._distributed_tasks import worker_model
 
     return str(worker_model(model, "cpu").model_hash)
 
@@ -65,7 +65,7 @@ def _cluster_run(files: list[Path], labels: Path, n_workers: int, options: Any,
                  tmp: Path) -> dict[str, Any]:
     import distributed
 
-    from ballistics.collection.distributed import ingest
+    from ballistics.workflows.distributed import ingest
 
     with distributed.LocalCluster(n_workers=n_workers, processes=True, threads_per_worker=1,
                                   host="127.0.0.1", dashboard_address="127.0.0.1:0") as cl:
@@ -154,9 +154,9 @@ def project(worker_s_per_casing: float, commit: dict[str, Any], commit_every: in
 
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
     """Run the benchmark; returns (and writes ``cluster_bench.json``) JSON-able numbers."""
-    from ballistics.collection.ingest import IngestOptions
-    from ballistics.collection.ingest import ingest as local_ingest
     from ballistics.datasets.synthetic import generate
+    from ballistics.workflows.ingest import IngestOptions
+    from ballistics.workflows.ingest import ingest as local_ingest
 
     n_f, spacing = (6, 12.5) if quick else (12, 3.125)
     commit_every = 4

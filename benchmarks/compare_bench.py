@@ -197,7 +197,7 @@ def comparison_fingerprint(preset: str) -> str:
     """
     import hashlib
 
-    from ballistics.matching.params import get_params
+    from ballistics.matching.breechface.params import get_params
 
     d = get_params(preset).to_dict()
     if d.get("rotation") == "grid":

@@ -5,7 +5,7 @@ this on a lab's own scans; the accuracy suite runs it on the real sets in ``../s
 and on synthetic sets generated with fixed seeds. Everything goes through the public library API:
 ``ballistics.io.read_scan`` -> ``ballistics.preprocess.prepare_for_comparison`` ->
 ``ballistics.matching.compare_many`` and ``ballistics.models.embed`` ->
-``ballistics.matching.calibration``.
+``ballistics.matching.lr.calibration``.
 
 Side by side, on the same pairs and queries:
 
@@ -141,8 +141,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     device
         Comparison and embedding device.
     """
+    import ballistics.matching.lr as cal
     from ballistics.datasets.manifest import read_manifest
-    from ballistics.matching import calibration as cal
     from ballistics.matching import compare_many
     from ballistics.models import embed
 

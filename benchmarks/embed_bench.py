@@ -1,7 +1,7 @@
 """Embeddings of breech faces: rotation invariance, retrieval (synthetic and real), throughput.
 
 CNN (shipped weights, ``ballistics.models``) vs the non-learned baseline
-(``ballistics.features.descriptors``), side by side:
+(``ballistics.models.descriptors``), side by side:
 
 - **rotation**: processed synthetic casings, each rotated about its primer centre by 36 angles
   (5°, 15°, ..., 355°; bilinear) and by exact quarter turns of the array (``np.rot90``); cosine
@@ -45,7 +45,7 @@ def _processed_synthetic(difficulty: str, n_firearms: int, n_casings: int, cache
     """Processed synthetic casings (cached as float32 .npz with the primer centre)."""
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
     from ballistics.errors import BallisticsError
-    from ballistics.features.descriptors import primer_centre_from_provenance
+    from ballistics.models.descriptors import primer_centre_from_provenance
     from ballistics.preprocess import prepare_for_comparison
     from ballistics.scan import Scan
 
@@ -83,7 +83,7 @@ def _processed_synthetic(difficulty: str, n_firearms: int, n_casings: int, cache
 
 def _embed_all(emb: Any, scans: list[Any], batch: int = 32) -> np.ndarray:
     """Embeddings; a scan's primer centre (from preprocessing) is used where known."""
-    from ballistics.features.descriptors import BaselineEmbedder, polar_descriptor
+    from ballistics.models.descriptors import BaselineEmbedder, polar_descriptor
     from ballistics.models.inputs import prepare_input
 
     out = np.empty((len(scans), emb.dim), np.float32)
@@ -204,8 +204,8 @@ def throughput(embedders: dict[str, Any], scans: list[Any], n: int) -> dict[str,
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
         cache_dir: Path | None = None) -> dict:
     """Run the embedding benchmark; returns a JSON-able dict (also written by ``__main__``)."""
-    from ballistics.features.descriptors import BaselineEmbedder
     from ballistics.models import load_embedder
+    from ballistics.models.descriptors import BaselineEmbedder
 
     warnings.simplefilter("ignore")
     cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "ballistics_embed_bench"

@@ -242,7 +242,7 @@ def _timed_searches(collection: Path, queries: list[str], opts: Any) -> list[dic
     """Search each query file in ``collection``: per query the preparation time, the search's
     own timings (``embed``, ``shortlist``, ``rerank``, ``total``, ``reranked``), the end-to-end
     time and the re-ranking cost per comparison."""
-    from ballistics.collection.search import Searcher
+    from ballistics.workflows.search import Searcher
 
     searcher = Searcher(collection)
     per_query = []
@@ -267,9 +267,9 @@ def _median(per_query: list[dict[str, Any]]) -> dict[str, float]:
 def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, Any]:
     """Ingest rate on synthetic 3.125 µm topographies and end-to-end ``search`` latency
     (prepare + embed + shortlist + re-rank ``shortlist`` candidates) per query."""
-    from ballistics.collection.demo import _default_model
-    from ballistics.collection.ingest import IngestOptions, ingest
-    from ballistics.collection.search import SearchOptions
+    from ballistics.workflows.demo import _default_model
+    from ballistics.workflows.ingest import IngestOptions, ingest
+    from ballistics.workflows.search import SearchOptions
 
     model = model or _default_model()
     workers = int(os.environ.get("BALLISTICS_SEARCH_BENCH_WORKERS", "2"))
@@ -301,10 +301,10 @@ def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
     (about 560 x 560 points at 6.25 µm) ingested, two of them searched with shortlist 100
     (their own scan is left out, so 94 are re-ranked); ``per_100_s`` scales the re-ranking
     to 100 candidates."""
-    from ballistics.collection.demo import _default_model
-    from ballistics.collection.ingest import IngestOptions, ingest
-    from ballistics.collection.search import SearchOptions
     from ballistics.datasets.manifest import read_manifest
+    from ballistics.workflows.demo import _default_model
+    from ballistics.workflows.ingest import IngestOptions, ingest
+    from ballistics.workflows.search import SearchOptions
 
     model = model or _default_model()
     workers = int(os.environ.get("BALLISTICS_SEARCH_BENCH_WORKERS", "2"))
@@ -348,9 +348,9 @@ def _study(root: Path, n_firearms: int, difficulty: str, seed: int) -> tuple[lis
 def bench_synthetic(quick: bool, difficulty: str, work: Path, out_dir: Path,
                     model: str | None) -> dict[str, Any]:
     """Held-out synthetic queries against a synthetic collection."""
-    from ballistics.collection.demo import _default_model
-    from ballistics.collection.ingest import IngestOptions, ingest
-    from ballistics.collection.search import Searcher, SearchOptions
+    from ballistics.workflows.demo import _default_model
+    from ballistics.workflows.ingest import IngestOptions, ingest
+    from ballistics.workflows.search import Searcher, SearchOptions
 
     model = model or _default_model()
     n_f, n_q, shortlist = (20, 10, 20) if quick else (200, 100, 100)

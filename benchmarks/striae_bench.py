@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from ballistics.datasets.synthetic_striae import (
+from ballistics.datasets.synthetic.striae import (
     fire_bullet,
     make_barrel,
     make_mark,
@@ -27,9 +27,9 @@ from ballistics.datasets.synthetic_striae import (
     true_phase,
 )
 from ballistics.errors import NoSignatureError, ScanWarning
-from ballistics.features.lea import lea_signature
-from ballistics.features.striation import extract_signature
 from ballistics.matching.striae import StriaeCompareParams, compare_bullets, compare_signatures
+from ballistics.matching.striae.lea import lea_signature
+from ballistics.matching.striae.signatures import extract_signature
 
 REAL_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -174,7 +174,7 @@ def bench_proposal(difficulty: str = "realistic", n_casings: int = 30, n_null: i
     IoU with the true band and the centroid distance; on ``n_null`` casings without it: the
     share wrongly given a band (false alarms)."""
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
-    from ballistics.features.striation import propose_aperture_shear
+    from ballistics.matching.striae.signatures import propose_aperture_shear
     from ballistics.preprocess.segment import segment
 
     t0 = time.perf_counter()
@@ -261,7 +261,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     warnings.simplefilter("ignore", ScanWarning)
     nf, ns = (4, 3) if quick else (12, 5)
     nb, nbul = (2, 2) if quick else (8, 4)
-    res: dict[str, Any] = {"synthetic": "ballistics.datasets.synthetic_striae, seed 0"}
+    res: dict[str, Any] = {"synthetic": "ballistics.datasets.synthetic.striae, seed 0"}
     for d in ("realistic", "hard"):
         res[f"marks_{d}"] = {"n_firearms": nf, "n_shots": ns, **bench_marks(d, nf, ns)}
         res[f"bullets_{d}"] = {"n_barrels": nb, "n_bullets": nbul,

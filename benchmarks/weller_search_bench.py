@@ -112,7 +112,7 @@ def _cmc_plot(curves: dict[str, list[float]], path: Path, title: str) -> None:
 
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
     """Run the benchmark (``quick``: only the queries of slide W01, no plot)."""
-    from ballistics.matching.calibration import (
+    from ballistics.matching.lr import (
         LRCalibration,
         ScoreModel,
         cllr,

@@ -98,7 +98,8 @@ def compute_search(real: Path, work: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     import tempfile
 
-    real = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/data/real"
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+    real = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     with tempfile.TemporaryDirectory() as tmp:
         pins = {"comparisons": compute_comparisons(real), "search": compute_search(real, Path(tmp))}
     PINS.parent.mkdir(exist_ok=True)

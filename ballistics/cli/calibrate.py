@@ -29,7 +29,7 @@ from ballistics.cli.common import device_option, emit_json, handle_errors, json_
 def calibrate(collection, source_column, max_different, max_same, lr_method, folds, preset, seed,
               device, as_json, quiet) -> None:
     """Fit, cross-validate (leaving whole sources out) and store the calibration."""
-    from ballistics.collection.calibrate import calibrate_collection
+    from ballistics.workflows.calibrate import calibrate_collection
 
     summary = calibrate_collection(
         collection, source_column=source_column, max_same=max_same,

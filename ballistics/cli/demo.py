@@ -25,7 +25,7 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
 @handle_errors
 def demo(out, firearms, casings, queries, shortlist, model, workers, as_json, quiet) -> None:
     """Generate synthetic casings, ingest them, search held-out ones, write report.html."""
-    from ballistics.collection.demo import run_demo
+    from ballistics.workflows.demo import run_demo
 
     say = echo_err if as_json else click.echo
     result = run_demo(out, n_firearms=firearms, n_casings=casings, n_queries=queries,

@@ -53,8 +53,8 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     Files already in the collection (same SHA-256) are skipped; a file that cannot be
     read or is unfit is reported and the others go on. Exit code 2 when any file failed.
     """
-    from ballistics.collection.ingest import IngestOptions
-    from ballistics.collection.ingest import ingest as run_ingest
+    from ballistics.workflows.ingest import IngestOptions
+    from ballistics.workflows.ingest import ingest as run_ingest
 
     opts = IngestOptions(
         processed=True if processed else None, preset=preset, spacing_um=spacing_um,
@@ -62,7 +62,7 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
         batch_size=batch_size, commit_every=commit_every,
     )
     if scheduler:
-        from ballistics.collection.distributed import ingest as run_cluster
+        from ballistics.workflows.distributed import ingest as run_cluster
 
         summary = run_cluster(list(inputs), collection, scheduler=scheduler, labels=labels,
                               options=opts, resume=resume, quiet=quiet)

@@ -57,10 +57,10 @@ def _print_table(result) -> None:
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
            workers, device, spacing_um, no_verify, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
-    from ballistics.collection.ingest import parse_filters
-    from ballistics.collection.search import Searcher, SearchOptions, audit_search
+    from ballistics.collection.reader import parse_filters
     from ballistics.errors import InputError
     from ballistics.progress import progress
+    from ballistics.workflows.search import Searcher, SearchOptions, audit_search
 
     if (query is None) == (queries is None):
         raise InputError("give one QUERY or --queries FILE_LIST")

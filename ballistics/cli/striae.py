@@ -12,12 +12,10 @@ margin``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from ballistics.cli.common import emit_json, handle_errors, json_option, scan_read_options
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
@@ -43,37 +41,13 @@ def _parse_region(text: str | None) -> tuple[float, float, float, float] | None:
 
 def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing_um: Any,
                verify: bool) -> Any:
-    from ballistics.features.lea import lea_signature
-    from ballistics.features.striation import extract_signature, propose_aperture_shear
     from ballistics.io import read_mask_png, read_scan
+    from ballistics.matching.striae.marks import mark_signature
 
     scan = read_scan(path, spacing_um=spacing_um, verify=verify)
     mask = read_mask_png(mask_path, scan.shape) if mask_path else None
     try:
-        if kind == "lea" and region is None and mask is None:
-            return lea_signature(scan), scan
-        if kind == "aperture-shear" and region is None and mask is None:
-            from ballistics.preprocess.segment import segment
-
-            seg = segment(scan)
-            if seg.firing_pin is None:
-                raise NoSignatureError(
-                    "no striation signature: no firing-pin impression was found to propose "
-                    "the aperture-shear band; give it with --region or --mask")
-            mask = propose_aperture_shear(scan, seg.firing_pin.center_um,
-                                          seg.firing_pin.radius_um,
-                                          firing_pin_mask=seg.firing_pin_region)
-            rows, cols = np.nonzero(mask)
-            dy, dx = scan.spacing_um
-            box = [rows.min() * dy, cols.min() * dx, rows.max() * dy, cols.max() * dx]
-            sig = extract_signature(scan, kind=kind, mask=mask)
-            msg = (f"{Path(path).name}: the aperture-shear band was proposed automatically "
-                   f"(bounding box Y0,X0,Y1,X1 = {', '.join(f'{v:.0f}' for v in box)} µm); "
-                   "check it, or give --region/--mask")
-            warnings.warn(msg, ScanWarning, stacklevel=2)
-            return replace(sig, meta={**sig.meta, "proposed_region_um": box},
-                           warnings=(*sig.warnings, msg)), scan
-        return extract_signature(scan, kind=kind, region=region, mask=mask), scan
+        return mark_signature(scan, kind, region=region, mask=mask), scan
     except InputError as exc:
         if exc.path is None:
             raise type(exc)(exc.message, path=path) from None
@@ -155,9 +129,9 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
                         spacing_um: float | None, no_verify: bool) -> None:
     """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
     best land phase (SAM)."""
-    from ballistics.features.lea import lea_signature
     from ballistics.io import read_scan
     from ballistics.matching.striae import compare_bullets
+    from ballistics.matching.striae.lea import lea_signature
 
     files_a, files_b = _land_files(dir_a), _land_files(dir_b)
     warns: list[str] = []

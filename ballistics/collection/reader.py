@@ -19,7 +19,7 @@ from ballistics.collection.fsio import file_sha256
 from ballistics.collection.index import SearchIndex, exact_search, merge_topk, read_index
 from ballistics.collection.manifest import REBUILD_HINT
 from ballistics.collection.rowtable import RowTable
-from ballistics.errors import CollectionCorruptError, CollectionError
+from ballistics.errors import CollectionCorruptError, CollectionError, ParameterError
 from ballistics.scan import Scan
 
 
@@ -283,3 +283,15 @@ class CollectionReader:
             "calibration": "collection" if self.manifest.get("calibration") else
             "synthetic-default",
         }
+
+
+def parse_filters(items: Sequence[str]) -> dict[str, list[str]]:
+    """``["COL=VAL", ...]`` -> ``{COL: [VAL, ...]}`` for :meth:`CollectionReader.label_mask`
+    (the ``--where`` / ``--exclude`` options); raises ParameterError on a bad item."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ParameterError(f"a filter must look like COLUMN=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out.setdefault(k.strip(), []).append(v.strip())
+    return out

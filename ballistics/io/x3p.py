@@ -207,6 +207,38 @@ def _hex(rgb: Any) -> str:
     return "#" + "".join(f"{int(v):02x}" for v in rgb[:3])
 
 
+def _undeclared_mask(rgba: np.ndarray, name: str, metadata: dict[str, Any], log: WarningLog
+                     ) -> np.ndarray | None:
+    """Points to drop for a mask layer that ``main.xml`` does not describe, or ``None`` when
+    x3ptools' default background colour is present (the annotation convention then holds).
+
+    A black-and-white layer without a description is a region of interest (TopMatch and
+    cartridgeInvestigatR exports): white is kept, black dropped. Any other undescribed layer
+    has no known meaning and is ignored, with a warning (dropping every point that is not
+    the default background would empty the scan).
+    """
+    opaque = rgba[..., 3] > 0
+    colours = np.unique(rgba[opaque][:, :3], axis=0) if opaque.any() else np.zeros((0, 3))
+    default = tuple(int(_DEFAULT_MASK_BACKGROUND[i: i + 2], 16) for i in (1, 3, 5))
+    if any(tuple(int(v) for v in c) == default for c in colours):
+        return None
+    found = {_hex(c) for c in colours}
+    if found and found <= {"#000000", "#ffffff"} and "#ffffff" in found:
+        drop = ~(opaque & np.all(rgba[..., :3] == 255, axis=-1))
+        frac = float(drop.mean())
+        metadata["mask"] = {"file": name, "background": None, "annotations": {},
+                            "masked_fraction": frac, "interpretation": "white = region kept"}
+        log.add(f"the mask layer {name!r} is not described in main.xml; read as a black-and-"
+                f"white region of interest (white kept): {100 * frac:.1f} % of the points "
+                "outside it set missing")
+        return drop
+    metadata["mask"] = {"file": name, "background": None, "annotations": {},
+                        "masked_fraction": 0.0, "interpretation": "ignored"}
+    log.add(f"the mask layer {name!r} is not described in main.xml and its colours "
+            f"({', '.join(sorted(found)) or 'none'}) have no known meaning; it was ignored")
+    return np.zeros(rgba.shape[:2], bool)
+
+
 def _apply_mask_png(
     container: X3pContainer, z: np.ndarray, metadata: dict[str, Any], log: WarningLog
 ) -> np.ndarray:
@@ -234,6 +266,12 @@ def _apply_mask_png(
         )
         return z
     info = container.header.mask or {}
+    if not info.get("background"):
+        undeclared = _undeclared_mask(rgba, name[len(container.prefix):], metadata, log)
+        if undeclared is not None:
+            z = z.copy()
+            z[undeclared] = np.nan
+            return z
     background = info.get("background") or _DEFAULT_MASK_BACKGROUND
     try:
         bg = tuple(int(background.lstrip("#")[i: i + 2], 16) for i in (0, 2, 4))

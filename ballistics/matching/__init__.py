@@ -1,33 +1,38 @@
-"""Pairwise comparison of casing surfaces: correlation, Congruent Matching Cells, scores.
+"""Comparison of firearm marks, one subpackage per method:
 
-- :func:`compare` / :func:`compare_many` and :class:`CompareParams` (presets ``"default"``
-  and ``"cmcR"``): the areal breech-face comparison (``docs/compare.md``).
-- :mod:`ballistics.matching.calibration`: scores to likelihood ratios.
-- :mod:`ballistics.matching.striae`: 1D striation signatures.
+- :mod:`ballistics.matching.breechface`: areal breech-face comparison (registration,
+  Congruent Matching Cells, ACES-style features; ``docs/compare.md``). Its main names are
+  re-exported here: :func:`compare`, :func:`compare_many`, :class:`Comparison`,
+  :class:`CompareParams`, :func:`get_params`, :data:`PRESETS`, :data:`FEATURE_NAMES`,
+  :func:`align_target`.
+- :mod:`ballistics.matching.striae`: striated marks and bullet lands (signatures, CCF, CMS,
+  bullets; ``docs/striation.md``).
+- :mod:`ballistics.matching.lr`: learned scores, likelihood-ratio calibration and metrics.
+
+Names load lazily, so importing this package does not import torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 _LAZY = {
-    "compare": "ballistics.matching.comparison",
-    "compare_many": "ballistics.matching.comparison",
-    "Comparison": "ballistics.matching.comparison",
-    "CompareParams": "ballistics.matching.params",
-    "PRESETS": "ballistics.matching.params",
-    "get_params": "ballistics.matching.params",
-    "FEATURE_NAMES": "ballistics.matching.features",
+    name: "ballistics.matching.breechface"
+    for name in ("compare", "compare_many", "Comparison", "CompareParams", "PRESETS",
+                 "get_params", "FEATURE_NAMES", "align_target")
 }
 
 
 def __getattr__(name: str) -> Any:
     """Import the comparison API lazily (torch loads only when a comparison is made)."""
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ballistics.matching' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = sorted(_LAZY)

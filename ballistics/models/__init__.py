@@ -3,7 +3,7 @@
 - :class:`Embedder`: the protocol every embedder follows (``name``, ``dim``, ``model_hash``,
   ``embed(scans, batch_size) -> float32 (N, dim)``, rows L2-normalised, cosine = inner product).
 - :func:`load_embedder`: ``"cnn"`` (the shipped weights, loaded offline from package data),
-  ``"baseline"`` (the non-learned polar descriptor of :mod:`ballistics.features.descriptors`)
+  ``"baseline"`` (the non-learned polar descriptor of :mod:`ballistics.models.descriptors`)
   or the path of weights written by ``ballistics train``.
 - :func:`embed`: one call from processed scans to vectors.
 
@@ -72,7 +72,7 @@ def load_embedder(model: str | os.PathLike[str] = "cnn", device: str = "auto") -
         When weights cannot be read or do not fit the network.
     """
     if isinstance(model, str) and model.strip().lower() == "baseline":
-        from ballistics.features.descriptors import BaselineEmbedder
+        from ballistics.models.descriptors import BaselineEmbedder
 
         return BaselineEmbedder()
     from ballistics.device import resolve_device

@@ -9,7 +9,7 @@
 - channel 1: the validity mask (fraction of valid support, 0..1).
 
 The grid has ``spacing_um`` square pixels and is centred on the breech-face centre
-(:func:`ballistics.features.descriptors.breech_face_centre`: the primer centre recorded by
+(:func:`ballistics.models.descriptors.breech_face_centre`: the primer centre recorded by
 preprocessing, else a robust circle fitted to the outer edge of the valid region). The network
 then resamples it on a polar grid around the centre (see :mod:`ballistics.models.network`).
 Only numpy/scipy here, so inputs can be prepared (and cached) without torch.
@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from ballistics.errors import EmptyScanError
-from ballistics.features.descriptors import (
+from ballistics.models.descriptors import (
     block_mean_nan,
     breech_face_centre,
     nan_gaussian,

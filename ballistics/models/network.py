@@ -288,7 +288,7 @@ class PolarNet(nn.Module):
         Every feature ring is Fourier transformed along the angle; a rotation multiplies
         harmonic ``k`` of every ring by the same ``exp(-i k a)``, so the unit cross-spectra
         between ring bands ``d`` apart do not change but keep the relative angular position of
-        the marks (see :mod:`ballistics.features.descriptors`).
+        the marks (see :mod:`ballistics.models.descriptors`).
         """
         f = torch.cat((polar[:, 0:1], self.features(polar)), dim=1).float()
         f = F.avg_pool2d(f, (2, 1))

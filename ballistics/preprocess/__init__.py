@@ -10,7 +10,13 @@ Main entry points::
 
 Lengths are µm, arrays ``(rows, cols) = (y, x)``, NaN = missing; circle centres are ``[y, x]``
 in µm from the input scan's first point.
+
+The package itself is callable: ``ballistics.preprocess(scan)`` is ``preprocess(scan)``.
 """
+
+import sys as _sys
+import types as _types
+from typing import Any
 
 from ballistics.preprocess.filters import (
     bandpass,
@@ -82,3 +88,14 @@ __all__ = [
     "sigma_um",
     "transmission",
 ]
+
+
+class _CallablePackage(_types.ModuleType):
+    """``ballistics.preprocess(scan, ...)`` is :func:`preprocess` (the top-level API's verb),
+    while ``ballistics.preprocess.<name>`` stays this package."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Preprocessed:
+        return preprocess(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallablePackage

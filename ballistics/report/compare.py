@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ballistics._version import __version__
-from ballistics.matching.comparison import Comparison
+from ballistics.matching.breechface.comparison import Comparison
+from ballistics.matching.breechface.pose import align_target
 from ballistics.report.html import img_tag, page, table
 from ballistics.scan import Scan
 
@@ -49,26 +50,6 @@ def _surfaces(ref: Scan, tgt: Scan, names: tuple[str, str]) -> str:
         fig.colorbar(im, ax=ax, shrink=0.8, label="height (µm)")
     fig.tight_layout()
     return img_tag(fig, "reference and target surfaces")
-
-
-def _aligned_target(ref: Scan, tgt: Scan, c: Comparison) -> np.ndarray:
-    """The target rotated by the consensus angle and shifted by the consensus translation,
-    on the reference's grid (NaN where it has no data)."""
-    import torch
-
-    from ballistics.matching.rotation import rotate_stack
-
-    t = torch.from_numpy(np.array(tgt.heights, dtype=np.float32))
-    rot = rotate_stack(t, [c.theta_deg])[0].numpy()
-    dy = int(round(c.dy_um / ref.spacing_um[0]))
-    dx = int(round(c.dx_um / ref.spacing_um[1]))
-    out = np.full(ref.shape, np.nan, np.float32)
-    h, w = ref.shape
-    r0, r1 = max(0, -dy), min(h, rot.shape[0] - dy)
-    c0, c1 = max(0, -dx), min(w, rot.shape[1] - dx)
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = rot[r0 + dy:r1 + dy, c0 + dx:c1 + dx]
-    return out
 
 
 def _overlay(ref: Scan, aligned: np.ndarray) -> str:
@@ -188,7 +169,7 @@ def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
         for x in c.cells
     ]
     params = sorted(c.params.to_dict().items())
-    aligned = _aligned_target(reference, target, c)
+    aligned = align_target(reference, target, c)
     sections = [
         ("Summary", table(["quantity", "value"], summary)
          + "<p class='note'>θ is the rotation that turns the target onto the reference "

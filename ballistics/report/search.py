@@ -38,15 +38,15 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 def aligned(query: Any, cand: Any, comparison: Any) -> tuple[np.ndarray, np.ndarray, float]:
     """The query and the candidate turned and shifted onto it by the comparison's consensus
-    pose (``ballistics.report.compare``'s alignment), both decimated for drawing, and their
-    correlation on the overlap."""
-    from ballistics.report.compare import _aligned_target
+    pose (:func:`ballistics.matching.breechface.align_target`), both decimated for drawing,
+    and their correlation on the overlap."""
+    from ballistics.matching.breechface.pose import align_target
 
     if cand.spacing_um != query.spacing_um:
         from ballistics.preprocess import resample
 
         cand = resample(cand, query.spacing_um)
-    full = _aligned_target(query, cand, comparison)
+    full = align_target(query, cand, comparison)
     q, step = _small(query.heights)
     t = np.asarray(full[::step, ::step], np.float64)
     return q, t, _corr(q, t)
@@ -81,7 +81,7 @@ def _figure(query: Any, cand: Any, comparison: Any, title: str) -> str:
 
 
 def search_report_html(result: Any, *, max_figures: int = 5) -> str:
-    """The report page of one :class:`~ballistics.collection.search.SearchResult`."""
+    """The report page of one :class:`~ballistics.workflows.search.SearchResult`."""
     cal = result.calibration
     head = (f"<p>Query <code>{html.escape(str(result.query['path']))}</code>, SHA-256 "
             f"<code>{html.escape(str(result.query['sha256']))}</code>.</p>"

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.features.striation import Signature
 from ballistics.matching.striae import BulletComparison, StriaeComparison
+from ballistics.matching.striae.signatures import Signature
 from ballistics.report.html import img_tag, page, table
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ballistics.cli import main
-from ballistics.datasets.synthetic_striae import (
+from ballistics.datasets.synthetic.striae import (
     fire_bullet,
     make_barrel,
     make_mark,

@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from ballistics.datasets import synthetic_surfaces as surf
 from ballistics.datasets.synthetic import (
     SynthParams,
     fire,
@@ -17,6 +16,7 @@ from ballistics.datasets.synthetic import (
     params_for,
     undo_pose,
 )
+from ballistics.datasets.synthetic import surfaces as surf
 from ballistics.errors import ParameterError
 
 SP = 12.5  # coarse spacing keeps these tests fast
@@ -152,7 +152,7 @@ def test_truth_lines_up_with_the_surface():
     assert face - floor > 0.5 * t["firing_pin_depth_um"]
     assert np.isnan(z[c.mask]).mean() < 0.2
     # the steep crater wall gives no return: mostly NaN just inside the outline
-    from ballistics.datasets.synthetic_surfaces import grid, shape_radius
+    from ballistics.datasets.synthetic.surfaces import grid, shape_radius
     gy, gx = grid((h, w), sp, (fy, fx))
     rho = shape_radius(gy, gx, t["firing_pin_shape"], tuple(t["firing_pin_axes_um"]),
                        t["firing_pin_angle_deg"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ballistics.datasets.synthetic_striae import (
+from ballistics.datasets.synthetic.striae import (
     fire_bullet,
     make_barrel,
     make_mark,

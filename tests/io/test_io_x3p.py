@@ -349,3 +349,29 @@ def test_backslash_member_names_at_root(tmp_path):
     scan = _read(tmp_path / "w.x3p")
     assert scan.heights.tobytes() == ref.heights.tobytes()
     assert len(scan.warnings) == 1 and "backslash" in scan.warnings[0]
+
+
+@pytest.mark.parametrize("colours", ["bw", "other"])
+def test_undescribed_mask_png(tmp_path, colours):
+    """A mask layer that main.xml does not describe: black and white is a region of interest
+    (white kept, as TopMatch/cartridgeInvestigatR exports write it); other colours are
+    ignored with a warning rather than emptying the scan."""
+    z = surface(20, 30)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    if colours == "bw":
+        rgb[:, 10:] = 255
+    else:
+        rgb[:] = (10, 200, 30)
+        rgb[:, :4] = (200, 10, 30)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    path = build_x3p(tmp_path / "m.x3p", z, extra_members={"bindata/mask.png": buf.getvalue()})
+    scan = _read(path)
+    if colours == "bw":
+        assert np.isnan(scan.heights[:, :10]).all()
+        np.testing.assert_array_equal(scan.valid[:, 10:], ~np.isnan(z[:, 10:]))
+        assert "region of interest" in scan.warnings[-1]
+        assert scan.metadata["mask"]["masked_fraction"] == pytest.approx(1 / 3)
+    else:
+        np.testing.assert_array_equal(scan.valid, ~np.isnan(z))
+        assert "ignored" in scan.warnings[-1]

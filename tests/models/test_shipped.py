@@ -35,7 +35,7 @@ def cnn():
 def processed_synthetic():
     """20 processed synthetic casings (realistic, 20 firearms) at 12.5 µm, with primer centres."""
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
-    from ballistics.features.descriptors import primer_centre_from_provenance
+    from ballistics.models.descriptors import primer_centre_from_provenance
     from ballistics.preprocess import get_preset, preprocess
     from ballistics.preprocess.params import ResampleParams
 

@@ -1,0 +1,392 @@
+"""Pairwise comparison of two processed casing scans: CMC counts, pose, scores, features.
+
+:func:`compare` runs both directions (reference cells -> target and target cells ->
+reference), applies the original CMC rule and the High CMC rule to each and combines the two
+directions as cmcR does. :func:`compare_many` compares one query with many candidates and
+reuses the query's prepared cells, rotations and transforms.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings as _warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ballistics._version import __version__
+from ballistics.device import resolve_device
+from ballistics.errors import EmptyScanError, ModalityMismatchError, ScanWarning
+from ballistics.matching.breechface._cells import cell_geometry
+from ballistics.matching.breechface._decision import (
+    Combined,
+    HighResult,
+    Rows,
+    combine_directions,
+    high_cmc,
+    original_cmc,
+    rows_from,
+    top_rows,
+)
+from ballistics.matching.breechface._engine import (
+    DirectionResult,
+    PreparedCells,
+    prepare_cells,
+    register_cells,
+)
+from ballistics.matching.breechface._registration import Registration, register_full
+from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
+from ballistics.matching.breechface.features import aces_features
+from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
+from ballistics.scan import Scan
+
+
+@dataclass
+class Direction:
+    """Registration and decisions of one direction."""
+
+    result: DirectionResult
+    rows: Rows
+    original: np.ndarray
+    high: HighResult
+
+    @property
+    def cmc_count(self) -> int:
+        return int(np.unique(self.rows.cell[self.original]).size)
+
+    @property
+    def high_count(self) -> int:
+        return int(np.unique(self.rows.cell[self.high.is_cmc]).size)
+
+    @property
+    def n_valid_cells(self) -> int:
+        return int(np.unique(self.rows.cell).size)
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare` (see ``docs/compare.md`` for every field)."""
+
+    reference: dict[str, Any]
+    target: dict[str, Any]
+    params: CompareParams
+    cmc_count: int
+    cmc_count_high: int
+    cmc_count_combined: int
+    cmc_count_reverse: int
+    theta_deg: float
+    dx_um: float
+    dy_um: float
+    ccf_max: float
+    cells: list[dict[str, Any]]
+    features: dict[str, float]
+    forward: Direction
+    reverse: Direction
+    combined: Combined
+    registration: Registration
+    spacing_um: tuple[float, float]
+    device: str
+    seconds: float
+    warnings: tuple[str, ...] = ()
+    version: str = field(default=__version__)
+
+    def cmc_theta_distribution(self) -> dict[str, list[float]]:
+        """CMC candidates per angle (the CMC-theta distribution) of both directions."""
+        out = {}
+        for name, d in (("forward", self.forward), ("reverse", self.reverse)):
+            th = sorted(d.high.theta_counts)
+            out[name] = [[float(t), int(d.high.theta_counts[t])] for t in th]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``ballistics compare --json`` (documented in docs/compare.md)."""
+        return {
+            "reference": dict(self.reference),
+            "target": dict(self.target),
+            "cmc_count": self.cmc_count,
+            "cmc_count_high": self.cmc_count_high,
+            "cmc_count_combined": self.cmc_count_combined,
+            "cmc_count_reverse": self.cmc_count_reverse,
+            "theta_deg": self.theta_deg,
+            "dx_um": self.dx_um,
+            "dy_um": self.dy_um,
+            "ccf_max": self.ccf_max,
+            "cells": [dict(c) for c in self.cells],
+            "cmc_theta_distribution": self.cmc_theta_distribution(),
+            "high_cmc": {
+                "forward_passed": self.forward.high.passed,
+                "reverse_passed": self.reverse.high.passed,
+                "combined_passed": self.combined.passed,
+                "combined_reason": self.combined.reason,
+            },
+            "registration": {
+                "theta_deg": self.registration.theta_deg,
+                "dx_um": self.registration.dx_um,
+                "dy_um": self.registration.dy_um,
+                "ncc": self.registration.ncc,
+            },
+            "features": dict(self.features),
+            "params": self.params.to_dict(),
+            "spacing_um": list(self.spacing_um),
+            "device": self.device,
+            "seconds": self.seconds,
+            "version": self.version,
+            "warnings": list(self.warnings),
+        }
+
+
+# --- preparation ---------------------------------------------------------------------------
+class _Prepared:
+    """A scan on the compute device with caches of its cells and rotated copies."""
+
+    def __init__(self, scan: Scan, device: torch.device) -> None:
+        self.scan = scan
+        self.tensor = torch.from_numpy(np.array(scan.heights, dtype=np.float32)).to(device)
+        self._cells: dict[Any, PreparedCells] = {}
+        self._rot: dict[tuple[float, ...], torch.Tensor] = {}
+
+    def cells(self, params: CompareParams) -> PreparedCells:
+        key = (params.grid, params.region_multiplier, params.max_missing)
+        if key not in self._cells:
+            g = cell_geometry(self.scan.shape, params.grid, params.region_multiplier)
+            self._cells[key] = prepare_cells(self.tensor, g, params.max_missing)
+        return self._cells[key]
+
+    def rotated(self, angles: Sequence[float], cache: bool) -> torch.Tensor:
+        key = tuple(float(a) for a in angles)
+        if key in self._rot:
+            return self._rot[key]
+        rot = rotate_stack(self.tensor, list(key))
+        if cache:
+            self._rot = {key: rot}
+        return rot
+
+
+def _describe(scan: Scan) -> dict[str, Any]:
+    return {"path": scan.source, "sha256": scan.sha256, "shape": list(scan.shape),
+            "spacing_um": list(scan.spacing_um)}
+
+
+def _harmonise(a: Scan, b: Scan, warn: list[str]) -> tuple[Scan, Scan]:
+    """Same modality required; different spacings -> resample the finer scan to the coarser."""
+    if a.modality != b.modality:
+        raise ModalityMismatchError(
+            f"cannot compare a {a.modality} ({a.source or 'reference'}) with a {b.modality} "
+            f"({b.source or 'target'}); compare topographies with topographies and images "
+            "with images")
+    for s, name in ((a, "reference"), (b, "target")):
+        if not np.isfinite(s.heights).any():
+            raise EmptyScanError(f"the {name} scan has no measured points", path=s.source)
+    if np.allclose(a.spacing_um, b.spacing_um, rtol=1e-6, atol=0):
+        return a, b
+    from ballistics.preprocess.resample import resample
+
+    coarse = (max(a.spacing_um[0], b.spacing_um[0]), max(a.spacing_um[1], b.spacing_um[1]))
+    out = []
+    for s, name in ((a, "reference"), (b, "target")):
+        if not np.allclose(s.spacing_um, coarse, rtol=1e-6, atol=0):
+            msg = (f"the {name} was resampled from {s.spacing_um[0]:g} x {s.spacing_um[1]:g} um "
+                   f"to the coarser spacing {coarse[0]:g} x {coarse[1]:g} um")
+            warn.append(msg)
+            s = resample(s, coarse)
+        out.append(s)
+    return out[0], out[1]
+
+
+# --- one comparison -------------------------------------------------------------------------
+def _direction(cells: PreparedCells, rotated: torch.Tensor, angles: Sequence[float],
+               p: CompareParams, spacing: tuple[float, float]) -> Direction:
+    res = register_cells(cells, rotated, angles, p.max_missing, spacing, p.search,
+                         p.pyramid_factor)
+    rows = rows_from(res.angles, res.valid, res.dx_um, res.dy_um, res.corr)
+    orig = original_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr)
+    high = high_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr, p.tau)
+    return Direction(res, rows, orig, high)
+
+
+def _consensus(d: Direction, reg: Registration) -> tuple[float, float, float, str]:
+    """Consensus pose of a direction: medians over its CMCs, else its High CMC candidates on
+    the most populated angle, else the whole-scan registration."""
+    r = d.rows
+    for sel, how in ((d.original, "original CMCs"), (d.high.is_cmc, "High CMCs")):
+        if sel.any():
+            return (float(np.median(r.theta[sel])), float(np.median(r.dx[sel])),
+                    float(np.median(r.dy[sel])), how)
+    if d.high.candidates.any():
+        counts = d.high.theta_counts
+        best = max(counts.values())
+        th = float(np.median([t for t, c in counts.items() if c == best]))
+        sel = d.high.candidates & (r.theta == th)
+        if sel.any():
+            return th, float(np.median(r.dx[sel])), float(np.median(r.dy[sel])), "candidates"
+    return reg.theta_deg, reg.dx_um, reg.dy_um, "whole-scan registration"
+
+
+def _cells_table(d: Direction) -> list[dict[str, Any]]:
+    g = d.result.geometry
+    r = d.rows
+    top = top_rows(r)
+    first: dict[int, int] = {}
+    for i in top:
+        first.setdefault(int(r.cell[i]), int(i))
+    high_cell = {int(k) for k in r.cell[d.high.is_cmc]}
+    out = []
+    for k in range(g.n_cells):
+        i, j = (int(v) for v in g.index[k])
+        entry: dict[str, Any] = {"index": [i + 1, j + 1], "cmcr_index": [j + 1, i + 1]}
+        if k in first:
+            t = first[k]
+            entry.update({
+                "valid": True, "dx_um": float(r.dx[t]), "dy_um": float(r.dy[t]),
+                "theta_deg": float(r.theta[t]), "corr": float(r.corr[t]),
+                "is_cmc": bool(d.original[t]), "is_high_cmc": k in high_cell,
+            })
+            a = int(np.nonzero(d.result.angles == r.theta[t])[0][0])
+            entry["ccf"] = float(d.result.ccf[a, k])
+        else:
+            entry.update({"valid": False, "dx_um": None, "dy_um": None, "theta_deg": None,
+                          "corr": None, "is_cmc": False, "is_high_cmc": False, "ccf": None})
+        area = max(1, int(np.prod(g.cell_size[k])))
+        entry["missing_fraction"] = float(d.result.ref_missing[k] / area)
+        out.append(entry)
+    return out
+
+
+def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: torch.device,
+                      warn: list[str], cache_rotations: bool) -> Comparison:
+    t0 = time.perf_counter()
+    spacing = ref.scan.spacing_um
+    if p.rotation == "full":
+        reg = register_full(ref.tensor, tgt.tensor, spacing,
+                            coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
+                            prescreen=p.coarse_prescreen)
+        fwd_angles = p.fine_angles(reg.theta_deg)
+        rev_angles = [-a for a in fwd_angles]
+    else:
+        fwd_angles = p.grid_angles()
+        rev_angles = fwd_angles
+        reg = register_full(ref.tensor, tgt.tensor, spacing,
+                            coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
+                            angles=fwd_angles)
+    fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
+                     spacing)
+    rev = _direction(tgt.cells(p), ref.rotated(rev_angles, cache_rotations), rev_angles, p,
+                     spacing)
+    comb = combine_directions(fwd.rows, fwd.original, fwd.high, rev.rows, rev.original,
+                              rev.high, p.ttheta_deg)
+    theta, dx, dy, how = _consensus(fwd, reg)
+    n_valid = min(fwd.n_valid_cells, rev.n_valid_cells)
+    if n_valid < p.min_valid_cells:
+        warn.append(
+            f"only {n_valid} cells could be compared (fewer than {p.min_valid_cells}); the CMC "
+            "counts rest on little surface")
+    feats = aces_features(fwd, rev, comb, reg, p)
+    feats["consensus_from_cmc"] = 1.0 if how == "original CMCs" else 0.0
+    cmp = Comparison(
+        reference=_describe(ref.scan), target=_describe(tgt.scan), params=p,
+        cmc_count=fwd.cmc_count, cmc_count_high=fwd.high_count,
+        cmc_count_combined=int(comb.count), cmc_count_reverse=rev.cmc_count,
+        theta_deg=wrap_angle(theta), dx_um=dx, dy_um=dy, ccf_max=float(reg.ncc),
+        cells=_cells_table(fwd), features=feats, forward=fwd, reverse=rev, combined=comb,
+        registration=reg, spacing_um=spacing, device=str(device),
+        seconds=time.perf_counter() - t0, warnings=tuple(dict.fromkeys(warn)),
+    )
+    return cmp
+
+
+def _emit(warn: list[str]) -> None:
+    for w in dict.fromkeys(warn):
+        _warnings.warn(w, ScanWarning, stacklevel=3)
+
+
+def compare(
+    reference: Scan,
+    target: Scan,
+    params: str | CompareParams = "default",
+    *,
+    rotation: str | tuple[float, float, float] | None = None,
+    device: str | torch.device = "auto",
+) -> Comparison:
+    """Compare two processed scans in both directions.
+
+    Parameters
+    ----------
+    reference, target
+        Processed scans (heights ``(rows, cols)`` in µm, NaN = missing) of the same modality.
+        Different spacings are resampled to the coarser one (recorded in ``warnings``).
+    params
+        ``"default"`` (full rotation), ``"cmcR"`` (-30..30 by 3 degrees) or a
+        :class:`CompareParams`.
+    rotation
+        Override of the rotation search: ``"full"`` or ``"MIN,MAX,STEP"`` / ``(min, max, step)``.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+
+    Returns
+    -------
+    Comparison
+        ``cmc_count`` (reference -> target, original rule), ``cmc_count_high``,
+        ``cmc_count_combined``, the consensus pose ``theta_deg`` (rotation of the target, cmcR
+        sign convention), ``dx_um``/``dy_um``, ``ccf_max``, ``cells``, ``features``.
+    """
+    p = parse_rotation(rotation, get_params(params))
+    dev = resolve_device(device)
+    warn: list[str] = []
+    a, b = _harmonise(reference, target, warn)
+    out = _compare_prepared(_Prepared(a, dev), _Prepared(b, dev), p, dev, warn, False)
+    _emit(warn)
+    return out
+
+
+def compare_many(
+    query: Scan,
+    candidates: Sequence[Scan],
+    params: str | CompareParams = "default",
+    *,
+    rotation: str | tuple[float, float, float] | None = None,
+    device: str | torch.device = "auto",
+    callback: Callable[[int, Comparison], None] | None = None,
+    workers: int | None = 1,
+) -> list[Comparison]:
+    """Compare one query (as reference) with each candidate (as target), both directions.
+
+    The query's cells and transforms are prepared once and, for a fixed rotation grid, its
+    rotated copies too; candidates at another spacing are handled as :func:`compare` does.
+    ``callback(i, comparison)`` is called after each candidate (progress bars).
+    ``workers`` > 1 (``None`` or 0: one per CPU core) splits the candidates over that many
+    worker processes with one thread each (CPU only; see
+    :mod:`ballistics.matching.breechface._parallel`).
+    """
+    p = parse_rotation(rotation, get_params(params))
+    dev = resolve_device(device)
+    if dev.type == "cpu" and workers != 1 and len(candidates) > 1:
+        from ballistics.matching.breechface._parallel import compare_many_workers, resolve_workers
+
+        n_workers = resolve_workers(workers, len(candidates))
+        if n_workers > 1:
+            out_w = compare_many_workers(query, candidates, p, workers=n_workers,
+                                         callback=callback)
+            for cmp in out_w:
+                _emit(list(cmp.warnings))
+            return out_w
+    prepared: dict[tuple[float, float], _Prepared] = {}
+    out: list[Comparison] = []
+    for i, cand in enumerate(candidates):
+        warn: list[str] = []
+        a, b = _harmonise(query, cand, warn)
+        key = tuple(a.spacing_um)
+        if key not in prepared:
+            prepared = {key: _Prepared(a, dev)}
+        q = prepared[key]
+        cmp = _compare_prepared(q, _Prepared(b, dev), p, dev, warn, p.rotation == "grid")
+        _emit(warn)
+        out.append(cmp)
+        if callback is not None:
+            callback(i, cmp)
+    return out
+
+
+__all__ = ["Comparison", "Direction", "compare", "compare_many"]

@@ -1,0 +1,165 @@
+"""Striation direction by projection variance, and the binning of points across the striae
+(part of :mod:`ballistics.matching.striae.signatures`; see its docstring for the method and
+the angle convention)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ballistics.errors import NoSignatureError
+from ballistics.matching.striae._filters import gaussian_smooth_1d, remove_form
+from ballistics.matching.striae._types import DirectionEstimate
+
+
+def _points(
+    heights: np.ndarray, spacing_um: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (µm, right), y_up (µm, displayed up) and height of the valid points."""
+    rows, cols = np.nonzero(np.isfinite(heights))
+    return cols * spacing_um[1], -rows * spacing_um[0], heights[rows, cols].astype(np.float64)
+
+
+def _across(x: np.ndarray, y_up: np.ndarray, direction_deg: float) -> np.ndarray:
+    """Coordinate across striae of ``direction_deg``: it grows along +x for near-vertical
+    striae (|direction| > 45°, x for exactly 90°) and down the rows for near-horizontal ones."""
+    d = direction_deg % 180.0
+    t = math.radians(d if d <= 135.0 else d - 180.0)
+    return x * math.sin(t) - y_up * math.cos(t)
+
+
+def across_step_um(spacing_um: tuple[float, float], direction_deg: float) -> float:
+    """Sampling step across striae of ``direction_deg``: the point spacing along the across
+    axis (``dx`` for vertical striae, ``dy`` for horizontal ones)."""
+    t = math.radians(direction_deg)
+    return float(math.hypot(spacing_um[1] * math.sin(t), spacing_um[0] * math.cos(t)))
+
+
+def bin_profile(
+    s: np.ndarray, z: np.ndarray, bin_um: float, *, origin: float | None = None,
+    min_fraction: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean of ``z`` in bins of ``bin_um`` along coordinate ``s``.
+
+    Returns ``(means, counts, start)`` with NaN where a bin has fewer than ``min_fraction``
+    of the largest count (or none); ``start`` is the centre of the first bin.
+    """
+    s0 = float(s.min()) if origin is None else origin
+    idx = np.floor((s - s0) / bin_um + 0.5).astype(np.int64)
+    n = int(idx.max()) + 1
+    counts = np.bincount(idx, minlength=n).astype(np.float64)
+    sums = np.bincount(idx, weights=z, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts
+    keep = counts >= max(1.0, min_fraction * counts.max())
+    means[~keep] = np.nan
+    return means, counts, s0
+
+
+def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[float, float]
+                   ) -> float:
+    """Variance of the band-passed profile of bin means over the variance that unstructured
+    heights would give (``var(z) * mean(1 / count)``): about 1 or less without striae, large
+    along striae. The normalisation also removes the bias of bins holding more points at some
+    angles than at others."""
+    means, counts, _ = bin_profile(s, z, bin_um, min_fraction=0.2)
+    valid = np.isfinite(means)
+    if valid.sum() < 8:
+        return 0.0
+    m = remove_form(means, 1, robust=False)
+    hp = m - gaussian_smooth_1d(m, band[1], bin_um)
+    if band[0] > 0:
+        hp = gaussian_smooth_1d(hp, band[0], bin_um)
+    floor = float(np.var(z)) * float(np.mean(1.0 / counts[valid]))
+    return float(np.nanvar(hp)) / max(floor, 1e-300)
+
+
+def _texture(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Heights less a robust quadratic surface, clipped at 3 robust standard deviations, so
+    that form (curvature, tilt) and outliers (dropouts, debris) do not steer the direction."""
+    xs = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
+    ys = (y - y.mean()) / max(float(np.ptp(y)), 1e-9)
+    a = np.column_stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys])
+    # the fit uses a fixed subset (a smooth surface needs few points)
+    sub = np.arange(0, z.size, max(1, z.size // 20_000))
+    use = np.ones(sub.size, bool)
+    r = z - z.mean()
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(a[sub][use], z[sub][use], rcond=None)
+        r = z - a @ coef
+        sd = 1.4826 * float(np.median(np.abs(r[sub]))) + 1e-12
+        use = np.abs(r[sub]) < 3.0 * sd
+        if use.sum() < 16:
+            break
+    sd = 1.4826 * float(np.median(np.abs(r))) + 1e-12
+    return np.clip(r, -3.0 * sd, 3.0 * sd)
+
+
+def estimate_direction(
+    heights: np.ndarray,
+    spacing_um: tuple[float, float],
+    *,
+    highpass_cutoff_um: float = 250.0,
+    max_points: int = 400_000,
+    seed: int = 0,
+    around_deg: float | None = None,
+    search_half_deg: float = 90.0,
+) -> DirectionEstimate:
+    """Estimate the striation direction of a height map by projection variance.
+
+    Parameters
+    ----------
+    heights
+        ``(rows, cols) = (y, x)`` heights, NaN where missing or outside the region.
+    spacing_um
+        ``(dy, dx)`` in µm (may differ).
+    highpass_cutoff_um
+        Wavelengths longer than this are ignored (form and waviness).
+    max_points
+        Valid points used (a fixed random subset beyond this; deterministic with ``seed``).
+    around_deg, search_half_deg
+        Search only directions within ``search_half_deg`` of ``around_deg`` (all when None).
+
+    Returns
+    -------
+    DirectionEstimate
+        Direction (degrees, CCW positive as displayed, from +x, in (-90, 90]) and contrast.
+    """
+    x, y, z = _points(np.asarray(heights), spacing_um)
+    if z.size < 16:
+        raise NoSignatureError("no striation signature: fewer than 16 measured points")
+    if z.size > max_points:
+        pick = np.random.default_rng(seed).choice(z.size, max_points, replace=False)
+        x, y, z = x[pick], y[pick], z[pick]
+    z = _texture(x, y, z)
+    step = min(spacing_um)
+    diag = math.hypot(x.max() - x.min(), y.max() - y.min())
+    # coarse: 1° steps over 180°, bins wide enough that 1° of error moves a stria < 1/2 bin
+    coarse_bin = max(step, diag * math.radians(1.0) * 0.75)
+    coarse_band = (0.0, max(highpass_cutoff_um, 8 * coarse_bin))
+    angles = np.arange(-89.0, 91.0, 1.0)
+    if around_deg is not None and search_half_deg < 90.0:
+        angles = around_deg + np.arange(-search_half_deg, search_half_deg + 0.5, 1.0)
+    scores = np.array(
+        [_profile_score(_across(x, y, a), z, coarse_bin, coarse_band) for a in angles]
+    )
+    if not np.any(scores > 0):
+        raise NoSignatureError("no striation signature: the region is flat or too small")
+    best = float(angles[int(np.argmax(scores))])
+    contrast = float(scores.max())
+    # refinement at full resolution around the coarse optimum, then a parabola
+    fine_band = (2.0 * step, highpass_cutoff_um)
+    for half, inc in ((2.0, 0.25), (0.3, 0.05)):
+        cand = best + np.arange(-half, half + inc / 2, inc)
+        sc = np.array([_profile_score(_across(x, y, a), z, step, fine_band) for a in cand])
+        k = int(np.argmax(sc))
+        best = float(cand[k])
+        if 0 < k < len(cand) - 1:
+            denom = sc[k - 1] - 2 * sc[k] + sc[k + 1]
+            if denom < 0:
+                best += float(0.5 * (sc[k - 1] - sc[k + 1]) / denom * inc)
+    best = (best + 90.0) % 180.0 - 90.0
+    if best <= -90.0:
+        best += 180.0
+    return DirectionEstimate(direction_deg=best, contrast=contrast)

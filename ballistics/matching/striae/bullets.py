@@ -1,0 +1,125 @@
+"""Bullet-level comparison: every land of one bullet against every land of the other, and the
+sequence average maximum (SAM) of each cyclic land phase (part of
+:mod:`ballistics.matching.striae`)."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ballistics._version import __version__
+from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.matching.striae._types import Signature
+from ballistics.matching.striae.compare import (
+    StriaeCompareParams,
+    StriaeComparison,
+    compare_signatures,
+)
+
+
+@dataclass(frozen=True)
+class BulletComparison:
+    """Land-by-land comparison of two bullets.
+
+    Attributes
+    ----------
+    ccf, cms
+        ``(n_A, n_B)`` matrices of ``ccf_max`` and CMS (row = land of A; NaN where a land
+        pair could not be compared).
+    phase_scores
+        SAM for each cyclic phase ``k`` (land ``i`` of A with land ``(i + k) mod n_B`` of B).
+    best_phase
+        The phase with the largest SAM.
+    sam
+        SAM of the best phase.
+    margin
+        Smallest ccf of the best phase's land pairs minus the largest ccf outside it (> 0:
+        every land pair of the best phase beats every other land pair).
+    pairs
+        The land-pair comparisons, ``pairs[i][j]`` (None where it failed).
+    """
+
+    ccf: np.ndarray
+    cms: np.ndarray
+    phase_scores: list[float]
+    best_phase: int
+    sam: float
+    margin: float
+    pairs: list[list[StriaeComparison | None]] = field(repr=False, default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible result."""
+        return {
+            "ccf": self.ccf, "cms": self.cms, "phase_scores": self.phase_scores,
+            "best_phase": self.best_phase, "sam": self.sam, "margin": self.margin,
+            "best_phase_pairs": [[i, (i + self.best_phase) % self.ccf.shape[1]]
+                                 for i in range(self.ccf.shape[0])],
+            "version": __version__, "warnings": list(self.warnings),
+        }
+
+
+def phase_pairs(n_a: int, n_b: int, k: int) -> list[tuple[int, int]]:
+    """Land pairs ``(i, (i + k) mod n_b)`` of phase ``k`` (``i < min(n_a, n_b)``)."""
+    return [(i, (i + k) % n_b) for i in range(min(n_a, n_b))]
+
+
+def compare_bullets(
+    lands_a: list[Signature | None],
+    lands_b: list[Signature | None],
+    params: StriaeCompareParams | None = None,
+) -> BulletComparison:
+    """Compare every land of bullet A with every land of bullet B and score each phase.
+
+    Lands that yield no signature may be given as None (their pairs are NaN and the phase
+    mean uses the remaining pairs). Bullets with different land counts are compared as far
+    as they go, with a warning.
+    """
+    params = params or StriaeCompareParams()
+    warns: list[str] = []
+    na, nb = len(lands_a), len(lands_b)
+    if na == 0 or nb == 0:
+        raise NoSignatureError("no striation signature: a bullet has no lands")
+    if na != nb:
+        msg = (f"the bullets have different numbers of lands ({na} and {nb}); phases pair "
+               f"the first {min(na, nb)} lands of A with lands of B cyclically")
+        warnings.warn(msg, ScanWarning, stacklevel=2)
+        warns.append(msg)
+    ccf = np.full((na, nb), np.nan)
+    cms = np.full((na, nb), np.nan)
+    pairs: list[list[StriaeComparison | None]] = [[None] * nb for _ in range(na)]
+    for i, la in enumerate(lands_a):
+        for j, lb in enumerate(lands_b):
+            if la is None or lb is None:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ScanWarning)
+                    c = compare_signatures(la, lb, params)
+            except NoSignatureError:
+                continue
+            pairs[i][j] = c
+            ccf[i, j], cms[i, j] = c.ccf_max, c.cms
+            for w in c.warnings:
+                if w not in warns:
+                    warns.append(w)
+    scores: list[float] = []
+    for k in range(nb):
+        vals = [ccf[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(ccf[i, j])]
+        scores.append(float(np.mean(vals)) if vals else float("nan"))
+    if not np.isfinite(scores).any():
+        raise NoSignatureError("no striation signature: no land pair could be compared")
+    best = int(np.nanargmax(scores))
+    inside = np.zeros((na, nb), bool)
+    for i, j in phase_pairs(na, nb, best):
+        inside[i, j] = True
+    fin = np.isfinite(ccf)
+    margin = float("nan")
+    if (inside & fin).any() and (~inside & fin).any():
+        margin = float(ccf[inside & fin].min() - ccf[~inside & fin].max())
+    return BulletComparison(ccf=ccf, cms=cms, phase_scores=scores, best_phase=best,
+                            sam=float(scores[best]), margin=margin, pairs=pairs,
+                            warnings=tuple(warns))

@@ -1,0 +1,399 @@
+"""Signatures of bullet land-engraved areas (LEAs), one scan per land.
+
+The chain follows the published CSAFE one (R package bulletxtrctr: ``x3p_crosscut_optimize``,
+``cc_locate_grooves``, ``cc_get_signature``) under plain Python names:
+
+1. **Orientation** (:func:`orient_land`): the striation direction is estimated; a scan whose
+   striae run along the rows is transposed, so striae run down the columns (the crosscut is a
+   row) whatever the instrument wrote.
+2. **Stable crosscut** (:func:`choose_crosscut`): crosscut profiles (averages over a band of
+   rows, following the measured striation direction) every ``crosscut_step_um`` along the
+   land; the chosen height is the first one, from the start of the scan, where the signatures
+   of the neighbouring crosscuts agree (correlation >= ``min_crosscut_ccf``); failing that the
+   best-agreeing one.
+3. **Grooves** (:func:`locate_grooves`): the crosscut of a land is an arc (the bullet's
+   cylinder) that falls away from its apex and turns up steeply at the groove shoulders.
+   Going outwards from the apex of the smoothed crosscut, a groove is where the profile rises
+   ``groove_rise_um`` above the lowest point met so far (or the data ends); its position is
+   that lowest point (bulletxtrctr's ``rollapply`` idea; no global form model is needed, so
+   tilted or off-centre lands work).
+4. **Signature**: the crosscut between the grooves, form removed (quadratic) and band-passed
+   exactly as other striae (:func:`ballistics.matching.striae.signatures.signature_from_profile`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ballistics.errors import NoSignatureError
+from ballistics.matching.striae.signatures import (
+    StriationParams,
+    _across,
+    _points,
+    _warn,
+    across_step_um,
+    bin_profile,
+    estimate_direction,
+    gaussian_smooth_1d,
+    signature_along,
+    signature_from_profile,
+)
+from ballistics.params import check_range
+from ballistics.scan import Scan
+
+
+@dataclass(frozen=True)
+class LeaParams:
+    """Parameters of LEA signature extraction (defaults after bulletxtrctr, in µm).
+
+    Attributes
+    ----------
+    striation
+        Filtering of the signature (:class:`StriationParams`).
+    crosscut_step_um
+        Distance between candidate crosscuts (bulletxtrctr ``distance = 25``).
+    crosscut_band_um
+        Height of the band of rows averaged into one crosscut profile.
+    crosscut_start_um
+        Candidates start this far from the first row (bulletxtrctr ``ylimits = c(50, NA)``).
+    min_crosscut_ccf
+        Agreement of neighbouring crosscuts that makes a height stable (``minccf = 0.9``).
+    groove_smooth_um
+        Smoothing (Gaussian cutoff) of the crosscut before the groove search.
+    groove_rise_um
+        Rise above the running minimum (outwards from the apex) that marks a groove shoulder;
+        well above the striae (a few µm after smoothing), well below shoulders (tens of µm).
+    groove_inset_um
+        Distance kept away from each groove (the shoulder's foot is not striated).
+    """
+
+    striation: StriationParams = StriationParams()
+    crosscut_step_um: float = 25.0
+    crosscut_band_um: float = 100.0
+    crosscut_start_um: float = 50.0
+    min_crosscut_ccf: float = 0.9
+    groove_smooth_um: float = 30.0
+    groove_rise_um: float = 5.0
+    groove_inset_um: float = 20.0
+
+    def __post_init__(self) -> None:
+        check_range("crosscut_step_um", self.crosscut_step_um, 0, None, lo_open=True)
+        check_range("crosscut_band_um", self.crosscut_band_um, 0, None, lo_open=True)
+        check_range("crosscut_start_um", self.crosscut_start_um, 0, None)
+        check_range("min_crosscut_ccf", self.min_crosscut_ccf, -1, 1)
+        check_range("groove_smooth_um", self.groove_smooth_um, 0, None)
+        check_range("groove_rise_um", self.groove_rise_um, 0, None, lo_open=True)
+        check_range("groove_inset_um", self.groove_inset_um, 0, None)
+
+
+@dataclass(frozen=True)
+class Grooves:
+    """Groove positions on a crosscut (µm from the crosscut's first sample).
+
+    ``left_found`` / ``right_found`` are False where no shoulder was seen and the end of the
+    data was taken instead.
+    """
+
+    left_um: float
+    right_um: float
+    left_found: bool
+    right_found: bool
+
+
+def cylinder_axis_deg(heights: np.ndarray, spacing_um: tuple[float, float],
+                      max_points: int = 100_000) -> float | None:
+    """Rough direction of the bullet's axis on a land scan: 90 (along the columns) or 0 (along
+    the rows), from the sag of a robust quadratic surface over the scan's extent: the land is
+    an arc across the bullet and nearly straight along it, and the striae run along it. None
+    when neither sag clearly dominates.
+    """
+    x, y, z = _points(np.asarray(heights), spacing_um)
+    if z.size < 50:
+        return None
+    if z.size > max_points:
+        pick = np.random.default_rng(0).choice(z.size, max_points, replace=False)
+        x, y, z = x[pick], y[pick], z[pick]
+    xm, ym = x - x.mean(), y - y.mean()
+    a = np.column_stack([np.ones_like(xm), xm, ym, xm * xm, xm * ym, ym * ym])
+    use = np.ones(z.size, bool)
+    coef = np.zeros(6)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(a[use], z[use], rcond=None)
+        r = z - a @ coef
+        sd = 1.4826 * float(np.median(np.abs(r[use]))) + 1e-12
+        new = np.abs(r) < 3 * sd
+        if new.sum() < 50:
+            break
+        use = new
+    # sag of the fitted form over the scan's extent along x and along y: the land's arc across
+    # the bullet (tens of µm) dwarfs the sag along it (a few µm)
+    sag_x = abs(coef[3]) * (float(np.ptp(x)) / 2) ** 2
+    sag_y = abs(coef[5]) * (float(np.ptp(y)) / 2) ** 2
+    if max(sag_x, sag_y) < 3 * min(sag_x, sag_y) or max(sag_x, sag_y) < 1e-6:
+        return None
+    return 90.0 if sag_x > sag_y else 0.0
+
+
+def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, float, bool]:
+    """Return the land with striae along the columns, the direction there, and whether the
+    scan was transposed (striae along the rows in the file)."""
+    params = params or LeaParams()
+    h = np.asarray(scan.heights, np.float64)
+    axis = cylinder_axis_deg(h, scan.spacing_um)
+    est = estimate_direction(h, scan.spacing_um,
+                             highpass_cutoff_um=params.striation.highpass_cutoff_um,
+                             max_points=150_000, around_deg=axis,
+                             search_half_deg=90.0 if axis is None else 20.0)
+    d = est.direction_deg
+    if abs(d) < 45.0:
+        t = scan.replace(heights=np.ascontiguousarray(scan.heights.T),
+                         spacing_um=(scan.spacing_um[1], scan.spacing_um[0]))
+        # a transpose mirrors the display about the diagonal: d becomes -90 - d (mod 180)
+        d = (-90.0 - d + 90.0) % 180.0 - 90.0
+        if d <= -90.0:
+            d += 180.0
+        return t, d, True
+    return scan, d, False
+
+
+def crosscut_profile(
+    heights: np.ndarray, spacing_um: tuple[float, float], y_um: float, band_um: float,
+    direction_deg: float = 90.0,
+) -> tuple[np.ndarray, float]:
+    """Raw crosscut profile (µm) at height ``y_um``: the band of rows ``y ± band/2`` averaged
+    along striae of ``direction_deg``, sampled every :func:`across_step_um` from the scan's
+    left edge. Returns ``(profile, start_um)``."""
+    dy = spacing_um[0]
+    r0 = max(0, int(round((y_um - band_um / 2) / dy)))
+    r1 = min(heights.shape[0], int(round((y_um + band_um / 2) / dy)) + 1)
+    band = np.full(heights.shape, np.nan)
+    band[r0:r1] = heights[r0:r1]
+    x, y, z = _points(band, spacing_um)
+    if z.size == 0:
+        return np.full(heights.shape[1], np.nan), 0.0
+    s = _across(x, y, direction_deg)
+    # origin fixed at the left edge of the band centre so crosscuts share one axis
+    yc = -(r0 + r1) / 2 * dy
+    origin = float(_across(np.array([0.0]), np.array([yc]), direction_deg)[0])
+    s = s - origin
+    step = across_step_um(spacing_um, direction_deg)
+    keep = s >= -0.5 * step
+    prof, _, _ = bin_profile(s[keep], z[keep], step, origin=0.0, min_fraction=0.3)
+    return prof, 0.0
+
+
+def locate_grooves(profile: np.ndarray, spacing_um: float, params: LeaParams | None = None
+                   ) -> Grooves:
+    """Find the groove shoulders at both ends of a land crosscut (see module docstring)."""
+    params = params or LeaParams()
+    p = np.asarray(profile, np.float64)
+    valid = np.flatnonzero(np.isfinite(p))
+    if valid.size < 10:
+        raise NoSignatureError("no striation signature: the crosscut has too few points")
+    lo, hi = int(valid[0]), int(valid[-1])
+    sm = gaussian_smooth_1d(p, params.groove_smooth_um, spacing_um)
+    # the apex of the land's arc, searched in the central 60 % of the measured span
+    a, b = lo + (hi - lo) // 5, hi - (hi - lo) // 5
+    centre = a + int(np.nanargmax(sm[a : b + 1]))
+    resid = sm
+    rise = params.groove_rise_um
+    max_gap = max(3, int(round(50.0 / spacing_um)))
+
+    def search(direction: int) -> tuple[int, bool]:
+        i, last_valid, run_min, run_min_at, gap = centre, centre, np.inf, centre, 0
+        end = lo if direction < 0 else hi
+        while (i - end) * direction <= 0:
+            r = resid[i]
+            if np.isfinite(r):
+                gap = 0
+                last_valid = i
+                if r < run_min:
+                    run_min, run_min_at = r, i
+                elif r - run_min > rise:
+                    return run_min_at, True
+            else:
+                gap += 1
+                if gap > max_gap:
+                    break
+            i += direction
+        return last_valid, False
+
+    left, lf = search(-1)
+    right, rf = search(+1)
+    return Grooves(left_um=left * spacing_um, right_um=right * spacing_um,
+                   left_found=lf, right_found=rf)
+
+
+def _crosscut_signature(prof: np.ndarray, step: float, params: LeaParams
+                        ) -> tuple[np.ndarray | None, Grooves | None]:
+    try:
+        g = locate_grooves(prof, step, params)
+    except NoSignatureError:
+        return None, None
+    i0 = int(round((g.left_um + params.groove_inset_um) / step))
+    i1 = int(round((g.right_um - params.groove_inset_um) / step))
+    if (i1 - i0) * step < params.striation.min_length_um:
+        return None, g
+    out = np.full(prof.size, np.nan)
+    out[i0 : i1 + 1] = signature_from_profile(prof[i0 : i1 + 1], step, params.striation)
+    return out, g
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(a.size, b.size)
+    a, b = a[:n], b[:n]
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 20:
+        return float("nan")
+    x, y = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    d = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y / d) if d > 0 else float("nan")
+
+
+def choose_crosscut(
+    heights: np.ndarray, spacing_um: tuple[float, float], direction_deg: float,
+    params: LeaParams | None = None,
+) -> tuple[float, list[dict[str, Any]], Grooves | None]:
+    """The stable crosscut height, the per-height table and the grooves to use.
+
+    Candidates every ``crosscut_step_um``; a height is stable when both grooves are found there
+    and at the next height and the two signatures correlate >= ``min_crosscut_ccf``. The first
+    stable height from the start of the scan is chosen (bulletxtrctr), else the best-agreeing
+    one. A groove not found at the chosen height is replaced by the median of that groove over
+    the heights where it was found (the shoulders run along the striae).
+
+    Returns
+    -------
+    tuple
+        ``(y_um, table, grooves)``; ``grooves`` is None when no crosscut shows a land.
+    """
+    params = params or LeaParams()
+    step = across_step_um(spacing_um, direction_deg)
+    extent = heights.shape[0] * spacing_um[0]
+    half = params.crosscut_band_um / 2
+    ys = np.arange(max(params.crosscut_start_um, half), max(extent - half, half) + 1e-9,
+                   params.crosscut_step_um)
+    if ys.size == 0:
+        ys = np.array([extent / 2])
+    res = [_crosscut_signature(crosscut_profile(heights, spacing_um, y, params.crosscut_band_um,
+                                                direction_deg)[0], step, params) for y in ys]
+    sigs = [r[0] for r in res]
+    grooves = [r[1] for r in res]
+
+    def both(k: int) -> bool:
+        g = grooves[k]
+        return g is not None and g.left_found and g.right_found
+
+    table: list[dict[str, Any]] = []
+    for k, y in enumerate(ys):
+        nxt = float("nan")
+        if k + 1 < len(ys) and sigs[k] is not None and sigs[k + 1] is not None:
+            nxt = _corr(sigs[k], sigs[k + 1])
+        g = grooves[k]
+        table.append({"y_um": float(y), "ccf_next": nxt,
+                      "grooves_found": bool(both(k)) if g is not None else False})
+    scores = np.array([r["ccf_next"] for r in table])
+    ok_both = np.array([both(k) and k + 1 < len(ys) and both(k + 1) for k in range(len(ys))])
+    chosen: int | None = None
+    for k in range(len(ys)):
+        if ok_both[k] and np.isfinite(scores[k]) and scores[k] >= params.min_crosscut_ccf:
+            chosen = k
+            break
+    if chosen is None:
+        for pool in (ok_both & np.isfinite(scores), np.isfinite(scores)):
+            if pool.any():
+                chosen = int(np.flatnonzero(pool)[np.argmax(scores[pool])])
+                break
+    if chosen is None:
+        chosen = int(np.argmin(np.abs(ys - extent / 2)))
+    g = grooves[chosen]
+    if g is not None and not (g.left_found and g.right_found):
+        lefts = [x.left_um for x in grooves if x is not None and x.left_found]
+        rights = [x.right_um for x in grooves if x is not None and x.right_found]
+        g = Grooves(
+            left_um=float(np.median(lefts)) if (lefts and not g.left_found) else g.left_um,
+            right_um=float(np.median(rights)) if (rights and not g.right_found) else g.right_um,
+            left_found=g.left_found or bool(lefts), right_found=g.right_found or bool(rights),
+        )
+    y_best = float(ys[chosen] + (params.crosscut_step_um / 2 if chosen + 1 < len(ys) else 0.0))
+    return y_best, table, g
+
+
+def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
+    """The signature of one bullet land (one scan per land).
+
+    Parameters
+    ----------
+    scan
+        The land's topography (µm); any orientation (striae along rows or columns).
+    params
+        :class:`LeaParams`.
+
+    Returns
+    -------
+    ballistics.matching.striae.signatures.Signature
+        ``kind="lea"``; ``meta`` holds ``crosscut_um``, ``grooves_um`` ``[left, right]`` (on the
+        crosscut axis, from the left edge of the oriented land), ``grooves_found``,
+        ``transposed`` and the crosscut agreement table.
+
+    Raises
+    ------
+    NoSignatureError
+        When no crosscut yields a signature between the grooves.
+    """
+    params = params or LeaParams()
+    warns: list[str] = []
+    land, direction, transposed = orient_land(scan, params)
+    h = np.array(land.heights, np.float64)
+    step = across_step_um(land.spacing_um, direction)
+    y, table, g = choose_crosscut(h, land.spacing_um, direction, params)
+    stable = any(np.isfinite(r["ccf_next"]) and r["ccf_next"] >= params.min_crosscut_ccf
+                 for r in table)
+    if not stable:
+        _warn(f"no crosscut height where neighbouring crosscuts agree to "
+              f"{params.min_crosscut_ccf}; the best-agreeing height {y:.0f} µm is used", warns)
+    if g is None:
+        raise NoSignatureError("no striation signature: no crosscut of the land shows an arc "
+                               "between groove shoulders")
+    if not (g.left_found and g.right_found):
+        side = " and ".join(n for n, f in (("left", g.left_found), ("right", g.right_found))
+                            if not f)
+        _warn(f"no groove shoulder found on the {side} side of the land; the end of the "
+              "measured data is used", warns)
+    i0 = int(round((g.left_um + params.groove_inset_um) / step))
+    i1 = int(round((g.right_um - params.groove_inset_um) / step))
+    if (i1 - i0) * step < params.striation.min_length_um:
+        raise NoSignatureError(
+            f"no striation signature: only {(i1 - i0) * step:.0f} µm between the grooves"
+        )
+    # the signature: rows of the crosscut band, between the grooves, averaged along striae
+    band = np.full(h.shape, np.nan)
+    dy = land.spacing_um[0]
+    r0 = max(0, int(round((y - params.crosscut_band_um / 2) / dy)))
+    r1 = min(h.shape[0], int(round((y + params.crosscut_band_um / 2) / dy)) + 1)
+    band[r0:r1] = h[r0:r1]
+    # restrict columns to the land between grooves (s = x for vertical striae, shifted by tilt)
+    rows, cols = np.nonzero(np.isfinite(band))
+    yc = -(r0 + r1) / 2 * dy
+    origin = float(_across(np.array([0.0]), np.array([yc]), direction)[0])
+    s = _across(cols * land.spacing_um[1], -rows * dy, direction) - origin
+    inside = (s >= i0 * step) & (s <= i1 * step)
+    sel = np.full(h.shape, np.nan)
+    sel[rows[inside], cols[inside]] = band[rows[inside], cols[inside]]
+    sig = signature_along(
+        sel, land.spacing_um, direction, kind="lea", params=params.striation,
+        meta={
+            "crosscut_um": float(y),
+            "grooves_um": [g.left_um, g.right_um],
+            "grooves_found": [g.left_found, g.right_found],
+            "transposed": transposed,
+            "crosscut_table": table,
+            "land_width_um": float(g.right_um - g.left_um),
+        },
+        warnings_=warns,
+    )
+    return replace(sig, meta={**sig.meta, "signature_start_um": float(sig.start_um - origin)})

@@ -1,0 +1,264 @@
+"""Search a collection: embedding shortlist, full-rotation re-ranking, calibrated LRs.
+
+For each query: read it and prepare it like the collection's casings, embed it with the
+collection's model, take the ``shortlist`` nearest committed casings by embedding (after
+the label filters, leaving out any casing with the query's own SHA-256), compare the
+query with each of them by the registration-based comparison
+(:func:`ballistics.matching.compare_many`), turn the comparison features into a learned
+score and a ``log10 LR`` (the collection's calibration, or the shipped synthetic default,
+flagged as such), and return the ``top`` best by score.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ballistics._version import __version__
+from ballistics.collection.audit import log_event
+from ballistics.collection.records import Failure
+from ballistics.collection.store import Collection
+from ballistics.errors import InputError, ModalityMismatchError
+from ballistics.params import check_range
+from ballistics.workflows.ingest import (
+    PreparedCasing,
+    check_model,
+    embed_prepared,
+    load_model,
+    prepare_casing,
+)
+
+SYNTHETIC_WARNING = (
+    "likelihood ratios come from the default calibration fitted on synthetic data "
+    "(synthetic-default), not on this lab's casings; fit one with "
+    "`ballistics calibrate --collection DIR` before reporting them"
+)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search parameters.
+
+    Parameters
+    ----------
+    top
+        Candidates returned (after re-ranking).
+    shortlist
+        Casings re-ranked by the full comparison (nearest by embedding); the cost of a
+        search grows linearly with it.
+    where, exclude
+        Label filters ``{column: [values]}`` applied before the shortlist.
+    processed
+        ``True``: the query is already processed; ``None``: decided by its provenance.
+    compare_preset
+        Comparison preset for re-ranking (``None`` = the collection's).
+    device
+        Compute device for embedding and comparison.
+    workers
+        CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
+        usable core, 1 = in this process with torch's threads. Ignored on CUDA.
+    """
+
+    top: int = 10
+    shortlist: int = 100
+    where: Mapping[str, Sequence[str]] | None = None
+    exclude: Mapping[str, Sequence[str]] | None = None
+    processed: bool | None = None
+    compare_preset: str | None = None
+    device: str = "auto"
+    spacing_um: float | None = None
+    verify: bool = True
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range("top", self.top, 1, 100_000)
+        check_range("shortlist", self.shortlist, 1, 100_000)
+        if self.workers is not None:
+            check_range("workers", self.workers, 0, 1024)
+
+
+@dataclass
+class SearchResult:
+    """One query's answer: :meth:`to_dict` is the CLI's JSON; the rest feeds the report."""
+
+    query: dict[str, Any]
+    calibration: dict[str, Any]
+    candidates: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    timing_s: dict[str, float] = field(default_factory=dict)
+    query_scan: Any = None
+    candidate_scans: list[Any] = field(default_factory=list)
+    comparisons: list[Any] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"query", "calibration", "candidates", "version", "warnings"}``."""
+        return {"query": self.query, "calibration": self.calibration,
+                "candidates": self.candidates, "version": __version__,
+                "warnings": list(self.warnings)}
+
+
+def _calibration(col: Collection) -> Any:
+    from ballistics.matching.lr import Calibration, load_default
+
+    doc = col.calibration_document()
+    if doc is not None:
+        cal = Calibration.from_dict(doc)
+        return Calibration(score_model=cal.score_model, lr=cal.lr, source="collection",
+                           metrics=cal.metrics, fitted=cal.fitted, version=cal.version)
+    return load_default()
+
+
+class Searcher:
+    """A collection opened for searching, with its model and calibration loaded once.
+
+    Parameters
+    ----------
+    collection
+        A directory or an opened :class:`Collection` (its last committed state is used).
+    device
+        Device for the embedder and the comparison.
+    embedder
+        A loaded embedder (default: the model recorded in the collection).
+    """
+
+    def __init__(self, collection: str | Path | Collection, *, device: str = "auto",
+                 embedder: Any = None) -> None:
+        self.collection = (collection if isinstance(collection, Collection)
+                           else Collection.open(collection))
+        info = self.collection.embedding_info
+        if self.collection.count == 0:
+            raise InputError("the collection is empty; ingest casings first",
+                             path=self.collection.directory)
+        model = info.get("model") or "cnn"
+        self.embedder = embedder if embedder is not None else load_model(model, device)
+        check_model(self.collection, self.embedder, model)
+        self.calibration = _calibration(self.collection)
+        self.device = device
+
+    def prepare(self, path: str | Path, options: SearchOptions) -> PreparedCasing:
+        """Read and prepare a query like the collection's casings (raises on failure)."""
+        pre = self.collection.manifest.get("preprocess") or {}
+        res = prepare_casing(path, processed=options.processed,
+                             preset=str(pre.get("preset") or "default"),
+                             spacing_um=options.spacing_um, verify=options.verify)
+        if isinstance(res, Failure):
+            from ballistics import errors
+
+            cls = getattr(errors, res.error, None)
+            if not (isinstance(cls, type) and issubclass(cls, errors.BallisticsError)):
+                cls = InputError
+            raise cls(res.reason, path=path)
+        if res.scan.modality != self.collection.modality:
+            raise ModalityMismatchError(
+                f"the query is a {res.scan.modality}, the collection holds "
+                f"{self.collection.modality}s", path=path)
+        return res
+
+    def search(self, query: PreparedCasing, options: SearchOptions | None = None
+               ) -> SearchResult:
+        """Search one prepared query."""
+        from ballistics.matching import compare_many
+        from ballistics.matching.lr import feature_dict
+
+        options = options or SearchOptions()
+        col = self.collection
+        t0 = time.perf_counter()
+        warnings: list[str] = list(query.warnings)
+        qvec = embed_prepared([query], self.embedder)[0]
+        t1 = time.perf_counter()
+        allowed = col.label_mask(options.where, options.exclude)
+        cols = col.columns()
+        own = np.array([s == query.sha256 for s in cols["sha256"]], dtype=bool)
+        allowed &= ~own
+        if not allowed.any():
+            warnings.append("no casing of the collection passes the filters")
+        k = min(options.shortlist, int(allowed.sum())) or 1
+        sims, rows = col.shortlist(qvec[None, :], k, allowed=allowed, device=options.device)
+        keep = rows[0] >= 0
+        rows_l = rows[0][keep].tolist()
+        t2 = time.perf_counter()
+        cand_scans = col.surfaces(rows_l) if rows_l else []
+        # exact cosine for the report (approximate indexes return approximate distances)
+        exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
+        preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
+            "preset", "default")
+        comps = (compare_many(query.scan, cand_scans, preset, device=options.device,
+                              workers=options.workers)
+                 if cand_scans else [])
+        t3 = time.perf_counter()
+        feats = [feature_dict(c) for c in comps]
+        scores, llr = self.calibration.apply(feats) if feats else (np.zeros(0), np.zeros(0))
+        missing = sorted({m for f in feats for m in self.calibration.score_model.missing(f)})
+        if missing:
+            warnings.append("comparison features missing for the score model (imputed): "
+                            + ", ".join(missing))
+        if self.calibration.source == "synthetic-default":
+            warnings.append(SYNTHETIC_WARNING)
+        cmc = np.array([float(getattr(c, "cmc_count_combined", math.nan)) for c in comps])
+        order = sorted(range(len(comps)),
+                       key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),
+                                      -exact[i], rows_l[i]))[: options.top]
+        candidates = []
+        for rank, i in enumerate(order, start=1):
+            r = rows_l[i]
+            candidates.append({
+                "rank": rank, "id": cols["id"][r], "path": cols["path"][r],
+                "labels": dict(cols["labels"][r]),
+                "embedding_similarity": float(exact[i]),
+                "cmc_count": int(cmc[i]) if np.isfinite(cmc[i]) else None,
+                "score": float(scores[i]), "log10_lr": float(llr[i]),
+            })
+            for w in getattr(comps[i], "warnings", ()) or ():
+                msg = f"{cols['id'][r]}: {w}"
+                if msg not in warnings:
+                    warnings.append(msg)
+        t4 = time.perf_counter()
+        return SearchResult(
+            query={"path": query.path, "sha256": query.sha256},
+            calibration=self.calibration.describe(),
+            candidates=candidates, warnings=warnings,
+            timing_s={"embed": t1 - t0, "shortlist": t2 - t1, "rerank": t3 - t2,
+                      "total": t4 - t0, "reranked": len(comps)},
+            query_scan=query.scan,
+            candidate_scans=[cand_scans[i] for i in order],
+            comparisons=[comps[i] for i in order],
+        )
+
+
+def search(
+    query: str | Path,
+    collection: str | Path | Collection,
+    options: SearchOptions | None = None,
+    *,
+    embedder: Any = None,
+    audit: bool = True,
+) -> SearchResult:
+    """Search one query file against a collection (see :class:`Searcher`)."""
+    options = options or SearchOptions()
+    s = Searcher(collection, device=options.device, embedder=embedder)
+    result = s.search(s.prepare(query, options), options)
+    if audit:
+        audit_search(s.collection, options, [result])
+    return result
+
+
+def audit_search(col: Collection, options: SearchOptions, results: Sequence[SearchResult]
+                 ) -> None:
+    """Append one audit line for a search (or a batch of searches)."""
+    from dataclasses import asdict
+
+    params = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in asdict(options).items()}
+    log_event(
+        col.directory, "search", {**params, "generation": col.generation},
+        inputs=[r.query for r in results],
+        result={"queries": len(results), "top": [
+            [{"id": c["id"], "score": c["score"], "log10_lr": c["log10_lr"]}
+             for c in r.candidates[:3]] for r in results],
+            "calibration": results[0].calibration["source"] if results else None},
+    )

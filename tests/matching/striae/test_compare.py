@@ -1,0 +1,235 @@
+"""Comparison of striation signatures and of bullets (synthetic and real Hamby 44)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from ballistics.datasets.synthetic.striae import (
+    fire_bullet,
+    make_barrel,
+    striae_params,
+    true_phase,
+)
+from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.matching.striae import (
+    StriaeCompareParams,
+    ccf_curve,
+    compare_bullets,
+    compare_signatures,
+    match_striae,
+    resample_signature,
+)
+from ballistics.matching.striae.lea import lea_signature
+from ballistics.matching.striae.signatures import Signature
+
+
+def _striae(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.convolve(rng.normal(size=n + 8), np.ones(5) / 5, mode="valid")[:n]
+
+
+def _sig(values: np.ndarray, spacing: float = 2.0) -> Signature:
+    return Signature(values=values, spacing_um=spacing, kind="mark", direction_deg=90.0,
+                     profile=values)
+
+
+def test_identical_and_shifted_signatures() -> None:
+    v = _striae(600, 1)
+    c = compare_signatures(_sig(v), _sig(v))
+    assert c.ccf_max == pytest.approx(1.0, abs=1e-9)
+    assert c.lag_um == 0 and c.d_um == pytest.approx(0.0, abs=1e-9)
+    assert c.overlap_um == pytest.approx(600 * 2.0)
+    assert c.cms >= 20 and c.cnms == 0
+    # B = A shifted by 37 samples: a feature at p in A sits at p - 37 in B
+    c2 = compare_signatures(_sig(v[37:]), _sig(v[:-37]))
+    assert c2.ccf_max == pytest.approx(1.0, abs=1e-9)
+    assert c2.lag_um == pytest.approx(37 * 2.0)
+    d = c2.to_dict()
+    for key in ("ccf_max", "lag_um", "cms", "overlap_um", "d_um", "matches", "version"):
+        assert key in d
+
+
+def test_unrelated_signatures_score_low() -> None:
+    c = compare_signatures(_sig(_striae(700, 1)), _sig(_striae(700, 2)))
+    same = compare_signatures(_sig(_striae(700, 1)), _sig(_striae(700, 1)))
+    assert c.ccf_max < 0.35
+    assert c.cms <= same.cms / 3 and c.cnms > 0
+    assert c.d_normalised > 1.0
+
+
+def test_nan_aware_ccf_matches_direct_computation() -> None:
+    a, b = _striae(200, 3), _striae(150, 4)
+    a[20:30] = np.nan
+    b[5] = np.nan
+    lags, r, n = ccf_curve(a, b, 20)
+    k = 12
+    i = np.arange(a.size)
+    j = i + k
+    ok = (j >= 0) & (j < b.size)
+    x, y = a[i[ok]], b[j[ok]]
+    m = np.isfinite(x) & np.isfinite(y)
+    direct = np.corrcoef(x[m], y[m])[0, 1]
+    assert r[np.flatnonzero(lags == k)[0]] == pytest.approx(direct, abs=1e-9)
+
+
+def test_different_spacing_is_resampled_with_a_warning() -> None:
+    fine = _striae(1200, 5)
+    coarse = resample_signature(fine, 1.0, 2.5)
+    assert coarse.size == pytest.approx(1200 / 2.5, abs=1)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", ScanWarning)
+        c = compare_signatures(_sig(fine, 1.0), _sig(coarse, 2.5))
+    assert c.spacing_um == 2.5 and c.ccf_max > 0.9
+    assert any("resampled" in str(x.message) for x in w) and c.warnings
+
+
+def test_reversed_signature_only_when_asked() -> None:
+    v = _striae(500, 6)
+    plain = compare_signatures(_sig(v), _sig(v[::-1].copy()))
+    rev = compare_signatures(_sig(v), _sig(v[::-1].copy()), StriaeCompareParams(try_reversed=True))
+    assert rev.reversed and rev.ccf_max == pytest.approx(1.0)
+    assert plain.ccf_max < 0.5 and not plain.reversed
+
+
+def test_no_overlap_raises() -> None:
+    with pytest.raises(NoSignatureError):
+        compare_signatures(_sig(np.full(50, np.nan)), _sig(_striae(50, 1)))
+
+
+def test_match_striae_counts() -> None:
+    x = np.linspace(0, 20 * np.pi, 400)
+    a = np.sin(x)
+    cms, cnms, m, nm = match_striae(a, a.copy(), 2, 0.5)
+    assert cms == m == 20 and nm == 0 and cnms == 0  # 10 peaks + 10 valleys
+    b = a.copy()
+    b[200:] = np.sin(x[200:] + np.pi / 2)  # the second half is out of phase
+    cms2, _, m2, nm2 = match_striae(a, b, 2, 0.5)
+    assert cms2 < cms and nm2 > 0
+
+
+def test_match_striae_subsample_positions_and_shift() -> None:
+    # 8 samples per stria period, B shifted by 0.4 sample: with a tolerance of 0.3 sample only
+    # sub-sample extrema plus the known shift make every stria match
+    x = np.arange(300, dtype=float)
+    a = np.sin(2 * np.pi * x / 16.0)
+    b = np.sin(2 * np.pi * (x - 0.4) / 16.0)
+    cms_none, *_ = match_striae(a, b, 0.3, 0.5, lenient_prominence_rq=0.25)
+    cms_shift, _, m, nm = match_striae(a, b, 0.3, 0.5, lenient_prominence_rq=0.25, shift_b=-0.4)
+    assert cms_shift == m and nm == 0 and m >= 35
+    assert cms_none < cms_shift
+
+
+def test_fractional_lag_keeps_cms_with_tight_tolerance() -> None:
+    # B = A delayed by 1.5 samples (band-limited, so the delay is exact by Fourier shift)
+    rng = np.random.default_rng(4)
+    n = 700
+    a = np.convolve(rng.normal(size=n + 40), np.hanning(9), mode="same")[20 : 20 + n]
+    f = np.fft.rfftfreq(n)
+    b = np.fft.irfft(np.fft.rfft(a) * np.exp(-2j * np.pi * f * 1.5), n)
+    keep = slice(30, n - 30)
+    c = compare_signatures(a[keep], b[keep],
+                           StriaeCompareParams(match_tolerance_um=1.0), spacing_um=3.0)
+    assert c.ccf_max > 0.95
+    assert c.non_matches <= 2 and c.cms >= 0.8 * c.matches
+
+
+@pytest.fixture(scope="module")
+def synthetic_bullets() -> tuple[list, list]:
+    p = striae_params("realistic", land_length_um=200.0, land_width_um=1200.0)
+    barrel = make_barrel("B1", 21, p)
+    bullets = [fire_bullet(barrel, s, p) for s in (1, 2)]
+    bullets.append(fire_bullet(make_barrel("B2", 22, p), 3, p))
+    return bullets, [[lea_signature(s) for s in b.lands] for b in bullets]
+
+
+def test_bullets_best_phase_is_the_true_one(synthetic_bullets) -> None:
+    bullets, sigs = synthetic_bullets
+    r = compare_bullets(sigs[0], sigs[1])
+    assert r.best_phase == true_phase(bullets[0], bullets[1])
+    assert r.ccf.shape == (6, 6) and len(r.phase_scores) == 6
+    diff = compare_bullets(sigs[0], sigs[2])
+    assert r.sam > diff.sam + 0.15
+    d = r.to_dict()
+    assert d["best_phase"] == r.best_phase and len(d["best_phase_pairs"]) == 6
+
+
+def test_bullets_with_different_land_counts_warn(synthetic_bullets) -> None:
+    bullets, sigs = synthetic_bullets
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always", ScanWarning)
+        r = compare_bullets(sigs[0], sigs[1][:5])
+    assert r.ccf.shape == (6, 5) and len(r.phase_scores) == 5
+    assert r.warnings and any("different numbers of lands" in str(x.message) for x in w)
+    # a land without signature is left out of its phase
+    r2 = compare_bullets([None, *sigs[0][1:]], sigs[1])
+    assert np.isnan(r2.ccf[0]).all() and r2.best_phase == true_phase(bullets[0], bullets[1])
+
+
+@pytest.mark.slow
+def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
+    from ballistics.io import read_scan
+
+    folder = real_data / "bullets" / "hamby44"
+    lands = [[lea_signature(read_scan(p)) for p in sorted((folder / b).glob("*.x3p"))]
+             for b in ("bullet1", "bullet2")]
+    r = compare_bullets(lands[0], lands[1])
+    # bullets 1 and 2 of barrel 1: land i of bullet 1 matches land i + 4 of bullet 2
+    assert r.best_phase == 4
+    inside = np.array([r.ccf[i, (i + 4) % 6] for i in range(6)])
+    outside = np.array([r.ccf[i, j] for i in range(6) for j in range(6) if j != (i + 4) % 6])
+    assert inside.min() > outside.max() + 0.05  # every matching pair beats all 30 others
+    assert r.margin == pytest.approx(inside.min() - outside.max())
+    assert r.sam > 0.6 and sorted(r.phase_scores)[-2] < 0.45
+
+
+def test_local_correlation_numbers() -> None:
+    from ballistics.matching.striae._cms import local_correlation
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=400), rng.normal(size=400)
+    assert np.allclose(local_correlation(a, a, 10), 1.0)
+    assert np.allclose(local_correlation(a, -a, 10), -1.0)
+    assert abs(float(np.median(local_correlation(a, b, 10)))) < 0.15
+    assert np.all(local_correlation(a, np.zeros(400), 10) == 0.0)  # flat: no correlation
+
+
+def test_shape_criterion_rejects_coincident_peaks_of_different_shape() -> None:
+    # the same narrow striae every 15 samples, on opposite broad waves: every peak of A has
+    # a peak of B at its place, but the neighbourhoods disagree
+    x = np.arange(600.0)
+    bumps = sum(np.exp(-0.5 * ((x - p) / 1.5) ** 2) for p in range(20, 590, 15))
+    wave = 1.5 * np.sin(2 * np.pi * x / 90)
+    a, b = bumps + wave, bumps - wave
+    *_, m_pos, _ = match_striae(a, b, 1.0, 0.3, lenient_prominence_rq=0.1)
+    *_, m_shape, _ = match_striae(a, b, 1.0, 0.3, lenient_prominence_rq=0.1, shape_window=8)
+    assert m_pos >= 35 and m_shape <= 15
+    # identical signatures keep every stria (38 peaks and 37 valleys)
+    assert match_striae(a, a.copy(), 1.0, 0.3, lenient_prominence_rq=0.1,
+                        shape_window=8) == (75, 0, 75, 0)
+
+
+def test_shape_criterion_separates_synthetic_marks() -> None:
+    from ballistics.datasets.synthetic.striae import make_mark, make_tool, striae_params
+    from ballistics.matching.striae.signatures import extract_signature
+
+    p = striae_params("realistic")
+    sigs = []
+    for f in range(4):
+        tool = make_tool(f"T{f}", 500 + f, p)
+        sigs += [(f, extract_signature(make_mark(tool, 70000 + 10 * f + k, p).scan,
+                                       kind="aperture-shear")) for k in range(3)]
+    new, old = StriaeCompareParams(try_reversed=True), StriaeCompareParams(
+        try_reversed=True, shape_window_um=0.0)
+    scores: dict[tuple[bool, str], list[int]] = {}
+    for i in range(len(sigs)):
+        for j in range(i + 1, len(sigs)):
+            same = sigs[i][0] == sigs[j][0]
+            for tag, prm in (("new", new), ("old", old)):
+                c = compare_signatures(sigs[i][1], sigs[j][1], prm)
+                scores.setdefault((same, tag), []).append(c.cms)
+    print({k: (np.median(v), max(v)) for k, v in scores.items()})
+    assert np.mean(scores[(False, "new")]) < np.mean(scores[(False, "old")])
+    assert np.median(scores[(True, "new")]) > max(scores[(False, "new")])

@@ -1,0 +1,102 @@
+"""Bullet land signatures: orientation, stable crosscut, grooves; real and synthetic lands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ballistics.datasets.synthetic.striae import fire_bullet, make_barrel, striae_params
+from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.matching.striae.lea import LeaParams, lea_signature, locate_grooves
+from ballistics.scan import Scan
+
+
+@pytest.fixture(scope="module")
+def synthetic_land() -> tuple[Scan, dict]:
+    p = striae_params("realistic", land_length_um=250.0)
+    bullet = fire_bullet(make_barrel("B1", 4, p), 7, p)
+    return bullet.lands[2], bullet.truth["lands"][2]
+
+
+def test_real_land_grooves_and_signature(real_data) -> None:
+    from ballistics.io import read_scan
+
+    scan = read_scan(real_data / "lea_x3ptools.x3p")  # 103 x 340 at 6.45 µm, striae along y
+    sig = lea_signature(scan)
+    left, right = sig.meta["grooves_um"]
+    assert sig.meta["grooves_found"] == [True, True]
+    assert not sig.meta["transposed"]
+    # the visible shoulders of this land are near columns 45-55 and 283-290 (290-355 µm and
+    # 1825-1870 µm); the grooves must fall inside them, on the land
+    assert 290.0 <= left <= 500.0
+    assert 1650.0 <= right <= 1870.0
+    assert 1000.0 <= sig.length_um <= right - left
+    assert 0.2 <= sig.roughness_um <= 3.0
+    assert abs(abs(sig.direction_deg) - 90.0) < 3.0
+    assert sig.spacing_um == pytest.approx(6.45)
+
+
+def test_synthetic_land_grooves_within_tolerance(synthetic_land) -> None:
+    scan, truth = synthetic_land
+    sig = lea_signature(scan)
+    left, right = sig.meta["grooves_um"]
+    assert abs(left - truth["grooves_um"][0]) < 30.0
+    assert abs(right - truth["grooves_um"][1]) < 30.0
+    expected = 90.0 - truth["tilt_deg"]
+    d = (sig.direction_deg - expected) % 180.0
+    assert min(d, 180.0 - d) < 1.0
+
+
+def test_transposed_land_gives_the_same_signature(synthetic_land) -> None:
+    scan, _ = synthetic_land
+    sig = lea_signature(scan)
+    t = Scan(np.ascontiguousarray(scan.heights.T), scan.spacing_um[::-1])
+    sig_t = lea_signature(t)
+    assert sig_t.meta["transposed"] and not sig.meta["transposed"]
+    n = min(sig.values.size, sig_t.values.size)
+    a, b = sig.values[:n], sig_t.values[:n]
+    ok = np.isfinite(a) & np.isfinite(b)
+    assert np.corrcoef(a[ok], b[ok])[0, 1] > 0.9
+
+
+def test_groove_search_on_a_constructed_profile() -> None:
+    x = np.arange(0, 2400, 2.0)
+    prof = -((x - 1200) ** 2) / 9000.0
+    prof[x < 300] = prof[x < 300] + 30 * np.clip((300 - x[x < 300]) / 40, 0, 1)
+    prof[x > 2100] = prof[x > 2100] + 30 * np.clip((x[x > 2100] - 2100) / 40, 0, 1)
+    g = locate_grooves(prof, 2.0)
+    assert g.left_found and g.right_found
+    assert abs(g.left_um - 300) <= 6 and abs(g.right_um - 2100) <= 6
+    # without shoulders the ends of the data are used and reported as not found
+    g2 = locate_grooves(-((x - 1200) ** 2) / 9000.0, 2.0)
+    assert not g2.left_found and not g2.right_found
+
+
+def test_flat_land_has_no_signature() -> None:
+    with pytest.raises(NoSignatureError):
+        lea_signature(Scan(np.zeros((60, 300), np.float32), (3.0, 3.0)))
+
+
+def test_lea_params_validation() -> None:
+    from ballistics.errors import ParameterError
+
+    with pytest.raises(ParameterError):
+        LeaParams(crosscut_step_um=0)
+    with pytest.raises(ParameterError):
+        LeaParams(min_crosscut_ccf=2)
+
+
+def test_anisotropic_land_is_sampled_across_the_striae(synthetic_land) -> None:
+    scan, _ = synthetic_land
+    sig = lea_signature(scan)
+    dy, dx = scan.spacing_um
+    coarse_rows = Scan(np.ascontiguousarray(scan.heights[::2]), (2 * dy, dx))
+    coarse_cols = Scan(np.ascontiguousarray(scan.heights[:, ::2]), (dy, 2 * dx))
+    s_rows, s_cols = lea_signature(coarse_rows), lea_signature(coarse_cols)
+    assert s_rows.spacing_um == pytest.approx(dx, rel=1e-3)
+    assert s_cols.spacing_um == pytest.approx(2 * dx, rel=1e-3)
+    from ballistics.matching.striae import compare_signatures
+
+    assert compare_signatures(sig, s_rows).ccf_max > 0.9
+    with pytest.warns(ScanWarning, match="resampled"):
+        assert compare_signatures(sig, s_cols).ccf_max > 0.8
