@@ -27,13 +27,16 @@ from ballistics.cli.common import (
               help="The inputs are already processed: use them as they are.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
               help="Write the examiner's HTML report here.")
+@click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
+              help="Use this collection's own calibration for the score and LR (default: "
+                   "the synthetic calibration shipped with the package).")
 @device_option
 @scan_read_options
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, device, spacing_um,
-            no_verify, as_json, quiet) -> None:
+def compare(reference, target, preset, rotation, processed, report, collection, device,
+            spacing_um, no_verify, as_json, quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
@@ -41,7 +44,14 @@ def compare(reference, target, preset, rotation, processed, report, device, spac
     """
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
+    from ballistics.matching.evidence import evaluate
     from ballistics.preprocess import prepare_for_comparison
+
+    calibration = None
+    if collection is not None:
+        from ballistics.workflows.search import collection_calibration
+
+        calibration = collection_calibration(collection, required=True)
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     scans = []
@@ -50,11 +60,13 @@ def compare(reference, target, preset, rotation, processed, report, device, spac
                          verify=not no_verify)
         scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
     result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+    evidence = evaluate(result, calibration)
     out = result.to_dict()
+    out.update(evidence.to_dict())
     for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256
-    warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings]
+    warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
     if report:
         from ballistics.report.compare import compare_report
 
@@ -71,5 +83,7 @@ def compare(reference, target, preset, rotation, processed, report, device, spac
     click.echo(f"combined CMC count:              {result.cmc_count_combined}")
     click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
+    click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
+               f"({evidence.verbal}; calibration: {evidence.calibration['source']})")
     if report:
         click.echo(f"report: {report}")

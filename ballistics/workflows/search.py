@@ -103,14 +103,32 @@ class SearchResult:
                 "warnings": list(self.warnings)}
 
 
-def _calibration(col: Collection) -> Any:
+def collection_calibration(collection: str | Path | Collection, *, required: bool = False
+                           ) -> Any:
+    """The calibration a collection's scores use: its own (``ballistics calibrate``), else
+    the package's synthetic default (``required=True``: an error instead).
+
+    Raises
+    ------
+    InputError
+        With ``required=True``, when ``collection`` is not a collection or has no
+        calibration of its own (bad input: exit code 2 on the command line).
+    """
     from ballistics.matching.lr import Calibration, load_default
 
+    if required and not isinstance(collection, Collection) and not (
+            Path(collection) / "manifest.json").is_file():
+        raise InputError("not a collection (no manifest.json); give the folder that "
+                         "'ballistics ingest' created", path=str(collection))
+    col = collection if isinstance(collection, Collection) else Collection.open(collection)
     doc = col.calibration_document()
     if doc is not None:
         cal = Calibration.from_dict(doc)
         return Calibration(score_model=cal.score_model, lr=cal.lr, source="collection",
                            metrics=cal.metrics, fitted=cal.fitted, version=cal.version)
+    if required:
+        raise InputError("the collection has no calibration of its own; run "
+                         "'ballistics calibrate' on it first", path=str(col.directory))
     return load_default()
 
 
@@ -138,7 +156,7 @@ class Searcher:
         model = info.get("model") or "cnn"
         self.embedder = embedder if embedder is not None else load_model(model, device)
         check_model(self.collection, self.embedder, model)
-        self.calibration = _calibration(self.collection)
+        self.calibration = collection_calibration(self.collection)
         self.device = device
 
     def prepare(self, path: str | Path, options: SearchOptions) -> PreparedCasing:

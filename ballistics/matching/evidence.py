@@ -1,0 +1,130 @@
+"""The evidential value of a breech-face comparison: a learned score and a calibrated LR.
+
+:func:`evaluate` turns a :class:`~ballistics.matching.breechface.Comparison` into an
+:class:`Evidence`: the score model's score over the comparison's features, its calibrated
+``log10 LR`` (bounded as the calibration data allow), the verbal equivalent on the ENFSI
+scale, and a description of the calibration it came from (source, data, preset, held-out
+Cllr). Without a calibration, the one shipped with the package (fitted on synthetic
+casings; flagged ``"synthetic-default"``) is used; a collection's own calibration
+(:meth:`Calibration.from_dict` of its document) is preferred where one exists.
+
+The software proposes; the examiner decides: the LR is a measurement with the stated
+calibration's limits, not a conclusion.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ballistics.matching.breechface.params import PRESETS
+from ballistics.matching.lr import Calibration, feature_dict, load_default
+
+__all__ = ["Evidence", "evaluate", "preset_name", "verbal_scale"]
+
+#: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
+_VERBAL = (
+    (1.0, "no support for either proposition"),
+    (10.0, "weak support"),
+    (100.0, "moderate support"),
+    (1e3, "moderately strong support"),
+    (1e4, "strong support"),
+    (1e6, "very strong support"),
+    (math.inf, "extremely strong support"),
+)
+
+SYNTHETIC_CAVEAT = ("the LR comes from the calibration shipped with the package, fitted on "
+                    "synthetic casings; calibrate on the lab's own reference data "
+                    "(ballistics calibrate) for casework")
+
+
+def preset_name(params: Any) -> str | None:
+    """The name of the preset ``params`` equals, ``"custom"`` for others, ``None`` for none."""
+    if params is None:
+        return None
+    return next((name for name, p in PRESETS.items() if p == params), "custom")
+
+
+def verbal_scale(log10_lr: float) -> str:
+    """The ENFSI verbal equivalent of an LR, naming the proposition it supports.
+
+    ``log10_lr > 0`` supports the same-source proposition, ``< 0`` the different-source one;
+    e.g. ``verbal_scale(2.5)`` is ``"moderately strong support for same source"``.
+    """
+    if not math.isfinite(log10_lr):
+        return "no likelihood ratio"
+    lr = 10.0 ** abs(log10_lr)
+    if lr <= 1.0 + 1e-12:
+        return _VERBAL[0][1]
+    for upper, words in _VERBAL[1:]:
+        if lr <= upper:
+            side = "same source" if log10_lr > 0 else "different sources"
+            return f"{words} for {side}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Score and likelihood ratio of one comparison.
+
+    Attributes
+    ----------
+    score
+        The score model's decision value (log-odds-like; higher = more similar).
+    log10_lr
+        Calibrated ``log10 LR`` of same source vs different sources, within
+        ``calibration["log10_lr_bounds"]``.
+    verbal
+        :func:`verbal_scale` of ``log10_lr``.
+    calibration
+        Where the LR comes from: ``source`` (``"synthetic-default"`` or ``"collection"``),
+        ``fitted`` (data, presets), ``metrics`` (held-out Cllr, AUC, ...), bounds, method.
+    warnings
+        Feature values the model had to impute, preset mismatches, the synthetic caveat.
+    """
+
+    score: float
+    log10_lr: float
+    verbal: str
+    calibration: dict[str, Any]
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"score", "log10_lr", "lr_verbal", "calibration"}`` (keys of ``compare --json``)."""
+        return {"score": self.score, "log10_lr": self.log10_lr, "lr_verbal": self.verbal,
+                "calibration": self.calibration}
+
+
+def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidence:
+    """Score a comparison and calibrate the score to a likelihood ratio.
+
+    Parameters
+    ----------
+    comparison
+        A :class:`~ballistics.matching.breechface.Comparison` (or a mapping of its features).
+    calibration
+        The calibration to use; ``None`` = the package's synthetic default.
+
+    Returns
+    -------
+    Evidence
+    """
+    cal = calibration or load_default()
+    row = feature_dict(comparison)
+    scores, llr = cal.apply([row])
+    warns: list[str] = []
+    missing = cal.score_model.missing(row)
+    if missing:
+        warns.append("comparison features missing for the score model (imputed): "
+                     + ", ".join(missing))
+    preset = preset_name(getattr(comparison, "params", None))
+    fitted_preset = cal.fitted.get("compare_preset")
+    if preset and fitted_preset and preset != fitted_preset:
+        warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
+                     f"preset, this comparison used {preset!r}: its LR is indicative only")
+    if cal.source == "synthetic-default":
+        warns.append(SYNTHETIC_CAVEAT)
+    value = float(llr[0])
+    return Evidence(score=float(scores[0]), log10_lr=value, verbal=verbal_scale(value),
+                    calibration=cal.describe(), warnings=tuple(warns))

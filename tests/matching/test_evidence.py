@@ -1,0 +1,82 @@
+"""Score and likelihood ratio of a comparison (``ballistics.matching.evidence``) and their
+place in ``ballistics compare --json``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from ballistics.matching.evidence import evaluate, preset_name, verbal_scale
+from ballistics.matching.lr import load_default
+
+
+@pytest.mark.parametrize(("llr", "words"), [
+    (0.0, "no support for either proposition"),
+    (0.5, "weak support for same source"),
+    (1.0, "weak support for same source"),
+    (1.5, "moderate support for same source"),
+    (-1.5, "moderate support for different sources"),
+    (2.5, "moderately strong support for same source"),
+    (3.5, "strong support for same source"),
+    (-5.0, "very strong support for different sources"),
+    (6.5, "extremely strong support for same source"),
+    (math.nan, "no likelihood ratio"),
+])
+def test_verbal_scale_follows_enfsi(llr, words):
+    assert verbal_scale(llr) == words
+
+
+def test_evaluate_from_features_and_preset_names():
+    from ballistics.matching import PRESETS
+
+    cal = load_default()
+    lo, hi = cal.lr.bounds
+    strong = {"cmc_count": 25, "cmc_count_reverse": 24, "cmc_count_combined": 30,
+              "cmc_count_high": 25, "ccf_max": 0.6}
+    weak = {"cmc_count": 0, "cmc_count_reverse": 0, "cmc_count_combined": 0,
+            "cmc_count_high": 0, "ccf_max": 0.05}
+    es, ew = evaluate(strong), evaluate(weak)
+    assert es.score > ew.score and lo <= ew.log10_lr < 0 < es.log10_lr <= hi
+    assert "same source" in es.verbal and "different sources" in ew.verbal
+    assert es.calibration["source"] == "synthetic-default"
+    assert any("synthetic" in w for w in es.warnings)
+    partial = evaluate({"cmc_count": 3})
+    assert any("imputed" in w and "ccf_max" in w for w in partial.warnings)
+    assert preset_name(PRESETS["cmcR"]) == "cmcR" and preset_name(None) is None
+    assert preset_name(PRESETS["default"].replace(grid=(6, 6))) == "custom"
+
+
+@pytest.fixture(scope="module")
+def fadul(real_data):
+    return str(real_data / "fadul1-1_processed.x3p"), str(real_data / "fadul1-2_processed.x3p")
+
+
+def test_compare_json_has_score_lr_and_calibration(fadul):
+    from ballistics.cli import main
+
+    r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--json", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    cal = out["calibration"]
+    lo, hi = cal["log10_lr_bounds"]
+    assert cal["source"] == "synthetic-default" and "cllr" in cal["metrics"]
+    assert out["cmc_count"] >= 15 and out["score"] > 0 and 0 < out["log10_lr"] <= hi
+    assert "same source" in out["lr_verbal"]
+    assert any("synthetic" in w for w in out["warnings"])
+    # the calibration was fitted on the default preset: cmcR comparisons are flagged
+    r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--json", "--preset",
+                                  "cmcR", "--device", "cpu"])
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any("'default' preset" in w for w in out["warnings"]) and lo <= out["log10_lr"] <= hi
+
+
+def test_compare_collection_without_calibration_is_an_error(fadul, tmp_path):
+    from ballistics.cli import main
+
+    r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--collection",
+                                  str(tmp_path)])
+    assert r.exit_code == 2 and "not a collection" in r.output
+    assert "Traceback" not in r.output
