@@ -33,7 +33,8 @@ from ballistics.errors import ParameterError
 @click.option("--target-um", type=float, default=None,
               help="Output spacing in µm (default: the preset's, 6.25).")
 @click.option("--figure", "figure_path", default=None, metavar="PNG",
-              help="Also write a figure of the segmentation (circles and mask).")
+              help="Also write a PNG of the segmentation: the scan, the breech-face region, "
+                   "the primer and firing-pin circles, with a legend and colour bar.")
 @json_option
 @scan_read_options
 @handle_errors
@@ -64,8 +65,9 @@ def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | 
     if figure_path:
         from ballistics.report.segmentation import save_segmentation_figure
 
+        # one panel 9 in wide at 120 dpi: about 1100 px with its colour bar and legend
         save_segmentation_figure([(Path(input_path).name, scan, res.segmentation)],
-                                 figure_path, ncols=1)
+                                 figure_path, ncols=1, panel_in=9.0, dpi=120)
     if as_json:
         d = res.to_dict()
         d["input"] = {"path": str(input_path), "sha256": scan.sha256,

@@ -9,114 +9,132 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ballistics._version import __version__
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
+from ballistics.report._figures import (
+    limits,
+    new_figure,
+    overlay_legend,
+    overlay_rgb,
+    value_label,
+    value_unit,
+)
 from ballistics.report.html import img_tag, page, table
 from ballistics.scan import Scan
 
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 
-def _limits(h: np.ndarray) -> tuple[float, float]:
-    v = h[np.isfinite(h)]
-    if v.size == 0:
-        return -1.0, 1.0
-    lo, hi = np.percentile(v, [1, 99])
-    return float(lo), float(hi if hi > lo else lo + 1e-6)
+__all__ = ["cell_grid_figure", "cmc_theta_figure", "compare_report", "overlay_figure",
+           "surfaces_figure"]
 
 
-def _surfaces(ref: Scan, tgt: Scan, names: tuple[str, str]) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
-    for ax, s, n in zip(axes, (ref, tgt), names, strict=True):
-        lo, hi = _limits(s.heights)
+def surfaces_figure(reference: Scan, target: Scan,
+                    names: tuple[str, str] = ("reference", "target")) -> Figure:
+    """Both surfaces side by side, in mm, each with a colour bar of its values.
+
+    The colour bar says "height (µm)" for topographies and "grey level" for 2D images
+    (``Scan.modality``). Arrays are (rows, cols) = (y, x), row 0 at the top.
+    """
+    fig = new_figure((10, 4.8))
+    axes = fig.subplots(1, 2)
+    for ax, s, n in zip(axes, (reference, target), names, strict=True):
+        lo, hi = limits(s.heights)
         ext = (0, s.extent_um[1] / 1000, s.extent_um[0] / 1000, 0)
         im = ax.imshow(s.heights, cmap="viridis", vmin=lo, vmax=hi, extent=ext)
         ax.set_title(n)
         ax.set_xlabel("x (mm)")
         ax.set_ylabel("y (mm)")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="height (µm)")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=value_label(s.modality))
     fig.tight_layout()
-    return img_tag(fig, "reference and target surfaces")
+    return fig
 
 
-def _overlay(ref: Scan, aligned: np.ndarray) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+def overlay_figure(reference: Scan, aligned: np.ndarray) -> Figure:
+    """The reference and the aligned target (:func:`align_target`, same shape) overlaid.
 
-    def norm(h: np.ndarray) -> np.ndarray:
-        lo, hi = _limits(h)
-        return np.clip((h - lo) / (hi - lo), 0, 1)
-
-    a, b = norm(ref.heights), norm(aligned)
-    rgb = np.ones(ref.shape + (3,), np.float32)
-    rgb[..., 0] = np.where(np.isfinite(a), a, 1.0)
-    rgb[..., 1] = np.where(np.isfinite(b), b, 1.0)
-    rgb[..., 2] = np.where(np.isfinite(a) & np.isfinite(b), 0.5 * (a + b), 1.0)
-    axes[0].imshow(np.nan_to_num(rgb, nan=1.0))
-    axes[0].set_title("overlay: reference red, aligned target green")
-    diff = ref.heights - aligned
-    lo, hi = _limits(np.abs(diff))
-    axes[1].imshow(diff, cmap="coolwarm", vmin=-hi, vmax=hi)
-    axes[1].set_title("height difference reference - aligned target (µm)")
+    Left: a false-colour composite (red = reference, green and blue = aligned target, each
+    scaled by its 1st-99th percentiles), so the reference shows red where it is the higher,
+    the target cyan where it is the higher, and agreeing points grey; a legend names the
+    colours. Right: the difference reference - aligned target, in µm for topographies and
+    in grey levels for 2D images.
+    """
+    fig = new_figure((10, 5.4))
+    axes = fig.subplots(1, 2)
+    axes[0].imshow(overlay_rgb(reference.heights, aligned), interpolation="nearest")
+    axes[0].set_title("overlay: reference red, aligned target cyan", fontsize=10)
+    overlay_legend(axes[0], "reference", "aligned target")
+    diff = reference.heights - aligned
+    _, hi = limits(np.abs(diff))
+    im = axes[1].imshow(diff, cmap="coolwarm", vmin=-hi, vmax=hi, interpolation="nearest")
+    unit = value_unit(reference.modality)
+    axes[1].set_title(f"difference reference - aligned target{unit}", fontsize=10)
+    fig.colorbar(im, ax=axes[1], shrink=0.8,
+                 label="grey-level difference" if reference.modality == "image"
+                 else "height difference (µm)")
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    return img_tag(fig, "aligned overlay")
+    return fig
 
 
-def _cell_grid(ref: Scan, c: Comparison) -> str:
-    plt = _plt()
+def cell_grid_figure(reference: Scan, comparison: Comparison) -> Figure:
+    """The reference in grey with its cells outlined by verdict (reference -> target).
+
+    Green: CMC under the original rule; gold: High CMC only; red: compared, not congruent;
+    grey: too incomplete to compare. Each cell is labelled with its (row, column) index.
+    """
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
+    c = comparison
     g = c.forward.result.geometry
-    fig, ax = plt.subplots(figsize=(6.5, 6.5))
-    lo, hi = _limits(ref.heights)
-    ax.imshow(ref.heights, cmap="gray", vmin=lo, vmax=hi)
+    fig = new_figure((6.5, 7.0))
+    ax = fig.subplots()
+    lo, hi = limits(reference.heights)
+    ax.imshow(reference.heights, cmap="gray", vmin=lo, vmax=hi)
+    styles = {"cmc": ("lime", 2.0), "high": ("gold", 1.5), "no": ("tab:red", 0.8),
+              "invalid": ("0.6", 0.4)}
     for k, cell in enumerate(c.cells):
         r0, c0 = (int(v) for v in g.cell_start[k])
         h, w = (int(v) for v in g.cell_size[k])
-        if cell["is_cmc"]:
-            color, lw = "lime", 2.0
-        elif cell["is_high_cmc"]:
-            color, lw = "gold", 1.5
-        elif cell["valid"]:
-            color, lw = "tab:red", 0.8
-        else:
-            color, lw = "0.6", 0.4
+        key = ("cmc" if cell["is_cmc"] else "high" if cell["is_high_cmc"]
+               else "no" if cell["valid"] else "invalid")
+        color, lw = styles[key]
         ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), w, h, fill=False, ec=color, lw=lw))
         ax.text(c0 + w / 2, r0 + h / 2, f"{cell['index'][0]},{cell['index'][1]}",
                 ha="center", va="center", fontsize=6, color=color)
-    ax.set_title(f"reference cells: green = CMC ({c.cmc_count}), gold = High CMC only, "
-                 "red = not congruent, grey = too incomplete", fontsize=8)
+    labels = {"cmc": f"CMC ({c.cmc_count})", "high": "High CMC only",
+              "no": "not congruent", "invalid": "too incomplete"}
+    ax.legend(handles=[Line2D([], [], color=styles[k][0], lw=2, label=v)
+                       for k, v in labels.items()],
+              loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=4, fontsize=7,
+              frameon=False)
+    ax.set_title("reference cells, reference → target", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    return img_tag(fig, "cell grid with congruent cells")
+    return fig
 
 
-def _theta_distribution(c: Comparison) -> str:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+def cmc_theta_figure(comparison: Comparison) -> Figure:
+    """The CMC-theta distributions (High CMC candidates per rotation), both directions."""
+    c = comparison
+    fig = new_figure((10, 3.4))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, (name, d) in zip(axes, (("reference → target", c.forward),
                                     ("target → reference", c.reverse)), strict=True):
         th = sorted(d.high.theta_counts)
         counts = [d.high.theta_counts[t] for t in th]
         step = float(np.min(np.diff(th))) if len(th) > 1 else 1.0
-        ax.bar(th, counts, width=0.8 * step, color="tab:blue")
+        ax.bar(th, counts, width=0.8 * step, color="tab:blue", label="CMC candidates")
         if counts:
             top = max(counts)
             ax.axhline(max(top - c.params.tau, 0), color="tab:orange", lw=0.8, ls="--",
@@ -126,7 +144,7 @@ def _theta_distribution(c: Comparison) -> str:
         ax.set_xlabel("rotation of the target θ (°)")
     axes[0].set_ylabel("CMC candidates")
     fig.tight_layout()
-    return img_tag(fig, "CMC-theta distribution")
+    return fig
 
 
 def _fmt(v: Any) -> Any:
@@ -176,10 +194,12 @@ def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
            "(cmcR's convention: clockwise positive with row 0 at the top); dx, dy are the "
            "displacement of the reference cells' content in the rotated target.</p>"),
         ("Inputs", table(["", "file", "sha256", "points", "spacing (µm)", "missing"], inputs)),
-        ("Surfaces", _surfaces(reference, target, names)),
-        ("Aligned overlay", _overlay(reference, aligned)),
-        ("Cell grid", _cell_grid(reference, c)),
-        ("CMC-theta distribution", _theta_distribution(c)
+        ("Surfaces", img_tag(surfaces_figure(reference, target, names),
+                             "reference and target surfaces")),
+        ("Aligned overlay", img_tag(overlay_figure(reference, aligned), "aligned overlay")),
+        ("Cell grid", img_tag(cell_grid_figure(reference, c),
+                              "cell grid with congruent cells")),
+        ("CMC-theta distribution", img_tag(cmc_theta_figure(c), "CMC-theta distribution")
          + f"<p class='note'>High CMC, both directions: {html.escape(c.combined.reason)}.</p>"),
         ("Cells (reference → target, each at its best-correlation angle)",
          table(["cell", "valid", "dx (µm)", "dy (µm)", "θ (°)", "corr", "CCF", "missing",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ballistics._version import __version__
+from ballistics.report._figures import png_bytes
+
+__all__ = ["figure_to_data_uri", "img_tag", "page", "table"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -24,13 +26,12 @@ text-align:right}th{background:#f3f3f3}img{max-width:100%}
 
 
 def figure_to_data_uri(fig: Figure, *, dpi: int = 110) -> str:
-    """Render a matplotlib figure to a ``data:image/png;base64,...`` URI and close it."""
-    import matplotlib.pyplot as plt
+    """Render a matplotlib figure to a ``data:image/png;base64,...`` URI (Agg canvas).
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    The figure is not touched otherwise: report figures are plain
+    :class:`~matplotlib.figure.Figure` objects that pyplot does not hold.
+    """
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig, dpi=dpi)).decode("ascii")
 
 
 def img_tag(fig: Figure, alt: str, *, dpi: int = 110) -> str:

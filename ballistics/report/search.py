@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ballistics.report._figures import new_figure, normalise, overlay_legend, overlay_rgb
 from ballistics.report.html import img_tag, page, table
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+__all__ = ["DRAW_MAX", "aligned", "candidate_figure", "search_report_html",
+           "write_search_report"]
 
 #: Longest side (points) of the surfaces drawn in the report.
 DRAW_MAX = 320
@@ -17,14 +24,6 @@ DRAW_MAX = 320
 def _small(heights: np.ndarray) -> tuple[np.ndarray, int]:
     step = max(1, int(np.ceil(max(heights.shape) / DRAW_MAX)))
     return np.asarray(heights[::step, ::step], np.float64), step
-
-
-def _norm(a: np.ndarray) -> np.ndarray:
-    v = a[np.isfinite(a)]
-    if v.size == 0:
-        return np.zeros_like(a)
-    lo, hi = np.percentile(v, [1, 99])
-    return np.clip((a - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -52,32 +51,34 @@ def aligned(query: Any, cand: Any, comparison: Any) -> tuple[np.ndarray, np.ndar
     return q, t, _corr(q, t)
 
 
-def _figure(query: Any, cand: Any, comparison: Any, title: str) -> str:
-    import matplotlib
+def candidate_figure(query: Any, cand: Any, comparison: Any, title: str = "candidate"
+                     ) -> Figure:
+    """The query, one candidate and the candidate aligned onto the query, overlaid.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    ``query`` and ``cand`` are processed :class:`~ballistics.scan.Scan` objects and
+    ``comparison`` their :class:`~ballistics.matching.breechface.Comparison`. The overlay is
+    a false-colour composite: red = query, green and blue = aligned candidate (each scaled by
+    its 1st-99th percentiles), so the query shows red where it is the higher, the candidate
+    cyan, agreeing points grey; a legend names the colours and the title gives the
+    correlation ``r`` on the overlap.
+    """
     q, t, r = aligned(query, cand, comparison)
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8))
-    axes[0].imshow(_norm(q), cmap="gray")
+    fig = new_figure((11, 4.4))
+    axes = fig.subplots(1, 3)
+    axes[0].imshow(normalise(q), cmap="gray")
     axes[0].set_title("query")
     c, _ = _small(cand.heights)
-    axes[1].imshow(_norm(c), cmap="gray")
+    axes[1].imshow(normalise(c), cmap="gray")
     axes[1].set_title(title)
-    rgb = np.zeros((*q.shape, 3))
-    qa, ta = _norm(q), _norm(t)
-    rgb[..., 0] = np.nan_to_num(qa)
-    rgb[..., 1] = np.nan_to_num(ta)
-    rgb[..., 2] = np.nan_to_num(ta)
-    axes[2].imshow(rgb)
+    axes[2].imshow(overlay_rgb(q, t), interpolation="nearest")
     axes[2].set_title(f"aligned overlay (query red, candidate cyan), r = {r:.2f}",
                       fontsize=9)
+    overlay_legend(axes[2], "query", "candidate")
     for a in axes:
         a.set_xticks([])
         a.set_yticks([])
     fig.tight_layout()
-    return img_tag(fig, f"query and {title}")
+    return fig
 
 
 def search_report_html(result: Any, *, max_figures: int = 5) -> str:
@@ -104,7 +105,9 @@ def search_report_html(result: Any, *, max_figures: int = 5) -> str:
     figs = []
     for c, scan, comp in list(zip(result.candidates, result.candidate_scans,
                                   result.comparisons, strict=False))[:max_figures]:
-        figs.append(_figure(result.query_scan, scan, comp, f"#{c['rank']} {c['id']}"))
+        title = f"#{c['rank']} {c['id']}"
+        figs.append(img_tag(candidate_figure(result.query_scan, scan, comp, title),
+                            f"query and {title}"))
     if figs:
         sections.append(("Query and top candidates, aligned", "".join(figs)))
     if result.warnings:

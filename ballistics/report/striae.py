@@ -4,22 +4,27 @@ bullets the land-by-land matrix with the best phase marked."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ballistics.matching.striae import BulletComparison, StriaeComparison
 from ballistics.matching.striae.signatures import Signature
+from ballistics.report._figures import new_figure
 from ballistics.report.html import img_tag, page, table
 
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
-def _fig_pair(a: Signature, b: Signature, c: StriaeComparison, names: tuple[str, str]) -> str:
-    import matplotlib
+__all__ = ["bullets_report", "land_matrix_figure", "signatures_figure", "striae_report"]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(10, 5.5))
+def signatures_figure(a: Signature, b: Signature, comparison: StriaeComparison,
+                      names: tuple[str, str] = ("A", "B")) -> Figure:
+    """The two signatures aligned at the best lag (top) and the CCF against lag (bottom)."""
+    c = comparison
+    fig = new_figure((10, 5.5))
+    axes = fig.subplots(2, 1)
     if c.aligned is not None:
         al, bl = c.aligned
         x = np.arange(al.size) * c.spacing_um
@@ -30,12 +35,13 @@ def _fig_pair(a: Signature, b: Signature, c: StriaeComparison, names: tuple[str,
     axes[0].legend(loc="upper right", fontsize=8)
     axes[0].set_title(f"aligned signatures: CCF {c.ccf_max:.3f} at lag {c.lag_um:.1f} µm, "
                       f"CMS {c.cms}")
-    axes[1].plot(c.lags_um, c.ccf_curve, lw=0.8)
-    axes[1].axvline(c.lag_um, color="r", lw=0.8)
+    axes[1].plot(c.lags_um, c.ccf_curve, lw=0.8, label="CCF")
+    axes[1].axvline(c.lag_um, color="r", lw=0.8, label=f"best lag ({c.lag_um:.1f} µm)")
     axes[1].set_xlabel("lag (µm)")
     axes[1].set_ylabel("CCF")
+    axes[1].legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return img_tag(fig, "aligned signatures and cross-correlation")
+    return fig
 
 
 def striae_report(
@@ -52,7 +58,8 @@ def striae_report(
         ("Scores", table(["score", "value"], rows)),
         ("Signatures", table(["input", "kind", "direction (°)", "length (µm)", "Rq (µm)",
                               "spacing (µm)"], facts)),
-        ("Alignment", _fig_pair(a, b, comparison, names)),
+        ("Alignment", img_tag(signatures_figure(a, b, comparison, names),
+                               "aligned signatures and cross-correlation")),
     ]
     warns = list(dict.fromkeys([*a.warnings, *b.warnings, *comparison.warnings]))
     if warns:
@@ -64,28 +71,37 @@ def striae_report(
     return html
 
 
-def bullets_report(
-    result: BulletComparison, lands_a: list[str], lands_b: list[str], *,
-    out: str | Path | None = None, extra: dict[str, Any] | None = None,
-) -> str:
-    """An HTML page for a bullet comparison: land matrix, phase scores, best-phase pairs."""
-    import matplotlib
+def land_matrix_figure(result: BulletComparison) -> Figure:
+    """The land-to-land CCF matrix (row = land of A, column = land of B), each value written
+    in its square, the pairs of the best phase outlined in red."""
+    from matplotlib.patches import Patch, Rectangle
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = new_figure((6, 5.4))
+    ax = fig.subplots()
     im = ax.imshow(result.ccf, vmin=0, vmax=1, cmap="viridis")
     for i in range(result.ccf.shape[0]):
         j = (i + result.best_phase) % result.ccf.shape[1]
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2))
         for jj in range(result.ccf.shape[1]):
             v = result.ccf[i, jj]
             ax.text(jj, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center",
                     va="center", color="w", fontsize=8)
     ax.set_xlabel("land of B")
     ax.set_ylabel("land of A")
+    ax.set_title(f"land-to-land CCF, best phase {result.best_phase}", fontsize=10)
+    ax.legend(handles=[Patch(fill=False, ec="r", lw=2, label="best-phase pair")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
     fig.colorbar(im, ax=ax, label="CCF")
+    fig.tight_layout()
+    return fig
+
+
+def bullets_report(
+    result: BulletComparison, lands_a: list[str], lands_b: list[str], *,
+    out: str | Path | None = None, extra: dict[str, Any] | None = None,
+) -> str:
+    """An HTML page for a bullet comparison: land matrix, phase scores, best-phase pairs."""
+    fig = land_matrix_figure(result)
     rows_m = [[lands_a[i], *[float(v) for v in result.ccf[i]]] for i in range(len(lands_a))]
     phases = [(k, s) for k, s in enumerate(result.phase_scores)]
     pairs = []

@@ -106,3 +106,12 @@ def test_errors_are_one_line_with_exit_code(casing, tmp_path):
     write_x3p(Scan(np.full((40, 50), np.nan, np.float32), (6.25, 6.25)), allnan)
     r = _run(["preprocess", str(allnan), str(tmp_path / "o.x3p")])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_figure_is_readable(casing, tmp_path):
+    src, _ = casing
+    fig = tmp_path / "seg.png"
+    r = _run(["preprocess", str(src), str(tmp_path / "out.x3p"), "--figure", str(fig)])
+    assert r.exit_code == 0, r.output
+    with Image.open(fig) as im:
+        assert im.format == "PNG" and im.size[0] >= 1000
