@@ -36,7 +36,7 @@ def unit(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in BASE:
         return "base"
-    if parts[1] == "matching" and len(parts) > 2:
+    if parts[1] == "matching" and len(parts) > 2 and parts[2] in ("breechface", "striae", "lr"):
         return f"matching.{parts[2]}"
     return parts[1]
 
@@ -96,6 +96,7 @@ def test_a_violation_is_caught(tmp_path) -> None:
     assert unit("ballistics.collection.store") == "collection"
     assert unit("ballistics.matching.breechface._engine") == "matching.breechface"
     assert unit("ballistics.scan") == "base" and unit("ballistics") == "base"
+    assert unit("ballistics.matching.evidence") == "matching"
     assert "report" not in ALLOWED["collection"] and "workflows" not in ALLOWED["report"]
 
 

@@ -70,7 +70,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     if report:
         from ballistics.report.compare import compare_report
 
-        compare_report(scans[0], scans[1], result, out=report)
+        compare_report(scans[0], scans[1], result, out=report, evidence=evidence)
     if as_json:
         out["warnings"] = list(dict.fromkeys(warns))
         emit_json(out)

@@ -16,6 +16,7 @@ import numpy as np
 from ballistics._version import __version__
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
+from ballistics.matching.evidence import Evidence
 from ballistics.report._figures import (
     limits,
     new_figure,
@@ -157,10 +158,12 @@ def _fmt(v: Any) -> Any:
 
 def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
                    names: tuple[str, str] | None = None,
-                   out: str | Path | None = None) -> str:
+                   out: str | Path | None = None, evidence: Evidence | None = None) -> str:
     """The HTML page of one comparison (written to ``out`` when given); returns the HTML.
 
-    ``reference``/``target`` are the scans that were compared (processed).
+    ``reference``/``target`` are the scans that were compared (processed); ``evidence``
+    (:func:`ballistics.matching.evidence.evaluate`) adds the score, the LR on the ENFSI
+    verbal scale and the calibration it came from.
     """
     c = comparison
     names = names or (Path(reference.source).name if reference.source else "reference",
@@ -175,6 +178,18 @@ def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
         ("whole-scan CCF max (masked NCC)", round(c.ccf_max, 4)),
         ("valid cells compared", int(c.features.get("n_cells_valid", 0))),
     ]
+    if evidence is not None:
+        cal = evidence.calibration
+        lo, hi = cal.get("log10_lr_bounds", (None, None))
+        cllr = cal.get("metrics", {}).get("cllr", float("nan"))
+        summary += [
+            ("score (learned, higher = more similar)", round(evidence.score, 3)),
+            ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
+            ("verbal equivalent (ENFSI scale)", evidence.verbal),
+            ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
+                            f"held-out Cllr {cllr:.3f}; "
+                            f"LR bounded to 10^{lo:g}..10^{hi:g}"),
+        ]
     inputs = [(n, s.source or "–", s.sha256 or "–", f"{s.shape[0]} × {s.shape[1]}",
                f"{s.spacing_um[0]:g} × {s.spacing_um[1]:g}", f"{s.missing_fraction:.3f}")
               for n, s in zip(names, (reference, target), strict=True)]
