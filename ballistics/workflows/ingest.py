@@ -1,7 +1,6 @@
 """Batch ingest: read -> prepare -> embed each casing, commit shards, update the index.
 
-The work is split so that it can be spread elsewhere (a process pool here, a Dask
-cluster later):
+The work is split so that it can be spread elsewhere (a process pool, a Dask cluster):
 
 - :func:`prepare_casing` is a pure, picklable function of one file (read + preprocess),
   returning a :class:`PreparedCasing` or a :class:`~ballistics.collection.records.Failure`;
@@ -10,30 +9,26 @@ cluster later):
 - :meth:`Collection.commit <ballistics.collection.store.Collection.commit>` writes and
   publishes one shard (the driver's job, under the write lock).
 
-:func:`ingest` drives them locally with a process pool.
+:func:`ingest` runs them in this process or a local process pool through
+:class:`~ballistics.workflows._job.IngestJob`, which owns the lifecycle (lock, resume file,
+model check, commits, index, audit) for every executor, Dask included
+(:func:`ballistics.workflows.distributed.ingest`).
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ballistics.collection.audit import log_event
-from ballistics.collection.fsio import atomic_write_json
 from ballistics.collection.records import CasingRecord, Failure
 from ballistics.collection.store import Collection
 from ballistics.errors import BallisticsError, CollectionError, InputError
 from ballistics.params import check_range
-from ballistics.progress import progress
 from ballistics.scan import Scan
 
 JOB_NAME = "ingest-job.json"
@@ -223,29 +218,6 @@ def prepare_casing(
                        error=type(exc).__name__)
 
 
-def _init_worker() -> None:
-    """One compute thread per worker process: N workers on N cores, no oversubscription."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
-
-
-def _prepare_task(args: tuple[str, dict[str, Any]]) -> PreparedCasing | Failure:
-    """Worker side of :func:`prepare_casing` (both results pickle, :class:`Scan` included)."""
-    path, kw = args
-    return prepare_casing(path, **kw)
-
-
 def embed_prepared(
     prepared: Sequence[PreparedCasing], embedder: Any, *, batch_size: int = 32
 ) -> np.ndarray:
@@ -333,16 +305,6 @@ def resume_job(
         raise InputError("no scans given to ingest")
     return inputs, labels, options
 
-def _hash_inputs(paths: Sequence[Path], quiet: bool) -> Iterator[tuple[Path, str | None, str]]:
-    from ballistics.io import sha256_file
-
-    for p in progress(paths, desc="hashing", unit="file", quiet=quiet or len(paths) < 200):
-        try:
-            yield p, sha256_file(p), ""
-        except (OSError, BallisticsError) as exc:
-            yield p, None, str(getattr(exc, "message", exc))
-
-
 def ingest(
     inputs: Sequence[str | Path],
     collection_dir: str | Path,
@@ -381,125 +343,14 @@ def ingest(
     CollectionLockedError
         When another ingest holds the collection.
     """
+    from ballistics.workflows._executors import PoolExecutor, SerialExecutor
+    from ballistics.workflows._job import IngestJob
+
     options = options or IngestOptions()
-    t0 = time.perf_counter()
-    directory = Path(collection_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    col = open_or_create(directory)
-    lock = col.lock("ingest").acquire()
+    executor = PoolExecutor(options.workers) if options.workers > 1 else SerialExecutor()
     try:
-        col = col.refresh()
-        col.cleanup_orphans(lock=lock)
-        job_path = directory / JOB_NAME
-        inputs, labels, options = resume_job(job_path, inputs, labels, options, resume=resume)
-        model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
-        options = IngestOptions(**{**asdict(options), "model": model})
-        atomic_write_json(job_path, {
-            "inputs": [str(Path(p).resolve()) for p in inputs],
-            "labels": None if labels is None else str(Path(labels).resolve()),
-            "options": asdict(options), "pid": os.getpid(),
-        })
-        label_table = LabelTable.read(labels) if labels is not None else None
-        missing: list[str] = []
-        files = discover_inputs(inputs, missing)
-        summary = IngestSummary(collection=str(directory), inputs=len(files) + len(missing))
-        summary.failed += [Failure(m, "file not found", "ScanFileNotFoundError").to_dict()
-                           for m in missing]
-        emb = embedder if embedder is not None else load_model(model, options.device)
-        check_model(col, emb, model)
-        if not col.embedding_info.get("model_hash"):
-            col.set_embedding_info(embedder_info(emb, model), lock=lock,
-                                   preprocess={"preset": options.preset,
-                                               "processed": options.processed})
-        summary.model = col.embedding_info
-        known = set(col.columns()["sha256"])
-        todo: list[Path] = []
-        for p, sha, err in _hash_inputs(files, quiet):
-            if sha is None:
-                summary.failed.append(Failure(str(p), err, "ReadError").to_dict())
-            elif sha in known:
-                summary.skipped_duplicates += 1
-                summary.duplicates.append({"path": str(p), "sha256": sha})
-            else:
-                known.add(sha)
-                todo.append(p)
-        kw = {"processed": options.processed, "preset": options.preset,
-              "spacing_um": options.spacing_um, "verify": options.verify}
-        pending: list[PreparedCasing] = []
-
-        def flush() -> None:
-            nonlocal col, pending
-            if not pending:
-                return
-            vecs = embed_prepared(pending, emb, batch_size=options.batch_size)
-            recs = make_records(pending, vecs, label_table)
-            committed, dups = col.commit(recs, lock=lock)
-            summary.ingested += len(committed)
-            summary.skipped_duplicates += len(dups)
-            summary.duplicates += [{"path": r.path, "sha256": r.sha256} for r in dups]
-            summary.shards += 1 if committed else 0
-            pending = []
-            if on_commit is not None:
-                on_commit(col.count)
-
-        bar = progress(total=len(todo), desc="ingest", unit="casing", quiet=quiet)
-        try:
-            tasks = ((str(p), kw) for p in todo)
-            if options.workers > 1 and len(todo) > 1:
-                # spawn, not fork: a fork of a process whose torch/OpenMP/faiss threads are
-                # running can deadlock the child
-                pool = ProcessPoolExecutor(max_workers=options.workers,
-                                           mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker)
-                results: Iterable[PreparedCasing | Failure] = _bounded_map(
-                    pool, _prepare_task, tasks, window=4 * options.workers)
-            else:
-                pool = None
-                results = map(_prepare_task, tasks)
-            try:
-                for res in results:
-                    if isinstance(res, Failure):
-                        summary.failed.append(res.to_dict())
-                    else:
-                        pending.append(res)
-                        if len(pending) >= options.commit_every:
-                            flush()
-                    bar.update(1)
-                flush()
-            finally:
-                if pool is not None:
-                    pool.shutdown(wait=True, cancel_futures=True)
-        finally:
-            bar.close()
-        col = col.refresh()
-        summary.index = col.update_index(lock=lock)
-        col = col.refresh()
-        summary.count = col.count
-        summary.seconds = time.perf_counter() - t0
-        summary.rate_per_s = summary.ingested / summary.seconds if summary.seconds > 0 else 0.0
-        job_path.unlink(missing_ok=True)
-        log_event(
-            directory, "ingest",
-            {**asdict(options), "labels": None if labels is None else str(labels),
-             "resume": resume, "inputs": [str(p) for p in inputs]},
-            inputs=[{"path": str(p)} for p in files[:10000]],
-            result={k: v for k, v in summary.to_dict().items() if k not in ("duplicates",)},
-        )
-        return summary
+        return IngestJob(inputs, collection_dir, executor, labels=labels, options=options,
+                         resume=resume, quiet=quiet, on_commit=on_commit,
+                         embedder=embedder).run()
     finally:
-        lock.release()
-
-
-def _bounded_map(pool: Any, fn: Callable[[Any], Any], items: Iterable[Any], *, window: int
-                 ) -> Iterator[Any]:
-    """``pool.map`` in order with at most ``window`` tasks in flight (bounded memory)."""
-    from collections import deque
-
-    it = iter(items)
-    queue: deque = deque()
-    for item in it:
-        queue.append(pool.submit(fn, item))
-        if len(queue) >= window:
-            yield queue.popleft().result()
-    while queue:
-        yield queue.popleft().result()
+        executor.close()
