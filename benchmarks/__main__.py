@@ -15,7 +15,10 @@ from benchmarks.harness import (
     RunOptions,
     all_parts,
     child_main,
+    parse_settings,
+    parts_for,
     run_suite,
+    with_settings,
 )
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -51,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                              "(default: benchmarks/README.md when --results is the default)")
         sp.add_argument("--no-table", action="store_true",
                         help="do not rewrite the results table after the run")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="pass KEY=VALUE on to run() of the parts named by --only "
+                             "(repeatable; e.g. --only compare_bench --set sections=weller); "
+                             "part of the resume key")
         if name == "scale":
             sp.add_argument("--max-size", type=int, default=None,
                             help="leave out collection sizes above this (e.g. 100000)")
@@ -124,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             parts = [Part(p.name, p.module, p.suites, p.description, p.per_device,
                           (("max_size", int(args.max_size)),))
                      for p in PARTS if "scale" in p.suites]
+        settings = parse_settings(args.set)
+        if settings:
+            if not args.only and not getattr(args, "data", None):
+                raise ValueError("--set needs --only NAME (the parts whose run() takes it)")
+            parts = with_settings(parts if parts is not None else
+                                  parts_for(args.command, opts.only), settings)
         summary = run_suite(args.command, opts, parts)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -22,8 +22,7 @@ are not in the tree yet). Full: 24 casings (12 firearms x 2) at 3.125 µm (the i
 resolution); quick: 12 casings at 12.5 µm. The machine may be shared: the 1-minute load
 average is recorded before and after each timed run.
 
-Run: ``python -m benchmarks.cluster_bench [--quick]`` -> ``benchmarks/results/cluster_bench.json``
-(``cluster_bench_quick.json`` with ``--quick``).
+Run: ``python -m benchmarks speed --only cluster_bench [--quick]``.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -198,9 +196,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     (out_dir / name).write_text(json.dumps(result, indent=1) + "\n",
                                                 encoding="utf-8")
     return result
-
-
-if __name__ == "__main__":
-    res = run(quick="--quick" in sys.argv[1:])
-    json.dump(res, sys.stdout, indent=1)
-    print()

@@ -16,19 +16,18 @@ Sections (each labelled with its data set and sizes in the result):
 - ``synthetic``: same- vs different-firearm pairs of synthetic topographies at unknown
   rotation (``easy``, ``realistic``, ``hard``).
 
-Run ``python benchmarks/compare_bench.py [--quick] [--sections speed,weller,...]``; writes
-``benchmarks/results/compare_bench.json`` and PNG histograms beside it.
+Run through the harness: ``python -m benchmarks accuracy --only compare_bench`` (Weller,
+Fadul raw, synthetic) and ``python -m benchmarks speed --only compare_speed``; one section with
+``--set sections=weller`` (``--set weller_limit_s=600`` to stop early and resume later).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -362,9 +361,15 @@ def bench_synthetic(quick: bool, out_dir: Path) -> dict[str, Any]:
 
 
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
-        sections: tuple[str, ...] = SECTIONS, weller_limit_s: float | None = None
+        sections: str | tuple[str, ...] = SECTIONS, weller_limit_s: float | None = None
         ) -> dict[str, Any]:
-    """Run the benchmark; returns JSON-able numbers (and writes PNG histograms)."""
+    """Run the benchmark; returns JSON-able numbers (and writes PNG histograms).
+
+    ``sections`` is a sequence of names of :data:`SECTIONS` or one comma-separated string;
+    ``weller_limit_s`` stops the Weller section after that many seconds (it resumes later).
+    """
+    if isinstance(sections, str):
+        sections = tuple(s for s in sections.split(",") if s)
     from ballistics._version import __version__
 
     out_dir = Path(out_dir)
@@ -386,33 +391,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
             result[name] = bench_synthetic(quick, out_dir)
         result[name]["section_seconds"] = time.perf_counter() - t0
     return result
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small subsets")
-    ap.add_argument("--sections", default=",".join(SECTIONS))
-    ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
-    ap.add_argument("--weller-limit-s", type=float, default=None,
-                    help="stop the Weller section after this many seconds (resumable)")
-    args = ap.parse_args()
-    secs = tuple(s for s in args.sections.split(",") if s)
-    bad = [s for s in secs if s not in SECTIONS]
-    if bad:
-        sys.exit(f"unknown sections {bad}; choose from {SECTIONS}")
-    res = _clean(run(args.quick, Path(args.out_dir), secs, args.weller_limit_s))
-    path = Path(args.out_dir) / "compare_bench.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
-    old.update(res)
-    path.write_text(json.dumps(old, indent=2))
-    print(json.dumps(res, indent=2))

@@ -300,24 +300,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
         "pairwise": pairwise, "search": search,
     })
     return result
-
-
-if __name__ == "__main__":
-    import argparse
-    import json
-
-    from ballistics.jsonutil import to_jsonable
-
-    ap = argparse.ArgumentParser(description="generic accuracy protocol on a folder of scans")
-    ap.add_argument("folder", nargs="?")
-    ap.add_argument("--synthetic", choices=sorted(SYNTH_SEEDS))
-    ap.add_argument("--source-column", default="firearm_id")
-    ap.add_argument("--processed", action="store_true")
-    ap.add_argument("--quick", action="store_true")
-    a = ap.parse_args()
-    out = Path("benchmarks/results")
-    res = run(a.quick, out, folder=a.folder, synthetic=a.synthetic,
-              source_column=a.source_column, processed=a.processed)
-    name = Path(a.folder).name if a.folder else f"synthetic-{a.synthetic}"
-    (out / f"data-{name}.json").write_text(json.dumps(to_jsonable(res), indent=1) + "\n")
-    print(json.dumps(to_jsonable(res), indent=1))

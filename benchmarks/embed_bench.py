@@ -24,7 +24,6 @@ generating and preprocessing them dominates the run time.
 
 from __future__ import annotations
 
-import json
 import platform
 import tempfile
 import time
@@ -203,7 +202,7 @@ def throughput(embedders: dict[str, Any], scans: list[Any], n: int) -> dict[str,
 
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
         cache_dir: Path | None = None) -> dict:
-    """Run the embedding benchmark; returns a JSON-able dict (also written by ``__main__``)."""
+    """Run the embedding benchmark; returns a JSON-able dict (the harness records it)."""
     from ballistics.models import load_embedder
     from ballistics.models.descriptors import BaselineEmbedder
 
@@ -229,18 +228,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
         res["throughput"] = throughput(embedders, scans, 32 if quick else 64)
     res["seconds"] = time.perf_counter() - t0
     return res
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    ap.add_argument("--cache-dir", type=Path, default=None)
-    a = ap.parse_args()
-    r = run(quick=a.quick, out_dir=a.out_dir, cache_dir=a.cache_dir)
-    a.out_dir.mkdir(parents=True, exist_ok=True)
-    name = "embed_bench_quick.json" if a.quick else "embed_bench.json"
-    (a.out_dir / name).write_text(json.dumps(r, indent=1, default=float) + "\n")
-    print(json.dumps(r, indent=1, default=float))

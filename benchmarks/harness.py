@@ -128,6 +128,29 @@ def data_parts() -> list[Part]:
     return out
 
 
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pass-through arguments of a part's ``run``: the value as JSON when it
+    parses (``600``, ``true``, ``["a"]``), else a comma-separated list of strings, else a string.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY a keyword of run()")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = [v for v in value.split(",") if v] if "," in value else value
+    return out
+
+
+def with_settings(parts: Sequence[Part], settings: dict[str, Any]) -> list[Part]:
+    """The parts with ``settings`` added to (or replacing) their ``run`` keyword arguments."""
+    return [dataclasses.replace(p, kwargs=tuple({**dict(p.kwargs), **settings}.items()))
+            for p in parts]
+
+
 def all_parts() -> list[Part]:
     """Every known part: the area modules, the scale curve and the generic data parts."""
     return [*PARTS, *data_parts()]

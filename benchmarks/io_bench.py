@@ -77,7 +77,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "io_bench.json").write_text(json.dumps(out, indent=2))
     return out
-
-
-if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 import warnings
@@ -242,21 +241,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
         "real": real_scans(out_dir),
         "speed": speed(3 if quick else 7),
     }
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="benchmarks/results")
-    args = ap.parse_args()
-    result = run(quick=args.quick, out_dir=Path(args.out))
-    from ballistics.jsonutil import dumps
-
-    path = Path(args.out) / "preprocess_bench.json"
-    path.write_text(dumps(result, indent=2) + "\n")
-    print(json.dumps({"written": str(path),
-                      "iou_topography": result["segmentation_iou"]["topography"],
-                      "iou_image": result["segmentation_iou"]["image"],
-                      "speed": result["speed"]}, indent=1, default=str))

@@ -321,17 +321,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"), *,
     result["plots"] = [os.path.relpath(plot, out_dir)]
     (out_dir / "scale.json").write_text(json.dumps(to_jsonable(result), indent=1) + "\n")
     return result
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--max-size", type=int, default=None)
-    ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    a = ap.parse_args()
-    res = run(quick=a.quick, out_dir=a.out_dir, max_size=a.max_size, dim=a.dim, force=a.force)
-    print(json.dumps(to_jsonable(res), indent=1))

@@ -23,20 +23,20 @@ Sections (each recorded separately; one that fails records its error and the res
   rate (casings/s, 2 workers, 3.125 µm topographies) and the end-to-end search time per
   query (embedding, shortlist and re-ranking of ``shortlist`` candidates).
 
-Run: ``python -m benchmarks.search_bench [--quick]`` -> ``benchmarks/results/search_bench.json``
-(``search_bench_quick.json``); ``BALLISTICS_SEARCH_BENCH_ONLY=shortlist,end_to_end`` runs
-some sections and keeps the others' last results in the file. FAISS runs on one thread.
+Run: ``python -m benchmarks speed --only search_bench [--quick]``; some sections only with
+``--set sections=shortlist,end_to_end`` (or ``BALLISTICS_SEARCH_BENCH_ONLY=shortlist,end_to_end``).
+FAISS runs on one thread.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 import time
 import traceback
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -415,29 +415,33 @@ def bench_synthetic(quick: bool, difficulty: str, work: Path, out_dir: Path,
     }
 
 
-def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
-    """Run every section; returns the JSON-able results."""
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
+        sections: str | Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every section (or those named in ``sections``, a sequence or a comma-separated
+    string; default ``BALLISTICS_SEARCH_BENCH_ONLY``, else all); returns the JSON-able results."""
     warnings.simplefilter("ignore")
     out_dir = Path(out_dir)
     model = os.environ.get("BALLISTICS_SEARCH_BENCH_MODEL")
     res: dict[str, Any] = {"benchmark": "search_bench", "quick": quick,
                            "note": "timings on a shared 2-core CPU are inflated by contention"}
-    sections = {
+    if sections is None:
+        sections = os.environ.get("BALLISTICS_SEARCH_BENCH_ONLY", "")
+    only = [s for s in sections.split(",") if s] if isinstance(sections, str) else list(sections)
+    parts = {
         "shortlist": lambda: bench_shortlist(quick),
         "polysemous": lambda: bench_polysemous(quick),
         "store_scaling": lambda: bench_store_scaling(quick),
     }
     with tempfile.TemporaryDirectory(prefix="search-bench-") as tmp:
         work = Path(tmp)
-        sections["end_to_end"] = lambda: bench_end_to_end(quick, work, model)
+        parts["end_to_end"] = lambda: bench_end_to_end(quick, work, model)
         if not quick and (DATA / "real" / "weller" / "manifest.csv").is_file():
-            sections["end_to_end_weller"] = lambda: bench_end_to_end_weller(work, model)
-        sections["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
+            parts["end_to_end_weller"] = lambda: bench_end_to_end_weller(work, model)
+        parts["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
                                                                   out_dir, model)
-        sections["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,
+        parts["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,
                                                              model)
-        only = [s for s in os.environ.get("BALLISTICS_SEARCH_BENCH_ONLY", "").split(",") if s]
-        for name, fn in sections.items():
+        for name, fn in parts.items():
             if only and name not in only:
                 continue
             t0 = time.perf_counter()
@@ -450,16 +454,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
             res[name]["quick"] = quick
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return res
-
-
-if __name__ == "__main__":
-    quick = "--quick" in sys.argv
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    result = run(quick=quick, out_dir=out)
-    path = out / ("search_bench_quick.json" if quick else "search_bench.json")
-    if os.environ.get("BALLISTICS_SEARCH_BENCH_ONLY") and path.is_file():
-        # a partial run updates its sections and keeps the others' last results
-        result = {**json.loads(path.read_text()), **result}
-    path.write_text(json.dumps(result, indent=1, default=float) + "\n")
-    print(json.dumps(result, indent=1, default=float))

@@ -276,9 +276,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
             v.pop("_scores", None)
     (out_dir / "striae_bench.json").write_text(json.dumps(res, indent=1, default=float))
     return res
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(json.dumps(run(quick="--quick" in sys.argv), indent=1, default=float))

@@ -13,15 +13,13 @@ Sections:
   inside both ground-truth masks), at 6.25 µm: 8 firearms (4 classes) x 2 casings
   (quick: 4 x 2). Reports min/mean/max per group and the separation min(same)-max(diff).
 
-Run: ``python -m benchmarks.synth_bench [--quick]`` -> ``benchmarks/results/synth_bench.json``.
+Run: ``python -m benchmarks speed --only synth_bench [--quick]``.
 No external data.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -150,12 +148,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
             res[name] = {"error": f"{type(exc).__name__}: {exc}"}
         res[name]["section_s"] = round(time.perf_counter() - t, 2)
     return res
-
-
-if __name__ == "__main__":
-    quick = "--quick" in sys.argv[1:]
-    out_dir = Path("benchmarks/results")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = run(quick=quick, out_dir=out_dir)
-    (out_dir / "synth_bench.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))

@@ -22,9 +22,9 @@ Protocol (Weller 2012, 95 processed casings of 11 slides, cartridgeCaseScans CC-
   product's own leave-sources-out cross-validation (``fit_calibration``) over the unordered
   pairs.
 
-Run ``python benchmarks/weller_search_bench.py`` after the Weller section of compare_bench has
-finished (``python benchmarks/compare_bench.py --sections weller``, resumable); writes
-``benchmarks/results/weller_search_bench.json`` and a CMC plot beside it.
+Run ``python -m benchmarks accuracy --only weller_search_bench`` after the Weller section of
+compare_bench has finished (``python -m benchmarks accuracy --only compare_bench --set
+sections=weller``, resumable); writes a CMC plot beside its record.
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     }
     if len(pairs) < expected:
         res["complete"] = False
-        res["note"] = ("the Weller comparisons are incomplete; run python "
-                       "benchmarks/compare_bench.py --sections weller first")
+        res["note"] = ("the Weller comparisons are incomplete; run python -m benchmarks "
+                       "accuracy --only compare_bench --set sections=weller first")
         if not pairs:
             return res
     res["complete"] = len(pairs) == expected
@@ -247,23 +247,3 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
         res["cmc_plot"] = png.name
     res["seconds"] = time.perf_counter() - t_start
     return res
-
-
-if __name__ == "__main__":
-    from ballistics.jsonutil import to_jsonable
-
-    quick = "--quick" in sys.argv[1:]
-    out = REPO / "benchmarks" / "results"
-    result = to_jsonable(run(quick, out))
-    name = "weller_search_bench_quick.json" if quick else "weller_search_bench.json"
-    (out / name).write_text(json.dumps(result, indent=2))
-    brief = {k: v for k, v in result.items() if not isinstance(v, dict)}
-    print(json.dumps(brief, indent=2))
-    for key in ("reranked_cmc_count_combined", "reranked_learned_score_leave_slide_out"):
-        if key in result:
-            for q in ("all_queries", "W08_W11_queries"):
-                r = result[key][q]
-                print(key, q, "top1", r["top_1"], "top5", r["top_5"], "n", r["n_queries"])
-    if "calibration_leave_slide_out" in result:
-        c = result["calibration_leave_slide_out"]
-        print("Cllr", c["cllr"], "Cllr-min", c["cllr_min"])

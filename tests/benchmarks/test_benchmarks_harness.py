@@ -211,3 +211,24 @@ def test_data_protocol_pairs_and_selection() -> None:
     roomy = _pairs(sources, 14, seed=0)
     assert sum(sources[i] == sources[j] for i, j in roomy) == 6  # all fit: all kept
     assert len(roomy) == 14 and len(set(roomy)) == 14
+
+
+def test_set_passes_keywords_to_the_named_part(tmp_path: Path) -> None:
+    """``--set KEY=VALUE`` reaches run() of the part named by --only and joins its resume key."""
+    from benchmarks.harness import parse_settings
+
+    assert parse_settings(["a=600", "b=weller", "c=x,y", 'd=["z"]', "e=true"]) == {
+        "a": 600, "b": "weller", "c": ["x", "y"], "d": ["z"], "e": True}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_settings(["no-equals"])
+    results = tmp_path / "results"
+    proc = _bench("scale", "--quick", "--only", "scale", "--set", "max_size=2000",
+                  "--set", "dim=16", "--set", 'kinds=["flat"]', "--results", str(results),
+                  "--no-table")
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = load_records(results)
+    assert rec["params"]["kwargs"] == {"max_size": 2000, "dim": 16, "kinds": ["flat"]}
+    assert rec["result"]["dim"] == 16 and rec["result"]["sizes"] == [2000]
+    assert {r["index"] for r in rec["result"]["results"]} == {"flat"}
+    proc = _bench("scale", "--quick", "--set", "dim=16", "--results", str(results), "--quiet")
+    assert proc.returncode == 2 and "--set needs --only" in proc.stderr
