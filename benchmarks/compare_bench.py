@@ -191,8 +191,9 @@ ENGINE_REVISION = 2
 def comparison_fingerprint(preset: str) -> str:
     """Short hash of a preset's parameters and :data:`ENGINE_REVISION`.
 
-    Parameters that the preset does not use (``coarse_*`` of a grid rotation) are left out, so
-    adding such a parameter keeps the cached rows of that preset.
+    Parameters that the preset does not use (``coarse_*``, ``fine_*``, ``vote_*`` and
+    ``lnorm_*`` of a grid rotation) are left out, so adding such a parameter keeps the cached
+    rows of that preset.
     """
     import hashlib
 
@@ -201,7 +202,8 @@ def comparison_fingerprint(preset: str) -> str:
     d = get_params(preset).to_dict()
     if d.get("rotation") == "grid":
         d = {k: v for k, v in d.items()
-             if not k.startswith(("coarse_", "fine_")) or k == "coarse_spacing_um"}
+             if not k.startswith(("coarse_", "fine_", "vote_", "lnorm_"))
+             or k == "coarse_spacing_um"}
     else:
         d = {k: v for k, v in d.items() if not k.startswith("theta_")}
     blob = json.dumps({"params": d, "engine": ENGINE_REVISION}, sort_keys=True, default=str)

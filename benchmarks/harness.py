@@ -95,6 +95,9 @@ PARTS: tuple[Part, ...] = (
          "retrieval hit rates CNN vs baseline; embedding throughput (casings/s)"),
     Part("search_bench", "benchmarks.search_bench", ("accuracy", "speed"),
          "search hit rates after re-ranking, Cllr, ingest rate, shortlist and search latency"),
+    Part("loso_bench", "benchmarks.loso_bench", ("accuracy",),
+         "leave-one-study-out: learned score and LR fitted on the other studies (AUC, "
+         "errors at LR = 1, Cllr)", per_device=False),
     Part("weller_search_bench", "benchmarks.weller_search_bench", ("accuracy",),
          "Weller search: 95 queries, top-1/5 after re-ranking, leave-slide-out Cllr",
          per_device=False),

@@ -38,6 +38,7 @@ from ballistics.matching.breechface._engine import (
     register_cells,
 )
 from ballistics.matching.breechface._registration import Registration, register_full
+from ballistics.matching.breechface._robust import RobustPose, robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
 from ballistics.matching.breechface.features import aces_features
 from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
@@ -201,6 +202,10 @@ def _direction(cells: PreparedCells, rotated: torch.Tensor, angles: Sequence[flo
                p: CompareParams, spacing: tuple[float, float]) -> Direction:
     res = register_cells(cells, rotated, angles, p.max_missing, spacing, p.search,
                          p.pyramid_factor)
+    return _as_direction(res, p)
+
+
+def _as_direction(res: DirectionResult, p: CompareParams) -> Direction:
     rows = rows_from(res.angles, res.valid, res.dx_um, res.dy_um, res.corr)
     orig = original_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr)
     high = high_cmc(rows, p.tx_um, p.ty_um, p.ttheta_deg, p.tcorr, p.tau)
@@ -259,20 +264,20 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
                       warn: list[str], cache_rotations: bool) -> Comparison:
     t0 = time.perf_counter()
     spacing = ref.scan.spacing_um
+    pose: RobustPose | None = None
     if p.rotation == "full":
-        reg = register_full(ref.tensor, tgt.tensor, spacing,
-                            coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
-                            prescreen=p.coarse_prescreen)
-        fwd_angles = p.fine_angles(reg.theta_deg)
+        pose = robust_pose(ref.tensor, tgt.tensor, ref.cells(p), p, spacing)
+        reg, fwd_angles = pose.registration, pose.angles
         rev_angles = [-a for a in fwd_angles]
+        fwd = _as_direction(pose.forward, p)
     else:
         fwd_angles = p.grid_angles()
         rev_angles = fwd_angles
         reg = register_full(ref.tensor, tgt.tensor, spacing,
                             coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
                             angles=fwd_angles)
-    fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
-                     spacing)
+        fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
+                         spacing)
     rev = _direction(tgt.cells(p), ref.rotated(rev_angles, cache_rotations), rev_angles, p,
                      spacing)
     comb = combine_directions(fwd.rows, fwd.original, fwd.high, rev.rows, rev.original,
@@ -285,6 +290,11 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
             "counts rest on little surface")
     feats = aces_features(fwd, rev, comb, reg, p)
     feats["consensus_from_cmc"] = 1.0 if how == "original CMCs" else 0.0
+    if pose is not None and pose.switched:
+        th = pose.registration.theta_deg
+        warn.append(f"the cells' vote overruled the whole-scan correlation peak: pose "
+                    f"{th:g}° ({pose.votes[th]} CMC-θ votes) instead of {pose.theta0_deg:g}° "
+                    f"({pose.vote_c0} votes)")
     cmp = Comparison(
         reference=_describe(ref.scan), target=_describe(tgt.scan), params=p,
         cmc_count=fwd.cmc_count, cmc_count_high=fwd.high_count,

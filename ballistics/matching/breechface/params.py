@@ -72,6 +72,17 @@ class CompareParams:
         CCF within +-``pyramid_factor`` points of the coarse peak; several times faster).
     pyramid_factor
         Block size of the coarse level of ``search="pyramid"``.
+    vote_candidates
+        ``rotation="full"`` only: when the cells' CMC-θ vote at the whole-scan angle is below
+        ``vote_floor + vote_margin``, this many further candidate angles (the best local
+        maxima of a full-circle scan of locally normalised heights) are put to the cells'
+        vote (0: the whole-scan angle is always kept). See ``docs/compare.md``.
+    vote_floor, vote_margin
+        A candidate replaces the whole-scan angle only when its vote is at least
+        ``vote_floor`` and at least ``vote_margin`` above the vote at the whole-scan angle.
+    lnorm_sigma_um
+        Gaussian scale of the local normalisation (mean and standard deviation) applied
+        before the candidates' full-circle scan.
     """
 
     grid: tuple[int, int] = (8, 8)
@@ -94,6 +105,10 @@ class CompareParams:
     min_valid_cells: int = 10
     search: str = "pyramid"
     pyramid_factor: int = 4
+    vote_candidates: int = 6
+    vote_floor: int = 5
+    vote_margin: int = 3
+    lnorm_sigma_um: float = 100.0
 
     def __post_init__(self) -> None:
         grid = tuple(int(g) for g in self.grid)
@@ -122,6 +137,10 @@ class CompareParams:
         check_choice("search", self.search, SEARCH_MODES)
         check_range("pyramid_factor", self.pyramid_factor, 2, 16)
         object.__setattr__(self, "pyramid_factor", int(self.pyramid_factor))
+        for name, hi in (("vote_candidates", 60), ("vote_floor", 10_000), ("vote_margin", 10_000)):
+            check_range(name, getattr(self, name), 0, hi)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        check_range("lnorm_sigma_um", self.lnorm_sigma_um, 0.0, 10_000.0, lo_open=True)
         if len(self.grid_angles()) > 721:
             raise ParameterError("the rotation grid has more than 721 angles; use a larger step")
 

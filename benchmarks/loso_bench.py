@@ -1,0 +1,198 @@
+"""Leave-one-study-out evaluation of the learned score and its likelihood ratio.
+
+For every study: the score model and LR calibration (``ballistics.matching.lr``:
+logistic regression over comparison features, PAV calibration clipped to empirical bounds)
+are fitted on the pairs of **all the other studies** and applied to the pairs of the one left
+out; nothing is fitted or chosen on the study that is tested. Reported per study: AUC of the
+score, the error rates at the calibrated threshold LR = 1 (same-source pairs with LR < 1,
+different-source pairs with LR > 1), Cllr and Cllr-min of the LRs.
+
+Studies (default preset, full rotation, every pair compared in both directions):
+
+- ``weller``: the 95 processed Weller casings, all 4,465 pairs (the pair log of
+  ``compare_bench``, recomputed when the comparison changed);
+- ``fadul``: the three raw Fadul casings through the whole pipeline (1 same-slide pair, 2
+  different-slide pairs: too few for an AUC of its own, its LRs are listed);
+- ``synthetic-hard`` and ``synthetic-realistic``: generated sets with fixed seeds;
+- ``dfsc``: the shared hard DFSC/Baldwin pair (one same-gun pair; its LR under the model
+  that never saw it is listed).
+
+Two feature sets are evaluated side by side, fixed in advance: ``shipped`` (the shipped
+model's CMC counts and ``ccf_max``) and ``density`` (those plus the scale-free fractions
+``cmc_fraction`` and ``cluster_fraction``, which do not grow with a scanner's coverage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+CACHE = Path(__file__).resolve().parent / "results"
+
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "shipped": ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "cmc_count_high",
+                "ccf_max"),
+    "density": ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "cmc_count_high",
+                "ccf_max", "cmc_fraction", "cluster_fraction"),
+}
+SYNTH = {"synthetic-hard": ("hard", 8, 3), "synthetic-realistic": ("realistic", 6, 3)}
+
+
+def _cache_dir() -> Path:
+    d = Path(os.environ.get("BALLISTICS_BENCH_CACHE", Path(tempfile.gettempdir()) /
+                            "ballistics-bench"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: str
+                 ) -> list[dict[str, Any]]:
+    """Every pair of a study: features, labels, sources."""
+    from ballistics.matching import compare_many
+    from ballistics.matching.lr import feature_dict
+
+    rows = []
+    for i in range(len(scans) - 1):
+        comps = compare_many(scans[i], scans[i + 1:], "default", device="cpu")
+        for j, c in zip(range(i + 1, len(scans)), comps, strict=True):
+            rows.append({"study": study, "a": names[i], "b": names[j],
+                         "source_a": f"{study}:{sources[i]}", "source_b": f"{study}:{sources[j]}",
+                         "same": sources[i] == sources[j], "theta_deg": c.theta_deg,
+                         "features": feature_dict(c)})
+    return rows
+
+
+def _load_folder(folder: Path, processed: bool) -> tuple[list[Any], list[str], list[str]]:
+    import csv
+
+    from ballistics.io import read_scan
+    from ballistics.preprocess import prepare_for_comparison
+
+    with open(folder / "manifest.csv", newline="") as f:
+        man = list(csv.DictReader(f))
+    scans = [prepare_for_comparison(read_scan(folder / r["path"]), "default",
+                                    processed=True if processed else None) for r in man]
+    return scans, [r["firearm_id"] for r in man], [Path(r["path"]).name for r in man]
+
+
+def study_weller() -> list[dict[str, Any]]:
+    """The Weller pairs from the compare_bench pair log (current comparison only)."""
+    from benchmarks.compare_bench import comparison_fingerprint
+
+    fp = comparison_fingerprint("default")
+    log = CACHE / "compare_bench_weller_default.jsonl"
+    man = {r["path"]: r["firearm_id"] for r in _manifest(DATA / "weller")}
+    rows = []
+    for line in log.read_text().splitlines():
+        r = json.loads(line)
+        if r.get("comparison") != fp:
+            continue
+        feats = dict(r["features"])
+        rows.append({"study": "weller", "a": r["a"], "b": r["b"],
+                     "source_a": f"weller:{man[r['a']]}", "source_b": f"weller:{man[r['b']]}",
+                     "same": bool(r["same"]), "theta_deg": r["theta_deg"], "features": feats})
+    return rows
+
+
+def _manifest(folder: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(folder / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def study_fadul() -> list[dict[str, Any]]:
+    """The raw Fadul casings through the whole pipeline (default preprocessing preset)."""
+    scans, sources, names = _load_folder(DATA / "fadul_raw", processed=False)
+    return _compare_all(scans, sources, names, "fadul")
+
+
+def study_dfsc() -> list[dict[str, Any]]:
+    """The shared DFSC pair as processed by the study (read as it is)."""
+    from ballistics.io import read_scan
+
+    folder = DATA / "dfsc_pair"
+    rows = [r for r in _manifest(folder) if r.get("state", "processed") == "processed"]
+    scans = [read_scan(folder / r["path"]) for r in rows]
+    return _compare_all(scans, [r["firearm_id"] for r in rows], [r["path"] for r in rows],
+                        "dfsc")
+
+
+def study_synthetic(name: str, quick: bool) -> list[dict[str, Any]]:
+    from benchmarks.data_bench import synthetic_folder
+
+    difficulty, n_f, n_c = SYNTH[name]
+    if quick:
+        n_f, n_c = 3, 2
+    folder = synthetic_folder(difficulty, _cache_dir(), n_f, n_c)
+    scans, sources, names = _load_folder(folder, processed=False)
+    return _compare_all(scans, sources, names, name)
+
+
+def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]],
+              features: tuple[str, ...]) -> dict[str, Any]:
+    from ballistics.matching.lr import auc, cllr, cllr_min, fit_calibration, misleading_rates
+
+    cal, _ = fit_calibration([r["features"] for r in train], [r["same"] for r in train],
+                             [(r["source_a"], r["source_b"]) for r in train],
+                             features=features, source="loso")
+    scores, llr = cal.apply([r["features"] for r in test])
+    y = np.array([r["same"] for r in test], bool)
+    out: dict[str, Any] = {"pairs": len(test), "same_source": int(y.sum()),
+                           "log10_lr_bounds": list(cal.lr.bounds)}
+    if y.any() and (~y).any():
+        mis = misleading_rates(llr, y)
+        out.update({"auc": auc(scores, y), "cllr": cllr(llr, y), "cllr_min": cllr_min(scores, y),
+                    "fnr_at_lr1": mis["ss_below_1"], "fpr_at_lr1": mis["ds_above_1"],
+                    "error_at_lr1": float(((llr < 0) == y).mean())})
+    if len(test) <= 10:
+        out["pairs_lr"] = [{"a": r["a"], "b": r["b"], "same": r["same"],
+                            "theta_deg": r["theta_deg"], "score": float(s),
+                            "log10_lr": float(v)} for r, s, v in zip(test, scores, llr,
+                                                                     strict=True)]
+    return out
+
+
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
+    """Leave each study out in turn; see the module docstring."""
+    t0 = time.perf_counter()
+    studies: dict[str, list[dict[str, Any]]] = {}
+    timing: dict[str, float] = {}
+    for name, make in (("weller", study_weller), ("fadul", study_fadul),
+                       ("dfsc", study_dfsc),
+                       ("synthetic-hard", lambda: study_synthetic("synthetic-hard", quick)),
+                       ("synthetic-realistic",
+                        lambda: study_synthetic("synthetic-realistic", quick))):
+        t = time.perf_counter()
+        studies[name] = make()
+        timing[name] = time.perf_counter() - t
+    res: dict[str, Any] = {"data": {k: {"pairs": len(v),
+                                        "same_source": int(sum(r["same"] for r in v)),
+                                        "seconds": round(timing[k], 1)}
+                                    for k, v in studies.items()}}
+    if not studies["weller"]:
+        res["note"] = ("the Weller pair log holds no rows of the current comparison; run "
+                       "`python -m benchmarks accuracy --only compare_bench --set "
+                       "sections=weller` first")
+    for fs, names in FEATURE_SETS.items():
+        block = {}
+        for held in studies:
+            train = [r for k, v in studies.items() if k != held for r in v]
+            if not studies[held] or not any(r["same"] for r in train):
+                continue
+            block[held] = _evaluate(train, studies[held], names)
+        res[f"features_{fs}"] = {"names": list(names), "held_out": block}
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "loso_bench.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    return res
+
+
+__all__ = ["run"]
