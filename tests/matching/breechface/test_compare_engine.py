@@ -130,7 +130,7 @@ def small_direction(small_pair):
     g = cell_geometry(ref.shape, (4, 4), 3)
     res = compare_direction(torch.from_numpy(ref.heights.copy()),
                             torch.from_numpy(same.heights.copy()), g, angles, 0.85,
-                            ref.spacing_um)
+                            ref.spacing_um, search="exact")
     expected = cmcr_reference(ref.heights.astype(float), same.heights.astype(float), angles,
                               grid=(4, 4))
     return res, expected
