@@ -41,7 +41,7 @@ class Tuning:
         the (host-resident) index tensors: on a CPU several times faster than gathers. False:
         one gather on the device, no host round trip.
     numpy_row_max
-        Row maxima through NumPy's ``argmax`` (about 10x faster than torch's ``max(dim=1)``
+        Row maxima through NumPy's ``argmax`` (much faster than torch's ``max(dim=1)``
         on a CPU). Only for CPU tensors.
     """
 
