@@ -9,8 +9,9 @@ Public names (loaded lazily: torch is imported at the first comparison):
 - :data:`FEATURE_NAMES` (``features``): the ACES-style feature vector of a comparison;
 - :func:`align_target` (``pose``): the target on the reference's grid at the found pose.
 
-The engine (``_engine``, ``_exact``, ``_pyramid``, ``_blocks``, ``_cells``, ``_registration``,
-``_rotation``, ``_decision``, ``_parallel``) is private; ``docs/compare.md`` describes it.
+The engine (``_engine``, ``_exact``, ``_exact_reference``, ``_pyramid``, ``_blocks``,
+``_cells``, ``_registration``, ``_rotation``, ``_decision``, ``_parallel``, ``_tuning``) is
+private; ``docs/compare.md`` describes it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ballistics.matching.breechface._tuning import Tuning, tuning_for
+
 
 def lag_range(lags: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per cell, the smallest and largest searched offset (the searched set is contiguous)."""
@@ -93,11 +95,6 @@ def moment_rows(value: torch.Tensor, measured: torch.Tensor, square: torch.Tenso
     torch.mul(value, value, out=square)
 
 
-#: Angles per pass of :class:`BoxSums` (on a 2-core EPYC, 546 x 546 targets: 2 at a time
-#: took half the time of 5, whose 18 MB buffer leaves the cache before it is summed).
-BOX_ANGLES = 2
-
-
 class BoxSums:
     """Count, sum and sum of squares of the non-NaN points of many boxes of (A, H, W) stacks.
 
@@ -120,13 +117,13 @@ class BoxSums:
         self.ri = torch.as_tensor(ridx, device=device)
         self.ci = torch.as_tensor(cidx, device=device)
 
-    def __call__(self, stack: torch.Tensor, offset: float
+    def __call__(self, stack: torch.Tensor, offset: float | torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         # count, centred heights and their squares in one buffer, summed by one pair of
-        # products, BOX_ANGLES angles at a time so that the buffer stays in the cache
+        # products, a few angles at a time so that the buffer stays in the cache
         a = stack.shape[0]
         hw = stack.shape[1:]
-        sub = min(a, BOX_ANGLES)
+        sub = min(a, tuning_for(stack.device).box_angles)
         buf = torch.empty((3, sub, *hw), dtype=stack.dtype, device=stack.device)
         out = torch.empty((3, a, self.ri.numel()), dtype=torch.float64, device=stack.device)
         for i in range(0, a, sub):
@@ -139,52 +136,80 @@ class BoxSums:
         return out[0], out[1], out[2]
 
 
-def cut_blocks(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, nrow: np.ndarray,
-                ncol: np.ndarray, length_r: int, length_c: int,
-                out: torch.Tensor | None = None) -> torch.Tensor:
-    """Blocks (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at ``row0``/``col0``;
-    points beyond a block's own size ``nrow x ncol`` are NaN.
+def _windows(frame: torch.Tensor, length_r: int, length_c: int) -> torch.Tensor:
+    """Strided view (A, H - length_r + 1, W - length_c + 1, length_r, length_c) of every
+    window of a frame (A, H, W) (no copy)."""
+    f = frame.contiguous()
+    st = f.stride()
+    return f.as_strided(
+        (f.shape[0], f.shape[1] - length_r + 1, f.shape[2] - length_c + 1, length_r, length_c),
+        (st[0], st[1], st[2], st[1], st[2]))
 
-    Copies of strided slices into one buffer (``out`` if given, any strided view of that
-    shape): on the CPU several times faster than a gather with flat indices (the rows of a
-    block are contiguous in memory).
+
+def _beyond(size_r: torch.Tensor, size_c: torch.Tensor, length_r: int, length_c: int
+            ) -> torch.Tensor:
+    """(K, length_r, length_c) True at the points beyond each block's own size."""
+    ar_r = torch.arange(length_r, device=size_r.device)
+    ar_c = torch.arange(length_c, device=size_c.device)
+    return ((ar_r.view(1, -1) >= size_r.view(-1, 1))[:, :, None]
+            | (ar_c.view(1, -1) >= size_c.view(-1, 1))[:, None, :])
+
+
+def cut_blocks(frame: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor,
+               nrow: torch.Tensor, ncol: torch.Tensor, length_r: int, length_c: int,
+               out: torch.Tensor | None = None, tuning: Tuning | None = None) -> torch.Tensor:
+    """Blocks (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at ``row0``/``col0``
+    (K,); points beyond a block's own size ``nrow x ncol`` (K,) are NaN. Index tensors are
+    on the frame's device.
+
+    With ``tuning.host_slices`` (the CPU): copies of strided slices into one buffer (``out``
+    if given, any strided view of that shape), several times faster there than a gather (the
+    rows of a block are contiguous in memory). Otherwise one gather on the device.
     """
     n_ang = frame.shape[0]
+    k_n = int(row0.shape[0])
     if out is None:
-        out = torch.empty((n_ang, len(row0), length_r, length_c), dtype=frame.dtype,
+        out = torch.empty((n_ang, k_n, length_r, length_c), dtype=frame.dtype,
                           device=frame.device)
-    for k in range(len(row0)):
-        r, c = int(row0[k]), int(col0[k])
+    tuning = tuning or tuning_for(frame.device)
+    if not tuning.host_slices:
+        blk = _windows(frame, length_r, length_c)[:, row0, col0]
+        blk.masked_fill_(_beyond(nrow, ncol, length_r, length_c).unsqueeze(0), float("nan"))
+        out.copy_(blk)
+        return out
+    for k, (r, c, nr, nc) in enumerate(zip(row0.tolist(), col0.tolist(), nrow.tolist(),
+                                           ncol.tolist(), strict=True)):
         blk = out[:, k]
         blk.copy_(frame[:, r:r + length_r, c:c + length_c])
-        if nrow[k] < length_r:
-            blk[:, int(nrow[k]):, :] = float("nan")
-        if ncol[k] < length_c:
-            blk[:, :, int(ncol[k]):] = float("nan")
+        if nr < length_r:
+            blk[:, nr:, :] = float("nan")
+        if nc < length_c:
+            blk[:, :, nc:] = float("nan")
     return out
 
 
-def cut_patches(frame: torch.Tensor, row0: np.ndarray, col0: np.ndarray, size: np.ndarray,
-                 length_r: int, length_c: int) -> torch.Tensor:
+def cut_patches(frame: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor,
+                size: torch.Tensor, length_r: int, length_c: int,
+                tuning: Tuning | None = None) -> torch.Tensor:
     """Patches (A, K, length_r, length_c) of a NaN-padded frame (A, H, W) at per-angle
-    positions ``row0``/``col0`` (A, K); points beyond a patch's own ``size[k]`` are NaN.
+    positions ``row0``/``col0`` (A, K); points beyond a patch's own ``size[k]`` (K, 2) are
+    NaN. Index tensors are on the frame's device.
 
     One gather from a strided view of all windows of the frame (no per-patch copies).
     """
     n_ang, k_n = row0.shape
-    f = frame.contiguous()
-    st = f.stride()
-    windows = f.as_strided(
-        (n_ang, f.shape[1] - length_r + 1, f.shape[2] - length_c + 1, length_r, length_c),
-        (st[0], st[1], st[2], st[1], st[2]))
-    ai = torch.arange(n_ang, device=f.device).view(-1, 1).expand(n_ang, k_n)
-    out = windows[ai, torch.as_tensor(row0, device=f.device),
-                  torch.as_tensor(col0, device=f.device)]
-    for k in range(k_n):
-        if size[k, 0] < length_r:
-            out[:, k, int(size[k, 0]):, :] = float("nan")
-        if size[k, 1] < length_c:
-            out[:, k, :, int(size[k, 1]):] = float("nan")
+    ai = torch.arange(n_ang, device=frame.device).view(-1, 1).expand(n_ang, k_n)
+    out = _windows(frame, length_r, length_c)[ai, row0, col0]
+    tuning = tuning or tuning_for(frame.device)
+    if not tuning.host_slices:
+        out.masked_fill_(_beyond(size[:, 0], size[:, 1], length_r, length_c).unsqueeze(0),
+                         float("nan"))
+        return out
+    for k, (nr, nc) in enumerate(size.tolist()):
+        if nr < length_r:
+            out[:, k, nr:, :] = float("nan")
+        if nc < length_c:
+            out[:, k, :, nc:] = float("nan")
     return out
 
 
@@ -202,16 +227,18 @@ def irfft2_rows(spec: torch.Tensor, rows: slice | torch.Tensor, n: int) -> torch
 
 
 def row_max(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maximum of each row of (N, L) and the index of its first occurrence.
+    """Maximum of each row of (N, L) and the index of its first occurrence (both on ``v``'s
+    device).
 
-    On the CPU through NumPy's vectorised ``argmax`` (about 10x faster than torch's
-    ``max(dim=1)`` there; both return the first maximum); elsewhere torch's own.
+    The engine's one NumPy step inside the search: on the CPU (``Tuning.numpy_row_max``)
+    through NumPy's vectorised ``argmax``, which is much faster there than torch's
+    ``max(dim=1)``; both return the first maximum. Elsewhere torch's own.
     """
-    if v.device.type != "cpu":
-        return v.max(dim=1)
-    a = v.detach().numpy()
-    idx = a.argmax(axis=1)
-    return torch.from_numpy(a[np.arange(a.shape[0]), idx]), torch.from_numpy(idx)
+    if v.device.type == "cpu" and tuning_for(v.device).numpy_row_max:
+        a = v.detach().numpy()
+        idx = a.argmax(axis=1)
+        return torch.from_numpy(a[np.arange(a.shape[0]), idx]), torch.from_numpy(idx)
+    return v.max(dim=1)
 
 
 def window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
@@ -225,21 +252,30 @@ def window_argmax(vals: torch.Tensor, lo_r: torch.Tensor, lo_c: torch.Tensor,
 
 
 def gather_windows(x: torch.Tensor, start_r: torch.Tensor, start_c: torch.Tensor,
-                    lr_: int, lc_: int) -> torch.Tensor:
-    """Windows (N, k, lr_, lc_) of x (N, H, W) at offsets (N, k); zero outside x.
+                   lr_: int, lc_: int, tuning: Tuning | None = None) -> torch.Tensor:
+    """Windows (N, k, lr_, lc_) of x (N, H, W) at offsets (N, k) (tensors on ``x``'s
+    device); zero outside x.
 
-    Copies of the in-bounds part of each window (contiguous rows): on the CPU much faster
-    than a gather with flat indices.
+    With ``tuning.host_slices`` (the CPU): copies of the in-bounds part of each window
+    (contiguous rows), much faster there than a gather. Otherwise one gather on the device.
     """
     n, h, w = x.shape
     k = start_r.shape[1]
+    tuning = tuning or tuning_for(x.device)
+    if not tuning.host_slices:
+        ir = start_r.unsqueeze(-1) + torch.arange(lr_, device=x.device)      # (n, k, lr_)
+        ic = start_c.unsqueeze(-1) + torch.arange(lc_, device=x.device)      # (n, k, lc_)
+        inside = (((ir >= 0) & (ir < h))[..., :, None] & ((ic >= 0) & (ic < w))[..., None, :])
+        ni = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        val = x[ni, ir.clamp(0, h - 1)[..., :, None], ic.clamp(0, w - 1)[..., None, :]]
+        return torch.where(inside, val, torch.zeros_like(val))
     out = torch.zeros((n, k, lr_, lc_), dtype=x.dtype, device=x.device)
-    rs = start_r.cpu().numpy()
-    cs = start_c.cpu().numpy()
+    rs = start_r.tolist()
+    cs = start_c.tolist()
     for i in range(n):
         xi = x[i]
         for j in range(k):
-            r0, c0 = int(rs[i, j]), int(cs[i, j])
+            r0, c0 = rs[i][j], cs[i][j]
             a0, b0 = max(r0, 0), max(c0, 0)
             a1, b1 = min(r0 + lr_, h), min(c0 + lc_, w)
             if a1 > a0 and b1 > b0:

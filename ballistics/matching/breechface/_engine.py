@@ -38,16 +38,13 @@ from ballistics.matching.breechface._blocks import (
 )
 from ballistics.matching.breechface._cells import CellGeometry
 from ballistics.matching.breechface._exact import exact_peaks, lag_ramp
+from ballistics.matching.breechface._exact_reference import exact_peaks_reference
 from ballistics.matching.breechface._pyramid import pyramid_search, pyramid_transforms
 from ballistics.matching.breechface._rotation import rotate_stack
+from ballistics.matching.breechface._tuning import tuning_for
 
-#: Upper bound of the working memory of one batch of angles (bytes).
-BATCH_BYTES = 192 * 2**20
-
-#: The same bound for the exact search, whose batches of angles hold only the frames and the
-#: aligned patches: small enough to stay in a shared L3 cache (on the processed Fadul pair,
-#: all 21 angles at once ran the cmcR settings 10-19 % slower than 5 per batch, 2 threads).
-EXACT_BATCH_BYTES = 28 * 2**20
+#: Backends of the exact search: the fused, batched one and the plain reference.
+EXACT_BACKENDS = ("fused", "reference")
 
 
 @dataclass
@@ -89,6 +86,7 @@ class PreparedCells:
     geometry: CellGeometry
     fft_shape: tuple[int, int]
     keep: torch.Tensor          # indices of valid cells (Kv,)
+    keep_host: np.ndarray       # the same on the host (geometry lookups)
     moments: torch.Tensor       # (Kv, 3, mr * mc) of the heights, for pairwise_corr
     norm: torch.Tensor          # (Kv,)
     missing: np.ndarray         # (K,) missing counts of all cells
@@ -103,7 +101,7 @@ class PreparedCells:
         (computed on first use: the exact search needs it, the pyramid search does not)."""
         if self._spec is None:
             self._spec = torch.fft.rfft2(self.std, s=self.fft_shape) * lag_ramp(
-                self.geometry, self.keep.cpu().numpy(), self.fft_shape, self.std.device)
+                self.geometry, self.keep_host, self.fft_shape, self.std.device)
         return self._spec
 
     def pyramid(self, factor: int, window: int) -> dict:
@@ -113,7 +111,7 @@ class PreparedCells:
         key = (factor, window)
         if key not in self._pyr:
             self._pyr[key] = pyramid_transforms(self.std, self.geometry,
-                                                self.keep.cpu().numpy(), factor, window)
+                                                self.keep_host, factor, window)
         return self._pyr[key]
 
 
@@ -132,6 +130,7 @@ def prepare_cells(
     area = torch.as_tensor(geometry.cell_size.prod(axis=1), device=dev)
     missing = (torch.isnan(patch) & inside).sum(dim=(1, 2))
     valid = (missing.double() / area.double() <= max_missing) & (area - missing >= 2)
+    # (once per scan: the number of valid cells sets the shapes of everything after)
     keep_np = torch.nonzero(valid).view(-1).cpu().numpy()
     # cells ordered by region size (then grid order): the exact search batches cells of one
     # region size, which are then contiguous
@@ -143,8 +142,9 @@ def prepare_cells(
     pr, pc = geometry.fft_size()
     norm = torch.sqrt((std * std).sum(dim=(1, 2)))
     return PreparedCells(
-        geometry=geometry, fft_shape=(pr, pc), keep=keep, moments=cell_moments(raw),
-        norm=norm, missing=missing.cpu().numpy(), cell_valid=valid.cpu().numpy(), std=std,
+        geometry=geometry, fft_shape=(pr, pc), keep=keep, keep_host=keep_np,
+        moments=cell_moments(raw), norm=norm, missing=missing.cpu().numpy(),
+        cell_valid=valid.cpu().numpy(), std=std,
     )
 
 
@@ -154,8 +154,10 @@ def register_cells(
     angles: Sequence[float],
     max_missing: float,
     spacing_um: tuple[float, float],
-    search: str = "exact",
+    search: str,
     factor: int = 4,
+    *,
+    exact_backend: str = "fused",
 ) -> DirectionResult:
     """Register the prepared cells against every rotated copy of the target.
 
@@ -178,6 +180,12 @@ def register_cells(
         the peak can differ from the exact one where the CCF has several similar maxima).
     factor
         Block size of the coarse level of ``search="pyramid"``.
+    exact_backend
+        ``"fused"`` (:func:`~._exact.exact_peaks`) or ``"reference"``
+        (:func:`~._exact_reference.exact_peaks_reference`, the plain version, for tests).
+
+    Everything stays on the target's device; the per-cell tables come to the host (NumPy)
+    once, at the end.
     """
     g = cells.geometry
     n_ang = rotated.shape[0]
@@ -190,8 +198,10 @@ def register_cells(
         "corr": np.full(out_shape, np.nan), "tmiss": np.zeros(out_shape, np.int64),
         "jmiss": np.zeros(out_shape, np.int64),
     }
+    if exact_backend not in EXACT_BACKENDS:
+        raise ValueError(f"exact_backend must be one of {EXACT_BACKENDS}, not {exact_backend!r}")
     if kv > 0 and n_ang > 0:
-        _register(cells, rotated, max_missing, res, search, int(factor))
+        _register(cells, rotated, max_missing, res, search, int(factor), exact_backend)
     return DirectionResult(
         angles=np.asarray(list(angles), float), geometry=g, spacing_um=spacing_um,
         cell_valid=cells.cell_valid, valid=res["valid"], dx_px=res["dx"], dy_px=res["dy"],
@@ -201,16 +211,18 @@ def register_cells(
 
 
 def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, res: dict,
-              search: str, factor: int) -> None:
+              search: str, factor: int, exact_backend: str) -> None:
     g = cells.geometry
     dev = rotated.device
-    keep_np = cells.keep.cpu().numpy()
+    tuning = tuning_for(dev)
+    keep_np = cells.keep_host
     n_ang, h, w = rotated.shape
     pr, pc = cells.fft_shape
     mr, mc = g.max_cell
     nr, nc = g.max_region
     kv = len(keep_np)
 
+    # the geometry of the valid cells (host arrays: static layout), uploaded once
     rs, cs = g.region_start[keep_np], g.region_size[keep_np]
     lo_r, hi_r = lag_range(g.lags_r[keep_np], cs[:, 0])
     lo_c, hi_c = lag_range(g.lags_c[keep_np], cs[:, 1])
@@ -223,32 +235,45 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
     bottom = max(0, int(max((rs[:, 0] + gr).max(), (rs[:, 0] + hi_r + mr).max())) - h)
     right = max(0, int(max((rs[:, 1] + gc).max(), (rs[:, 1] + hi_c + mc).max())) - w)
 
-    reg_nr = torch.as_tensor(cs[:, 0], device=dev)
-    reg_nc = torch.as_tensor(cs[:, 1], device=dev)
-    region_area = (reg_nr * reg_nc).double()
+    def on_dev(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, device=dev)
 
-    lr = torch.as_tensor(g.lags_r[keep_np], device=dev)
-    lc = torch.as_tensor(g.lags_c[keep_np], device=dev)
-    cell_size = torch.as_tensor(g.cell_size[keep_np], device=dev)
+    reg_r0, reg_c0 = on_dev(rs[:, 0]), on_dev(rs[:, 1])        # (kv,)
+    reg_size = on_dev(cs)                                       # (kv, 2)
+    region_area = reg_size.prod(dim=1).double()
+    lr = on_dev(g.lags_r[keep_np])
+    lc = on_dev(g.lags_c[keep_np])
+    cell_size = on_dev(g.cell_size[keep_np])
+    cell_r0, cell_c0 = on_dev(g.cell_start[keep_np, 0]), on_dev(g.cell_start[keep_np, 1])
     cell_area = cell_size.prod(dim=1)
     n_raw = cells.moments[:, 1].sum(dim=1).round().long()
 
     boxes = BoxSums((rs[:, 0], cs[:, 0]), (rs[:, 1], cs[:, 1]), (h, w), dev)
-    offset = float(torch.nanmean(rotated[0]).item()) if n_ang else 0.0
-    if not np.isfinite(offset):
-        offset = 0.0
+    # heights are centred on the first angle's mean (a tensor: no host round trip)
+    offset = torch.nanmean(rotated[0])
+    offset = torch.where(torch.isfinite(offset), offset, torch.zeros_like(offset))
     frame_px = (h + top + bottom) * (w + left + right)
     # per angle: the frame and the aligned patches (float64 and masks); the pyramid search
     # also holds every standardised region and its transforms, the exact search one batch
     per_angle = frame_px * 4 + kv * mr * mc * 8 * 3
-    budget = EXACT_BATCH_BYTES
+    budget = tuning.exact_batch_bytes
     if search != "exact":
         per_angle += kv * (pr * pc * 4 * 4 + nr * nc * 4 * 2)
-        budget = BATCH_BYTES
+        budget = tuning.batch_bytes
     chunk = max(1, min(n_ang, budget // max(per_angle, 1)))
     # one NaN-padded frame buffer for every batch of angles: its border is filled once
     frames = torch.full((chunk, h + top + bottom, w + left + right), float("nan"),
                         dtype=rotated.dtype, device=dev)
+    # the per-cell tables of the valid cells, filled batch by batch on the device
+    out = {
+        "valid": torch.zeros((n_ang, kv), dtype=torch.bool, device=dev),
+        "dy": torch.zeros((n_ang, kv), dtype=torch.long, device=dev),
+        "dx": torch.zeros((n_ang, kv), dtype=torch.long, device=dev),
+        "ccf": torch.zeros((n_ang, kv), dtype=torch.float64, device=dev),
+        "corr": torch.zeros((n_ang, kv), dtype=torch.float64, device=dev),
+        "tmiss": torch.zeros((n_ang, kv), dtype=torch.long, device=dev),
+        "jmiss": torch.zeros((n_ang, kv), dtype=torch.long, device=dev),
+    }
     for a0 in range(0, n_ang, chunk):
         a1 = min(n_ang, a0 + chunk)
         na = a1 - a0
@@ -260,7 +285,6 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         n_pts = n_pts.round()
         tmiss = (region_area.unsqueeze(0) - n_pts).long()
         rvalid = (tmiss.double() / region_area <= max_missing) & (n_pts >= 2)
-        rv = rvalid.cpu().numpy()
         mean = s1 / n_pts.clamp(min=1)
         var = ((s2 - s1 * mean) / (n_pts - 1).clamp(min=1)).clamp(min=0.0)
         # a constant region: the sums' rounding must not turn 0 into a tiny variance
@@ -270,37 +294,43 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
         norm_b = torch.where(sd > 0, torch.sqrt((n_pts - 1).clamp(min=0)), torch.zeros_like(sd))
 
         if search == "exact":
-            best, tr, tc = exact_peaks(frame, rs[:, 0] + top, rs[:, 1] + left, cs,
-                                       mean + offset, inv, rv,
-                                       cells.spectrum, (pr, pc))
+            if exact_backend == "fused":
+                best, tr, tc = exact_peaks(frame, reg_r0 + top, reg_c0 + left, reg_size,
+                                           (nr, nc), mean + offset, inv, rvalid,
+                                           cells.spectrum, (pr, pc), tuning)
+            else:
+                best, tr, tc = exact_peaks_reference(frame, reg_r0 + top, reg_c0 + left,
+                                                     reg_size, (nr, nc), mean + offset, inv,
+                                                     rvalid, cells.std, lr, lc, (pr, pc))
             o_r = torch.gather(lr.unsqueeze(0).expand(na, -1, -1), 2, tr.unsqueeze(2)).squeeze(2)
             o_c = torch.gather(lc.unsqueeze(0).expand(na, -1, -1), 2, tc.unsqueeze(2)).squeeze(2)
         else:
-            std = cut_blocks(frame, rs[:, 0] + top, rs[:, 1] + left, cs[:, 0], cs[:, 1], gr, gc)
+            std = cut_blocks(frame, reg_r0 + top, reg_c0 + left, reg_size[:, 0],
+                             reg_size[:, 1], gr, gc, tuning=tuning)
             std.sub_((mean + offset).to(std.dtype)[..., None, None])
             std.mul_(inv.to(std.dtype)[..., None, None])
             std.nan_to_num_(nan=0.0)
             o_r, o_c, best = pyramid_search(cells, std, factor)
             del std
         ccf_val = best.double() / (cells.norm.double().unsqueeze(0) * norm_b).clamp(min=1e-30)
-        start_r = torch.as_tensor(rs[:, 0], device=dev).unsqueeze(0) + o_r   # (na, kv)
-        start_c = torch.as_tensor(rs[:, 1], device=dev).unsqueeze(0) + o_c
+        start_r = reg_r0.unsqueeze(0) + o_r   # (na, kv)
+        start_c = reg_c0.unsqueeze(0) + o_c
         # the aligned target patch (NaN outside the target and beyond the cell's size)
-        patch = cut_patches(frame, (start_r + top).cpu().numpy(),
-                             (start_c + left).cpu().numpy(), g.cell_size[keep_np], mr, mc)
+        patch = cut_patches(frame, start_r + top, start_c + left, cell_size, mr, mc, tuning)
         corr, n_both, n_pat = pairwise_corr(cells.moments, patch)
         jmiss = cell_area.unsqueeze(0) - (n_pat + n_raw.unsqueeze(0) - n_both)
 
-        disp_r = start_r - torch.as_tensor(g.cell_start[keep_np, 0], device=dev).unsqueeze(0)
-        disp_c = start_c - torch.as_tensor(g.cell_start[keep_np, 1], device=dev).unsqueeze(0)
         sl = slice(a0, a1)
-        res["valid"][sl, keep_np] = rv
-        res["dy"][sl, keep_np] = np.where(rv, disp_r.cpu().numpy(), 0)
-        res["dx"][sl, keep_np] = np.where(rv, disp_c.cpu().numpy(), 0)
-        res["ccf"][sl, keep_np] = np.where(rv, ccf_val.cpu().numpy(), np.nan)
-        res["corr"][sl, keep_np] = np.where(rv, corr.cpu().numpy(), np.nan)
-        res["tmiss"][sl, keep_np] = tmiss.cpu().numpy()
-        res["jmiss"][sl, keep_np] = np.where(rv, jmiss.cpu().numpy(), 0)
+        out["valid"][sl] = rvalid
+        out["dy"][sl] = torch.where(rvalid, start_r - cell_r0.unsqueeze(0), 0)
+        out["dx"][sl] = torch.where(rvalid, start_c - cell_c0.unsqueeze(0), 0)
+        out["ccf"][sl] = torch.where(rvalid, ccf_val, float("nan"))
+        out["corr"][sl] = torch.where(rvalid, corr, float("nan"))
+        out["tmiss"][sl] = tmiss
+        out["jmiss"][sl] = torch.where(rvalid, jmiss, 0)
+    # the result boundary: one copy of each table to the host
+    for key, val in out.items():
+        res[key][:, keep_np] = val.cpu().numpy()
 
 
 def compare_direction(
@@ -313,10 +343,13 @@ def compare_direction(
     *,
     cells: PreparedCells | None = None,
     rotated: torch.Tensor | None = None,
+    search: str,
+    factor: int = 4,
 ) -> DirectionResult:
-    """Reference cells against the target rotated by each angle (one direction)."""
+    """Reference cells against the target rotated by each angle (one direction); ``search``
+    and ``factor`` as in :func:`register_cells`."""
     if cells is None:
         cells = prepare_cells(reference, geometry, max_missing)
     if rotated is None:
         rotated = rotate_stack(target, list(angles))
-    return register_cells(cells, rotated, angles, max_missing, spacing_um)
+    return register_cells(cells, rotated, angles, max_missing, spacing_um, search, factor)

@@ -20,16 +20,13 @@ from ballistics.matching.breechface._blocks import (
     window_argmax,
 )
 from ballistics.matching.breechface._cells import CellGeometry, next_fast_len
+from ballistics.matching.breechface._tuning import tuning_for
 
 if TYPE_CHECKING:
     from ballistics.matching.breechface._engine import PreparedCells
 
 #: Coarse CCF maxima refined at full resolution by the pyramid search.
 TOP_K = 3
-
-#: Fine-level windows per FFT call on the CPU (a batch that stays in the cache: 2.3x faster
-#: than one call over all windows for the ~80 x 80 transforms of 6.25 um casing cells).
-CPU_FINE_BATCH = 64
 
 
 def _fine_ccf(win: torch.Tensor, spec: torch.Tensor, k: int, fft_shape: tuple[int, int],
@@ -39,7 +36,7 @@ def _fine_ccf(win: torch.Tensor, spec: torch.Tensor, k: int, fft_shape: tuple[in
     n = win.shape[0]
     kv = spec.shape[0]
     owner = (torch.arange(n, device=win.device) // k) % kv
-    step = CPU_FINE_BATCH if win.device.type == "cpu" else n
+    step = tuning_for(win.device).fine_batch or n
     out = torch.empty((n, length, length), dtype=win.dtype, device=win.device)
     for i in range(0, n, step):
         j = min(n, i + step)
@@ -66,14 +63,21 @@ def pyramid_transforms(std: torch.Tensor, geometry: CellGeometry, keep: np.ndarr
     pcc = next_fast_len(int(max(cnc - ulo_c.min(), uhi_c.max() + cmc)))
     coarse = block_sum(std, factor)
     length = 2 * window + 1
+    dev = std.device
+
+    def on_dev(*a: np.ndarray) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.as_tensor(v, device=dev) for v in a)
+
     pfr, pfc = next_fast_len(mr + length - 1), next_fast_len(mc + length - 1)
     return {
         "coarse_spec": torch.conj(torch.fft.rfft2(coarse, s=(pcr, pcc))),
         "coarse_fft": (pcr, pcc),
         "fine_spec": torch.conj(torch.fft.rfft2(std, s=(pfr, pfc))),
         "fine_fft": (pfr, pfc),
-        "lo": (lo_r, lo_c), "hi": (hi_r, hi_c),
-        "ulo": (ulo_r, ulo_c), "uhi": (uhi_r, uhi_c),
+        # offset bounds per cell, on the cells' device; the spans (host ints) size the search
+        "lo": on_dev(lo_r, lo_c), "hi": on_dev(hi_r, hi_c),
+        "ulo": on_dev(ulo_r, ulo_c), "uhi": on_dev(uhi_r, uhi_c),
+        "span": (int((uhi_r - ulo_r).max()) + 1, int((uhi_c - ulo_c).max()) + 1),
     }
 
 
@@ -93,8 +97,8 @@ def pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
     mr, mc = cells.geometry.max_cell
     n = na * kv
 
-    def rep(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, device=dev).view(1, -1).expand(na, -1).reshape(-1)
+    def rep(a: torch.Tensor) -> torch.Tensor:
+        return a.view(1, -1).expand(na, -1).reshape(-1)
 
     ulo_r, ulo_c = (rep(v) for v in pyr["ulo"])
     uhi_r, uhi_c = (rep(v) for v in pyr["uhi"])
@@ -106,8 +110,7 @@ def pyramid_search(cells: PreparedCells, std: torch.Tensor, factor: int
     cc_full = torch.fft.irfft2(torch.fft.rfft2(coarse, s=(pcr, pcc))
                                * pyr["coarse_spec"].unsqueeze(0), s=(pcr, pcc))
     cc_full = cc_full.reshape(n, pcr, pcc)
-    span_r = int((pyr["uhi"][0] - pyr["ulo"][0]).max()) + 1
-    span_c = int((pyr["uhi"][1] - pyr["ulo"][1]).max()) + 1
+    span_r, span_c = pyr["span"]
     ur = ulo_r.view(-1, 1) + torch.arange(span_r, device=dev).view(1, -1)
     uc = ulo_c.view(-1, 1) + torch.arange(span_c, device=dev).view(1, -1)
     flat = (ur % pcr)[:, :, None] * pcc + (uc % pcc)[:, None, :]

@@ -19,6 +19,7 @@ import torch
 from ballistics.matching.breechface._blocks import irfft2_rows, row_max
 from ballistics.matching.breechface._cells import next_fast_len
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
+from ballistics.matching.breechface._tuning import tuning_for
 
 
 def block_mean(x: torch.Tensor, factor: int, min_valid: float = 0.5) -> torch.Tensor:
@@ -86,14 +87,18 @@ def masked_ncc_stack(
     f_x2s = torch.fft.rfft2(x2 * x2, s=s)
 
     # the searched lags: dy in [-(h-1), h2-1], dx in [-(w-1), w2-1], both within the limit
-    lag_r = torch.arange(pr, device=reference.device)
+    # (from the shapes alone: built on the host, then moved, so that no device value is read)
+    dev = reference.device
+    lag_r = torch.arange(pr)
     lag_r = torch.where(lag_r > h2 - 1, lag_r - pr, lag_r)
-    lag_c = torch.arange(pc, device=reference.device)
+    lag_c = torch.arange(pc)
     lag_c = torch.where(lag_c > w2 - 1, lag_c - pc, lag_c)
     rows = torch.nonzero((lag_r >= -(h - 1)) & (lag_r <= h2 - 1) & (lag_r.abs() <= lim_r)
                          ).view(-1)
-    lag_r = lag_r[rows]
-    lin_c = (lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)
+    lag_r = lag_r[rows].to(dev)
+    rows = rows.to(dev)
+    lin_c = ((lag_c >= -(w - 1)) & (lag_c <= w2 - 1) & (lag_c.abs() <= lim_c)).to(dev)
+    lag_c = lag_c.to(dev)
 
     def corr(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
         return irfft2_rows(fa * fb, rows, pc)   # only the searched rows
@@ -104,14 +109,15 @@ def masked_ncc_stack(
     s11 = corr(f_x1s, f_m2)
     s22 = corr(f_m1, f_x2s)
     s12 = corr(f_x1, f_x2)
-    n_min = min_overlap * min(float(m1.sum()), float(m2.sum(dim=(1, 2)).min()))
+    n_min = (min_overlap * torch.minimum(m1.sum().double(), m2.sum(dim=(1, 2)).min().double())
+             ).clamp(min=4.0)
     n_safe = n.clamp(min=1.0)
     cov = s12 - s1 * s2 / n_safe
     v1 = (s11 - s1 * s1 / n_safe).clamp(min=0)
     v2 = (s22 - s2 * s2 / n_safe).clamp(min=0)
     den = torch.sqrt(v1 * v2)
     # (the flatness floor is relative to the largest denominator over the searched rows)
-    ok = (n >= max(n_min, 4.0)) & (den > 1e-12 * (den.max() + 1e-30))
+    ok = (n >= n_min) & (den > 1e-12 * (den.max() + 1e-30))
     ncc = torch.where(ok, cov / torch.where(ok, den, torch.ones_like(den)),
                       torch.full_like(den, -2.0))
     ncc = torch.where(lin_c.view(1, 1, -1), ncc, torch.full_like(ncc, -2.0))
@@ -124,18 +130,18 @@ def masked_ncc_stack(
 def _scan(ref_c: torch.Tensor, tgt_c: torch.Tensor, angles: list[float], batch: int
           ) -> tuple[list[float], tuple[float, float, int, int]]:
     """Masked NCC of ``ref_c`` with ``tgt_c`` rotated by each angle: per-angle peak scores and
-    the best ``(score, angle, dy, dx)``."""
-    scores: list[float] = []
-    best = (-math.inf, 0.0, 0, 0)
+    the best ``(score, angle, dy, dx)`` (first best in ``angles``' order)."""
+    parts = []
     for i in range(0, len(angles), batch):
-        chunk = angles[i: i + batch]
-        rot = rotate_stack(tgt_c, chunk)
-        val, dy, dx = masked_ncc_stack(ref_c, rot)
-        for j, th in enumerate(chunk):
-            v = float(val[j])
-            scores.append(v)
-            if v > best[0]:
-                best = (v, th, int(dy[j]), int(dx[j]))
+        rot = rotate_stack(tgt_c, angles[i: i + batch])
+        parts.append(torch.stack([v.to(torch.float64) for v in masked_ncc_stack(ref_c, rot)]))
+    # the result boundary: one copy to the host
+    table = torch.cat(parts, dim=1).cpu().tolist()
+    scores = [float(v) for v in table[0]]
+    best = (-math.inf, 0.0, 0, 0)
+    for j, th in enumerate(angles):
+        if scores[j] > best[0]:
+            best = (scores[j], th, int(table[1][j]), int(table[2][j]))
     return scores, best
 
 
@@ -161,7 +167,7 @@ def register_full(
     coarse_spacing_um: float,
     step_deg: float,
     angles: Sequence[float] | None = None,
-    batch: int = 24,
+    batch: int | None = None,
     prescreen: int = 0,
 ) -> Registration:
     """Coarse rigid registration of ``target`` onto ``reference`` over the full circle.
@@ -173,6 +179,8 @@ def register_full(
     faster; on 200 same-source Weller pairs it found the same angle as the exhaustive scan in
     every case. Otherwise every angle ``step_deg`` apart is searched at ``coarse_spacing_um``.
     """
+    if batch is None:
+        batch = tuning_for(reference.device).registration_batch
     factor = max(1, int(round(coarse_spacing_um / max(spacing_um))))
     ref_c = block_mean(reference, factor)
     tgt_c = block_mean(target, factor)

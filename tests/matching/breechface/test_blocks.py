@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,10 @@ from ballistics.matching.breechface._blocks import (
     irfft2_rows,
     local_max,
     pairwise_corr,
+    row_max,
 )
 from ballistics.matching.breechface._cells import next_fast_len
+from ballistics.matching.breechface._tuning import tuning_for
 
 
 def _stack(device: str, a: int = 3, h: int = 37, w: int = 29, seed: int = 0) -> torch.Tensor:
@@ -45,34 +49,59 @@ def test_box_sums_equal_direct_sums(device: str) -> None:
                                    np.where(ok, blk * blk, 0).sum(axis=(1, 2)), rtol=1e-5)
 
 
-def test_cut_blocks_and_patches_mark_points_beyond_the_own_size(device: str) -> None:
+@pytest.mark.parametrize("host_slices", [True, False])
+def test_cut_blocks_and_patches_mark_points_beyond_the_own_size(
+        device: str, host_slices: bool) -> None:
+    # both paths (slice copies on the host, gathers on the device) on every device they run on
+    if host_slices and device != "cpu":
+        pytest.skip("host slices are the CPU path")
+    tuning = replace(tuning_for(device), host_slices=host_slices)
     x = _stack(device)
     frame = torch.nn.functional.pad(x, (2, 2, 2, 2), value=float("nan"))
-    out = cut_blocks(frame, np.array([0, 5]), np.array([1, 3]), np.array([10, 8]),
-                     np.array([7, 6]), 10, 7)
+
+    def t(v: list) -> torch.Tensor:
+        return torch.tensor(v, device=device)
+
+    out = cut_blocks(frame, t([0, 5]), t([1, 3]), t([10, 8]), t([7, 6]), 10, 7, tuning=tuning)
     assert out.shape == (3, 2, 10, 7)
     torch.testing.assert_close(out[:, 0], frame[:, 0:10, 1:8], equal_nan=True)
     torch.testing.assert_close(out[:, 1, :8, :6], frame[:, 5:13, 3:9], equal_nan=True)
     assert torch.isnan(out[:, 1, 8:]).all() and torch.isnan(out[:, 1, :, 6:]).all()
     rows = np.array([[0, 4], [2, 6], [1, 1]])
     cols = np.array([[3, 0], [5, 2], [0, 7]])
-    pat = cut_patches(frame, rows, cols, np.array([[6, 5], [4, 5]]), 6, 5)
+    pat = cut_patches(frame, t(rows.tolist()), t(cols.tolist()), t([[6, 5], [4, 5]]), 6, 5,
+                      tuning)
+    assert pat.device == frame.device
     for a in range(3):
         torch.testing.assert_close(pat[a, 0], frame[a, rows[a, 0]:rows[a, 0] + 6,
                                                     cols[a, 0]:cols[a, 0] + 5], equal_nan=True)
+        torch.testing.assert_close(pat[a, 1, :4], frame[a, rows[a, 1]:rows[a, 1] + 4,
+                                                        cols[a, 1]:cols[a, 1] + 5], equal_nan=True)
         assert torch.isnan(pat[a, 1, 4:]).all()
 
 
-def test_gather_windows_zero_outside(device: str) -> None:
+@pytest.mark.parametrize("host_slices", [True, False])
+def test_gather_windows_zero_outside(device: str, host_slices: bool) -> None:
+    if host_slices and device != "cpu":
+        pytest.skip("host slices are the CPU path")
+    tuning = replace(tuning_for(device), host_slices=host_slices)
     x = torch.arange(2 * 6 * 5, dtype=torch.float32, device=device).reshape(2, 6, 5)
     sr = torch.tensor([[-2, 3], [0, 4]], device=device)
     sc = torch.tensor([[1, -1], [3, 0]], device=device)
-    win = gather_windows(x, sr, sc, 4, 3)
+    win = gather_windows(x, sr, sc, 4, 3, tuning)
+    assert win.device == x.device
     xp = torch.nn.functional.pad(x, (4, 4, 4, 4))
     for i in range(2):
         for j in range(2):
             r, c = int(sr[i, j]) + 4, int(sc[i, j]) + 4
             torch.testing.assert_close(win[i, j], xp[i, r:r + 4, c:c + 3])
+
+
+def test_row_max_is_the_first_maximum_on_the_input_device(device: str) -> None:
+    v = torch.tensor([[1.0, 3.0, 3.0, 0.0], [-1.0, -2.0, -1.0, -5.0]], device=device)
+    best, idx = row_max(v)
+    assert best.device == v.device and idx.device == v.device
+    assert best.tolist() == [3.0, -1.0] and idx.tolist() == [1, 0]
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 17, 12), (4, 16, 20)])

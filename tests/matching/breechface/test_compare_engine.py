@@ -130,7 +130,7 @@ def small_direction(small_pair):
     g = cell_geometry(ref.shape, (4, 4), 3)
     res = compare_direction(torch.from_numpy(ref.heights.copy()),
                             torch.from_numpy(same.heights.copy()), g, angles, 0.85,
-                            ref.spacing_um)
+                            ref.spacing_um, search="exact")
     expected = cmcr_reference(ref.heights.astype(float), same.heights.astype(float), angles,
                               grid=(4, 4))
     return res, expected
@@ -222,3 +222,31 @@ def test_cell_geometry_cache_returns_the_layout_it_would_build() -> None:
         np.testing.assert_array_equal(getattr(g, name), getattr(fresh, name))
     assert g.fft_size() == fresh.fft_size() == (256, 256)
     assert g.cell_size[:, 0].max() == 69 and g.cell_size[:, 1].min() == 68
+
+
+@pytest.mark.parametrize("search", ["exact", "pyramid"])
+def test_device_tuning_gives_the_cpu_tuning_results(small_pair, search, monkeypatch) -> None:
+    """The device path (gathers on the device, every region of an angle per transform, torch
+    row maxima, no host selection) on the CPU: the same registrations as the CPU path."""
+    from ballistics.matching.breechface import _blocks, _engine, _exact, _pyramid, _tuning
+    from ballistics.matching.breechface._engine import prepare_cells, register_cells
+
+    ref, same, _ = small_pair
+    g = cell_geometry(ref.shape, (4, 4), 3)
+    angles = [-6.0, -3.0, 0.0]
+
+    def run():
+        cells = prepare_cells(torch.from_numpy(ref.heights.copy()), g, 0.85)
+        rot = rotate_stack(torch.from_numpy(same.heights.copy()), angles)
+        return register_cells(cells, rot, angles, 0.85, ref.spacing_um, search, 4)
+
+    cpu = run()
+    for mod in (_blocks, _engine, _exact, _pyramid):
+        monkeypatch.setattr(mod, "tuning_for", lambda _dev: _tuning.CUDA)
+    dev = run()
+    assert cpu.valid.sum() > 20
+    np.testing.assert_array_equal(dev.valid, cpu.valid)
+    np.testing.assert_array_equal(dev.dx_px, cpu.dx_px)
+    np.testing.assert_array_equal(dev.dy_px, cpu.dy_px)
+    np.testing.assert_allclose(dev.ccf, cpu.ccf, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dev.corr, cpu.corr, rtol=1e-5, atol=1e-6)
