@@ -46,6 +46,7 @@ from ballistics.matching.breechface._registration import (
     register_full,
 )
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
+from ballistics.matching.breechface._tuning import tuning_for
 from ballistics.matching.breechface.params import CompareParams
 
 
@@ -160,7 +161,8 @@ def robust_pose(reference: torch.Tensor, target: torch.Tensor, cells: PreparedCe
         a = local_normalise(block_mean(reference, screen), sigma_px)
         b = local_normalise(block_mean(target, screen), sigma_px)
         circle = _circle(p.coarse_step_deg)
-        scores, _ = _scan(a, b, circle, 24)
+        batch = tuning_for(reference.device).registration_batch
+        scores, _ = _scan(a, b, circle, batch)
         cands: list[float] = []
         for x in circular_maxima(circle, scores, p.vote_candidates):
             x = round(x, 9)
@@ -176,7 +178,7 @@ def robust_pose(reference: torch.Tensor, target: torch.Tensor, cells: PreparedCe
                 kept = _angle_slice(res, [cands.index(best)])
                 fine = [round(wrap_angle(chosen + s * p.coarse_step_deg), 9) for s in (-1, 0, 1)]
                 _, (val, _th, dy, dx) = _scan(block_mean(reference, factor),
-                                              block_mean(target, factor), fine, 24)
+                                              block_mean(target, factor), fine, batch)
                 reg = Registration(theta_deg=float(chosen), dy_um=dy * factor * spacing[0],
                                    dx_um=dx * factor * spacing[1], ncc=float(val),
                                    per_angle=reg.per_angle)
