@@ -6,7 +6,9 @@ median of the per-pair time ratios is reported with both medians. The earlier co
 exported with ``git archive`` into a temporary folder and imported under another package
 name (``ballistics_base``).
 
-``python benchmarks/compare_ab.py BASE_COMMIT [--preset cmcR] [--threads 2] [--pairs 20]``
+``python benchmarks/compare_ab.py BASE_COMMIT [--preset cmcR] [--threads 2] [--pairs 20]
+[--scans A.x3p B.x3p]`` (default scans: the processed Fadul pair; paths relative to
+``../shared/data/real``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> None:
     ap.add_argument("--preset", default="cmcR")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=20)
+    ap.add_argument("--scans", nargs=2, default=["fadul1-1_processed.x3p",
+                                                 "fadul1-2_processed.x3p"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ballistics_ab_"))
     _export(args.base, tmp)
@@ -58,9 +62,13 @@ def main() -> None:
     import ballistics.matching as new
     from ballistics.io import read_scan
 
-    a = read_scan(DATA / "fadul1-1_processed.x3p")
-    b = read_scan(DATA / "fadul1-2_processed.x3p")
-    runs = {"base": lambda: base.compare(a, b, args.preset, device="cpu"),
+    from ballistics_base.io import read_scan as read_base
+
+    a = read_scan(DATA / args.scans[0])
+    b = read_scan(DATA / args.scans[1])
+    # each engine gets scans of its own package (isinstance checks differ between them)
+    a0, b0 = read_base(DATA / args.scans[0]), read_base(DATA / args.scans[1])
+    runs = {"base": lambda: base.compare(a0, b0, args.preset, device="cpu"),
             "new": lambda: new.compare(a, b, args.preset, device="cpu")}
     times: dict[str, list[float]] = {"base": [], "new": []}
     counts = {k: (f().cmc_count, f().theta_deg) for k, f in runs.items()}   # warm-up
