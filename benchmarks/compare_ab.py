@@ -58,11 +58,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     import ballistics_base.matching as base
+    from ballistics_base.io import read_scan as read_base
 
     import ballistics.matching as new
     from ballistics.io import read_scan
-
-    from ballistics_base.io import read_scan as read_base
 
     a = read_scan(DATA / args.scans[0])
     b = read_scan(DATA / args.scans[1])
