@@ -9,8 +9,7 @@ with a collection (ingest, search, calibrate) lives in :mod:`ballistics.workflow
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ballistics._lazy import lazy_names
 
 _LAZY = {
     "Collection": "store",
@@ -20,15 +19,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the public names lazily (h5py and faiss load on first use)."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = sorted(_LAZY)

@@ -14,8 +14,7 @@ Names load lazily, so importing this package does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ballistics._lazy import lazy_names
 
 _LAZY = {
     name: "ballistics.matching.breechface"
@@ -24,15 +23,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the comparison API lazily (torch loads only when a comparison is made)."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'ballistics.matching' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = sorted(_LAZY)
