@@ -160,9 +160,13 @@ def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]],
     return out
 
 
-def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
-    """Leave each study out in turn; see the module docstring."""
-    t0 = time.perf_counter()
+def load_studies(quick: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
+                                                dict[str, float]]:
+    """The pair rows of every study, cached per study and comparison fingerprint in the
+    benchmark cache (``$BALLISTICS_BENCH_CACHE``); Weller's come from compare_bench's log."""
+    from benchmarks.compare_bench import comparison_fingerprint
+
+    fp = comparison_fingerprint("default")
     studies: dict[str, list[dict[str, Any]]] = {}
     timing: dict[str, float] = {}
     for name, make in (("weller", study_weller), ("fadul", study_fadul),
@@ -171,8 +175,21 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
                        ("synthetic-realistic",
                         lambda: study_synthetic("synthetic-realistic", quick))):
         t = time.perf_counter()
-        studies[name] = make()
+        cache = _cache_dir() / f"loso-{name}-{fp}{'-quick' if quick else ''}.json"
+        if name != "weller" and cache.is_file():
+            studies[name] = json.loads(cache.read_text())
+        else:
+            studies[name] = make()
+            if name != "weller":
+                cache.write_text(json.dumps(studies[name], default=float))
         timing[name] = time.perf_counter() - t
+    return studies, timing
+
+
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
+    """Leave each study out in turn; see the module docstring."""
+    t0 = time.perf_counter()
+    studies, timing = load_studies(quick)
     res: dict[str, Any] = {"data": {k: {"pairs": len(v),
                                         "same_source": int(sum(r["same"] for r in v)),
                                         "seconds": round(timing[k], 1)}
