@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["HASH_CHUNK", "IngestJob", "_Committer", "_recover_staging", "connect", "ingest",
            "require_dask"]
 
-DASK_EXTRA = "pip install ballistics[dask]"
+DASK_EXTRA = "pip install 'forensic-ballistics[dask]'"
 
 
 def require_dask() -> Any:
