@@ -36,6 +36,8 @@ def unit(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in BASE:
         return "base"
+    if parts[1] == "__main__":  # ``python -m ballistics``: the command's other entry point
+        return "cli"
     if parts[1] == "matching" and len(parts) > 2 and parts[2] in ("breechface", "striae", "lr"):
         return f"matching.{parts[2]}"
     return parts[1]

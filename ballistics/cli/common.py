@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import click
@@ -42,6 +44,37 @@ def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> Non
 def echo_err(message: str) -> None:
     """One line on stderr."""
     click.echo(message, err=True)
+
+
+class _EchoErrHandler(logging.Handler):
+    """A logging handler that writes each record's message as one line on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            echo_err(self.format(record))
+        except Exception:  # pragma: no cover - logging must never break a command
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def log_to_stderr(name: str, level: int = logging.INFO) -> Iterator[None]:
+    """Show the library logger ``name``'s records of ``level`` and above on stderr meanwhile.
+
+    The library logs (it never prints); a command uses this for the records its user should
+    see, e.g. the Dask dashboard link of a cluster ingest.
+    """
+    logger = logging.getLogger(name)
+    handler = _EchoErrHandler(level)
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(min(level, old_level) if old_level else level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
 
 
 def handle_errors(func: F) -> F:

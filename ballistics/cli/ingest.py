@@ -12,6 +12,7 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    log_to_stderr,
     quiet_option,
     scan_read_options,
 )
@@ -64,8 +65,9 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     if scheduler:
         from ballistics.workflows.distributed import ingest as run_cluster
 
-        summary = run_cluster(list(inputs), collection, scheduler=scheduler, labels=labels,
-                              options=opts, resume=resume, quiet=quiet)
+        with log_to_stderr("ballistics.workflows"):  # the dashboard link, staging notes
+            summary = run_cluster(list(inputs), collection, scheduler=scheduler,
+                                  labels=labels, options=opts, resume=resume, quiet=quiet)
     else:
         summary = run_ingest(list(inputs), collection, labels=labels, options=opts,
                              resume=resume, quiet=quiet)

@@ -1,17 +1,18 @@
 """The write lock of a collection: one writer at a time, readers never wait.
 
-The lock is an ``fcntl.flock`` on ``DIR/write.lock``; the file also records the holder's
-pid, host, command and start time so a refused writer can say who holds it. The kernel
-drops a ``flock`` when its process dies (even by SIGKILL), so a lock left by a dead
-process is never stale: the next writer simply takes it. On file systems without
-``flock`` support we fall back to ``O_EXCL`` creation of ``DIR/write.lock.excl`` and break
-it when the recorded pid is dead on this host.
+The lock is a :class:`filelock.FileLock` on ``DIR/write.lock`` (``flock`` on POSIX,
+``LockFileEx`` on Windows); ``DIR/write.lock.json`` records the holder's pid, host, command
+and start time so a refused writer can say who holds it (a separate file: filelock may
+truncate or remove its lock file, and Windows locks are mandatory, so the lock file itself
+cannot be read by the refused writer). The operating system drops the lock when its process
+dies (even by SIGKILL), so a lock left by a dead process is never stale: the next writer
+simply takes it. Where the installed filelock reports that the file system has no native
+lock (older filelock raises ``NotImplementedError``) we fall back to ``O_EXCL`` creation of
+``DIR/write.lock.excl`` and break it when the recorded pid is dead on this host.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import socket
@@ -20,9 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 
+import filelock
+
 from ballistics.errors import CollectionLockedError
 
 LOCK_NAME = "write.lock"
+HOLDER_NAME = "write.lock.json"
 EXCL_NAME = "write.lock.excl"
 
 
@@ -30,6 +34,8 @@ def _pid_alive(pid: int) -> bool:
     """True when a process with this pid exists on this host."""
     if pid <= 0:
         return False
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate it there: assume alive
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -71,7 +77,7 @@ class CollectionLock:
     def __init__(self, directory: str | Path, command: str = "") -> None:
         self.directory = Path(directory)
         self.command = command or " ".join(os.path.basename(a) for a in sys.argv[:2])
-        self._fd: int | None = None
+        self._lock: filelock.BaseFileLock | None = None
         self._excl: Path | None = None
 
     @property
@@ -89,7 +95,7 @@ class CollectionLock:
 
     def read_holder(self) -> dict:
         """What the lock file says about its current (or last) holder."""
-        for p in (self.path, self.directory / EXCL_NAME):
+        for p in (self.directory / HOLDER_NAME, self.directory / EXCL_NAME):
             try:
                 text = p.read_text()
             except OSError:
@@ -112,24 +118,28 @@ class CollectionLock:
 
     def acquire(self) -> CollectionLock:
         """Take the lock or raise :class:`CollectionLockedError` at once."""
-        if self._fd is not None:
+        if self.held:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = filelock.FileLock(str(self.path))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise self._refuse(self.read_holder()) from None
-            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                return self._acquire_excl()
-            raise
-        data = json.dumps(self._info()).encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
-        os.fsync(fd)
-        self._fd = fd
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise self._refuse(self.read_holder()) from None
+        except NotImplementedError:  # no native lock on this file system (filelock < 4)
+            return self._acquire_excl()
+        self._lock = lock
+        self._write_holder()
         return self
+
+    def _write_holder(self) -> None:
+        """Record who holds the lock (best effort: the lock itself is already held)."""
+        try:
+            with open(self.directory / HOLDER_NAME, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(self._info()))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            pass
 
     def _acquire_excl(self) -> CollectionLock:
         """Fallback: ``O_EXCL`` lock file, broken when its pid is dead on this host."""
@@ -157,12 +167,11 @@ class CollectionLock:
 
     def release(self) -> None:
         """Drop the lock (idempotent)."""
-        if self._fd is not None:
+        if self._lock is not None:
             try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._lock.release()
             finally:
-                os.close(self._fd)
-                self._fd = None
+                self._lock = None
         if self._excl is not None:
             self._excl.unlink(missing_ok=True)
             self._excl = None
@@ -170,7 +179,7 @@ class CollectionLock:
     @property
     def held(self) -> bool:
         """True while this object holds the lock."""
-        return self._fd is not None or self._excl is not None
+        return self._lock is not None or self._excl is not None
 
     def __enter__(self) -> CollectionLock:
         return self.acquire()

@@ -26,7 +26,10 @@ FORMAT = "ballistics-collection"
 FORMAT_VERSION = 1
 REBUILD_HINT = "rebuild it with `ballistics index rebuild --collection DIR`"
 #: Names a fresh collection folder may already hold (a lock taken before the manifest).
-CREATE_OK = ("write.lock", "write.lock.excl", "shards", "index", "calibration", "audit.jsonl")
+CREATE_OK = (
+    "write.lock", "write.lock.json", "write.lock.excl", "shards", "index", "calibration",
+    "audit.jsonl",
+)
 
 
 def now() -> str:

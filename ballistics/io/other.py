@@ -1,7 +1,7 @@
 """Other instrument formats (Alicona AL3D, Digital Surf SUR, Sensofar PLU, Keyence VK4).
 
 They are read through surfalize, installed with the ``formats`` extra
-(``pip install 'ballistics[formats]'``). surfalize returns heights and steps in µm.
+(``pip install 'forensic-ballistics[formats]'``). surfalize returns heights and steps in µm.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def read_other(path: Path) -> tuple[np.ndarray, tuple[float, float], dict[str, A
         from surfalize import Surface
     except ImportError:
         raise DependencyError(
-            f"reading {path.suffix} files needs surfalize: pip install 'ballistics[formats]'",
+            f"reading {path.suffix} files needs surfalize: "
+            "pip install 'forensic-ballistics[formats]'",
             path=path,
         ) from None
     with quiet_library_warnings():

@@ -10,6 +10,7 @@ features go to :func:`ballistics.matching.lr.calibration.fit_calibration`, and t
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ from ballistics.collection.audit import log_event
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError
 from ballistics.progress import progress
+
+logger = logging.getLogger(__name__)
 
 
 def sample_pairs(
@@ -210,5 +213,6 @@ def fit_synthetic_default(
 if __name__ == "__main__":  # python -m ballistics.workflows.calibrate: refit the shipped default
     import sys
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = fit_synthetic_default(quiet="--quiet" in sys.argv)
-    print(result.metrics)
+    logger.info("synthetic default refitted: %s", result.metrics)

@@ -31,7 +31,7 @@ A killed driver is restarted with ``resume=True`` (``--resume``): finished shard
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,12 @@ from ballistics.workflows._executors import DaskExecutor
 from ballistics.workflows._job import HASH_CHUNK, IngestJob, _Committer, _recover_staging
 from ballistics.workflows.ingest import IngestOptions, IngestSummary
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["HASH_CHUNK", "IngestJob", "_Committer", "_recover_staging", "connect", "ingest",
            "require_dask"]
 
-DASK_EXTRA = "pip install ballistics[dask]"
+DASK_EXTRA = "pip install 'forensic-ballistics[dask]'"
 
 
 def require_dask() -> Any:
@@ -132,7 +134,7 @@ def ingest(
         Continue an interrupted ingest: commit the finished shards left in staging, and
         reuse the recorded inputs when ``inputs`` is empty.
     quiet
-        No progress bar and no dashboard line on stderr.
+        No progress bar and no dashboard link (logged at INFO on this module's logger).
     on_commit
         Called with the collection's count after each committed shard.
     retries
@@ -159,7 +161,7 @@ def ingest(
     try:
         _wait_for_workers(client, connect_timeout)
         if not quiet:
-            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            logger.info("Dask dashboard: %s", client.dashboard_link)
         warnings = []
         if options.workers > 1:
             warnings.append("--workers is ignored on a cluster: the Dask workers do the work "

@@ -149,6 +149,13 @@ def test_cli_ingest_with_scheduler_address(client, study, tmp_path):
     out = json.loads(r.stdout)
     assert out["ingested"] == 3 and out["count"] == 3 and out["failed"] == []
     assert any("--workers is ignored" in w for w in out["warnings"])
+    # without --quiet the library's log record of the dashboard link reaches stderr
+    r = CliRunner().invoke(main, ["ingest", str(files[0]), "--collection", str(tmp_path / "c"),
+                                  "--scheduler", address, "--model", "baseline", "--device",
+                                  "cpu", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert "Dask dashboard: http" in r.stderr and "Dask dashboard" not in r.stdout
+    assert json.loads(r.stdout)["skipped_duplicates"] == 1
     r = CliRunner().invoke(main, ["ingest", str(files[0]), "--collection", str(tmp_path / "c"),
                                   "--scheduler", "localhost:8786", "--quiet"])
     assert r.exit_code == 2 and "tcp://HOST:PORT" in r.stderr
@@ -244,4 +251,4 @@ def test_cli_scheduler_without_dask_names_the_extra(study, tmp_path, monkeypatch
     r = CliRunner().invoke(main, ["ingest", str(files[0]), "--collection", str(tmp_path / "c"),
                                   "--scheduler", "tcp://127.0.0.1:8786", "--quiet"])
     assert r.exit_code == 1
-    assert "pip install ballistics[dask]" in r.stderr and "Traceback" not in r.stderr
+    assert "pip install 'forensic-ballistics[dask]'" in r.stderr and "Traceback" not in r.stderr

@@ -1,0 +1,33 @@
+"""``python -m ballistics`` is the ``ballistics`` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ballistics._version import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "ballistics", *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=120)
+
+
+def test_python_m_ballistics_version():
+    proc = _run("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"ballistics, version {__version__}\n"
+
+
+def test_python_m_ballistics_help_names_the_command_and_a_bad_command_exits_2():
+    proc = _run("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: ballistics [OPTIONS] COMMAND")
+    assert "ingest" in proc.stdout
+    bad = _run("no-such-command")
+    assert bad.returncode == 2 and "No such command" in bad.stderr
