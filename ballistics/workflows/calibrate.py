@@ -204,7 +204,7 @@ def fit_synthetic_default(
                 "preprocess_preset": "default", "pairs": len(pairs)},
     )
     if out is None:
-        out = Path(__file__).resolve().parents[1] / "matching" / "data" / DEFAULT_FILE
+        out = Path(__file__).resolve().parents[1] / "matching" / "lr" / "data" / DEFAULT_FILE
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     cal.save(out)
     return cal
