@@ -8,6 +8,8 @@ only when used, so ``ballistics info`` does not pay for importing torch.
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import Any
 
 import click
 
@@ -38,6 +40,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: click >= 8.2 raises this for a group called without a command (its message is the help)
+_NO_ARGS_IS_HELP: tuple[type, ...] = tuple(
+    t for t in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if t is not None)
+
+
 class LazyGroup(click.Group):
     """A click group that imports each command's module on first use."""
 
@@ -50,6 +57,28 @@ class LazyGroup(click.Group):
             return None
         module = importlib.import_module(entry[0])
         return getattr(module, entry[1])
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Run the command line; a usage error (unknown option, missing argument, bad
+        choice) is one line on stderr and exit code 2, as every other bad input."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if isinstance(exc, _NO_ARGS_IS_HELP):  # a bare command shows its help
+                click.echo(exc.format_message())
+                sys.exit(0)
+            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+            click.echo(f"error: {where}{exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]

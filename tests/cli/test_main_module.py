@@ -31,3 +31,21 @@ def test_python_m_ballistics_help_names_the_command_and_a_bad_command_exits_2():
     assert "ingest" in proc.stdout
     bad = _run("no-such-command")
     assert bad.returncode == 2 and "No such command" in bad.stderr
+
+
+def test_usage_errors_are_one_line_and_exit_2():
+    from click.testing import CliRunner
+
+    from ballistics.cli import main
+
+    for args, words in ((["compare"], "Missing argument 'REFERENCE'"),
+                        (["compare", "a", "b", "--preset", "nope"], "Invalid value for '--preset'"),
+                        (["search", "q.x3p", "--no-such-option"], "No such option"),
+                        (["no-such-command"], "No such command")):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
+        assert "Traceback" not in r.output and "Usage:" not in r.output
+    bare = CliRunner().invoke(main, [])
+    assert bare.exit_code == 0 and bare.stdout.startswith("Usage: ") and "compare" in bare.stdout
