@@ -70,14 +70,19 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
         workers=workers,
     )
-    searcher = Searcher(collection, device=device)
+    if not (Path(collection) / "manifest.json").is_file():
+        raise InputError("not a collection (no manifest.json); give the folder that "
+                         "'ballistics ingest' created", path=str(collection))
     if queries is not None:
         base = Path(queries).parent
         paths = [ln.strip() for ln in Path(queries).read_text().splitlines()
                  if ln.strip() and not ln.startswith("#")]
         paths = [p if Path(p).is_absolute() else str(base / p) for p in paths]
+        if not paths:
+            raise InputError("the query list names no scan (one path per line)", path=queries)
     else:
         paths = [query]
+    searcher = Searcher(collection, device=device)
     results = []
     failed = 0
     for n, p in enumerate(progress(paths, desc="search", unit="query",

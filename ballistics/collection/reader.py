@@ -160,6 +160,12 @@ class CollectionReader:
         ``exclude``. The pseudo-columns ``id`` and ``path`` are also accepted.
         """
         cols = self.columns()
+        known = {"id", "path", "sha256"} | {k for lab in cols["labels"] for k in lab}
+        unknown = sorted((set(where or {}) | set(exclude or {})) - known)
+        if unknown and self.count:
+            raise ParameterError(
+                f"unknown label column(s) {', '.join(map(repr, unknown))} in --where/--exclude; "
+                f"the collection's columns are {', '.join(sorted(known))}")
         mask = np.ones(self.count, dtype=bool)
 
         def value(i: int, col: str) -> str | None:
@@ -292,6 +298,9 @@ def parse_filters(items: Sequence[str]) -> dict[str, list[str]]:
     for item in items:
         if "=" not in item:
             raise ParameterError(f"a filter must look like COLUMN=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out.setdefault(k.strip(), []).append(v.strip())
+        k, v = (t.strip() for t in item.split("=", 1))
+        if not k or not v:
+            raise ParameterError(f"a filter must look like COLUMN=VALUE with both given, "
+                                 f"got {item!r}")
+        out.setdefault(k, []).append(v)
     return out

@@ -197,3 +197,22 @@ def test_demo_end_to_end_small(tmp_path):
     assert len(q["candidates"]) == 2 and q["candidates"][0]["rank"] == 1
     assert Path(out["report"]).read_text().count("<img") >= 1
     assert "calibration: synthetic-default" in r.stderr and "report:" in r.stderr
+
+
+def test_search_bad_filters_queries_and_collection_exit_2(collection, study, tmp_path):
+    q = str(study / "TW08-01.x3p")
+    base = ["search", q, "--collection", str(collection), "--processed", "--json", "--quiet",
+            "--device", "cpu"]
+    r = CliRunner().invoke(main, [*base, "--where", "firearm=W10"])
+    assert r.exit_code == 2 and "unknown label column(s) 'firearm'" in r.stderr
+    assert "firearm_id" in r.stderr  # the known columns are listed
+    r = CliRunner().invoke(main, [*base, "--exclude", "="])
+    assert r.exit_code == 2 and "COLUMN=VALUE" in r.stderr
+    empty = tmp_path / "none.txt"
+    empty.write_text("# nothing\n\n")
+    r = CliRunner().invoke(main, ["search", "--queries", str(empty), "--collection",
+                                  str(collection), "--json", "--quiet"])
+    assert r.exit_code == 2 and "names no scan" in r.stderr
+    r = CliRunner().invoke(main, ["search", q, "--collection", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "not a collection" in r.stderr
+    assert all(len(x.stderr.strip().splitlines()) == 1 for x in [r])
