@@ -54,8 +54,15 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     Files already in the collection (same SHA-256) are skipped; a file that cannot be
     read or is unfit is reported and the others go on. Exit code 2 when any file failed.
     """
-    from ballistics.workflows.ingest import IngestOptions
+    from ballistics.errors import InputError
+    from ballistics.workflows.ingest import IngestOptions, discover_inputs
     from ballistics.workflows.ingest import ingest as run_ingest
+
+    if inputs and not resume:
+        missing: list[str] = []
+        if not discover_inputs(inputs, missing) and not missing:
+            raise InputError("no scan files found (" + ", ".join(inputs) + "); give X3P or "
+                             "image files, or folders that hold them")
 
     opts = IngestOptions(
         processed=True if processed else None, preset=preset, spacing_um=spacing_um,

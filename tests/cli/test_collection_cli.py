@@ -216,3 +216,12 @@ def test_search_bad_filters_queries_and_collection_exit_2(collection, study, tmp
     r = CliRunner().invoke(main, ["search", q, "--collection", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "not a collection" in r.stderr
     assert all(len(x.stderr.strip().splitlines()) == 1 for x in [r])
+
+
+def test_ingest_of_an_empty_folder_is_bad_input(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(main, ["ingest", str(empty), "--collection", str(tmp_path / "c"),
+                                  "--quiet"])
+    assert r.exit_code == 2 and "no scan files found" in r.stderr
+    assert not (tmp_path / "c").exists()  # nothing was created
