@@ -17,6 +17,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -148,3 +149,32 @@ def device_option(func: F) -> F:
         "--device", default="auto", show_default=True,
         help="Compute device: auto (CUDA when present), cpu or cuda[:N].",
     )(func)
+
+
+class OutputFile(click.ParamType):
+    """A file the command will write: checked when the options are parsed, before any work.
+    It must not be a folder, and no folder on its way may be a file; missing folders are
+    created. A bad one is a usage error (one line, exit 2)."""
+
+    name = "file"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        p = Path(value)
+        if p.is_dir():
+            self.fail(f"{str(value)!r} is a folder; give a file name", param, ctx)
+        for parent in p.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    self.fail(f"{str(value)!r} cannot be written: {str(parent)!r} is a file",
+                              param, ctx)
+                break
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.fail(f"{str(value)!r} cannot be written: {exc.strerror}", param, ctx)
+        return str(value)
+
+
+#: the ``type=`` of every option or argument that names a file to write
+OUTPUT_FILE = OutputFile()

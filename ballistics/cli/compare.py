@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ballistics.cli.common import (
+    OUTPUT_FILE,
     device_option,
     emit_json,
     handle_errors,
@@ -25,7 +26,7 @@ from ballistics.cli.common import (
                    "-30,30,3 for cmcR).")
 @click.option("--processed", is_flag=True,
               help="The inputs are already processed: use them as they are.")
-@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
               help="Use this collection's own calibration for the score and LR (default: "

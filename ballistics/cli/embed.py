@@ -20,6 +20,7 @@ import numpy as np
 
 from ballistics._version import __version__
 from ballistics.cli.common import (
+    OUTPUT_FILE,
     device_option,
     emit_json,
     handle_errors,
@@ -51,7 +52,7 @@ def write_embeddings(path: str | os.PathLike[str], embeddings: np.ndarray, paths
 
 @click.command("embed")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", "out", required=True, type=OUTPUT_FILE,
               help="HDF5 file to write (datasets 'embeddings' and 'paths').")
 @click.option("--model", default="cnn", show_default=True,
               help="cnn (shipped weights), baseline (non-learned), or a weights file PATH.")

@@ -17,13 +17,19 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ballistics.cli.common import emit_json, handle_errors, json_option, scan_read_options
+from ballistics.cli.common import (
+    OUTPUT_FILE,
+    emit_json,
+    handle_errors,
+    json_option,
+    scan_read_options,
+)
 from ballistics.errors import ParameterError
 
 
 @click.command("preprocess")
 @click.argument("input_path", metavar="IN")
-@click.argument("output_path", metavar="OUT.x3p")
+@click.argument("output_path", metavar="OUT.x3p", type=OUTPUT_FILE)
 @click.option("--preset", default="default", show_default=True,
               type=click.Choice(["default", "cmcR"]),
               help="Parameter set: the project's chain or cmcR's README chain.")
@@ -32,7 +38,7 @@ from ballistics.errors import ParameterError
                    "replaces the automatic region.")
 @click.option("--target-um", type=float, default=None,
               help="Output spacing in µm (default: the preset's, 6.25).")
-@click.option("--figure", "figure_path", default=None, metavar="PNG",
+@click.option("--figure", "figure_path", default=None, metavar="PNG", type=OUTPUT_FILE,
               help="Also write a PNG of the segmentation: the scan, the breech-face region, "
                    "the primer and firing-pin circles, with a legend and colour bar.")
 @json_option

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ballistics.cli.common import (
+    OUTPUT_FILE,
     device_option,
     emit_json,
     handle_errors,
@@ -44,7 +45,7 @@ def _print_table(result) -> None:
 @click.option("--processed", is_flag=True, help="The query is already processed.")
 @click.option("--queries", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file listing query paths, one per line: prints JSON Lines.")
-@click.option("--report", "report", type=click.Path(dir_okay=False), default=None,
+@click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,

@@ -17,7 +17,13 @@ from typing import Any
 
 import click
 
-from ballistics.cli.common import emit_json, handle_errors, json_option, scan_read_options
+from ballistics.cli.common import (
+    OUTPUT_FILE,
+    emit_json,
+    handle_errors,
+    json_option,
+    scan_read_options,
+)
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
 
 
@@ -63,7 +69,7 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
               "first point (applied to both scans).")
 @click.option("--mask", "mask_path", default=None, type=click.Path(dir_okay=False),
               help="Mask PNG of the striated region (True/non-zero = inside), both scans.")
-@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
 @json_option
 @scan_read_options
@@ -120,7 +126,7 @@ def _land_files(folder: str) -> list[Path]:
 @click.command("compare-bullets")
 @click.argument("dir_a", type=click.Path(file_okay=False))
 @click.argument("dir_b", type=click.Path(file_okay=False))
-@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
 @json_option
 @scan_read_options

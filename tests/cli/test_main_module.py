@@ -49,3 +49,20 @@ def test_usage_errors_are_one_line_and_exit_2():
         assert "Traceback" not in r.output and "Usage:" not in r.output
     bare = CliRunner().invoke(main, [])
     assert bare.exit_code == 0 and bare.stdout.startswith("Usage: ") and "compare" in bare.stdout
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    from click.testing import CliRunner
+
+    from ballistics.cli import main
+
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    for args in (["compare", "a.x3p", "b.x3p", "--report", str(a_file / "r.html")],
+                 ["compare", "a.x3p", "b.x3p", "--report", str(tmp_path)],
+                 ["preprocess", "a.x3p", str(a_file / "deeper" / "out.x3p")],
+                 ["embed", "a.x3p", "--out", str(tmp_path)]):
+        r = CliRunner().invoke(main, args)  # the inputs do not exist: the output fails first
+        assert r.exit_code == 2, r.output
+        assert "cannot be written" in r.stderr or "is a folder" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
