@@ -25,6 +25,21 @@ SIZE_SLACK_BYTES = 1 << 20
 
 #: Hard cap on the number of points of one scan (about 2.1 G points, 8.6 GB as float32).
 MAX_POINTS = 2**31 - 1
+#: Default budget of points of one scan (400 MB as float32; a breech face at 1 µm is about
+#: 25 M points). ``BALLISTICS_MAX_POINTS`` raises it, up to :data:`MAX_POINTS`.
+DEFAULT_MAX_POINTS = 100_000_000
+MAX_POINTS_ENV = "BALLISTICS_MAX_POINTS"
+
+
+def max_points() -> int:
+    """The points budget: ``$BALLISTICS_MAX_POINTS`` when set to a positive integer (capped
+    at :data:`MAX_POINTS`), else :data:`DEFAULT_MAX_POINTS`."""
+    raw = os.environ.get(MAX_POINTS_ENV, "").strip()
+    try:
+        value = int(raw) if raw else DEFAULT_MAX_POINTS
+    except ValueError:
+        value = DEFAULT_MAX_POINTS
+    return min(max(value, 1), MAX_POINTS)
 
 X3P_SUFFIXES = (".x3p",)
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -84,12 +99,15 @@ def check_claimed_size(
 
 
 def check_points(rows: int, cols: int, path: str | os.PathLike[str]) -> None:
-    """Refuse absurd point counts (before allocating)."""
+    """Refuse point counts over the budget (:func:`max_points`) before allocating."""
     if rows <= 0 or cols <= 0:
         return
-    if math.prod((rows, cols)) > MAX_POINTS:
+    limit = max_points()
+    if math.prod((rows, cols)) > limit:
+        lift = (f"; set {MAX_POINTS_ENV} to a larger number of points to read it"
+                if limit < MAX_POINTS else "")
         raise UnsafeFileError(
-            f"declared size {rows} x {cols} exceeds the limit of {MAX_POINTS:,} points",
+            f"declared size {rows} x {cols} exceeds the limit of {limit:,} points{lift}",
             path=path,
         )
 

@@ -375,3 +375,20 @@ def test_undescribed_mask_png(tmp_path, colours):
     else:
         np.testing.assert_array_equal(scan.valid, ~np.isnan(z))
         assert "ignored" in scan.warnings[-1]
+
+
+def test_points_budget_refuses_before_reading(tmp_path, monkeypatch):
+    """A scan over the points budget is refused from its header (typed error naming the
+    variable that lifts it); raising the budget reads it."""
+    from ballistics.errors import UnsafeFileError
+
+    path = build_x3p(tmp_path / "big.x3p", surface())  # 23 x 31 = 713 points
+    monkeypatch.setenv("BALLISTICS_MAX_POINTS", "700")
+    with pytest.raises(UnsafeFileError, match="BALLISTICS_MAX_POINTS"):
+        read_scan(path)
+    monkeypatch.setenv("BALLISTICS_MAX_POINTS", "713")
+    assert read_scan(path).shape == (23, 31)
+    monkeypatch.delenv("BALLISTICS_MAX_POINTS")
+    from ballistics.io._common import DEFAULT_MAX_POINTS, max_points
+
+    assert max_points() == DEFAULT_MAX_POINTS == 100_000_000
