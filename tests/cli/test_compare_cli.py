@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from scipy import ndimage
 
 from ballistics.cli import main
 from ballistics.scan import Scan
-
-
-def _surface(seed: int, shape=(132, 116)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    h = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    inside = ((yy - 65.5) / 64) ** 2 + ((xx - 57.5) / 56) ** 2 <= 1
-    return np.where(inside, h / h.std(), np.nan).astype(np.float32)
+from tests.surfaces import ellipse_surface, turned
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +17,8 @@ def files(tmp_path_factory):
     from ballistics.io import write_x3p
 
     d = tmp_path_factory.mktemp("cmp")
-    ref = _surface(1)
-    z = np.nan_to_num(ref)
-    m = np.isfinite(ref).astype(float)
-    zt = ndimage.shift(ndimage.rotate(z, -3, reshape=False, order=1), (1, -2), order=1)
-    mt = ndimage.shift(ndimage.rotate(m, -3, reshape=False, order=1), (1, -2), order=1)
-    tgt = np.where(mt > 0.99, zt / np.maximum(mt, 1e-6), np.nan).astype(np.float32)
+    ref = ellipse_surface(1)
+    tgt = turned(ref)
     paths = []
     for name, h in (("a.x3p", ref), ("b.x3p", tgt)):
         p = d / name
@@ -80,7 +67,7 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
     from ballistics.io import write_x3p
 
     tiny = tmp_path / "tiny.x3p"
-    write_x3p(Scan(_surface(5, (40, 30)), (6.25, 6.25)), tiny)
+    write_x3p(Scan(ellipse_surface(5, (40, 30)), (6.25, 6.25)), tiny)
     res = CliRunner().invoke(main, ["compare", a, str(tiny), "--processed"])
     assert res.exit_code == 2
     assert "unfit for comparison" in res.stderr and "tiny.x3p" in res.stderr

@@ -11,25 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
-from scipy import ndimage
 
 from ballistics.scan import Scan
-
-
-def _surface(seed: int, shape=(132, 116)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    h = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    inside = ((yy - 65.5) / 64) ** 2 + ((xx - 57.5) / 56) ** 2 <= 1
-    return np.where(inside, h / h.std(), np.nan).astype(np.float32)
+from tests.surfaces import ellipse_surface, turned
 
 
 def _pair(modality: str = "topography") -> tuple[Scan, Scan]:
-    ref = _surface(1)
-    z, m = np.nan_to_num(ref), np.isfinite(ref).astype(float)
-    zt = ndimage.shift(ndimage.rotate(z, -3, reshape=False, order=1), (1, -2), order=1)
-    mt = ndimage.shift(ndimage.rotate(m, -3, reshape=False, order=1), (1, -2), order=1)
-    tgt = np.where(mt > 0.99, zt / np.maximum(mt, 1e-6), np.nan).astype(np.float32)
+    ref = ellipse_surface(1)
+    tgt = turned(ref)
     return (Scan(ref, (12.5, 12.5), modality=modality),
             Scan(tgt, (12.5, 12.5), modality=modality))
 
