@@ -41,6 +41,7 @@ from ballistics.matching.breechface._engine import (
 from ballistics.matching.breechface._registration import (
     Registration,
     _circle,
+    _local_maxima,
     _scan,
     block_mean,
     register_full,
@@ -103,11 +104,7 @@ def local_normalise(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
 
 def circular_maxima(angles: Sequence[float], scores: Sequence[float], k: int) -> list[float]:
     """The ``k`` highest circular local maxima of ``scores`` over ``angles`` (ties: first)."""
-    n = len(scores)
-    peaks = [i for i in range(n)
-             if scores[i] >= scores[i - 1] and scores[i] >= scores[(i + 1) % n]]
-    peaks.sort(key=lambda i: -scores[i])
-    return [float(angles[i]) for i in peaks[:k]]
+    return [float(angles[i]) for i in _local_maxima(list(scores), k)]
 
 
 def _register(cells: PreparedCells, target: torch.Tensor, angles: Sequence[float],
