@@ -188,7 +188,7 @@ def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
             ("verbal equivalent (ENFSI scale)", evidence.verbal),
             ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
                             f"held-out Cllr {cllr:.3f}; "
-                            f"LR bounded to 10^{lo:g}..10^{hi:g}"),
+                            f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
         ]
     inputs = [(n, s.source or "–", s.sha256 or "–", f"{s.shape[0]} × {s.shape[1]}",
                f"{s.spacing_um[0]:g} × {s.spacing_um[1]:g}", f"{s.missing_fraction:.3f}")
