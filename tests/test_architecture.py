@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "ballistics"
-BASE = {"_version", "_lazy", "errors", "scan", "params", "device", "progress", "jsonutil"}
+BASE = {"_version", "_lazy", "errors", "scan", "params", "device", "progress", "jsonutil",
+        "provenance"}
 
 #: unit -> the units it may import (besides itself); the same table is in docs/architecture.md
 ALLOWED: dict[str, set[str]] = {

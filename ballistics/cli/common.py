@@ -4,7 +4,11 @@
   progress bars, warnings and errors go to stderr.
 - Keys are snake_case; lengths in µm; angles in degrees, counter-clockwise positive as the
   image is displayed (row 0 at the top); positions ``[y, x]`` from the scan's first point.
-- Every object carries ``version`` and, where something was off, ``warnings``.
+- Every object carries ``schema`` (:data:`ballistics.provenance.SCHEMA`), ``version``,
+  ``versions`` (toolkit, Python and library versions) and, where something was off,
+  ``warnings``.
+- ``--csv FILE`` (``compare``, ``search``) writes a table with the csv module: a header row,
+  empty fields for undefined values, ``true``/``false``; ``-`` is stdout.
 - Errors: one line on stderr naming the file and the problem; exit code 2 for bad input,
   1 for other failures; never a traceback.
 """
@@ -12,11 +16,13 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
+import io
 import logging
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,20 +30,27 @@ import click
 
 from ballistics._version import __version__
 from ballistics.errors import BallisticsError, ScanWarning
-from ballistics.jsonutil import dumps
+from ballistics.jsonutil import dumps, to_jsonable
+from ballistics.provenance import SCHEMA, versions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_ENVELOPE = ("schema", "version", "versions", "warnings")
+
+
 def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> None:
-    """Print one JSON object on one line to stdout, adding ``version`` and ``warnings``."""
-    out = dict(obj)
-    out.setdefault("version", __version__)
-    merged = list(out.get("warnings") or [])
+    """Print one JSON object on one line to stdout, adding ``schema`` (first), ``version``,
+    ``versions`` (:func:`ballistics.provenance.versions`) and ``warnings`` (last)."""
+    out: dict[str, Any] = {"schema": obj.get("schema", SCHEMA)}
+    out.update((k, v) for k, v in obj.items() if k not in _ENVELOPE)
+    out["version"] = obj.get("version", __version__)
+    out["versions"] = obj.get("versions") or versions()
+    merged = list(obj.get("warnings") or [])
     for w in warnings_ or []:
         if w not in merged:
             merged.append(w)
-    if merged or "warnings" in out:
+    if merged or "warnings" in obj:
         out["warnings"] = merged
     click.echo(dumps(out))
 
@@ -178,3 +191,53 @@ class OutputFile(click.ParamType):
 
 #: the ``type=`` of every option or argument that names a file to write
 OUTPUT_FILE = OutputFile()
+
+
+def csv_option(what: str) -> Callable[[F], F]:
+    """``--csv FILE``: also write ``what`` as a CSV table (``-`` = stdout)."""
+
+    def deco(func: F) -> F:
+        return click.option(
+            "--csv", "csv_path", type=OUTPUT_FILE, default=None, metavar="FILE",
+            help=f"Also write {what} to this CSV file ('-': stdout, in place of the text "
+                 "output; not with --json).",
+        )(func)
+
+    return deco
+
+
+def check_csv_target(csv_path: str | None, *, stdout_taken: bool) -> None:
+    """``--csv -`` shares stdout with nothing: a usage error (exit 2) when JSON goes there."""
+    if csv_path == "-" and stdout_taken:
+        raise click.UsageError("--csv - writes the table to stdout, where the JSON goes too; "
+                               "give --csv a file name")
+
+
+def _csv_field(v: Any) -> Any:
+    v = to_jsonable(v)  # numpy scalars to Python; NaN to None
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return v
+
+
+def write_csv(path: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write ``rows`` under the header ``columns`` with the csv module (excel dialect, UTF-8).
+
+    Undefined values (``None``, NaN) are empty fields, booleans ``true``/``false``, floats
+    as Python's shortest round-trip text (the same digits as the JSON); ``path`` ``-`` is
+    stdout.
+    """
+    buf = io.StringIO() if path == "-" else open(path, "w", newline="", encoding="utf-8")
+    try:
+        w = csv.DictWriter(buf, fieldnames=list(columns))
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: _csv_field(row.get(k)) for k in columns})
+        if path == "-":
+            click.echo(buf.getvalue(), nl=False)
+    finally:
+        buf.close()

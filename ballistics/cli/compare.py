@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    check_csv_target,
+    csv_option,
     device_option,
     emit_json,
     handle_errors,
     json_option,
     quiet_option,
     scan_read_options,
+    write_csv,
 )
+
+#: columns of ``compare --csv``: cmcR's names where the concept is cmcR's (its
+#: ``comparison_allTogether`` table and two-direction workflow), lengths in µm
+#: (docs/compare.md, "CSV" has the mapping)
+CELL_CSV_COLUMNS = (
+    "direction", "cellIndex", "row", "col", "valid", "theta", "x", "y", "dx_um", "dy_um",
+    "fft_ccf", "pairwiseCompCor", "refMissingProp", "refMissingCount", "targMissingCount",
+    "jointlyMissing", "is_cmc", "is_high_cmc",
+)
+
+_CMCR_DIRECTION = {"forward": "refToTarget", "reverse": "targetToRef"}
+
+
+def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
+    """The rows of ``compare --csv``: every cell of both directions (forward first), each at
+    its best-correlation angle."""
+    rows = []
+    for direction, name in _CMCR_DIRECTION.items():
+        for c in comparison.cell_table(direction):
+            dx, dy = c["dx_um"], c["dy_um"]
+            rows.append({
+                "direction": name, "cellIndex": "{}, {}".format(*c["cmcr_index"]),
+                "row": c["index"][0], "col": c["index"][1], "valid": c["valid"],
+                "theta": c["theta_deg"],
+                # cmcR's x, y: its transposed matrix, opposite sign (here in µm)
+                "x": None if dy is None else -dy, "y": None if dx is None else -dx,
+                "dx_um": dx, "dy_um": dy, "fft_ccf": c["ccf"], "pairwiseCompCor": c["corr"],
+                "refMissingProp": c["missing_fraction"],
+                "refMissingCount": c["ref_missing_count"],
+                "targMissingCount": c["target_missing_count"],
+                "jointlyMissing": c["joint_missing_count"],
+                "is_cmc": c["is_cmc"], "is_high_cmc": c["is_high_cmc"],
+            })
+    return rows
 
 
 @click.command("compare")
@@ -31,13 +70,14 @@ from ballistics.cli.common import (
 @click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
               help="Use this collection's own calibration for the score and LR (default: "
                    "the synthetic calibration shipped with the package).")
+@csv_option("the cells of both directions (cmcR's column names, µm)")
 @device_option
 @scan_read_options
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, collection, device,
-            spacing_um, no_verify, as_json, quiet) -> None:
+def compare(reference, target, preset, rotation, processed, report, collection, csv_path,
+            device, spacing_um, no_verify, as_json, quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
@@ -48,6 +88,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     from ballistics.matching.evidence import evaluate
     from ballistics.preprocess import prepare_for_comparison
 
+    check_csv_target(csv_path, stdout_taken=as_json)
     calibration = None
     if collection is not None:
         from ballistics.workflows.search import collection_calibration
@@ -72,6 +113,10 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
         from ballistics.report.compare import compare_report
 
         compare_report(scans[0], scans[1], result, out=report, evidence=evidence)
+    if csv_path:
+        write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))
+        if csv_path == "-":
+            return
     if as_json:
         out["warnings"] = list(dict.fromkeys(warns))
         emit_json(out)
@@ -88,3 +133,5 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
                f"({evidence.verbal}; calibration: {evidence.calibration['source']})")
     if report:
         click.echo(f"report: {report}")
+    if csv_path:
+        click.echo(f"cells: {csv_path}")

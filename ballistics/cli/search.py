@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    check_csv_target,
+    csv_option,
     device_option,
     emit_json,
     handle_errors,
     json_option,
     quiet_option,
     scan_read_options,
+    write_csv,
 )
+
+#: the first columns of ``search --csv``: the query, then the JSON candidates' fields; one
+#: ``labels.<column>`` column per label follows (pandas ``json_normalize`` names)
+CANDIDATE_CSV_COLUMNS = ("query", "query_sha256", "rank", "id", "path", "embedding_similarity",
+                         "cmc_count", "score", "log10_lr")
+
+
+def candidate_csv(results: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns and rows of ``search --csv``: one row per candidate of every query, in order."""
+    labels: dict[str, None] = {}
+    rows = []
+    for res in results:
+        for c in res.candidates:
+            row = {"query": res.query["path"], "query_sha256": res.query["sha256"]}
+            row.update({k: c[k] for k in CANDIDATE_CSV_COLUMNS[2:]})
+            for k, v in c["labels"].items():
+                labels.setdefault(k)
+                row[f"labels.{k}"] = v
+            rows.append(row)
+    return [*CANDIDATE_CSV_COLUMNS, *(f"labels.{k}" for k in labels)], rows
 
 
 def _print_table(result) -> None:
@@ -50,13 +74,14 @@ def _print_table(result) -> None:
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="CPU processes for the re-ranking, one thread each (0 = one per core).")
+@csv_option("the candidates (one row each; for --queries, of every query)")
 @device_option
 @scan_read_options
 @json_option
 @quiet_option
 @handle_errors
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
-           workers, device, spacing_um, no_verify, as_json, quiet) -> None:
+           workers, csv_path, device, spacing_um, no_verify, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
     from ballistics.collection.reader import parse_filters
     from ballistics.errors import InputError
@@ -65,6 +90,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
 
     if (query is None) == (queries is None):
         raise InputError("give one QUERY or --queries FILE_LIST")
+    check_csv_target(csv_path, stdout_taken=as_json or queries is not None)
     opts = SearchOptions(
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
@@ -108,8 +134,13 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
             write_search_report(res, out)
         if as_json or queries is not None:
             emit_json(res.to_dict())
-        else:
+        elif csv_path != "-":
             _print_table(res)
+        else:  # the table goes to stdout: only the warnings are shown (stderr)
+            for w in res.warnings:
+                click.echo(f"warning: {w}", err=True)
+    if csv_path:
+        write_csv(csv_path, *candidate_csv(results))
     audit_search(searcher.collection, opts, results)
     if failed:
         raise SystemExit(2)

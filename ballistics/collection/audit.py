@@ -1,7 +1,8 @@
 """The collection's audit log: one JSON line per ingest, search, calibration and verify.
 
 Each line holds the UTC time, the user and host, the command, its parameters, the
-SHA-256 of its inputs, the toolkit version and a summary of the result. Lines are
+SHA-256 of its inputs, the toolkit version, the versions of Python and the libraries
+(``versions``, :func:`ballistics.provenance.versions`) and a summary of the result. Lines are
 appended with ``O_APPEND`` and fsync'd, so concurrent readers (searches) and the writer
 never interleave partial lines.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from ballistics._version import __version__
 from ballistics.jsonutil import to_jsonable
+from ballistics.provenance import versions
 
 AUDIT_NAME = "audit.jsonl"
 
@@ -47,6 +49,7 @@ def audit_entry(
         "parameters": to_jsonable(dict(parameters)),
         "inputs": to_jsonable([dict(i) for i in inputs]),
         "version": __version__,
+        "versions": versions(),
         "result": to_jsonable(dict(result or {})),
     }
 

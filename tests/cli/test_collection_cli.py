@@ -63,6 +63,7 @@ def collection(study, tmp_path_factory) -> Path:
     assert out["failed"][0]["reason"]
     assert out["index"]["kind"] == "flat" and out["index"]["count"] == 6
     assert out["model"]["model"] == "baseline" and out["version"]
+    assert out["schema"] == 1 and out["versions"]["h5py"]
     return col
 
 
@@ -81,7 +82,9 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
              "--processed", "--json", "--report", str(report), "--device", "cpu")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert list(out) == ["query", "calibration", "candidates", "version", "warnings"]
+    assert list(out) == ["schema", "query", "calibration", "candidates", "version", "versions",
+                         "warnings"]
+    assert out["schema"] == 1 and out["versions"]["faiss"]
     assert out["query"]["path"] == q and len(out["query"]["sha256"]) == 64
     assert out["calibration"]["source"] == "synthetic-default"
     assert any("synthetic" in w for w in out["warnings"])
@@ -97,6 +100,7 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
     assert cands[0]["labels"]["firearm_id"] == "W08"
     html = report.read_text()
     assert "top candidates, aligned" in html and "TW08-01" in html and "<img" in html
+    assert "<h2>Software versions</h2>" in html
     # filters: only W10, shortlist 1
     r = _run("search", q, "--collection", str(collection), "--shortlist", "1", "--top", "1",
              "--processed", "--json", "--where", "firearm_id=W10", "--device", "cpu")
@@ -107,18 +111,60 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
 def test_batch_queries_print_json_lines(collection, study, tmp_path):
     lst = tmp_path / "queries.txt"
     lst.write_text(f"{study / 'TW09-01.x3p'}\n{study / 'missing.x3p'}\n")
+    table = tmp_path / "all.csv"
     r = _run("search", "--queries", str(lst), "--collection", str(collection), "--shortlist",
              "1", "--top", "1", "--processed", "--exclude", "firearm_id=W08",
-             "--exclude", "firearm_id=W10", "--device", "cpu")
+             "--exclude", "firearm_id=W10", "--device", "cpu", "--csv", str(table))
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert r.exit_code == 2 and len(lines) == 2
     assert lines[0]["candidates"][0]["id"] == "TW09-02"
     assert lines[1]["error"] and lines[1]["candidates"] == []
+    assert all(x["schema"] == 1 and "versions" in x for x in lines)  # error lines too
+    # one CSV for the batch: the answered query's rows, none for the failed one
+    _, rows = _csv_rows(table.read_text(encoding="utf-8"))
+    assert [(row["query"], row["id"], row["labels.firearm_id"]) for row in rows] == [
+        (lines[0]["query"]["path"], "TW09-02", "W09")]
+
+
+def _csv_rows(text: str) -> tuple[list[str], list[dict]]:
+    import io
+
+    reader = csv.DictReader(io.StringIO(text))
+    return list(reader.fieldnames), list(reader)
+
+
+def test_search_csv_agrees_with_json(collection, study, tmp_path):
+    from ballistics.cli.search import CANDIDATE_CSV_COLUMNS
+
+    q = str(study / "TW08-01.x3p")
+    table = tmp_path / "hits.csv"
+    base = ["search", q, "--collection", str(collection), "--shortlist", "2", "--top", "2",
+            "--processed", "--device", "cpu"]
+    r = _run(*base, "--json", "--csv", str(table))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    columns, rows = _csv_rows(table.read_text(encoding="utf-8"))
+    assert columns == [*CANDIDATE_CSV_COLUMNS, "labels.firearm_id", "labels.casing_id"]
+    assert len(rows) == len(out["candidates"]) == 2
+    for row, c in zip(rows, out["candidates"], strict=True):
+        assert row["query"] == q and row["query_sha256"] == out["query"]["sha256"]
+        assert (int(row["rank"]), row["id"], row["path"]) == (c["rank"], c["id"], c["path"])
+        for key in ("embedding_similarity", "score", "log10_lr"):
+            assert float(row[key]) == c[key]  # the same digits as the JSON
+        assert int(row["cmc_count"]) == c["cmc_count"]
+        assert {k: row[f"labels.{k}"] for k in c["labels"]} == c["labels"]
+    # '-': the table alone on stdout (no text table), and not together with JSON
+    r = _run(*base, "--csv", "-")
+    assert r.exit_code == 0, r.output
+    assert _csv_rows(r.stdout)[1] == rows
+    r = CliRunner().invoke(main, [*base, "--json", "--csv", "-"])
+    assert r.exit_code == 2 and "--csv -" in r.stderr
 
 
 def test_verify_corrupt_index_rebuild_and_audit(collection, study):
     r = _run("verify", "--collection", str(collection), "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["ok"]
+    assert json.loads(r.stdout)["schema"] == 1 and json.loads(r.stdout)["versions"]["numpy"]
     manifest = json.loads((collection / "manifest.json").read_text())
     index = collection / manifest["index"]["file"]
     index.write_bytes(index.read_bytes()[:100])  # truncated
@@ -131,6 +177,7 @@ def test_verify_corrupt_index_rebuild_and_audit(collection, study):
     assert r.exit_code == 1 and "ballistics index rebuild" in r.stderr
     r = _run("index", "rebuild", "--collection", str(collection), "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["index"]["count"] == 7
+    assert json.loads(r.stdout)["schema"] == 1
     assert _run("verify", "--collection", str(collection)).exit_code == 0
     from ballistics.collection.audit import read_audit
 
@@ -138,6 +185,7 @@ def test_verify_corrupt_index_rebuild_and_audit(collection, study):
     assert {"ingest", "search", "verify", "index rebuild"} <= set(commands)
     entry = next(e for e in read_audit(collection) if e["command"] == "search")
     assert entry["inputs"][0]["sha256"] and entry["user"] and entry["time"].endswith("+00:00")
+    assert entry["versions"]["ballistics"] == entry["version"] and entry["versions"]["faiss"]
 
 
 def test_second_ingest_is_refused_while_locked(collection, study):

@@ -46,6 +46,7 @@ def test_compare_json_and_report(files):
     text = report.read_text()
     assert text.startswith("<!DOCTYPE html>") and text.count("<img") == 4
     assert "http://" not in text and "https://" not in text
+    assert "<h2>Software versions</h2>" in text and "<td>torch</td>" in text  # provenance
 
 
 def test_compare_text_output(files):
@@ -71,3 +72,74 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
     res = CliRunner().invoke(main, ["compare", a, str(tiny), "--processed"])
     assert res.exit_code == 2
     assert "unfit for comparison" in res.stderr and "tiny.x3p" in res.stderr
+
+
+def _csv_value(text: str):
+    """A field of the CSV back to the JSON's value (empty = null)."""
+    if text == "":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def test_compare_csv_agrees_with_json(files):
+    import csv
+
+    from ballistics.cli.compare import CELL_CSV_COLUMNS
+    from ballistics.provenance import SCHEMA, VERSION_KEYS
+
+    (a, b), d = files
+    table = d / "cells.csv"
+    res = CliRunner().invoke(main, ["compare", a, b, "--preset", "cmcR", "--rotation", "-3,0,3",
+                                    "--processed", "--json", "--csv", str(table),
+                                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["schema"] == SCHEMA == 1 and tuple(out["versions"]) == VERSION_KEYS
+    with open(table, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames) == CELL_CSV_COLUMNS
+        rows = [{k: (v if k in ("direction", "cellIndex") else _csv_value(v))
+                 for k, v in r.items()} for r in reader]
+    fwd = [r for r in rows if r["direction"] == "refToTarget"]
+    rev = [r for r in rows if r["direction"] == "targetToRef"]
+    assert len(fwd) == len(out["cells"]) == 64 and len(rev) == 64
+    pairs = {"theta": "theta_deg", "dx_um": "dx_um", "dy_um": "dy_um", "fft_ccf": "ccf",
+             "pairwiseCompCor": "corr", "refMissingProp": "missing_fraction",
+             "valid": "valid", "is_cmc": "is_cmc", "is_high_cmc": "is_high_cmc"}
+    for r, c in zip(fwd, out["cells"], strict=True):
+        assert [r["row"], r["col"]] == c["index"]
+        assert r["cellIndex"] == f"{c['cmcr_index'][0]}, {c['cmcr_index'][1]}"
+        for col, key in pairs.items():
+            assert r[col] == c[key], (col, r, c)  # the same digits as the JSON
+        if c["valid"]:  # cmcR's x, y: transposed axes, opposite sign, in µm
+            assert (r["x"], r["y"]) == (-c["dy_um"], -c["dx_um"])
+            assert 0 <= r["jointlyMissing"] <= r["refMissingCount"]
+            assert r["targMissingCount"] >= 0
+        else:
+            assert r["x"] is None and r["pairwiseCompCor"] is None
+    # the counts of the JSON are the CSV's congruent cells
+    assert sum(r["is_cmc"] for r in fwd) == out["cmc_count"] >= 5
+    assert sum(r["is_high_cmc"] for r in fwd) == out["cmc_count_high"]
+    assert sum(r["is_cmc"] for r in rev) == out["cmc_count_reverse"] >= 5
+    grid = {-3.0, 0.0}  # --rotation -3,0,3, both directions (cmcR's grid)
+    assert {r["theta"] for r in fwd + rev if r["valid"]} <= grid
+
+
+def test_compare_csv_to_stdout(files):
+    import csv
+    import io
+
+    (a, b), _ = files
+    base = ["compare", a, b, "--preset", "cmcR", "--rotation", "-3,0,3", "--processed",
+            "--device", "cpu"]
+    res = CliRunner().invoke(main, [*base, "--csv", "-"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 128 and "CMC count" not in res.stdout  # the table alone
+    res = CliRunner().invoke(main, [*base, "--csv", "-", "--json"])
+    assert res.exit_code == 2 and "--csv -" in res.stderr and not res.stdout

@@ -40,6 +40,7 @@ def test_embed_baseline_writes_rows_in_input_order(tmp_path, weller_files):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["n"] == 3 and res["model"] == "baseline" and "version" in res
+    assert res["schema"] == 1 and res["versions"]["h5py"]
     with h5py.File(out) as f:
         e = f["embeddings"][()]
         paths = [p.decode() if isinstance(p, bytes) else p for p in f["paths"][()]]
@@ -86,6 +87,7 @@ def test_train_cli_small_run(tmp_path, real_data):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["n_casings"] == 4 and res["n_sources"] == 2 and res["epochs"] == 1
+    assert res["schema"] == 1 and res["versions"]["torch"]
     assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
     log = json.loads((out / "train_log.json").read_text())
     assert log["status"] == "done" and "ballistics train" in log["command"]

@@ -42,7 +42,8 @@ def test_json_contract_and_written_scan(casing, tmp_path):
     r = _run(["preprocess", str(src), str(out), "--json"])
     assert r.exit_code == 0, r.output
     d = json.loads(r.stdout.strip().splitlines()[-1])
-    for key in ("primer", "firing_pin", "quality", "steps", "version", "warnings"):
+    for key in ("primer", "firing_pin", "quality", "steps", "version", "versions", "schema",
+                "warnings"):
         assert key in d
     assert len(d["primer"]["center_um"]) == 2
     assert d["primer"]["center_um"] == pytest.approx(c.truth["primer_center_um"], abs=25)

@@ -42,7 +42,7 @@ def test_compare_striae_json_and_report(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("ccf_max", "lag_um", "cms", "direction_deg", "overlap_um", "version",
-                "warnings"):
+                "versions", "schema", "warnings"):
         assert key in out
     assert out["ccf_max"] > 0.5
     assert abs(out["direction_deg"][0] - 80.0) < 1.0
@@ -79,7 +79,7 @@ def test_compare_bullets_json(bullet_dirs) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("lands_a", "lands_b", "ccf", "phase_scores", "best_phase", "sam", "version",
-                "warnings"):
+                "versions", "schema", "warnings"):
         assert key in out
     assert out["lands_a"][0] == "land_1.x3p" and len(out["ccf"]) == 6
     assert out["best_phase"] == phase

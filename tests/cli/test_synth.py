@@ -22,6 +22,7 @@ def test_synth_json_and_files(tmp_path):
     assert obj["modality"] == "both" and obj["difficulty"] == "hard" and obj["seed"] == 7
     assert obj["shape"] == [179, 179] and obj["spacing_um"] == 25
     assert obj["seconds"] >= 0 and "version" in obj
+    assert obj["schema"] == 1 and obj["versions"]["numpy"]
     assert Path(obj["manifest"]).is_file() and (out / "F002-02.x3p").is_file()
     assert (out / "F002-02.png").is_file() and (out / "masks" / "F002-02_mask.png").is_file()
     text = CliRunner().invoke(main, ["synth", str(tmp_path / "t"), "--firearms", "1",

@@ -17,7 +17,10 @@ def test_append_and_read_back(tmp_path):
     assert [e["command"] for e in entries] == ["ingest", "search"]
     e = entries[0]
     assert set(e) == {"time", "user", "host", "pid", "command", "parameters", "inputs",
-                      "version", "result"}
+                      "version", "versions", "result"}
+    from ballistics.provenance import versions
+
+    assert e["versions"] == versions() and e["versions"]["ballistics"] == e["version"]
     assert e["time"].endswith("+00:00") and e["parameters"] == {"workers": 2}
     assert e["result"] == {"ingested": 3, "nan": None}
     lines = (tmp_path / AUDIT_NAME).read_text().splitlines()

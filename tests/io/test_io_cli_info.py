@@ -20,7 +20,7 @@ def _runner() -> CliRunner:
 
 
 KEYS = {"path", "sha256", "format", "modality", "shape", "spacing_um", "missing_fraction",
-        "metadata", "warnings", "version"}
+        "metadata", "warnings", "version", "versions", "schema"}
 
 
 def test_info_json_lines_and_bad_file(tmp_path):

@@ -42,6 +42,7 @@ from ballistics.matching.breechface._robust import RobustPose, robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
 from ballistics.matching.breechface.features import aces_features
 from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
+from ballistics.params import check_choice
 from ballistics.scan import Scan
 
 
@@ -101,6 +102,27 @@ class Comparison:
             th = sorted(d.high.theta_counts)
             out[name] = [[float(t), int(d.high.theta_counts[t])] for t in th]
         return out
+
+    def cell_table(self, direction: str = "forward") -> list[dict[str, Any]]:
+        """Per cell of one direction, each at its best-correlation angle.
+
+        Parameters
+        ----------
+        direction
+            ``"forward"`` (reference cells -> target: the rows of :attr:`cells`) or
+            ``"reverse"`` (target cells -> reference, on the target's grid).
+
+        Returns
+        -------
+        list of dict
+            Row-major over the grid: the keys of :attr:`cells` plus ``ref_missing_count``
+            (missing points of the cell), ``target_missing_count`` (of its target region)
+            and ``joint_missing_count`` (missing in the cell and in the aligned target patch
+            alike) at that angle; the last two are ``None`` for a cell never compared.
+        """
+        check_choice("direction", direction, ("forward", "reverse"))
+        return _cells_table(self.forward if direction == "forward" else self.reverse,
+                            counts=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of ``ballistics compare --json`` (documented in docs/compare.md)."""
@@ -230,7 +252,9 @@ def _consensus(d: Direction, reg: Registration) -> tuple[float, float, float, st
     return reg.theta_deg, reg.dx_um, reg.dy_um, "whole-scan registration"
 
 
-def _cells_table(d: Direction) -> list[dict[str, Any]]:
+def _cells_table(d: Direction, *, counts: bool = False) -> list[dict[str, Any]]:
+    """Per cell (row-major) at its best-correlation angle: the ``cells`` of the JSON; with
+    ``counts`` also the missing-point counts of the cell, its region and both."""
     g = d.result.geometry
     r = d.rows
     top = top_rows(r)
@@ -252,10 +276,17 @@ def _cells_table(d: Direction) -> list[dict[str, Any]]:
             a = int(np.nonzero(d.result.angles == r.theta[t])[0][0])
             entry["ccf"] = float(d.result.ccf[a, k])
         else:
+            a = None
             entry.update({"valid": False, "dx_um": None, "dy_um": None, "theta_deg": None,
                           "corr": None, "is_cmc": False, "is_high_cmc": False, "ccf": None})
         area = max(1, int(np.prod(g.cell_size[k])))
         entry["missing_fraction"] = float(d.result.ref_missing[k] / area)
+        if counts:
+            entry["ref_missing_count"] = int(d.result.ref_missing[k])
+            entry["target_missing_count"] = (None if a is None
+                                             else int(d.result.target_missing[a, k]))
+            entry["joint_missing_count"] = (None if a is None
+                                            else int(d.result.joint_missing[a, k]))
         out.append(entry)
     return out
 
