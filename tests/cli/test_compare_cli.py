@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -126,6 +127,17 @@ def test_compare_csv_agrees_with_json(files):
     assert sum(r["is_cmc"] for r in fwd) == out["cmc_count"] >= 5
     assert sum(r["is_high_cmc"] for r in fwd) == out["cmc_count_high"]
     assert sum(r["is_cmc"] for r in rev) == out["cmc_count_reverse"] >= 5
+    # the original rule (Song 2013) on one direction's rows gives its is_cmc column
+    p = out["params"]
+    for rows_d in (fwd, rev):
+        ok = [r for r in rows_d if r["pairwiseCompCor"] is not None]
+        med = {k: float(np.median([r[k] for r in ok])) for k in ("x", "y", "theta")}
+        for r in rows_d:
+            rule = r in ok and (abs(r["x"] - med["x"]) <= p["ty_um"] + 1e-6
+                                and abs(r["y"] - med["y"]) <= p["tx_um"] + 1e-6
+                                and abs(r["theta"] - med["theta"]) <= p["ttheta_deg"] + 1e-6
+                                and r["pairwiseCompCor"] >= p["tcorr"])
+            assert r["is_cmc"] == rule, r
     grid = {-3.0, 0.0}  # --rotation -3,0,3, both directions (cmcR's grid)
     assert {r["theta"] for r in fwd + rev if r["valid"]} <= grid
 
