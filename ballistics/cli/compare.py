@@ -12,6 +12,7 @@ from ballistics.cli.common import (
     json_option,
     quiet_option,
     scan_read_options,
+    threads_option,
 )
 
 
@@ -33,6 +34,7 @@ from ballistics.cli.common import (
                    "the synthetic calibration shipped with the package).")
 @device_option
 @scan_read_options
+@threads_option
 @json_option
 @quiet_option
 @handle_errors
@@ -43,6 +45,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
     or --processed is given.
     """
+    from ballistics.device import configured_threads
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
     from ballistics.matching.evidence import evaluate
@@ -64,6 +67,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     evidence = evaluate(result, calibration)
     out = result.to_dict()
     out.update(evidence.to_dict())
+    out["threads"] = configured_threads()  # the CPU threads the comparison ran with
     for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256

@@ -14,6 +14,7 @@ from ballistics.cli.common import (
     json_option,
     quiet_option,
     scan_read_options,
+    threads_option,
 )
 
 
@@ -49,9 +50,10 @@ def _print_table(result) -> None:
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
-              help="CPU processes for the re-ranking, one thread each (0 = one per core).")
+              help="CPU processes for the re-ranking, sharing --threads (0 = one per thread).")
 @device_option
 @scan_read_options
+@threads_option
 @json_option
 @quiet_option
 @handle_errors
