@@ -14,6 +14,7 @@ The public face, loaded lazily (``import ballistics`` does not import torch)::
 - comparison: :func:`compare` (breech faces), :func:`compare_striae` (striated marks),
   :func:`compare_bullets` (bullets land by land);
 - search: :func:`embed`, :class:`Collection`, :func:`ingest`, :func:`search`;
+- CPU threads: :func:`configure_threads` (from the cores free now, or as given);
 - the data model: :class:`Scan`, :class:`BallisticsError`, :class:`ScanWarning`.
 
 Each name is documented where it lives (``docs/api.md`` lists them all). The packages
@@ -36,6 +37,7 @@ from ballistics.scan import Scan
 
 if TYPE_CHECKING:  # pragma: no cover
     from ballistics.collection.store import Collection
+    from ballistics.device import configure_threads
     from ballistics.io import read_scan, write_x3p
     from ballistics.matching.breechface.comparison import compare
     from ballistics.matching.striae.marks import compare_bullet_scans as compare_bullets
@@ -54,6 +56,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "compare_bullets": ("ballistics.matching.striae.marks", "compare_bullet_scans"),
     "embed": ("ballistics.models", "embed"),
     "Collection": ("ballistics.collection.store", "Collection"),
+    "configure_threads": ("ballistics.device", "configure_threads"),
     "ingest": ("ballistics.workflows.ingest", "ingest"),
     "search": ("ballistics.workflows.search", "search"),
 }
@@ -84,6 +87,7 @@ __all__ = [
     "compare",
     "compare_bullets",
     "compare_striae",
+    "configure_threads",
     "embed",
     "ingest",
     "preprocess",

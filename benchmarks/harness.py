@@ -101,6 +101,9 @@ PARTS: tuple[Part, ...] = (
     Part("weller_search_bench", "benchmarks.weller_search_bench", ("accuracy",),
          "Weller search: 95 queries, top-1/5 after re-ranking, leave-slide-out Cllr",
          per_device=False),
+    Part("threads_bench", "benchmarks.threads_bench", ("speed",),
+         "compare beside 0, 1, 2 CPU-bound competitors: torch default threads vs "
+         "configure_threads (paired A/B, ratios to idle)", per_device=False),
     Part("cluster_bench", "benchmarks.cluster_bench", ("speed",),
          "ingest on a Dask cluster: casings/s against workers", per_device=False),
     Part("scale", "benchmarks.scale", ("scale", "speed"),

@@ -39,3 +39,28 @@ def device(request: pytest.FixtureRequest) -> str:
         if not torch.cuda.is_available():
             pytest.skip("no CUDA device")
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """Every command run in-process configures the CPU threads (``--threads``); put the
+    process's thread settings back after each test so that tests do not leak them."""
+    import sys
+
+    from ballistics import device as dev
+
+    names = (*dev.THREAD_ENV_VARS, *dev.WAIT_POLICY_ENV)
+    env = {k: os.environ.get(k) for k in names}
+    configured, pending = dev._configured, dev._torch_pending
+    torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    yield
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    dev._configured, dev._torch_pending = configured, pending
+    if "torch" in sys.modules:  # imported before the test, or during it (its default then)
+        if torch_threads is None:
+            torch_threads = int(env["OMP_NUM_THREADS"] or dev.affinity_cores())
+        sys.modules["torch"].set_num_threads(torch_threads)

@@ -60,7 +60,13 @@ class LazyGroup(click.Group):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Run the command line; a usage error (unknown option, missing argument, bad
-        choice) is one line on stderr and exit code 2, as every other bad input."""
+        choice) is one line on stderr and exit code 2, as every other bad input.
+
+        Idle OpenMP threads are made to sleep (``OMP_WAIT_POLICY=PASSIVE``) before any
+        command imports torch, unless the environment says otherwise."""
+        from ballistics.device import set_wait_policy
+
+        set_wait_policy()
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
         try:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ballistics.cli.common import device_option, emit_json, handle_errors, json_option, quiet_option
+from ballistics.cli.common import (
+    device_option,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    threads_option,
+)
 
 
 @click.command("calibrate")
@@ -23,6 +30,7 @@ from ballistics.cli.common import device_option, emit_json, handle_errors, json_
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
+@threads_option
 @json_option
 @quiet_option
 @handle_errors

@@ -156,6 +156,34 @@ def scan_read_options(func: F) -> F:
     return func
 
 
+def _configure_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Apply ``--threads`` (or ``BALLISTICS_THREADS``, or the automatic count) as the options
+    are parsed, before the command imports torch."""
+    if ctx.resilient_parsing:
+        return value
+    from ballistics.device import configure_threads
+    from ballistics.errors import ParameterError
+
+    try:
+        return configure_threads(value or None)
+    except ParameterError as exc:
+        raise click.UsageError(str(exc), ctx) from None
+
+
+def threads_option(func: F) -> F:
+    """``--threads N``: CPU threads of the command and its worker processes (0: automatic).
+
+    Applied when the options are parsed (:func:`ballistics.device.configure_threads`); the
+    command function does not receive it.
+    """
+    return click.option(
+        "--threads", type=click.IntRange(0, 4096), default=None, metavar="N",
+        callback=_configure_threads, expose_value=False,
+        help="CPU threads, shared by the worker processes (default: BALLISTICS_THREADS, else "
+             "the cores free now, within the affinity and cgroup quota).",
+    )(func)
+
+
 def device_option(func: F) -> F:
     """``--device auto|cpu|cuda[:N]``."""
     return click.option(

@@ -16,6 +16,7 @@ from ballistics.cli.common import (
     json_option,
     quiet_option,
     scan_read_options,
+    threads_option,
     write_csv,
 )
 
@@ -73,6 +74,7 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @csv_option("the cells of both directions (cmcR's column names, µm)")
 @device_option
 @scan_read_options
+@threads_option
 @json_option
 @quiet_option
 @handle_errors
@@ -83,6 +85,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
     or --processed is given.
     """
+    from ballistics.device import configured_threads
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
     from ballistics.matching.evidence import evaluate
@@ -105,6 +108,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     evidence = evaluate(result, calibration)
     out = result.to_dict()
     out.update(evidence.to_dict())
+    out["threads"] = configured_threads()  # the CPU threads the comparison ran with
     for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ballistics.cli.common import echo_err, emit_json, handle_errors, json_option, quiet_option
+from ballistics.cli.common import (
+    echo_err,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    threads_option,
+)
 
 
 @click.command("demo")
@@ -20,6 +27,7 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
               help="Casings re-ranked per query.")
 @click.option("--model", default=None, help="Embedder (default: cnn, else baseline).")
 @click.option("--workers", type=int, default=2, show_default=True)
+@threads_option
 @json_option
 @quiet_option
 @handle_errors

@@ -27,6 +27,7 @@ from ballistics.cli.common import (
     json_option,
     quiet_option,
     scan_read_options,
+    threads_option,
 )
 from ballistics.errors import InputError
 
@@ -62,6 +63,7 @@ def write_embeddings(path: str | os.PathLike[str], embeddings: np.ndarray, paths
               help="Scans per forward pass.")
 @device_option
 @quiet_option
+@threads_option
 @json_option
 @scan_read_options
 @handle_errors

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ballistics.cli.common import emit_json, handle_errors, json_option
+from ballistics.cli.common import emit_json, handle_errors, json_option, threads_option
 
 
 @click.group("index")
@@ -18,6 +18,7 @@ def index() -> None:
 @click.option("--kind", type=click.Choice(["auto", "flat", "ivfpq", "hnsw"]), default=None,
               help="Index kind (default: as before; auto = exact up to 100k casings, IVF-PQ "
                    "beyond).")
+@threads_option
 @json_option
 @handle_errors
 def rebuild(collection, kind, as_json) -> None:

@@ -15,6 +15,7 @@ from ballistics.cli.common import (
     log_to_stderr,
     quiet_option,
     scan_read_options,
+    threads_option,
 )
 
 
@@ -25,7 +26,7 @@ from ballistics.cli.common import (
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), default=None,
               help="CSV with a 'path' column (path or file name) and label columns.")
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Processes reading and preprocessing in parallel.")
+              help="Processes reading and preprocessing in parallel (they share --threads).")
 @click.option("--processed", is_flag=True,
               help="Inputs are already processed: use them as they are.")
 @click.option("--resume", is_flag=True,
@@ -44,6 +45,7 @@ from ballistics.cli.common import (
                    "local processes; needs the 'dask' extra.")
 @device_option
 @scan_read_options
+@threads_option
 @json_option
 @quiet_option
 @handle_errors

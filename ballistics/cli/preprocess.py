@@ -23,6 +23,7 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     scan_read_options,
+    threads_option,
 )
 from ballistics.errors import ParameterError
 
@@ -41,6 +42,7 @@ from ballistics.errors import ParameterError
 @click.option("--figure", "figure_path", default=None, metavar="PNG", type=OUTPUT_FILE,
               help="Also write a PNG of the segmentation: the scan, the breech-face region, "
                    "the primer and firing-pin circles, with a legend and colour bar.")
+@threads_option
 @json_option
 @scan_read_options
 @handle_errors

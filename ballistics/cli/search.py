@@ -17,6 +17,7 @@ from ballistics.cli.common import (
     json_option,
     quiet_option,
     scan_read_options,
+    threads_option,
     write_csv,
 )
 
@@ -73,10 +74,11 @@ def _print_table(result) -> None:
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
-              help="CPU processes for the re-ranking, one thread each (0 = one per core).")
+              help="CPU processes for the re-ranking, sharing --threads (0 = one per thread).")
 @csv_option("the candidates (one row each; for --queries, of every query)")
 @device_option
 @scan_read_options
+@threads_option
 @json_option
 @quiet_option
 @handle_errors

@@ -23,6 +23,7 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     scan_read_options,
+    threads_option,
 )
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
 
@@ -71,6 +72,7 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
               help="Mask PNG of the striated region (True/non-zero = inside), both scans.")
 @click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
+@threads_option
 @json_option
 @scan_read_options
 @handle_errors
@@ -128,6 +130,7 @@ def _land_files(folder: str) -> list[Path]:
 @click.argument("dir_b", type=click.Path(file_okay=False))
 @click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
+@threads_option
 @json_option
 @scan_read_options
 @handle_errors

@@ -12,7 +12,13 @@ import time
 
 import click
 
-from ballistics.cli.common import emit_json, handle_errors, json_option, quiet_option
+from ballistics.cli.common import (
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    threads_option,
+)
 
 
 @click.command("synth")
@@ -32,8 +38,9 @@ from ballistics.cli.common import emit_json, handle_errors, json_option, quiet_o
 @click.option("--seed", type=click.IntRange(0, None), default=0, show_default=True,
               help="Root seed; the same arguments give byte-identical files.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None,
-              help="Worker threads (default: the CPU count for large jobs).")
+              help="Worker threads (default: --threads for large jobs).")
 @quiet_option
+@threads_option
 @json_option
 @handle_errors
 def synth(outdir: str, n_firearms: int, n_casings: int, modality: str, spacing_um: float,

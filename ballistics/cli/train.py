@@ -21,6 +21,7 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     quiet_option,
+    threads_option,
 )
 
 
@@ -55,6 +56,7 @@ from ballistics.cli.common import (
 @click.option("--resume", is_flag=True, help="Continue from OUT/last.pt.")
 @device_option
 @quiet_option
+@threads_option
 @json_option
 @handle_errors
 def train(manifests: tuple[str, ...], out: str, source_column: str,

@@ -9,11 +9,12 @@ given futures as they finish), plus ``slots`` (tasks it runs at once) and ``clos
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as _cf_as_completed
 from typing import Any, Protocol
+
+from ballistics.device import threads_per_worker, worker_initializer
 
 
 class Executor(Protocol):
@@ -61,35 +62,25 @@ class SerialExecutor:
         """Nothing to release."""
 
 
-def _init_worker() -> None:
-    """One compute thread per worker process: N workers on N cores, no oversubscription."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
-    try:
-        import cv2
-
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover - OpenCV is a core dependency
-        pass
-
-
 class PoolExecutor:
-    """A local pool of ``workers`` spawned processes (``workers > 1``)."""
+    """A local pool of ``workers`` spawned processes (``workers > 1``).
+
+    Each worker runs ``threads`` compute threads (default: the process's thread budget,
+    :func:`ballistics.device.configured_threads`, split between the workers, at least 1).
+    """
 
     remote = False
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, threads: int | None = None) -> None:
         self.slots = int(workers)
+        self.threads = threads_per_worker(self.slots) if threads is None else int(threads)
         # spawn, not fork: a fork of a process whose torch/OpenMP/faiss threads are running
-        # can deadlock the child
+        # can deadlock the child; each worker takes its share of the threads before it
+        # imports torch
         self.pool = ProcessPoolExecutor(max_workers=self.slots,
                                         mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_init_worker)
+                                        initializer=worker_initializer,
+                                        initargs=(self.threads,))
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str | None = None,
                gpu: bool = False, **kwargs: Any) -> Future:

@@ -20,6 +20,7 @@ from ballistics.datasets.manifest import write_manifest
 from ballistics.datasets.synthetic.firearm import make_firearm
 from ballistics.datasets.synthetic.firing import MODALITY_CHOICES, SyntheticCasing, fire
 from ballistics.datasets.synthetic.params import params_for
+from ballistics.device import configured_threads
 from ballistics.errors import ParameterError
 from ballistics.params import check_choice, check_range
 from ballistics.progress import progress
@@ -127,7 +128,7 @@ def _firearm_task(outdir: str, k: int, n_casings: int, params: Any, seed: int,
 def _default_workers(n_firearms: int, n_casings: int, points: int) -> int:
     if n_firearms < 2 or n_firearms * n_casings * points < 8 * 1400 * 1400:
         return 1
-    return max(1, min(os.cpu_count() or 1, n_firearms, 8))
+    return max(1, min(configured_threads(), n_firearms, 8))
 
 
 def generate(

@@ -6,45 +6,43 @@ so splitting the candidates over worker processes that run one thread each uses 
 fully (about 2x on two cores). The workers are forked from the calling process (no re-import,
 no model reload; copy-on-write memory) where the platform allows it, else spawned.
 
+The workers share the process's thread budget (:func:`ballistics.device.configured_threads`):
+``workers=None`` or 0 starts one per available thread, and each worker runs
+``budget // workers`` torch threads (at least 1), so the pool never runs more threads than
+the cores it was given.
+
 The results are the same comparisons as :func:`ballistics.matching.compare_many` returns, in
-the candidates' order. Each worker runs with one torch thread; the serial path uses torch's
-default thread count, so the last bits of correlations may differ between the two, not the
-decisions.
+the candidates' order. The serial path may run another thread count than the workers, so
+the last bits of correlations may differ between the two, not the decisions.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from ballistics.device import affinity_cores, configured_threads, threads_per_worker
+from ballistics.device import worker_initializer as _init_worker
 from ballistics.errors import ParameterError
 from ballistics.scan import Scan
 
 
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity mask where the platform has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    return affinity_cores()
 
 
 def resolve_workers(workers: int | None, n_tasks: int) -> int:
-    """``None`` or 0: one per usable core; never more than ``n_tasks``; at least 1."""
+    """``None`` or 0: one per thread of the process's budget
+    (:func:`ballistics.device.configured_threads`: affinity, cgroup quota, other jobs, or
+    ``--threads``); never more than ``n_tasks``; at least 1."""
     if workers is None or workers == 0:
-        workers = usable_cores()
+        workers = configured_threads()
     if workers < 0:
         raise ParameterError(f"workers must be >= 0 (0 = one per core), got {workers}")
     return max(1, min(int(workers), max(1, n_tasks)))
-
-
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _compare_chunk(query: Scan, chunk: Sequence[Scan], params: Any,
@@ -74,7 +72,10 @@ def compare_many_workers(
     workers: int,
     callback: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
-    """Compare ``query`` with each candidate on ``workers`` CPU processes (one thread each).
+    """Compare ``query`` with each candidate on ``workers`` CPU processes.
+
+    Each worker runs :func:`ballistics.device.threads_per_worker` threads: the process's
+    thread budget split between the workers, at least 1.
 
     Parameters
     ----------
@@ -100,7 +101,8 @@ def compare_many_workers(
     chunks = [list(candidates[bounds[i]:bounds[i + 1]]) for i in range(n_chunks)]
     out: list[Any] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
-                             initializer=_init_worker) as pool:
+                             initializer=_init_worker,
+                             initargs=(threads_per_worker(workers),)) as pool:
         futures = [pool.submit(_compare_chunk, query, c, params, rotation) for c in chunks]
         for fut in futures:
             for cmp in fut.result():
