@@ -33,6 +33,7 @@ from ballistics.collection.index import (
 )
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.manifest import (
+    CHECKSUM_KEY,
     check_sizes,
     now,
     publish_manifest,
@@ -64,6 +65,7 @@ class CollectionWriter(CollectionReader):
                                            and self._rows.extends_to(entries)) else 0
         check_sizes(self.directory, entries[known:])
         cur = type(self)(self.directory, manifest)
+        cur.legacy_manifest = CHECKSUM_KEY not in manifest
         cur._rows = self._rows
         cur._index, cur._index_file = self._index, self._index_file
         return cur
@@ -74,6 +76,7 @@ class CollectionWriter(CollectionReader):
     def _adopt(self, cur: CollectionWriter) -> None:
         """Take over the state (and caches) of ``cur`` after it published."""
         self.manifest = cur.manifest
+        self.legacy_manifest = cur.legacy_manifest
         self._rows = cur._rows
         self._index, self._index_file = cur._index, cur._index_file
         self._cols = None
@@ -82,6 +85,7 @@ class CollectionWriter(CollectionReader):
         publish_manifest(self.directory, manifest)
         self.manifest = manifest
         self._cols = None
+        self.legacy_manifest = False
 
     def set_embedding_info(
         self, info: Mapping[str, Any], *, lock: CollectionLock,
@@ -167,7 +171,10 @@ class CollectionWriter(CollectionReader):
             cols = ([r.id for r in records], [r.path for r in records],
                     [r.sha256 for r in records], [dict(r.labels) for r in records])
             count, dim = len(records), int(records[0].embedding.shape[0])
+        digest = shard_io.shard_digest(self.directory / name)
         entry.update({"count": count, "created": now()})
+        if digest is not None:
+            entry["datasets_sha256"] = digest
         manifest = current.manifest
         manifest["shards"].append(entry)
         manifest["count"] = int(manifest["count"]) + count
@@ -345,7 +352,7 @@ class CollectionWriter(CollectionReader):
             if entry["file"] in files:
                 p = self.directory / entry["file"]
                 try:
-                    lost += shard_io.read_table(p).paths
+                    lost += shard_io.read_paths(p, digest=entry.get("datasets_sha256"))
                 except CollectionCorruptError:
                     lost.append(f"<{entry['count']} casings of {entry['file']}>")
                 if p.exists():
