@@ -7,10 +7,13 @@ to a temporary file, fsyncing it and renaming it over the old one
 (:func:`publish_manifest`); a reader parses it once (:func:`read_manifest`) and sees
 exactly one committed state.
 
-The manifest checks itself: its last key, ``manifest_sha256``, is the SHA-256 of the
-canonical JSON of everything else (:func:`manifest_sha256`), and the file ends with a
-newline. A manifest written before the checksum existed is read with a warning, and only
-the keys such a manifest held are accepted in it.
+The manifest checks itself: its last key, ``manifest_checksum``, holds the SHA-256 of the
+canonical JSON of everything else (:func:`manifest_sha256`) with the ``generation`` and
+``updated`` time it was computed at, and the file ends with a newline. A manifest written
+before the checksum existed is read with a warning, and only the keys such a manifest held
+are accepted in it. So is one an older ballistics wrote after this one (it keeps the stale
+checksum while it moves ``generation`` and ``updated`` on, which a flipped bit does not do
+to both); the next write by this version checksums it again.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from ballistics.jsonutil import to_jsonable
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-#: The manifest's own checksum (the SHA-256 of the canonical JSON of the other keys).
-CHECKSUM_KEY = "manifest_sha256"
+#: The manifest's own checksum: ``{"sha256", "generation", "updated"}``, the SHA-256 of the
+#: canonical JSON of the other keys and the generation and time it was computed at.
+CHECKSUM_KEY = "manifest_checksum"
 #: The top-level keys of a manifest written before :data:`CHECKSUM_KEY` existed.
 LEGACY_KEYS = frozenset({
     "format", "format_version", "generation", "created", "updated", "ballistics_version",
@@ -46,6 +50,12 @@ LEGACY_WARNING = (
     "manifest.json carries no checksum (written by an older ballistics); damage to it may "
     "go unnoticed until the next ingest, calibrate or index rebuild adds one; check the "
     "collection with `ballistics verify --collection DIR`"
+)
+STALE_WARNING = (
+    "manifest.json was last written by an older ballistics (its checksum is from generation "
+    "{generation}, it is at {now}), so it is read unchecked until the next ingest, "
+    "calibrate or index rebuild by this version; check the collection with "
+    "`ballistics verify --collection DIR`"
 )
 FORMAT = "ballistics-collection"
 FORMAT_VERSION = 1
@@ -138,8 +148,14 @@ def schema_problem(manifest: Mapping[str, Any]) -> str | None:
     return None
 
 
-def manifest_problems(text: str, manifest: Mapping[str, Any]) -> tuple[list[str], bool]:
-    """The integrity problems of a parsed manifest and whether it predates the checksum.
+def checksum_record(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``manifest_checksum`` value of ``manifest`` as it is now."""
+    return {"sha256": manifest_sha256(manifest), "generation": manifest.get("generation"),
+            "updated": manifest.get("updated")}
+
+
+def manifest_problems(text: str, manifest: Mapping[str, Any]) -> tuple[list[str], str | None]:
+    """The integrity problems of a parsed manifest, and why it is not checked (if so).
 
     Parameters
     ----------
@@ -150,34 +166,48 @@ def manifest_problems(text: str, manifest: Mapping[str, Any]) -> tuple[list[str]
 
     Returns
     -------
-    problems, legacy
-        Problems found (empty when the manifest is sound) and ``True`` for a manifest
-        written without ``manifest_sha256``.
+    problems, unchecked
+        Problems found (empty when the manifest is sound) and, for a manifest whose
+        checksum cannot apply, the warning saying why (``None`` when it was checked): none
+        recorded (:data:`LEGACY_WARNING`) or one left stale by an older writer
+        (:data:`STALE_WARNING`).
     """
     problems: list[str] = []
-    recorded = manifest.get(CHECKSUM_KEY)
-    legacy = recorded is None
+    record = manifest.get(CHECKSUM_KEY)
+    unchecked: str | None = None
     if not text.endswith("\n"):
         problems.append("manifest.json is truncated (it does not end with a newline)")
-    if legacy:
-        unknown = sorted(set(manifest) - LEGACY_KEYS)
-        if unknown:
-            problems.append("manifest.json carries no checksum and holds unknown key(s) "
-                            f"{', '.join(map(repr, unknown))} (altered)")
-    elif recorded != manifest_sha256(manifest):
+    if record is None:
+        unchecked = LEGACY_WARNING
+    elif not (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+              and isinstance(record.get("generation"), int)):
+        problems.append("manifest.json has an unreadable checksum (altered)")
+    elif (isinstance(manifest.get("generation"), int)
+          and manifest["generation"] > record["generation"]
+          and manifest.get("updated") != record.get("updated")):
+        unchecked = STALE_WARNING.format(generation=record["generation"],
+                                         now=manifest["generation"])
+    elif record["sha256"] != manifest_sha256(manifest):
         problems.append("manifest.json fails its checksum (altered)")
-    schema = schema_problem(manifest)
+    if unchecked:
+        unknown = sorted(set(manifest) - LEGACY_KEYS - {CHECKSUM_KEY})
+        if unknown:
+            problems.append("manifest.json carries no valid checksum and holds unknown "
+                            f"key(s) {', '.join(map(repr, unknown))} (altered)")
+    # a manifest that passes its checksum is what a writer of this version published
+    schema = schema_problem(manifest) if problems or unchecked else None
     if schema:
         problems.append(f"manifest.json is inconsistent: {schema}")
-    return problems, legacy
+    return problems, unchecked
 
 
 def load_manifest(directory: str | Path, *, check: bool = True
-                  ) -> tuple[dict[str, Any], list[str], bool]:
-    """Parse ``DIR/manifest.json``; returns ``(manifest, problems, legacy)``.
+                  ) -> tuple[dict[str, Any], list[str], str | None]:
+    """Parse ``DIR/manifest.json``; returns ``(manifest, problems, unchecked)``.
 
     ``check=True`` raises on the first integrity problem; ``check=False`` returns them
-    (``ballistics verify`` lists them). ``legacy``: the manifest carries no checksum.
+    (``ballistics verify`` lists them). ``unchecked``: why the manifest's checksum could
+    not be checked (see :func:`manifest_problems`), else ``None``.
 
     Raises
     ------
@@ -204,7 +234,7 @@ def load_manifest(directory: str | Path, *, check: bool = True
     if not isinstance(manifest, dict):
         raise CollectionCorruptError("manifest.json is not a JSON object; restore it from a "
                                      "backup", path=directory)
-    problems, legacy = manifest_problems(text, manifest)
+    problems, unchecked = manifest_problems(text, manifest)
     if check and problems:
         raise CollectionCorruptError(f"{problems[0]}; {VERIFY_HINT}", path=directory)
     if manifest.get("format") != FORMAT:
@@ -219,9 +249,9 @@ def load_manifest(directory: str | Path, *, check: bool = True
             f"collection format {manifest.get('format_version')} is newer than this "
             f"ballistics ({__version__}) reads; upgrade ballistics", path=directory,
         )
-    if legacy:
-        logger.info("%s: %s", directory, LEGACY_WARNING)
-    return manifest, problems, legacy
+    if unchecked:
+        logger.info("%s: %s", directory, unchecked)
+    return manifest, problems, unchecked
 
 
 def read_manifest(directory: str | Path, *, check: bool = True) -> dict[str, Any]:
@@ -280,7 +310,7 @@ def manifest_text(manifest: Mapping[str, Any]) -> str:
     """The manifest as JSON text: one top-level key per line, one shard entry per line, its
     ``manifest_sha256`` last (whatever ``manifest`` holds under that key is replaced)."""
     body = {k: v for k, v in manifest.items() if k != CHECKSUM_KEY}
-    return _render({**body, CHECKSUM_KEY: manifest_sha256(body)})
+    return _render({**body, CHECKSUM_KEY: checksum_record(body)})
 
 
 def publish_manifest(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -296,5 +326,5 @@ def write_new_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest`` with its checksum as its last key (atomic replace); the checksum is
     also set in ``manifest``."""
     manifest.pop(CHECKSUM_KEY, None)
-    manifest[CHECKSUM_KEY] = manifest_sha256(manifest)
+    manifest[CHECKSUM_KEY] = checksum_record(manifest)
     atomic_write_bytes(directory / MANIFEST_NAME, _render(manifest).encode("utf-8"))

@@ -17,7 +17,7 @@ import numpy as np
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import file_sha256
 from ballistics.collection.index import SearchIndex, exact_search, merge_topk, read_index
-from ballistics.collection.manifest import LEGACY_WARNING, REBUILD_HINT
+from ballistics.collection.manifest import REBUILD_HINT
 from ballistics.collection.rowtable import RowTable
 from ballistics.errors import CollectionCorruptError, CollectionError, ParameterError
 from ballistics.scan import Scan
@@ -42,8 +42,9 @@ class CollectionReader:
         self._index: SearchIndex | None = None
         self._index_file: str | None = None
         self._cols: dict[str, list[Any]] | None = None
-        #: The manifest carries no ``manifest_sha256`` (written by an older ballistics).
-        self.legacy_manifest = False
+        #: Why the manifest's own checksum was not checked (written by an older
+        #: ballistics), else ``None``.
+        self.manifest_warning: str | None = None
 
     # ---- per-casing columns ------------------------------------------------------------
     @property
@@ -70,7 +71,7 @@ class CollectionReader:
     def warnings(self) -> list[str]:
         """What this state cannot check: a manifest or shards written before the
         integrity checksums existed (empty for a collection written by this version)."""
-        out = [LEGACY_WARNING] if self.legacy_manifest else []
+        out = [self.manifest_warning] if self.manifest_warning else []
         old = sum(1 for e in self.manifest.get("shards") or () if not e.get("datasets_sha256"))
         if old:
             out.append(

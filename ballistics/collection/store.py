@@ -160,11 +160,11 @@ class Collection(CollectionWriter):
             missing or has the wrong size.
         """
         directory = Path(directory)
-        manifest, _, legacy = load_manifest(directory, check=check)
+        manifest, _, unchecked = load_manifest(directory, check=check)
         if check:
             check_sizes(directory, manifest["shards"])
         col = cls(directory, manifest)
-        col.legacy_manifest = legacy
+        col.manifest_warning = unchecked
         return col
 
     def refresh(self) -> Collection:

@@ -39,13 +39,13 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
         ``orphans`` and ``index`` coverage.
     """
     problems: list[dict[str, str]] = []
-    _, manifest_issues, legacy = load_manifest(col.directory, check=False)
+    _, manifest_issues, unchecked = load_manifest(col.directory, check=False)
     for msg in manifest_issues:
         problems.append({"file": MANIFEST_NAME, "problem": msg, "fix": MANIFEST_FIX})
     checked = 1
     manifest = col.manifest
     if schema_problem(manifest):  # nothing else can be checked against it
-        col.legacy_manifest = legacy
+        col.manifest_warning = unchecked
         return {"ok": False, "collection": str(col.directory), "count": None,
                 "generation": None, "checked": checked, "problems": problems,
                 "warnings": [], "orphans": [],
@@ -95,7 +95,7 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
                               ("id", "two casings share an id")):
                 if len(set(cols[key])) != len(cols[key]):
                     problems.append({"file": "shards", "problem": what, "fix": SHARD_FIX})
-    col.legacy_manifest = legacy
+    col.manifest_warning = unchecked
     return {
         "ok": not problems,
         "collection": str(col.directory),

@@ -33,8 +33,8 @@ from ballistics.collection.index import (
 )
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.manifest import (
-    CHECKSUM_KEY,
     check_sizes,
+    load_manifest,
     now,
     publish_manifest,
     read_manifest,
@@ -59,13 +59,13 @@ class CollectionWriter(CollectionReader):
     def _current(self) -> CollectionWriter:
         """The latest committed state, sharing this object's row table and index caches
         (only shards this object has not read yet are stat'ed and read)."""
-        manifest = read_manifest(self.directory)
+        manifest, _, unchecked = load_manifest(self.directory)
         entries = manifest["shards"]
         known = len(self._rows._shards) if (self._rows is not None
                                            and self._rows.extends_to(entries)) else 0
         check_sizes(self.directory, entries[known:])
         cur = type(self)(self.directory, manifest)
-        cur.legacy_manifest = CHECKSUM_KEY not in manifest
+        cur.manifest_warning = unchecked
         cur._rows = self._rows
         cur._index, cur._index_file = self._index, self._index_file
         return cur
@@ -76,7 +76,7 @@ class CollectionWriter(CollectionReader):
     def _adopt(self, cur: CollectionWriter) -> None:
         """Take over the state (and caches) of ``cur`` after it published."""
         self.manifest = cur.manifest
-        self.legacy_manifest = cur.legacy_manifest
+        self.manifest_warning = cur.manifest_warning
         self._rows = cur._rows
         self._index, self._index_file = cur._index, cur._index_file
         self._cols = None
@@ -85,7 +85,7 @@ class CollectionWriter(CollectionReader):
         publish_manifest(self.directory, manifest)
         self.manifest = manifest
         self._cols = None
-        self.legacy_manifest = False
+        self.manifest_warning = None
 
     def set_embedding_info(
         self, info: Mapping[str, Any], *, lock: CollectionLock,
@@ -171,7 +171,8 @@ class CollectionWriter(CollectionReader):
             cols = ([r.id for r in records], [r.path for r in records],
                     [r.sha256 for r in records], [dict(r.labels) for r in records])
             count, dim = len(records), int(records[0].embedding.shape[0])
-        digest = shard_io.shard_digest(self.directory / name)
+        # a shard written elsewhere (a cluster worker) is checked before it is published
+        digest = shard_io.shard_digest(self.directory / name, check=records is None)
         entry.update({"count": count, "created": now()})
         if digest is not None:
             entry["datasets_sha256"] = digest

@@ -243,7 +243,7 @@ def test_old_collection_without_checksums_opens_with_a_warning(study):
     col_dir = study / "col"
     _make_legacy(col_dir)
     col = Collection.open(col_dir)
-    assert col.legacy_manifest and col.warnings[0] == LEGACY_WARNING
+    assert col.manifest_warning == LEGACY_WARNING and col.warnings[0] == LEGACY_WARNING
     assert "2 shard(s)" in col.warnings[1]
     assert col.ids == ["W04-1", "W04-2", "W05-1", "W05-2", "W06-1", "W06-2"]
     r = _run("verify", "--collection", str(col_dir))
@@ -266,7 +266,7 @@ def test_old_collection_without_checksums_opens_with_a_warning(study):
     with col.lock("t") as lock:
         col.update_index(lock=lock, rebuild=True)
     col = Collection.open(col_dir)
-    assert not col.legacy_manifest and len(col.warnings) == 1
+    assert col.manifest_warning is None and len(col.warnings) == 1
     assert CHECKSUM_KEY in json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -317,3 +317,23 @@ def test_a_damaged_worker_shard_is_refused_at_commit(tmp_path):
     with col.lock("t") as lock, pytest.raises(CollectionCorruptError, match="labels"):
         col.commit_shard(ext, lock=lock)
     assert Collection.open(col.directory).count == 0
+
+
+def test_a_manifest_an_older_ballistics_wrote_after_this_one_is_read_with_a_warning(study):
+    """An older writer keeps the stale checksum while it moves generation and updated on
+    (a flipped bit changes one of them, not both: see the generation case above)."""
+    col_dir = study / "col"
+    path = col_dir / MANIFEST_NAME
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["generation"] += 1
+    manifest["updated"] = "2030-01-01T00:00:00+00:00"
+    manifest["index"]["built"] = manifest["updated"]
+    path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    col = Collection.open(col_dir)
+    assert col.manifest_warning.startswith("manifest.json was last written by an older")
+    assert col.count == 6 and col.warnings == [col.manifest_warning]
+    r = _run("verify", "--collection", str(col_dir), "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["warnings"] == col.warnings
+    with col.lock("t") as lock:  # the next write checksums it again
+        col.update_index(lock=lock, rebuild=True)
+    assert Collection.open(col_dir).manifest_warning is None
