@@ -3,7 +3,8 @@
 Layout of ``DIR``::
 
     manifest.json        the last committed state (format, generation, model, shards, index,
-                         calibration, with the SHA-256 and size of every data file)
+                         calibration, with the SHA-256 and size of every data file and the
+                         digest of every shard's small datasets), checksummed itself
     shards/shard-*.h5    one file per committed batch, never rewritten (see ``shards``)
     index/index-*.faiss  the FAISS index over the first ``index.count`` rows
     calibration/*.json   the collection's own score model and LR calibration, if fitted

@@ -158,9 +158,11 @@ class CollectionWriter(CollectionReader):
         return f"{sub}/{stem}-{gen:06d}-{uuid.uuid4().hex[:8]}{ext}"
 
     def _publish_shard(
-        self, current: CollectionWriter, name: str, records: Sequence[CasingRecord] | None
+        self, current: CollectionWriter, name: str, records: Sequence[CasingRecord] | None,
+        digest: str | None = None,
     ) -> None:
-        """Publish the shard ``name`` on top of ``current`` (the latest state) and adopt it."""
+        """Publish the shard ``name`` on top of ``current`` (the latest state) and adopt it
+        (``digest``: its ``datasets_sha256`` when already known)."""
         table = current.row_table()
         entry = file_entry(self.directory / name, self.directory)
         if records is None:
@@ -171,8 +173,8 @@ class CollectionWriter(CollectionReader):
             cols = ([r.id for r in records], [r.path for r in records],
                     [r.sha256 for r in records], [dict(r.labels) for r in records])
             count, dim = len(records), int(records[0].embedding.shape[0])
-        # a shard written elsewhere (a cluster worker) is checked before it is published
-        digest = shard_io.shard_digest(self.directory / name, check=records is None)
+        if digest is None:
+            digest = shard_io.shard_digest(self.directory / name, check=False)
         entry.update({"count": count, "created": now()})
         if digest is not None:
             entry["datasets_sha256"] = digest
@@ -209,6 +211,8 @@ class CollectionWriter(CollectionReader):
         self._require(lock)
         src = Path(shard_path)
         incoming = shard_io.read_table(src)
+        # every small dataset checked against the shard's digests before it moves in
+        digest = shard_io.shard_digest(src)
         current = self._current()
         table = current.row_table()
         clean = (not table.sha_set.intersection(incoming.sha256)
@@ -224,7 +228,7 @@ class CollectionWriter(CollectionReader):
         dst = self.directory / name
         src.replace(dst)
         fsync_dir(dst.parent)
-        self._publish_shard(current, name, None)
+        self._publish_shard(current, name, None, digest)
         return {"committed": incoming.count, "duplicates": 0, "renamed": True}
 
     # ---- index -------------------------------------------------------------------------

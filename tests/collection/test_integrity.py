@@ -307,16 +307,17 @@ def test_random_bit_flips_never_give_a_wrong_answer(pristine, tmp_path):
     assert caught > 0 and read_all()[0] == ref[0]
 
 
-def test_a_damaged_worker_shard_is_refused_at_commit(tmp_path):
+@pytest.mark.parametrize(("name", "target"), [("labels", b"F00"), ("spacing_um", None)])
+def test_a_damaged_worker_shard_is_refused_at_commit(tmp_path, name, target):
     from tests.collection.helpers import make_record
 
     col = Collection.create(tmp_path / "col", embedding={"model": "t", "model_hash": "h",
                                                           "dim": 16})
     ext = shard_io.write_shard(tmp_path / "worker.h5", [make_record(i, seed=3) for i in range(3)])
-    _flip_in_dataset(ext, "labels", 1, b"F00")
-    with col.lock("t") as lock, pytest.raises(CollectionCorruptError, match="labels"):
+    _flip_in_dataset(ext, name, 1, target)
+    with col.lock("t") as lock, pytest.raises(CollectionCorruptError, match=name):
         col.commit_shard(ext, lock=lock)
-    assert Collection.open(col.directory).count == 0
+    assert Collection.open(col.directory).count == 0 and ext.is_file()  # left where it was
 
 
 def test_a_manifest_an_older_ballistics_wrote_after_this_one_is_read_with_a_warning(study):
