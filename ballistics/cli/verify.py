@@ -20,13 +20,22 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
 @json_option
 @handle_errors
 def verify(collection, quick, drop_damaged, as_json) -> None:
-    """Verify every shard, the index and the calibration of a collection (exit 1 if damaged)."""
+    """Verify the manifest, every shard, the index and the calibration of a collection
+    (exit 1 if damaged)."""
     from ballistics.collection.audit import log_event
+    from ballistics.collection.manifest import MANIFEST_NAME
     from ballistics.collection.store import Collection
+    from ballistics.errors import CollectionCorruptError
 
-    col = _open_lenient(collection) if drop_damaged else Collection.open(collection)
+    # opened without checks: listing what is damaged is the point
+    col = Collection.open(collection, check=False)
     report = col.verify(full=not quick)
     if drop_damaged and report["problems"]:
+        if any(p["file"] == MANIFEST_NAME for p in report["problems"]):
+            raise CollectionCorruptError(
+                "manifest.json is damaged, so --drop-damaged cannot repair the collection "
+                "(it would publish the damaged manifest); restore manifest.json from a backup",
+                path=col.directory)
         shard_files = {p["file"] for p in report["problems"] if p["file"].startswith("shards/")}
         with col.lock("verify --drop-damaged") as lock:
             report["lost"] = col.drop_shards(shard_files, lock=lock) if shard_files else []
@@ -46,25 +55,11 @@ def verify(collection, quick, drop_damaged, as_json) -> None:
                    f"{report['checked']} files checked, index covers {report['index']['covers']}")
         for p in report["problems"]:
             echo_err(f"problem: {p['file']}: {p['problem']} -> fix: {p['fix']}")
+        for w in report["warnings"]:
+            echo_err(f"warning: {w}")
         for o in report["orphans"]:
             echo_err(f"note: orphan file {o} (left by an interrupted writer; removed by the next "
                      "ingest)")
     ok = report["ok"] or report.get("after", {}).get("ok", False)
     if not ok:
         sys.exit(1)
-
-
-def _open_lenient(collection):
-    """Open a collection whose shards may be missing or truncated (for --drop-damaged)."""
-    import json
-    from pathlib import Path
-
-    from ballistics.collection.store import MANIFEST_NAME, Collection
-    from ballistics.errors import BallisticsError
-
-    d = Path(collection)
-    try:
-        return Collection.open(d)
-    except BallisticsError:  # damaged shards are what we are here to drop
-        manifest = json.loads((d / MANIFEST_NAME).read_text(encoding="utf-8"))
-        return Collection(d, manifest)

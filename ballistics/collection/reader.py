@@ -42,6 +42,9 @@ class CollectionReader:
         self._index: SearchIndex | None = None
         self._index_file: str | None = None
         self._cols: dict[str, list[Any]] | None = None
+        #: Why the manifest's own checksum was not checked (written by an older
+        #: ballistics), else ``None``.
+        self.manifest_warning: str | None = None
 
     # ---- per-casing columns ------------------------------------------------------------
     @property
@@ -63,6 +66,19 @@ class CollectionReader:
     def embedding_info(self) -> dict[str, Any]:
         """``{"model", "model_hash", "dim"}``."""
         return dict(self.manifest.get("embedding") or {})
+
+    @property
+    def warnings(self) -> list[str]:
+        """What this state cannot check: a manifest or shards written before the
+        integrity checksums existed (empty for a collection written by this version)."""
+        out = [self.manifest_warning] if self.manifest_warning else []
+        old = sum(1 for e in self.manifest.get("shards") or () if not e.get("datasets_sha256"))
+        if old:
+            out.append(
+                f"{old} shard(s) of the collection carry no dataset checksums (written by an "
+                "older ballistics): a damaged id, label or path in them may go unnoticed by "
+                "search; check them with `ballistics verify --collection DIR`")
+        return out
 
     def row_table(self) -> RowTable:
         """The row table holding (at least) this state's shards, read incrementally."""
@@ -100,9 +116,21 @@ class CollectionReader:
             out.append((self.manifest["shards"][s], r - int(starts[s])))
         return out
 
-    def _shard_embeddings(self, name: str) -> np.ndarray:
+    def _read_embeddings(self, entry: Mapping[str, Any]) -> np.ndarray:
+        """A shard's embeddings, checked to hold the rows and dimension recorded."""
+        path = self.directory / entry["file"]
+        emb = shard_io.read_embeddings(path)
+        dim = int(self.embedding_info.get("dim") or emb.shape[1])
+        if emb.shape != (int(entry["count"]), dim):
+            raise CollectionCorruptError(
+                f"the shard's embeddings have the shape {emb.shape}, the manifest recorded "
+                f"({entry['count']}, {dim}); {shard_io.FIX_HINT}", path=path)
+        return emb
+
+    def _shard_embeddings(self, entry: Mapping[str, Any]) -> np.ndarray:
+        name = entry["file"]
         if name not in self._emb:
-            self._emb[name] = shard_io.read_embeddings(self.directory / name)
+            self._emb[name] = self._read_embeddings(entry)
         return self._emb[name]
 
     def embedding_blocks(
@@ -116,10 +144,9 @@ class CollectionReader:
             n = int(entry["count"])
             lo, hi = max(start, pos), min(stop, pos + n)
             if lo < hi:
-                name = entry["file"]
-                emb = self._emb.get(name)
+                emb = self._emb.get(entry["file"])
                 if emb is None:
-                    emb = shard_io.read_embeddings(self.directory / name)
+                    emb = self._read_embeddings(entry)
                 yield lo, emb[lo - pos: hi - pos]
             pos += n
 
@@ -131,19 +158,23 @@ class CollectionReader:
 
     def embeddings_at(self, rows: Sequence[int]) -> np.ndarray:
         """Embeddings of the given rows, ``(len(rows), D)``."""
-        out = [self._shard_embeddings(entry["file"])[local] for entry, local in self._locate(rows)]
+        out = [self._shard_embeddings(entry)[local] for entry, local in self._locate(rows)]
         dim = int(self.embedding_info.get("dim", 0))
         return np.stack(out) if out else np.zeros((0, dim), np.float32)
 
     def surfaces(self, rows: Sequence[int]) -> list[Scan]:
-        """The stored processed surfaces of ``rows`` (Fletcher-32 checked on read)."""
+        """The stored processed surfaces of ``rows`` (Fletcher-32 checked on read; their
+        spacing, paths and metadata checked against the shard's digests once per process)."""
         located = self._locate(rows)
         by_file: dict[str, list[tuple[int, int]]] = {}
+        entries: dict[str, Mapping[str, Any]] = {}
         for i, (entry, local) in enumerate(located):
             by_file.setdefault(entry["file"], []).append((i, local))
+            entries[entry["file"]] = entry
         out: list[Scan | None] = [None] * len(located)
         for name, items in by_file.items():
-            scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items])
+            scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items],
+                                           digest=entries[name].get("datasets_sha256"))
             for (i, _), s in zip(items, scans, strict=True):
                 out[i] = s
         return [s for s in out if s is not None]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ballistics.collection import shards as shard_io
+from ballistics.errors import CollectionCorruptError
 
 
 def _key(entry: Mapping[str, Any]) -> tuple[str, str]:
@@ -87,7 +88,12 @@ class RowTable:
         """
         table = self if self.extends_to(entries) else RowTable()
         for entry in entries[len(table._shards):]:
-            t = shard_io.read_table(directory / entry["file"])
+            path = directory / entry["file"]
+            t = shard_io.read_table(path, digest=entry.get("datasets_sha256"))
+            if t.count != int(entry["count"]):
+                raise CollectionCorruptError(
+                    f"shard holds {t.count} casings, the manifest recorded {entry['count']}; "
+                    f"{shard_io.FIX_HINT}", path=path)
             table.append(entry, t.ids, t.paths, t.sha256, t.labels)
         return table
 

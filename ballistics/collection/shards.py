@@ -10,16 +10,24 @@ Layout of a shard (all arrays indexed by the row within the shard)::
     surfaces/<row>                           float32 (rows, cols) heights in µm, NaN = missing;
                                              chunked, shuffled, gzip-compressed, Fletcher-32
 
-Every chunk carries a Fletcher-32 checksum, so a flipped bit in a surface is detected
-when it is read (:class:`~ballistics.errors.CollectionCorruptError`), not returned as data.
-A shard is written to a temporary name, fsync'd and renamed: a half-written shard is
-never visible under its final name.
+Integrity: every chunk of the embeddings and surfaces carries a Fletcher-32 checksum, and
+the attribute ``dataset_sha256`` (JSON) holds the SHA-256 of each small dataset above (ids
+to spacing_um, :func:`dataset_digest`); the manifest records the SHA-256 of that attribute
+(:func:`digests_sha256`), so a flipped bit anywhere a search reads is detected when it is
+read (:class:`~ballistics.errors.CollectionCorruptError`), not returned as data. The small
+datasets are hashed once per process and file (:func:`read_surfaces` remembers the files it
+checked by path, size, mtime and inode). A shard is written to a temporary name, fsync'd and
+renamed: a half-written shard is never visible under its final name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,10 +50,110 @@ FIX_HINT = (
     "run `ballistics verify --collection DIR` to list the damaged files; restore them from a "
     "backup or re-ingest the affected casings into a new collection"
 )
+#: The shard attribute holding the SHA-256 of every small dataset (a JSON object).
+DIGEST_ATTR = "dataset_sha256"
+#: The small per-casing datasets covered by :data:`DIGEST_ATTR` (the large ones, embeddings
+#: and surfaces, carry Fletcher-32 checksums per chunk).
+SMALL_DATASETS = ("ids", "paths", "sha256", "modality", "labels", "metadata", "provenance",
+                  "warnings", "spacing_um")
+#: Exceptions h5py, NumPy and json raise on damaged data; read as "the shard is damaged".
+DAMAGE = (OSError, KeyError, ValueError, IndexError, TypeError, RuntimeError)
 
 
 def _json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False)
+
+
+def dataset_digest(values: Any) -> str:
+    """SHA-256 of a small dataset's values, as written or as read back.
+
+    Strings (``str`` or the UTF-8 ``bytes`` h5py returns) are hashed as their count, then
+    each one's byte length and bytes; numbers as their shape and little-endian float64
+    bytes. The same values give the same digest whichever form they come in.
+    """
+    h = hashlib.sha256()
+    arr = np.asarray(values) if not isinstance(values, list) else None
+    if arr is not None and arr.dtype.kind in "fiu":
+        a = np.ascontiguousarray(arr, dtype="<f8")
+        h.update(b"f8" + repr(a.shape).encode("ascii"))
+        h.update(a.tobytes())
+        return h.hexdigest()
+    items = values if arr is None else arr.reshape(-1).tolist()
+    h.update(b"str" + len(items).to_bytes(8, "little"))
+    for v in items:
+        b = v if isinstance(v, bytes) else str(v).encode("utf-8")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+def digests_sha256(digests: Mapping[str, str]) -> str:
+    """SHA-256 of a shard's per-dataset digests (canonical JSON): what the manifest records
+    as the shard entry's ``datasets_sha256``."""
+    text = json.dumps(dict(digests), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _corrupt(path: Path, what: str) -> CollectionCorruptError:
+    return CollectionCorruptError(f"{what}; {FIX_HINT}", path=path)
+
+
+@contextlib.contextmanager
+def _damaged(path: Path, what: str) -> Iterator[None]:
+    """Turn the errors of reading damaged HDF5 data into one CollectionCorruptError."""
+    try:
+        yield
+    except CollectionCorruptError:
+        raise
+    except DAMAGE as exc:
+        raise _corrupt(path, f"{what} ({type(exc).__name__}: {exc})") from None
+
+
+def _stored_digests(f: Any, path: Path, expected: str | None) -> dict[str, str] | None:
+    """The shard's per-dataset digests, checked against the manifest's ``expected`` hash of
+    them; ``None`` for a shard written before they existed (and no ``expected``)."""
+    raw = f.attrs.get(DIGEST_ATTR)
+    if raw is None:
+        if expected:
+            raise _corrupt(path, "shard carries no dataset checksums although the manifest "
+                                 "records them (altered or replaced)")
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    digests = json.loads(str(raw))
+    if not isinstance(digests, dict) or not all(
+            isinstance(digests.get(n), str) for n in SMALL_DATASETS):
+        raise _corrupt(path, "shard's dataset checksums are unreadable")
+    if expected and digests_sha256(digests) != expected:
+        raise _corrupt(path, "shard's dataset checksums differ from those the manifest "
+                             "recorded (altered or replaced)")
+    return digests
+
+
+def _checked(f: Any, name: str, digests: Mapping[str, str] | None, path: Path) -> Any:
+    """The whole dataset ``name``, checked against its digest when the shard has them."""
+    values = f[name][()]
+    if digests is not None and dataset_digest(values) != digests[name]:
+        raise _corrupt(path, f"dataset {name!r} of the shard fails its checksum (altered)")
+    return values
+
+
+# files whose small datasets were checked in this process: (path, size, mtime_ns, inode,
+# expected digest) -> dataset names checked
+_VERIFIED: dict[tuple[Any, ...], set[str]] = {}
+_VERIFIED_LOCK = threading.Lock()
+_VERIFIED_MAX = 65536
+
+
+def _identity(path: Path, expected: str | None) -> tuple[Any, ...]:
+    st = os.stat(path)
+    return (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, expected)
+
+
+def forget_verified() -> None:
+    """Forget which shards were checked in this process (the next read hashes them again)."""
+    with _VERIFIED_LOCK:
+        _VERIFIED.clear()
 
 
 def write_shard(path: str | Path, records: Sequence[CasingRecord]) -> Path:
@@ -86,8 +194,11 @@ def write_shard(path: str | Path, records: Sequence[CasingRecord]) -> Path:
             f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             f.attrs["ballistics_version"] = __version__
 
+            digests: dict[str, str] = {}
+
             def strings(name: str, values: list[str]) -> None:
                 f.create_dataset(name, data=np.array(values, dtype=object), dtype=str_t)
+                digests[name] = dataset_digest(values)
 
             strings("ids", [r.id for r in records])
             strings("paths", [r.path for r in records])
@@ -99,6 +210,8 @@ def write_shard(path: str | Path, records: Sequence[CasingRecord]) -> Path:
             strings("warnings", [_json([*r.scan.warnings, *r.warnings]) for r in records])
             spacing = np.array([r.scan.spacing_um for r in records], dtype=np.float64)
             f.create_dataset("spacing_um", data=spacing)
+            digests["spacing_um"] = dataset_digest(spacing)
+            f.attrs[DIGEST_ATTR] = json.dumps(digests, sort_keys=True)
             emb = np.stack([r.embedding for r in records]).astype(np.float32)
             f.create_dataset("embeddings", data=emb, fletcher32=True, chunks=(n, dim))
             grp = f.create_group("surfaces")
@@ -137,100 +250,135 @@ def _open(path: Path):
         return h5py.File(path, "r")
     except FileNotFoundError:
         raise CollectionCorruptError(f"shard file is missing; {FIX_HINT}", path=path) from None
-    except OSError as exc:
+    except DAMAGE as exc:
         raise CollectionCorruptError(
             f"shard file cannot be read ({exc}); {FIX_HINT}", path=path
         ) from None
 
 
-def _strs(ds: Any) -> list[str]:
-    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in ds[()]]
+def _strs(values: Any) -> list[str]:
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
-def read_table(path: str | Path) -> ShardTable:
-    """Read ids, paths, hashes and labels of a shard.
+def _label(text: str) -> dict[str, str]:
+    lab = json.loads(text)
+    if not isinstance(lab, dict):
+        raise ValueError(f"labels {text!r} are not a JSON object")
+    return lab
+
+
+def read_table(path: str | Path, *, digest: str | None = None) -> ShardTable:
+    """Read ids, paths, hashes and labels of a shard, checked against their digests.
+
+    Parameters
+    ----------
+    path
+        The shard file.
+    digest
+        The manifest's ``datasets_sha256`` of the shard (``None``: the shard's own digests
+        are used, when it has them).
 
     Raises
     ------
     CollectionCorruptError
-        When the file is missing, truncated or not a shard.
+        When the file is missing, truncated, not a shard or fails a checksum.
     """
     path = Path(path)
-    with _open(path) as f:
-        try:
-            if f.attrs.get("format") != SHARD_FORMAT:
-                raise CollectionCorruptError(f"not a ballistics shard; {FIX_HINT}", path=path)
-            table = ShardTable(
-                ids=_strs(f["ids"]),
-                paths=_strs(f["paths"]),
-                sha256=_strs(f["sha256"]),
-                labels=[json.loads(s) for s in _strs(f["labels"])],
-                count=int(f.attrs["count"]),
-                dim=int(f.attrs["dim"]),
-            )
-        except CollectionCorruptError:
-            raise
-        except (OSError, KeyError, ValueError) as exc:
-            raise CollectionCorruptError(
-                f"shard file is damaged ({exc}); {FIX_HINT}", path=path
-            ) from None
-    if len(table.ids) != table.count:
-        raise CollectionCorruptError(f"shard row count mismatch; {FIX_HINT}", path=path)
+    with _open(path) as f, _damaged(path, "shard file is damaged"):
+        if f.attrs.get("format") != SHARD_FORMAT:
+            raise _corrupt(path, "not a ballistics shard")
+        digests = _stored_digests(f, path, digest)
+        table = ShardTable(
+            ids=_strs(_checked(f, "ids", digests, path)),
+            paths=_strs(_checked(f, "paths", digests, path)),
+            sha256=_strs(_checked(f, "sha256", digests, path)),
+            labels=[_label(s) for s in _strs(_checked(f, "labels", digests, path))],
+            count=int(f.attrs["count"]),
+            dim=int(f.attrs["dim"]),
+        )
+    if not (len(table.ids) == len(table.paths) == len(table.sha256) == len(table.labels)
+            == table.count):
+        raise _corrupt(path, "shard row count mismatch")
     return table
 
 
 def read_embeddings(path: str | Path) -> np.ndarray:
     """The ``(N, D)`` float32 embeddings of a shard (checksummed on read)."""
     path = Path(path)
-    with _open(path) as f:
-        try:
-            return np.asarray(f["embeddings"][()], dtype=np.float32)
-        except (OSError, KeyError, ValueError) as exc:
-            raise CollectionCorruptError(
-                f"embeddings of a shard are damaged ({exc}); {FIX_HINT}", path=path
-            ) from None
+    with _open(path) as f, _damaged(path, "embeddings of a shard are damaged"):
+        emb = np.asarray(f["embeddings"][()], dtype=np.float32)
+        if emb.ndim != 2:
+            raise _corrupt(path, f"embeddings of a shard have the shape {emb.shape}")
+        return emb
 
 
-def read_surfaces(path: str | Path, rows: Sequence[int]) -> list[Scan]:
+#: The datasets a stored surface is read with.
+_SURFACE_COLUMNS = ("modality", "metadata", "sha256", "provenance", "warnings", "paths",
+                    "spacing_um")
+
+
+def read_surfaces(path: str | Path, rows: Sequence[int], *, digest: str | None = None
+                  ) -> list[Scan]:
     """Read the processed surfaces at ``rows`` of a shard as :class:`Scan` objects.
 
     The returned scans carry the stored provenance, metadata, spacing, source path and
-    source SHA-256, so they are recognised as processed by the comparison.
+    source SHA-256, so they are recognised as processed by the comparison. The first read
+    of a shard in a process checks its small datasets against their digests (``digest``:
+    the manifest's ``datasets_sha256``, see :func:`read_table`); the heights are
+    Fletcher-32 checked on every read.
+
+    Raises
+    ------
+    CollectionCorruptError
+        When the file is missing or damaged, or fails a checksum.
     """
     path = Path(path)
     out: list[Scan] = []
-    with _open(path) as f:
-        try:
-            for row in (int(r) for r in rows):
+    with _open(path) as f, _damaged(path, "a stored surface is damaged"):
+        # whole columns: one read each is faster than one per row, and can be hashed
+        key = _identity(path, digest)
+        with _VERIFIED_LOCK:
+            done = _VERIFIED.get(key, set()).issuperset(_SURFACE_COLUMNS)
+        if done:
+            cols: dict[str, Any] = {n: f[n][()] for n in _SURFACE_COLUMNS}
+        else:
+            digests = _stored_digests(f, path, digest)
+            cols = {n: _checked(f, n, digests, path) for n in _SURFACE_COLUMNS}
+            with _VERIFIED_LOCK:
+                if len(_VERIFIED) >= _VERIFIED_MAX:
+                    _VERIFIED.clear()
+                _VERIFIED.setdefault(key, set()).update(_SURFACE_COLUMNS)
+        count = int(f.attrs["count"])
+        for row in (int(r) for r in rows):
+            if not 0 <= row < count:
+                raise _corrupt(path, f"row {row} is outside the shard's {count} rows")
 
-                def at(name: str, row: int = row) -> str:
-                    v = f[name][row]
-                    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+            def at(name: str, row: int = row) -> str:
+                v = cols[name][row]
+                return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
-                out.append(
-                    Scan(
-                        heights=f["surfaces"][str(row)][()],
-                        spacing_um=tuple(float(v) for v in f["spacing_um"][row]),
-                        modality=at("modality"),
-                        metadata=json.loads(at("metadata")),
-                        sha256=at("sha256"),
-                        provenance=tuple(json.loads(at("provenance"))),
-                        warnings=tuple(json.loads(at("warnings"))),
-                        source=at("paths"),
-                    )
+            out.append(
+                Scan(
+                    heights=f["surfaces"][str(row)][()],
+                    spacing_um=tuple(float(v) for v in cols["spacing_um"][row]),
+                    modality=at("modality"),
+                    metadata=json.loads(at("metadata")),
+                    sha256=at("sha256"),
+                    provenance=tuple(json.loads(at("provenance"))),
+                    warnings=tuple(json.loads(at("warnings"))),
+                    source=at("paths"),
                 )
-        except (OSError, KeyError, ValueError) as exc:
-            raise CollectionCorruptError(
-                f"a stored surface is damaged ({exc}); {FIX_HINT}", path=path
-            ) from None
+            )
     return out
 
 
-def read_records(path: str | Path) -> list[CasingRecord]:
+def read_records(path: str | Path, *, digest: str | None = None) -> list[CasingRecord]:
     """Every casing of a shard as :class:`CasingRecord` objects (to re-commit them)."""
-    table = read_table(path)
+    table = read_table(path, digest=digest)
     emb = read_embeddings(path)
-    scans = read_surfaces(path, range(table.count))
+    scans = read_surfaces(path, range(table.count), digest=digest)
+    if emb.shape[0] != table.count:
+        raise _corrupt(Path(path), "shard row count mismatch")
     return [
         CasingRecord(id=i, path=p, sha256=h, labels=lab, embedding=e, scan=s)
         for i, p, h, lab, e, s in zip(table.ids, table.paths, table.sha256, table.labels, emb,
@@ -238,8 +386,48 @@ def read_records(path: str | Path) -> list[CasingRecord]:
     ]
 
 
-def check_shard(path: str | Path) -> list[str]:
-    """Read every dataset of a shard (so every Fletcher-32 chunk checksum is checked).
+def read_paths(path: str | Path, *, digest: str | None = None) -> list[str]:
+    """The source paths of a shard's casings, checked against their digest (readable even
+    when another dataset of the shard is damaged: the files to ingest again).
+
+    Raises
+    ------
+    CollectionCorruptError
+        When the paths cannot be read or fail their digest.
+    """
+    path = Path(path)
+    with _open(path) as f, _damaged(path, "shard file is damaged"):
+        try:
+            digests = _stored_digests(f, path, digest)
+        except CollectionCorruptError:
+            digests = _stored_digests(f, path, None)  # the paths' own digest may still hold
+        return _strs(_checked(f, "paths", digests, path))
+
+
+def shard_digest(path: str | Path, *, check: bool = True) -> str | None:
+    """What the manifest records for a shard as ``datasets_sha256``: the SHA-256 of its
+    per-dataset digests, after checking every small dataset against them (``check``; a
+    shard this process just wrote needs no check) (``None`` for a shard written without
+    digests).
+
+    Raises
+    ------
+    CollectionCorruptError
+        When the shard is damaged or a small dataset fails its digest.
+    """
+    path = Path(path)
+    with _open(path) as f, _damaged(path, "shard file is damaged"):
+        digests = _stored_digests(f, path, None)
+        if digests is None:
+            return None
+        for name in SMALL_DATASETS if check else ():
+            _checked(f, name, digests, path)
+        return digests_sha256(digests)
+
+
+def check_shard(path: str | Path, *, digest: str | None = None) -> list[str]:
+    """Read every dataset of a shard (so every Fletcher-32 chunk checksum is checked) and
+    check its small datasets against their digests (``digest``: see :func:`read_table`).
 
     Returns
     -------
@@ -256,10 +444,23 @@ def check_shard(path: str | Path) -> list[str]:
                 if isinstance(obj, h5py.Dataset):
                     try:
                         obj[()]
-                    except (OSError, ValueError) as exc:
+                    except DAMAGE as exc:
                         problems.append(f"{path.name}:{name}: {exc}")
 
             f.visititems(visit)
-    except OSError as exc:
+            try:
+                digests = _stored_digests(f, path, digest)
+                for name in SMALL_DATASETS:
+                    try:
+                        _checked(f, name, digests, path)
+                    except CollectionCorruptError:
+                        problems.append(f"{path.name}:{name}: fails its checksum (altered)")
+                    except DAMAGE:
+                        pass  # reported by the visit above
+            except CollectionCorruptError as exc:
+                problems.append(f"{path.name}: {exc.message.split('; ')[0]}")
+            except DAMAGE as exc:
+                problems.append(f"{path.name}: dataset checksums unreadable ({exc})")
+    except DAMAGE as exc:
         problems.append(f"{path.name}: cannot be opened ({exc})")
     return problems

@@ -3,7 +3,8 @@
 Layout of ``DIR``::
 
     manifest.json        the last committed state (format, generation, model, shards, index,
-                         calibration, with the SHA-256 and size of every data file)
+                         calibration, with the SHA-256 and size of every data file and the
+                         digest of every shard's small datasets), checksummed itself
     shards/shard-*.h5    one file per committed batch, never rewritten (see ``shards``)
     index/index-*.faiss  the FAISS index over the first ``index.count`` rows
     calibration/*.json   the collection's own score model and LR calibration, if fitted
@@ -47,8 +48,9 @@ from ballistics.collection.manifest import (
     MANIFEST_NAME,
     REBUILD_HINT,
     check_sizes,
+    load_manifest,
     new_manifest,
-    read_manifest,
+    write_new_manifest,
 )
 from ballistics.collection.manifest import now as _now
 from ballistics.collection.manifest import unique_id as _unique_id
@@ -130,8 +132,7 @@ class Collection(CollectionWriter):
                 return cls.open(directory)
             for sub in ("shards", "index", "calibration"):
                 (directory / sub).mkdir(exist_ok=True)
-            atomic_write_json(directory / MANIFEST_NAME,
-                              new_manifest(modality, embedding, preprocess, compare))
+            write_new_manifest(directory, new_manifest(modality, embedding, preprocess, compare))
             fsync_dir(directory.parent)
         finally:
             if own:
@@ -139,21 +140,33 @@ class Collection(CollectionWriter):
         return cls.open(directory)
 
     @classmethod
-    def open(cls, directory: str | Path) -> Collection:
+    def open(cls, directory: str | Path, *, check: bool = True) -> Collection:
         """Open the last committed state of the collection at ``directory``.
+
+        Parameters
+        ----------
+        directory
+            The collection directory.
+        check
+            Check the manifest's own checksum and every listed shard's size (cheap);
+            ``False`` opens a damaged collection anyway (``ballistics verify`` does, to list
+            every problem).
 
         Raises
         ------
         CollectionError
             When ``directory`` is not a collection.
         CollectionCorruptError
-            When the manifest is unreadable or a data file it lists is missing or has the
-            wrong size.
+            When the manifest is unreadable, fails its checksum, or a data file it lists is
+            missing or has the wrong size.
         """
         directory = Path(directory)
-        manifest = read_manifest(directory)
-        check_sizes(directory, manifest["shards"])
-        return cls(directory, manifest)
+        manifest, _, unchecked = load_manifest(directory, check=check)
+        if check:
+            check_sizes(directory, manifest["shards"])
+        col = cls(directory, manifest)
+        col.manifest_warning = unchecked
+        return col
 
     def refresh(self) -> Collection:
         """Re-read the manifest (returns a new object at the latest committed state, which

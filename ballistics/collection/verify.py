@@ -6,7 +6,7 @@ from typing import Any
 
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import file_sha256
-from ballistics.collection.manifest import MANIFEST_NAME
+from ballistics.collection.manifest import MANIFEST_NAME, load_manifest, schema_problem
 from ballistics.collection.reader import CollectionReader
 from ballistics.errors import CollectionCorruptError
 
@@ -14,43 +14,60 @@ SHARD_FIX = ("drop it with `ballistics verify --collection DIR --drop-damaged`, 
              "listed files again (`ballistics ingest FILES --collection DIR`)")
 
 
+MANIFEST_FIX = ("restore manifest.json from a backup (`--drop-damaged` cannot repair it: "
+                "every other check trusts the manifest)")
+
+
 def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, Any]:
-    """Check every file ``col``'s manifest lists against its SHA-256 and size.
+    """Check the manifest's own checksum and every file it lists against its SHA-256 and
+    size.
 
     Parameters
     ----------
     col
-        The opened collection state.
+        The opened collection state (``Collection.open(DIR, check=False)`` opens a damaged
+        one); the manifest file is read again and checked as it is now.
     full
-        Also read every dataset of every shard (Fletcher-32 chunk checksums).
+        Also read every dataset of every shard (Fletcher-32 chunk checksums and the
+        digests of the small datasets).
 
     Returns
     -------
     dict
         ``ok``, ``count``, ``generation``, ``checked`` (files), ``problems`` (each
-        ``{"file", "problem", "fix"}``), ``orphans`` and ``index`` coverage.
+        ``{"file", "problem", "fix"}``), ``warnings`` (what could not be checked),
+        ``orphans`` and ``index`` coverage.
     """
     problems: list[dict[str, str]] = []
-    checked = 0
+    _, manifest_issues, unchecked = load_manifest(col.directory, check=False)
+    for msg in manifest_issues:
+        problems.append({"file": MANIFEST_NAME, "problem": msg, "fix": MANIFEST_FIX})
+    checked = 1
     manifest = col.manifest
+    if schema_problem(manifest):  # nothing else can be checked against it
+        col.manifest_warning = unchecked
+        return {"ok": False, "collection": str(col.directory), "count": None,
+                "generation": None, "checked": checked, "problems": problems,
+                "warnings": [], "orphans": [],
+                "index": {"kind": None, "covers": 0, "pending": None}}
     for entry in manifest["shards"]:
         p = col.directory / entry["file"]
         checked += 1
         if not p.is_file():
             problems.append({"file": entry["file"], "problem": "missing", "fix": SHARD_FIX})
             continue
-        if p.stat().st_size != entry["bytes"] or file_sha256(p) != entry["sha256"]:
+        if p.stat().st_size != entry["bytes"]:
+            problems.append({"file": entry["file"], "problem":
+                             f"has {p.stat().st_size} bytes, the manifest recorded "
+                             f"{entry['bytes']} (truncated or altered)", "fix": SHARD_FIX})
+            continue
+        if file_sha256(p) != entry["sha256"]:
             problems.append({"file": entry["file"], "problem": "checksum mismatch",
                              "fix": SHARD_FIX})
             continue
         if full:
-            for msg in shard_io.check_shard(p):
+            for msg in shard_io.check_shard(p, digest=entry.get("datasets_sha256")):
                 problems.append({"file": entry["file"], "problem": msg, "fix": SHARD_FIX})
-    total = sum(int(e["count"]) for e in manifest["shards"])
-    if total != col.count:
-        problems.append({"file": MANIFEST_NAME, "problem":
-                         f"shards hold {total} casings, manifest says {col.count}",
-                         "fix": "restore manifest.json from a backup"})
     index_cover = 0
     entry = manifest.get("index")
     if entry:
@@ -69,10 +86,16 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
             problems.append({"file": manifest["calibration"]["file"], "problem": str(exc),
                              "fix": "ballistics calibrate --collection DIR"})
     if not problems and col.count:
-        shas = col.columns()["sha256"]
-        if len(set(shas)) != len(shas):
-            problems.append({"file": "shards", "problem": "a casing is stored twice",
-                             "fix": SHARD_FIX})
+        try:
+            cols = col.columns()
+        except CollectionCorruptError as exc:
+            problems.append({"file": "shards", "problem": str(exc), "fix": SHARD_FIX})
+        else:
+            for key, what in (("sha256", "a casing is stored twice"),
+                              ("id", "two casings share an id")):
+                if len(set(cols[key])) != len(cols[key]):
+                    problems.append({"file": "shards", "problem": what, "fix": SHARD_FIX})
+    col.manifest_warning = unchecked
     return {
         "ok": not problems,
         "collection": str(col.directory),
@@ -80,6 +103,7 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
         "generation": col.generation,
         "checked": checked,
         "problems": problems,
+        "warnings": col.warnings,
         "orphans": col.orphans(),
         "index": {"kind": (entry or {}).get("kind"), "covers": index_cover,
                   "pending": col.count - index_cover},

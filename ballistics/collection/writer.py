@@ -34,6 +34,7 @@ from ballistics.collection.index import (
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.manifest import (
     check_sizes,
+    load_manifest,
     now,
     publish_manifest,
     read_manifest,
@@ -58,12 +59,13 @@ class CollectionWriter(CollectionReader):
     def _current(self) -> CollectionWriter:
         """The latest committed state, sharing this object's row table and index caches
         (only shards this object has not read yet are stat'ed and read)."""
-        manifest = read_manifest(self.directory)
+        manifest, _, unchecked = load_manifest(self.directory)
         entries = manifest["shards"]
         known = len(self._rows._shards) if (self._rows is not None
                                            and self._rows.extends_to(entries)) else 0
         check_sizes(self.directory, entries[known:])
         cur = type(self)(self.directory, manifest)
+        cur.manifest_warning = unchecked
         cur._rows = self._rows
         cur._index, cur._index_file = self._index, self._index_file
         return cur
@@ -74,6 +76,7 @@ class CollectionWriter(CollectionReader):
     def _adopt(self, cur: CollectionWriter) -> None:
         """Take over the state (and caches) of ``cur`` after it published."""
         self.manifest = cur.manifest
+        self.manifest_warning = cur.manifest_warning
         self._rows = cur._rows
         self._index, self._index_file = cur._index, cur._index_file
         self._cols = None
@@ -82,6 +85,7 @@ class CollectionWriter(CollectionReader):
         publish_manifest(self.directory, manifest)
         self.manifest = manifest
         self._cols = None
+        self.manifest_warning = None
 
     def set_embedding_info(
         self, info: Mapping[str, Any], *, lock: CollectionLock,
@@ -154,9 +158,11 @@ class CollectionWriter(CollectionReader):
         return f"{sub}/{stem}-{gen:06d}-{uuid.uuid4().hex[:8]}{ext}"
 
     def _publish_shard(
-        self, current: CollectionWriter, name: str, records: Sequence[CasingRecord] | None
+        self, current: CollectionWriter, name: str, records: Sequence[CasingRecord] | None,
+        digest: str | None = None,
     ) -> None:
-        """Publish the shard ``name`` on top of ``current`` (the latest state) and adopt it."""
+        """Publish the shard ``name`` on top of ``current`` (the latest state) and adopt it
+        (``digest``: its ``datasets_sha256`` when already known)."""
         table = current.row_table()
         entry = file_entry(self.directory / name, self.directory)
         if records is None:
@@ -167,7 +173,11 @@ class CollectionWriter(CollectionReader):
             cols = ([r.id for r in records], [r.path for r in records],
                     [r.sha256 for r in records], [dict(r.labels) for r in records])
             count, dim = len(records), int(records[0].embedding.shape[0])
+        if digest is None:
+            digest = shard_io.shard_digest(self.directory / name, check=False)
         entry.update({"count": count, "created": now()})
+        if digest is not None:
+            entry["datasets_sha256"] = digest
         manifest = current.manifest
         manifest["shards"].append(entry)
         manifest["count"] = int(manifest["count"]) + count
@@ -201,6 +211,8 @@ class CollectionWriter(CollectionReader):
         self._require(lock)
         src = Path(shard_path)
         incoming = shard_io.read_table(src)
+        # every small dataset checked against the shard's digests before it moves in
+        digest = shard_io.shard_digest(src)
         current = self._current()
         table = current.row_table()
         clean = (not table.sha_set.intersection(incoming.sha256)
@@ -216,7 +228,7 @@ class CollectionWriter(CollectionReader):
         dst = self.directory / name
         src.replace(dst)
         fsync_dir(dst.parent)
-        self._publish_shard(current, name, None)
+        self._publish_shard(current, name, None, digest)
         return {"committed": incoming.count, "duplicates": 0, "renamed": True}
 
     # ---- index -------------------------------------------------------------------------
@@ -345,7 +357,7 @@ class CollectionWriter(CollectionReader):
             if entry["file"] in files:
                 p = self.directory / entry["file"]
                 try:
-                    lost += shard_io.read_table(p).paths
+                    lost += shard_io.read_paths(p, digest=entry.get("datasets_sha256"))
                 except CollectionCorruptError:
                     lost.append(f"<{entry['count']} casings of {entry['file']}>")
                 if p.exists():

@@ -187,7 +187,7 @@ class Searcher:
         options = options or SearchOptions()
         col = self.collection
         t0 = time.perf_counter()
-        warnings: list[str] = list(query.warnings)
+        warnings: list[str] = [*query.warnings, *col.warnings]
         qvec = embed_prepared([query], self.embedder)[0]
         t1 = time.perf_counter()
         allowed = col.label_mask(options.where, options.exclude)
