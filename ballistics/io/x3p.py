@@ -342,6 +342,11 @@ def _apply_mask_png(
     """
     name = container.member_name("bindata/mask.png")
     if name is None:
+        described = container.header.mask or {}
+        if described.get("annotations"):  # x3ptools writes an empty Mask element always
+            check.unverified("main.xml describes an annotated mask layer (Record3/Mask) but the "
+                             "zip holds no bindata/mask.png (removed or renamed?): no points "
+                             "were masked")
         return z
     from ballistics.io.images import decode_mask_colours, image_size
 
