@@ -291,14 +291,21 @@ def _hex(rgb: Any) -> str:
 
 
 def _packed(rgba: np.ndarray) -> np.ndarray:
-    """RGB of each pixel as one ``0xRRGGBB`` integer (unique colours without a row sort)."""
-    rgb = rgba[..., :3].astype(np.uint32)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    """RGB of each pixel as one ``0xRRGGBB`` integer (4 bytes a pixel, built in place)."""
+    packed = rgba[..., 0].astype(np.uint32)
+    packed <<= 8
+    packed |= rgba[..., 1]
+    packed <<= 8
+    packed |= rgba[..., 2]
+    return packed
 
 
 def _colours(packed: np.ndarray, where: np.ndarray) -> set[str]:
-    """The distinct colours at ``where`` as ``#rrggbb``."""
-    return {f"#{int(v):06x}" for v in np.unique(packed[where])} if where.any() else set()
+    """The distinct colours at ``where`` as ``#rrggbb`` (counted, not sorted)."""
+    if not where.any():
+        return set()
+    present = np.flatnonzero(np.bincount(packed[where], minlength=1 << 24))
+    return {f"#{int(v):06x}" for v in present}
 
 
 def _undeclared_mask(rgba: np.ndarray, name: str, metadata: dict[str, Any], log: WarningLog
@@ -312,11 +319,12 @@ def _undeclared_mask(rgba: np.ndarray, name: str, metadata: dict[str, Any], log:
     the default background would empty the scan).
     """
     opaque = rgba[..., 3] > 0
-    found = _colours(_packed(rgba), opaque)
+    packed = _packed(rgba)
+    found = _colours(packed, opaque)
     if _DEFAULT_MASK_BACKGROUND in found:
         return None
     if found and found <= {"#000000", "#ffffff"} and "#ffffff" in found:
-        drop = ~(opaque & np.all(rgba[..., :3] == 255, axis=-1))
+        drop = ~(opaque & (packed == 0xFFFFFF))
         frac = float(drop.mean())
         metadata["mask"] = {"file": name, "background": None, "annotations": {},
                             "masked_fraction": frac, "interpretation": "white = region kept"}
@@ -334,7 +342,8 @@ def _undeclared_mask(rgba: np.ndarray, name: str, metadata: dict[str, Any], log:
 def _apply_mask_png(
     container: X3pContainer, z: np.ndarray, metadata: dict[str, Any], check: _Integrity
 ) -> np.ndarray:
-    """Honour x3ptools' ``bindata/mask.png``: annotated (non-background) points become NaN.
+    """Honour x3ptools' ``bindata/mask.png``: annotated (non-background) points become NaN
+    (in ``z``, which is modified in place and returned).
 
     The image's size is read from its header first: a layer that cannot fit the surface is
     ignored without being decoded. No checksum of the standard covers the layer, so using it
@@ -385,7 +394,6 @@ def _apply_mask_png(
     if not info.get("background"):
         undeclared = _undeclared_mask(rgba, short, metadata, log)
         if undeclared is not None:
-            z = z.copy()
             z[undeclared] = np.nan
             return z
     background = info.get("background") or _DEFAULT_MASK_BACKGROUND
@@ -393,11 +401,12 @@ def _apply_mask_png(
         bg = tuple(int(background.lstrip("#")[i: i + 2], 16) for i in (0, 2, 4))
     except ValueError:
         bg = (0xCD, 0x7F, 0x32)
-    transparent = rgba[..., 3] == 0
-    is_bg = np.all(rgba[..., :3] == np.asarray(bg, np.uint8), axis=-1) | transparent
-    annotated = ~is_bg
+    packed = _packed(rgba)
+    annotated = packed != (bg[0] << 16 | bg[1] << 8 | bg[2])
+    annotated &= rgba[..., 3] != 0  # transparent pixels count as background
+    del rgba
     frac = float(annotated.mean())
-    colours = _colours(_packed(rgba), annotated)
+    colours = _colours(packed, annotated)
     labels = sorted(
         {info.get("annotations", {}).get(c, c) for c in colours}
     )
@@ -412,7 +421,6 @@ def _apply_mask_png(
             f"honoured the x3ptools mask layer {short!r}: "
             f"{100 * frac:.1f} % of the points, annotated as {', '.join(labels)}, set missing"
         )
-        z = z.copy()
         z[annotated] = np.nan
     return z
 
