@@ -34,6 +34,7 @@ from ballistics.io._common import (
     check_points,
 )
 from ballistics.io._x3p_xml import (
+    BYTES_PER_XML_MARK,
     DASHES,
     ITEMSIZE,
     MAX_XML_BYTES_ENV,
@@ -137,7 +138,8 @@ class X3pContainer:
             self.log.add(f"main.xml is named {self.main_name!r}")
 
     def _read_main_xml(self) -> bytes:
-        """``main.xml``, refused over the cap before it is decompressed or parsed."""
+        """``main.xml``, refused over the cap before it is decompressed, and with more tags
+        and attributes than the cap allows before it is parsed."""
         limit = max_main_xml_bytes()
         size = self.member_size(self.main_name)
         if size > limit:
@@ -146,7 +148,18 @@ class X3pContainer:
                 f"few kB); set {MAX_XML_BYTES_ENV} to a larger number of bytes to read it",
                 path=self.path,
             )
-        return self.read_member(self.main_name)
+        data = self.read_member(self.main_name)
+        # start tags (end tags cost little), comments, instructions, attributes
+        marks = data.count(b"<") - data.count(b"</") + data.count(b"=")
+        most = max(limit // BYTES_PER_XML_MARK, 1000)
+        if marks > most:
+            raise UnsafeFileError(
+                f"main.xml holds {marks:,} elements and attributes, over the limit of {most:,} "
+                f"(a header holds about a hundred); set {MAX_XML_BYTES_ENV} to a larger number of "
+                f"bytes to read it (one element or attribute per {BYTES_PER_XML_MARK} bytes)",
+                path=self.path,
+            )
+        return data
 
     def member_name(self, link: str) -> str | None:
         """The zip member a link of ``main.xml`` points to (relative to its folder), if any."""

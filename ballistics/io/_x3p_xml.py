@@ -31,6 +31,10 @@ REV_DAM1 = "ISO25178-72:2017/DAM1"
 #: time of a hostile file (expat is quadratic in some constructs: 4 MiB take < 0.1 s).
 MAX_MAIN_XML_BYTES = 4 << 20
 MAX_XML_BYTES_ENV = "BALLISTICS_MAX_XML_BYTES"
+#: Bytes of the cap per element or attribute allowed (start tags and ``=`` counted before
+#: parsing): 104,857 at the default cap. Parsing costs per element and attribute more than
+#: per byte, so this bounds the worst case (a header holds about a hundred).
+BYTES_PER_XML_MARK = 40
 
 ITEMSIZE = {"I": 2, "L": 4, "F": 4, "D": 8}
 DASHES = {ord(d): "-" for d in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
@@ -53,10 +57,13 @@ def local_name(tag: Any) -> str:
 
 
 def child(elem: ET.Element | None, name: str) -> ET.Element | None:
+    """The first child whose local name is ``name`` (any namespace), or None."""
     if elem is None:
         return None
+    suffix = "}" + name
     for c in elem:
-        if local_name(c.tag) == name:
+        tag = c.tag
+        if isinstance(tag, str) and (tag == name or tag.endswith(suffix)):
             return c
     return None
 

@@ -246,6 +246,21 @@ def test_main_xml_over_the_cap_is_refused_before_parsing(tmp_path, monkeypatch):
         read_scan(path)
 
 
+def test_main_xml_with_too_many_elements_is_refused_before_parsing(tmp_path):
+    """Parsing costs per element and attribute: 200,000 empty elements (0.8 MB) are refused
+    from a count of start tags; the worst case under the limit still parses quickly."""
+    many = _xml().replace("<Record1>", "<a/>" * 200_000 + "<Record1>")
+    path = _x3p(tmp_path / "many.x3p", many)
+    with pytest.raises(UnsafeFileError, match="200,0.. elements and attributes, over the "
+                                              "limit of 104,857.*BALLISTICS_MAX_XML_BYTES"):
+        read_scan(path)
+    attrs = " ".join(f'a{i}="1"' for i in range(104_000))
+    path = _x3p(tmp_path / "attrs.x3p", _xml().replace("<Record1>", f"<a {attrs}/><Record1>"))
+    t0 = time.perf_counter()
+    assert read_scan(path).shape == (6, 9)
+    assert time.perf_counter() - t0 < 2.0  # about 0.3 s alone; slack for a busy machine
+
+
 def test_bytes_budget_x3p_png_tiff(tmp_path, monkeypatch):
     x3p = build_x3p(tmp_path / "a.x3p", surface(23, 31))  # 5,704 bytes of data
     png = tmp_path / "a.png"
