@@ -146,8 +146,10 @@ def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         except BallisticsError:
             raise
         except Image.DecompressionBombError as exc:
-            raise UnsafeFileError(f"image refused as a decompression bomb: {exc}",
-                                  path=path) from None
+            raise UnsafeFileError(
+                f"image refused by Pillow as a decompression bomb ({exc}); Pillow's own limit "
+                "(twice PIL.Image.MAX_IMAGE_PIXELS) applies even when BALLISTICS_MAX_POINTS is "
+                "raised", path=path) from None
         except Exception as exc:
             raise CorruptFileError(
                 f"cannot decode the image: {type(exc).__name__}: {exc}", path=path
