@@ -144,7 +144,13 @@ def quiet_option(func: F) -> F:
 
 
 def scan_read_options(func: F) -> F:
-    """``--spacing-um`` and ``--no-verify``, taken by every command that reads scans."""
+    """``--spacing-um``, ``--no-verify`` and ``--strict``, taken by every command that reads
+    scans."""
+    func = click.option(
+        "--strict", is_flag=True,
+        help="Refuse X3P files whose content no checksum covers (no checksum file, data "
+             "without MD5, a mask layer) instead of reading them with a warning.",
+    )(func)
     func = click.option(
         "--no-verify", is_flag=True,
         help="Read files despite a checksum mismatch (with a warning).",

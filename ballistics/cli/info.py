@@ -20,12 +20,13 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
 from ballistics.errors import BallisticsError, ScanWarning
 
 
-def scan_facts(path: str, *, spacing_um: float | None, verify: bool) -> dict[str, Any]:
+def scan_facts(path: str, *, spacing_um: float | None, verify: bool, strict: bool = False
+               ) -> dict[str, Any]:
     """Read one file and return the JSON object of ``ballistics info`` for it."""
     from ballistics.io import file_format, read_scan
     from ballistics.scan import thaw
 
-    scan = read_scan(path, spacing_um=spacing_um, verify=verify)
+    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict)
     valid = scan.heights[scan.valid]
     return {
         "path": str(path),
@@ -80,7 +81,7 @@ def _text(facts: dict[str, Any]) -> str:
 @scan_read_options
 @handle_errors
 def info(files: tuple[str, ...], as_json: bool, spacing_um: float | None,
-         no_verify: bool) -> None:
+         no_verify: bool, strict: bool) -> None:
     """Show format, size, spacing, missing data and instrument metadata of scan FILES.
 
     X3P files are fully decoded (checksums verified unless --no-verify); images need
@@ -93,7 +94,8 @@ def info(files: tuple[str, ...], as_json: bool, spacing_um: float | None,
                 warnings.simplefilter("ignore")
                 warnings.simplefilter("always", ScanWarning)
                 with np.errstate(all="ignore"):
-                    facts = scan_facts(path, spacing_um=spacing_um, verify=not no_verify)
+                    facts = scan_facts(path, spacing_um=spacing_um, verify=not no_verify,
+                                       strict=strict)
         except BallisticsError as exc:
             echo_err(f"error: {exc}")
             codes.append(exc.exit_code)

@@ -50,7 +50,7 @@ from ballistics.cli.common import (
 @quiet_option
 @handle_errors
 def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
-           commit_every, scheduler, device, spacing_um, no_verify, as_json, quiet) -> None:
+           commit_every, scheduler, device, spacing_um, no_verify, strict, as_json, quiet) -> None:
     """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
 
     Files already in the collection (same SHA-256) are skipped; a file that cannot be
@@ -68,7 +68,7 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
 
     opts = IngestOptions(
         processed=True if processed else None, preset=preset, spacing_um=spacing_um,
-        verify=not no_verify, model=model, device=device, workers=workers,
+        verify=not no_verify, strict=strict, model=model, device=device, workers=workers,
         batch_size=batch_size, commit_every=commit_every,
     )
     if scheduler:

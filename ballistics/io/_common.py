@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ballistics.errors import ScanFileNotFoundError, ScanWarning, UnsafeFileError
+from ballistics.errors import (
+    CorruptFileError,
+    ScanFileNotFoundError,
+    ScanWarning,
+    UnsafeFileError,
+)
 
 #: Largest ratio of uncompressed to compressed size that deflate can reach (about 1032:1),
 #: with some slack. A file that declares more than this cannot be honest, so it is refused
@@ -30,16 +35,75 @@ MAX_POINTS = 2**31 - 1
 DEFAULT_MAX_POINTS = 100_000_000
 MAX_POINTS_ENV = "BALLISTICS_MAX_POINTS"
 
+#: Default budget of decompressed bytes of one file (the zip members of an X3P, the decoded
+#: pixels of an image). ``BALLISTICS_MAX_BYTES`` raises (or lowers) it.
+DEFAULT_MAX_BYTES = 2 * 1024**3
+MAX_BYTES_ENV = "BALLISTICS_MAX_BYTES"
+
+#: Plausible lateral spacings (µm) of a scan of a fired cartridge case or bullet: from
+#: 10 nm (the finest confocal and interferometric objectives) to 1 mm. A file whose spacing
+#: lies outside is refused unless ``BALLISTICS_ALLOW_ODD_SPACING=1``.
+MIN_SPACING_UM = 0.01
+MAX_SPACING_UM = 1000.0
+ODD_SPACING_ENV = "BALLISTICS_ALLOW_ODD_SPACING"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return default
+
 
 def max_points() -> int:
     """The points budget: ``$BALLISTICS_MAX_POINTS`` when set to a positive integer (capped
     at :data:`MAX_POINTS`), else :data:`DEFAULT_MAX_POINTS`."""
-    raw = os.environ.get(MAX_POINTS_ENV, "").strip()
-    try:
-        value = int(raw) if raw else DEFAULT_MAX_POINTS
-    except ValueError:
-        value = DEFAULT_MAX_POINTS
-    return min(max(value, 1), MAX_POINTS)
+    return min(max(_env_int(MAX_POINTS_ENV, DEFAULT_MAX_POINTS), 1), MAX_POINTS)
+
+
+def max_bytes() -> int:
+    """The budget of decompressed bytes: ``$BALLISTICS_MAX_BYTES`` when set to a positive
+    integer, else :data:`DEFAULT_MAX_BYTES` (2 GiB)."""
+    return max(_env_int(MAX_BYTES_ENV, DEFAULT_MAX_BYTES), 1)
+
+
+def check_bytes(count: int, what: str, path: str | os.PathLike[str]) -> None:
+    """Refuse ``count`` decompressed bytes over the budget (:func:`max_bytes`), before any
+    of them is allocated."""
+    limit = max_bytes()
+    if count > limit:
+        raise UnsafeFileError(
+            f"{what} needs {count:,} bytes once decompressed, over the limit of {limit:,} "
+            f"bytes; set {MAX_BYTES_ENV} to a larger number of bytes to read it",
+            path=path,
+        )
+
+
+def odd_spacing_allowed() -> bool:
+    """Whether ``$BALLISTICS_ALLOW_ODD_SPACING`` is set to ``1`` (or ``true``/``yes``)."""
+    return os.environ.get(ODD_SPACING_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_spacing(
+    spacing_um: tuple[float, float], what: str, path: str | os.PathLike[str], log: WarningLog
+) -> None:
+    """Refuse a spacing read from a file outside :data:`MIN_SPACING_UM` ..
+    :data:`MAX_SPACING_UM` (a damaged or crafted header); with ``BALLISTICS_ALLOW_ODD_SPACING=1``
+    it is read, with a warning. Non-finite or non-positive spacings are always refused."""
+    for name, value in zip(("dy", "dx"), spacing_um, strict=True):
+        if not (math.isfinite(value) and value > 0):
+            raise CorruptFileError(f"{what} gives a {name} spacing of {value!r} µm", path=path)
+        if MIN_SPACING_UM <= value <= MAX_SPACING_UM:
+            continue
+        msg = (f"{what} gives a {name} spacing of {value:g} µm, outside the plausible "
+               f"{MIN_SPACING_UM:g} to {MAX_SPACING_UM:g} µm")
+        if not odd_spacing_allowed():
+            raise CorruptFileError(
+                f"{msg}; the header is damaged or wrong (set {ODD_SPACING_ENV}=1 to read it "
+                "anyway)", path=path,
+            )
+        log.add(f"{msg}; read anyway ({ODD_SPACING_ENV}=1)")
 
 X3P_SUFFIXES = (".x3p",)
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")

@@ -1,14 +1,14 @@
 """The zip container and ``main.xml`` of an X3P file, read defensively and without x3pio.
 
 This layer finds ``main.xml`` (also in a sub-folder), skips what operating systems add
-(``__MACOSX``, ``.DS_Store``...), refuses zip bombs, XML bombs and external entities, parses
-the header namespace-agnostically with defusedxml, records every deviation from ISO 25178-72
-as a warning, and can rebuild a normalised container that x3pio's strict decoder accepts.
+(``__MACOSX``, ``.DS_Store``...), refuses zip bombs, XML bombs and external entities, files
+over the budgets (``main.xml`` size, decompressed bytes, points), parses the header once,
+namespace-agnostically with defusedxml, and records every deviation from ISO 25178-72 as a
+warning. :mod:`ballistics.io.x3p` decodes the data from what it found.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ballistics.errors import (
     BallisticsError,
+    ChecksumError,
     CorruptFileError,
     EmptyScanError,
     SizeMismatchError,
@@ -28,14 +29,15 @@ from ballistics.io._common import (
     MAX_COMPRESSION_RATIO,
     SIZE_SLACK_BYTES,
     WarningLog,
+    check_bytes,
     check_claimed_size,
     check_points,
 )
 from ballistics.io._x3p_xml import (
+    BYTES_PER_XML_MARK,
     DASHES,
     ITEMSIZE,
-    MAX_MAIN_XML_BYTES,
-    NAMESPACE,
+    MAX_XML_BYTES_ENV,
     REV_2000,
     REV_DAM1,
     ROOT_NAME,
@@ -43,15 +45,13 @@ from ballistics.io._x3p_xml import (
     X3pHeader,
     child,
     child_text,
-    find_path,
     is_junk,
     local_name,
-    md5_hex,
+    max_main_xml_bytes,
     parse_checksum,
     parse_int,
     parse_xml,
     record2_dict,
-    strip_namespaces,
 )
 
 
@@ -70,8 +70,6 @@ class X3pContainer:
         self.path = path
         self.log = log
         self.file_size = path.stat().st_size
-        #: True when x3pio's strict decoder needs the normalised container (tolerant path)
-        self.normalise = False
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
@@ -82,7 +80,7 @@ class X3pContainer:
             raise CorruptFileError(f"cannot open the zip archive: {exc}", path=path) from None
         try:
             self._index()
-            self.main_bytes = self.read_member(self.main_name, MAX_MAIN_XML_BYTES)
+            self.main_bytes = self._read_main_xml()
             self.root = parse_xml(self.main_bytes, path)
             self.header = self._parse_header()
         except (BallisticsError, MemoryError, KeyboardInterrupt):
@@ -111,11 +109,11 @@ class X3pContainer:
                 )
             total += info.file_size
         check_claimed_size(total, self.file_size, "the zip directory", self.path)
+        check_bytes(total, "the zip archive", self.path)
         junk = [i.filename for i in infos if is_junk(i.filename.replace("\\", "/"))]
         self.infos = {i.filename: i for i in infos
                       if not is_junk(i.filename.replace("\\", "/"))}
         if junk:
-            self.normalise = True
             names = sorted({j.replace("\\", "/").rsplit("/", 1)[-1] for j in junk})
             self.log.add(
                 f"ignored {len(junk)} operating-system entr{'y' if len(junk) == 1 else 'ies'} "
@@ -135,11 +133,33 @@ class X3pContainer:
         self.main_name = norm[top[0]]
         self.prefix = top[0][: -len("main.xml")]
         if self.prefix:
-            self.normalise = True
             self.log.add(f"main.xml lies in the sub-folder {self.prefix.rstrip('/')!r} of the zip")
         elif self.main_name != "main.xml":
-            self.normalise = True
             self.log.add(f"main.xml is named {self.main_name!r}")
+
+    def _read_main_xml(self) -> bytes:
+        """``main.xml``, refused over the cap before it is decompressed, and with more tags
+        and attributes than the cap allows before it is parsed."""
+        limit = max_main_xml_bytes()
+        size = self.member_size(self.main_name)
+        if size > limit:
+            raise UnsafeFileError(
+                f"main.xml is {size:,} bytes, over the limit of {limit:,} bytes (a header is a "
+                f"few kB); set {MAX_XML_BYTES_ENV} to a larger number of bytes to read it",
+                path=self.path,
+            )
+        data = self.read_member(self.main_name)
+        # start tags (end tags cost little), comments, instructions, attributes
+        marks = data.count(b"<") - data.count(b"</") + data.count(b"=")
+        most = max(limit // BYTES_PER_XML_MARK, 1000)
+        if marks > most:
+            raise UnsafeFileError(
+                f"main.xml holds {marks:,} elements and attributes, over the limit of {most:,} "
+                f"(a header holds about a hundred); set {MAX_XML_BYTES_ENV} to a larger number of "
+                f"bytes to read it (one element or attribute per {BYTES_PER_XML_MARK} bytes)",
+                path=self.path,
+            )
+        return data
 
     def member_name(self, link: str) -> str | None:
         """The zip member a link of ``main.xml`` points to (relative to its folder), if any."""
@@ -184,14 +204,16 @@ class X3pContainer:
         return data
 
     # --- header -------------------------------------------------------------------------
-    def _number(self, e: ET.Element | None, tag: str, default: float, what: str) -> float:
-        """A number of ``main.xml``; a decimal comma is fixed in the tree (with a warning)."""
+    def _number(self, e: ET.Element | None, tag: str, default: float, what: str
+                ) -> tuple[float, bool]:
+        """A number of ``main.xml`` and whether it is given; a decimal comma is read as a
+        point (with a warning)."""
         el = child(e, tag)
         text = None if el is None or el.text is None else el.text.strip()
         if text is None or text == "":
-            return default
+            return default, False
         try:
-            return float(text)
+            return float(text), True
         except ValueError:
             pass
         fixed = text.replace(",", ".")
@@ -201,20 +223,16 @@ class X3pContainer:
             raise CorruptFileError(
                 f"{what} is not a number: {text[:40]!r}", path=self.path
             ) from None
-        assert el is not None
-        el.text = fixed
-        self.normalise = True
         self.log.add(f"decimal comma in {what} ({text[:20]!r}) read as {fixed!r}")
-        return value
+        return value, True
 
     def _code(self, e: ET.Element, tag: str, default: str) -> str:
-        """A one-letter code (AxisType, DataType); case and blanks are fixed in the tree."""
+        """A one-letter code (AxisType, DataType); case and blanks are tolerated (with a
+        warning for the case)."""
         el = child(e, tag)
         raw = "" if el is None or el.text is None else el.text
         code = raw.strip().upper() or default
         if el is not None and raw and raw != code:
-            el.text = code
-            self.normalise = True
             if raw.strip() != code:
                 self.log.add(f"{tag} written as {raw.strip()[:10]!r}, read as {code!r}")
         return code
@@ -229,19 +247,21 @@ class X3pContainer:
             raise CorruptFileError(f"unknown AxisType of {name}: {axis_type!r}", path=self.path)
         if data_type not in ITEMSIZE:
             raise CorruptFileError(f"unknown DataType of {name}: {data_type!r}", path=self.path)
-        inc = self._number(e, "Increment", 1.0, f"the increment of {name}")
-        off = self._number(e, "Offset", 0.0, f"the offset of {name}")
+        inc, given = self._number(e, "Increment", 1.0, f"the increment of {name}")
+        off, _ = self._number(e, "Offset", 0.0, f"the offset of {name}")
         if not math.isfinite(inc) or inc == 0:
-            raise CorruptFileError(f"the increment of {name} is {inc!r}", path=self.path)
+            raise CorruptFileError(
+                f"the increment of {name} is {inc!r}; it must be a finite, non-zero number",
+                path=self.path,
+            )
         if not math.isfinite(off):
             raise CorruptFileError(f"the offset of {name} is {off!r}", path=self.path)
-        return Axis(axis_type, data_type, inc, off)
+        return Axis(axis_type, data_type, inc, off, given)
 
     def _parse_header(self) -> X3pHeader:
         root = self.root
         root_tag = local_name(root.tag)
         if root_tag != ROOT_NAME:
-            self.normalise = True
             self.log.add(
                 f"non-standard root element <{root_tag}> (the standard's is <p:{ROOT_NAME}>)"
             )
@@ -281,14 +301,11 @@ class X3pContainer:
             )
         sx = parse_int(child_text(md, "SizeX"), "SizeX", self.path)
         sy = parse_int(child_text(md, "SizeY"), "SizeY", self.path)
-        if child_text(md, "SizeZ") is None:  # x3pio requires it; one layer is meant
-            size_z = child(md, "SizeZ")
-            if size_z is None:
-                size_z = ET.SubElement(md, "SizeZ")
-            size_z.text = "1"
-            self.normalise = True
+        if child_text(md, "SizeZ") is None:  # one layer is meant
             self.log.add("MatrixDimension has no SizeZ; read as 1 layer")
-        sz = parse_int(child_text(md, "SizeZ"), "SizeZ", self.path)
+            sz = 1
+        else:
+            sz = parse_int(child_text(md, "SizeZ"), "SizeZ", self.path)
         if sx < 0 or sy < 0 or sz < 0:
             raise CorruptFileError(f"negative matrix size {sx} x {sy} x {sz}", path=self.path)
         if sx == 0 or sy == 0 or sz == 0:
@@ -323,9 +340,9 @@ class X3pContainer:
             x=x, y=y, z=z,
             size=(sx, sy, sz),
             point_data=child_text(link, "PointDataLink"),
-            point_md5=(child_text(link, "MD5ChecksumPointData") or "").lower() or None,
+            point_md5=child_text(link, "MD5ChecksumPointData") or None,
             valid_data=child_text(link, "ValidPointsLink"),
-            valid_md5=(child_text(link, "MD5ChecksumValidPoints") or "").lower() or None,
+            valid_md5=child_text(link, "MD5ChecksumValidPoints") or None,
             has_datalist=link is None,
             checksum_file=child_text(r4, "ChecksumFile"),
             record2=record2_dict(child(root, "Record2")),
@@ -350,12 +367,10 @@ class X3pContainer:
         elif compact.startswith(("ISO25178-72", "ISO5436")):
             rev = REV_2000
         else:
-            self.normalise = True
             self.log.add(
                 f"unknown revision {norm[:60]!r}; read as {REV_2000!r} (ISO 25178-72:2017)"
             )
             return REV_2000
-        self.normalise = True
         self.log.add(f"non-standard revision {norm[:60]!r} read as {rev!r}")
         return rev
 
@@ -378,7 +393,6 @@ class X3pContainer:
             p for p in h.point_data.strip().replace("\\", "/").split("/") if p not in ("", ".")
         )
         if name != expected:
-            self.normalise = True  # x3pio looks members up by their exact name
             if name.replace("\\", "/") == expected:
                 self.log.add(f"the zip member {name!r} uses backslashes as separators")
             else:
@@ -403,63 +417,47 @@ class X3pContainer:
                 )
 
     # --- checksums ----------------------------------------------------------------------
-    def stored_main_md5(self) -> str | None:
-        """The digest in the checksum file of ``main.xml``, or None when there is none."""
+    def main_checksum(self) -> tuple[str | None, str]:
+        """The stored MD5 digest of ``main.xml`` and where it was found, or ``(None, why)``.
+
+        The checksum file is the one ``Record4/ChecksumFile`` names, else ``md5checksum.hex``
+        next to ``main.xml``; a bare hash or the ``md5sum`` layout is accepted.
+
+        Raises
+        ------
+        ChecksumError
+            ``ChecksumFile`` names a member that is not in the zip (the file is incomplete).
+        UnsafeFileError
+            ``ChecksumFile`` points outside the container.
+        """
         names = []
-        if self.header.checksum_file:
-            try:
-                n = self.member_name(self.header.checksum_file)
-            except UnsafeFileError:
-                n = None
-            if n:
-                names.append(n)
+        link = self.header.checksum_file
+        if link:
+            n = self.member_name(link)
+            if n is None:
+                raise ChecksumError(
+                    f"main.xml names the checksum file {link[:80]!r}, which is not in the zip; "
+                    "the file is incomplete and its header cannot be verified",
+                    path=self.path,
+                )
+            names.append(n)
         fallback = self.prefix + "md5checksum.hex"
-        if fallback in self.infos:
+        if fallback in self.infos and fallback not in names:
             names.append(fallback)
+        if not names:
+            return None, "there is no checksum file"
         for n in names:
             digest = parse_checksum(self.read_member(n, 1 << 16))
             if digest:
-                return digest
-        return None
+                return digest, n[len(self.prefix):]
+        shown = names[0][len(self.prefix):]
+        empty = self.member_size(names[0]) == 0
+        return None, f"the checksum file {shown!r} is {'empty' if empty else 'not an MD5 digest'}"
 
-    # --- normalisation --------------------------------------------------------------------
-    def normalised_zip(self) -> bytes:
-        """A standard container x3pio accepts: canonical root and revision, members at the root.
-
-        The data files are copied unchanged (their MD5s stay checkable); ``main.xml`` is
-        re-serialised and gets a fresh checksum file (the original one was checked before).
-        """
-        h = self.header
-        root = ET.Element(f"{{{NAMESPACE}}}{ROOT_NAME}")
-        for element in self.root:
-            root.append(strip_namespaces(element))
-        rev = find_path(root, "Record1", "Revision")
-        if rev is None:
-            r1 = child(root, "Record1")
-            rev = ET.Element("Revision")
-            assert r1 is not None
-            r1.insert(0, rev)
-        rev.text = h.revision
-        r4 = child(root, "Record4")
-        if r4 is None:
-            r4 = ET.SubElement(root, "Record4")
-        cf = child(r4, "ChecksumFile")
-        if cf is None:
-            cf = ET.SubElement(r4, "ChecksumFile")
-        cf.text = "md5checksum.hex"
-        ET.register_namespace("p", NAMESPACE)
-        main = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
-            zf.writestr("main.xml", main)
-            zf.writestr("md5checksum.hex", f"{md5_hex(main)} *main.xml\n")
-            written = {"main.xml", "md5checksum.hex"}
-            for link in (h.point_data, h.valid_data):
-                if link:
-                    name = self.member_name(link)
-                    target = "/".join(p for p in link.replace("\\", "/").split("/") if p)
-                    if name is not None and target not in written:
-                        written.add(target)
-                        zf.writestr(target, self.read_member(name))
-        return out.getvalue()
-
+    # --- data list ------------------------------------------------------------------------
+    def datums(self) -> list[str]:
+        """The texts of the ``Datum`` elements of ``Record3/DataList`` (empty = missing)."""
+        datalist = child(child(self.root, "Record3"), "DataList")
+        if datalist is None:
+            return []
+        return [(d.text or "").strip() for d in datalist if local_name(d.tag) == "Datum"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -25,8 +26,15 @@ ROOT_NAME = "ISO5436_2"
 REV_2000 = "ISO5436 - 2000"
 REV_DAM1 = "ISO25178-72:2017/DAM1"
 
-#: Largest ``main.xml`` accepted (a DataList of text datums can be large, but not this).
-MAX_MAIN_XML_BYTES = 512 << 20
+#: Default largest ``main.xml`` (4 MiB): a header of a scan is a few kB; a ``DataList`` of text
+#: datums can be larger (``BALLISTICS_MAX_XML_BYTES`` raises the cap). The cap bounds the parse
+#: time of a hostile file (expat is quadratic in some constructs: 4 MiB take < 0.1 s).
+MAX_MAIN_XML_BYTES = 4 << 20
+MAX_XML_BYTES_ENV = "BALLISTICS_MAX_XML_BYTES"
+#: Bytes of the cap per element or attribute allowed (start tags and ``=`` counted before
+#: parsing): 104,857 at the default cap. Parsing costs per element and attribute more than
+#: per byte, so this bounds the worst case (a header holds about a hundred).
+BYTES_PER_XML_MARK = 40
 
 ITEMSIZE = {"I": 2, "L": 4, "F": 4, "D": 8}
 DASHES = {ord(d): "-" for d in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"}
@@ -49,10 +57,13 @@ def local_name(tag: Any) -> str:
 
 
 def child(elem: ET.Element | None, name: str) -> ET.Element | None:
+    """The first child whose local name is ``name`` (any namespace), or None."""
     if elem is None:
         return None
+    suffix = "}" + name
     for c in elem:
-        if local_name(c.tag) == name:
+        tag = c.tag
+        if isinstance(tag, str) and (tag == name or tag.endswith(suffix)):
             return c
     return None
 
@@ -75,6 +86,22 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def max_main_xml_bytes() -> int:
+    """The cap on ``main.xml``: ``$BALLISTICS_MAX_XML_BYTES`` when a positive integer, else
+    :data:`MAX_MAIN_XML_BYTES`."""
+    raw = os.environ.get(MAX_XML_BYTES_ENV, "").strip()
+    try:
+        value = int(raw) if raw else MAX_MAIN_XML_BYTES
+    except ValueError:
+        value = MAX_MAIN_XML_BYTES
+    return max(value, 1)
+
+
+def is_md5(text: str) -> bool:
+    """Whether ``text`` is an MD5 digest (32 hexadecimal characters, either case)."""
+    return bool(_MD5_RE.match(text))
+
+
 def parse_checksum(data: bytes) -> str | None:
     """The digest of a checksum file: ``md5sum`` layout or a bare hash; None if none."""
     tokens = data.decode("utf-8-sig", errors="replace").split()
@@ -91,6 +118,8 @@ class Axis:
     data_type: str
     increment: float
     offset: float
+    #: False when ``main.xml`` gives no ``Increment`` (1 was assumed)
+    increment_given: bool = True
 
 
 @dataclass

@@ -27,9 +27,11 @@ from ballistics.errors import (
 )
 from ballistics.io._common import (
     WarningLog,
+    check_bytes,
     check_claimed_size,
     check_file,
     check_points,
+    check_spacing,
     quiet_library_warnings,
 )
 
@@ -37,6 +39,10 @@ _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 #: Resolutions (dots per inch) that software writes by default, not measured ones.
 _DEFAULT_DPI = (72.0, 96.0)
 _LUMA = np.asarray([0.299, 0.587, 0.114], dtype=np.float64)
+#: Rows converted to grey at a time (bounds the float64 temporaries of a colour image).
+_GREY_ROWS = 256
+#: Bytes per band of Pillow's modes (others: 1).
+_MODE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 
 
 def png_header(data: bytes) -> dict[str, Any]:
@@ -105,7 +111,9 @@ def _to_grey(arr: np.ndarray, log: WarningLog) -> np.ndarray:
         grey = arr[..., 0].astype(np.float32)
     else:
         log.add("colour image converted to grey levels (ITU-R BT.601 luma)")
-        grey = (arr.astype(np.float64) @ _LUMA).astype(np.float32)
+        grey = np.empty(arr.shape[:2], np.float32)
+        for r in range(0, arr.shape[0], _GREY_ROWS):  # float64 a few rows at a time
+            grey[r: r + _GREY_ROWS] = arr[r: r + _GREY_ROWS].astype(np.float64) @ _LUMA
     if alpha is not None and (alpha == 0).any():
         grey[alpha == 0] = np.nan
     return grey
@@ -122,6 +130,10 @@ def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
                     raise EmptyScanError(f"the image has zero size {h} x {w}", path=path)
                 check_points(h, w, path)
                 check_claimed_size(h * w, len(data), "the image header", path)
+                bands = len(im.getbands())
+                # the decoded pixels, plus an RGBA copy when the mode is converted below
+                check_bytes(h * w * (bands * _MODE_BYTES.get(im.mode, 1) + 4),
+                            "the image", path)
                 info = dict(im.info)
                 if getattr(im, "n_frames", 1) > 1:
                     info["_frames"] = im.n_frames
@@ -134,8 +146,10 @@ def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         except BallisticsError:
             raise
         except Image.DecompressionBombError as exc:
-            raise UnsafeFileError(f"image refused as a decompression bomb: {exc}",
-                                  path=path) from None
+            raise UnsafeFileError(
+                f"image refused by Pillow as a decompression bomb ({exc}); Pillow's own limit "
+                "(twice PIL.Image.MAX_IMAGE_PIXELS) applies even when BALLISTICS_MAX_POINTS is "
+                "raised", path=path) from None
         except Exception as exc:
             raise CorruptFileError(
                 f"cannot decode the image: {type(exc).__name__}: {exc}", path=path
@@ -173,6 +187,8 @@ def _read_png(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any
     channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(hdr["colour_type"], 4)
     bits = hdr["height"] * hdr["width"] * channels * max(1, hdr["bit_depth"])
     check_claimed_size(bits // 8, len(data), "the PNG header", path)
+    check_bytes(hdr["height"] * hdr["width"] * channels * (2 if hdr["bit_depth"] == 16 else 1),
+                "the PNG image", path)
     if hdr["bit_depth"] == 16 and hdr["colour_type"] in (2, 6):
         arr = _decode_png16_colour(data, path)
     else:
@@ -220,10 +236,14 @@ def _read_tiff(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, An
                 if not shape or 0 in shape:
                     raise EmptyScanError(f"the image has zero size {shape}", path=path)
                 n = int(np.prod(shape, dtype=np.int64))
+                axes = page.axes
+                rows = shape[axes.index("Y")] if "Y" in axes else 1
+                cols = shape[axes.index("X")] if "X" in axes else n // rows
+                check_points(rows, cols, path)
                 check_claimed_size(n * page.dtype.itemsize, len(data), "the TIFF header", path)
+                check_bytes(n * page.dtype.itemsize, "the TIFF image", path)
                 if n > 2**31:
                     raise UnsafeFileError(f"TIFF of {n:,} samples refused", path=path)
-                axes = page.axes
                 arr = page.asarray()
                 tags = page.tags
                 xr = tags.get("XResolution")
@@ -290,6 +310,7 @@ def read_image(
         spacing = _user_spacing(spacing_um)
         source = "argument"
     else:
+        check_spacing(spacing, f"the {fmt.upper()} file's resolution", path, log)
         source = "file"
     metadata = {
         "image": {
@@ -313,10 +334,29 @@ def _user_spacing(spacing_um: Any) -> tuple[float, float]:
     return (float(sp[0]), float(sp[1]))
 
 
-def decode_mask_colours(data: bytes, shape: tuple[int, int], path: Path) -> np.ndarray:
-    """RGBA uint8 pixels of a mask image (used for x3ptools' ``mask.png`` layers)."""
+def image_size(data: bytes, path: Path) -> tuple[int, int]:
+    """``(rows, cols)`` of an image from its header, without decoding the pixels."""
+    if data.startswith(_PNG_SIG):
+        try:
+            hdr = png_header(data)
+        except CorruptFileError as exc:
+            raise CorruptFileError(exc.message, path=path) from None
+        return (int(hdr["height"]), int(hdr["width"]))
     from PIL import Image
 
+    with quiet_library_warnings():
+        try:
+            with Image.open(io.BytesIO(data)) as im:  # lazy: reads the header only
+                return (int(im.size[1]), int(im.size[0]))
+        except Exception as exc:
+            raise CorruptFileError(
+                f"cannot read the image header: {type(exc).__name__}: {exc}", path=path
+            ) from None
+
+
+def decode_mask_colours(data: bytes, path: Path) -> np.ndarray:
+    """RGBA uint8 pixels of a mask image (used for x3ptools' ``mask.png`` layers); the
+    budgets of points and bytes are checked from the header before decoding."""
     arr, _ = _decode_pil(data, path)
     if arr.dtype != np.uint8:
         arr = (arr.astype(np.float64) / max(1.0, float(np.nanmax(arr))) * 255).astype(np.uint8)
@@ -326,7 +366,6 @@ def decode_mask_colours(data: bytes, shape: tuple[int, int], path: Path) -> np.n
         arr = np.concatenate([arr[..., :1]] * 3 + [arr[..., 1:]], axis=-1)
     elif arr.shape[2] == 3:
         arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], axis=-1)
-    del Image
     return arr
 
 

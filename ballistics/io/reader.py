@@ -17,6 +17,7 @@ from ballistics.errors import (
     BallisticsError,
     CorruptFileError,
     EmptyScanError,
+    ParameterError,
     ScanWarning,
     UnsupportedFormatError,
 )
@@ -68,6 +69,7 @@ def read_scan(
     *,
     spacing_um: float | tuple[float, float] | None = None,
     verify: bool = True,
+    strict: bool = False,
 ) -> Scan:
     """Read a scan file into a :class:`~ballistics.scan.Scan`.
 
@@ -81,8 +83,14 @@ def read_scan(
         Pixel spacing ``dy`` (or ``(dy, dx)``) in µm for images whose file carries none.
         A spacing stored in the file takes precedence; X3P files always carry theirs.
     verify
-        Check the MD5 checksums of X3P files. With ``False`` a mismatch is reported as a
-        warning instead of raising :class:`~ballistics.errors.ChecksumError`.
+        Check the MD5 checksums of X3P files. With ``False`` a mismatch (or a malformed
+        checksum) is reported as a warning instead of raising
+        :class:`~ballistics.errors.ChecksumError`.
+    strict
+        Refuse X3P content that no checksum covers (``main.xml`` without a usable checksum
+        file, data without an MD5, an x3ptools mask layer) with
+        :class:`~ballistics.errors.ChecksumError`; by default it is read with a warning.
+        Needs ``verify=True``. Images and other formats carry no checksum: not affected.
 
     Returns
     -------
@@ -97,14 +105,20 @@ def read_scan(
     BallisticsError
         A specific subclass for each kind of bad input (missing file, unknown format, not a
         zip, no main.xml, malformed or unsafe XML, checksum mismatch, size mismatch, absurd
-        sizes, profiles and point clouds, zero-size images, missing spacing, missing extra).
+        sizes, profiles and point clouds, zero-size images, missing spacing, missing extra);
+        :class:`~ballistics.errors.UnsafeFileError` names the budget (points, decompressed
+        bytes, ``main.xml`` size) a file exceeds and the variable that lifts it;
+        :class:`~ballistics.errors.CorruptFileError` for a spacing outside 0.01-1000 µm, a
+        zero or non-finite increment, a z increment that overflows every height;
+        :class:`~ballistics.errors.ParameterError` for ``strict`` without ``verify``.
     """
+    _check_strict(strict, verify)
     p = check_file(path)
     fmt = file_format(p)
     if fmt == "x3p":
         from ballistics.io.x3p import read_x3p
 
-        r = read_x3p(p, verify=verify)
+        r = read_x3p(p, verify=verify, strict=strict)
         heights, spacing, modality = r.heights, r.spacing_um, r.modality
         metadata, provenance, msgs = r.metadata, r.provenance, r.warnings
         prior = tuple(r.prior_warnings)
@@ -190,6 +204,7 @@ def scan_info(
     *,
     spacing_um: float | tuple[float, float] | None = None,
     verify: bool = True,
+    strict: bool = False,
 ) -> ScanInfo:
     """Read the header of a scan file (no height decoding for X3P and images).
 
@@ -201,18 +216,22 @@ def scan_info(
         Spacing for images that carry none (otherwise ``spacing_um`` is None, with a warning).
     verify
         Check the MD5 of X3P ``main.xml`` (the data checksums need the data: not checked).
+    strict
+        Refuse an X3P ``main.xml`` that no checksum covers (as :func:`read_scan`).
 
     Returns
     -------
     ScanInfo
     """
+    _check_strict(strict, verify)
     p = check_file(path)
     fmt = file_format(p)
     msgs: list[str]
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
 
-        header, metadata, msgs, prior, spacing, modality = x3p_header(p, verify=verify)
+        header, metadata, msgs, prior, spacing, modality = x3p_header(p, verify=verify,
+                                                                      strict=strict)
         shape = header.shape
         sha = sha256_file(p)
     elif fmt in ("png", "tiff", "jpeg"):
@@ -221,12 +240,18 @@ def scan_info(
         shape, spacing, metadata, msgs = _image_header(p, data, fmt, spacing_um)
         modality, prior = "image", []
     else:
-        scan = read_scan(p, spacing_um=spacing_um, verify=verify)
+        scan = read_scan(p, spacing_um=spacing_um, verify=verify, strict=strict)
         return ScanInfo(str(p), scan.sha256 or "", fmt, scan.modality, scan.shape,
                         scan.spacing_um, dict(_thaw(scan.metadata)), scan.warnings)
     new = tuple(m for m in _emit(msgs) if m not in prior)
     return ScanInfo(str(p), sha, fmt, modality, (int(shape[0]), int(shape[1])), spacing,
                     metadata, (*prior, *new))
+
+
+def _check_strict(strict: bool, verify: bool) -> None:
+    if strict and not verify:
+        raise ParameterError("strict=True needs verify=True (--strict and --no-verify "
+                             "contradict each other)")
 
 
 def _thaw(value: Any) -> Any:
@@ -239,7 +264,7 @@ def _image_header(
     p: Path, data: bytes, fmt: str, spacing_um: Any
 ) -> tuple[tuple[int, int], tuple[float, float] | None, dict[str, Any], list[str]]:
     from ballistics.io import images
-    from ballistics.io._common import WarningLog
+    from ballistics.io._common import WarningLog, check_spacing
 
     log = WarningLog()
     spacing = None
@@ -289,9 +314,11 @@ def _image_header(
                 "JPEG JFIF density", unit == 1)
     if 0 in shape:
         raise EmptyScanError(f"the image has zero size {shape}", path=p)
-    if spacing is None and spacing_um is not None:
+    if spacing is not None:
+        check_spacing(spacing, f"the {fmt.upper()} file's resolution", p, log)
+    elif spacing_um is not None:
         spacing = images._user_spacing(spacing_um)
-    elif spacing is None:
+    else:
         log.add("the image carries no pixel spacing; give it with spacing_um (--spacing-um)")
     return shape, spacing, {"image": {"format": fmt}}, log.messages
 

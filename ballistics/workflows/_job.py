@@ -313,7 +313,8 @@ class _Run:
         self.emb = emb
         self.model_hash = str(info["model_hash"])
         self.prepare = {"processed": options.processed, "preset": options.preset,
-                        "spacing_um": options.spacing_um, "verify": options.verify}
+                        "spacing_um": options.spacing_um, "verify": options.verify,
+                        "strict": options.strict}
         self.window = max(4, 2 * self.ex.slots) if self.ex.remote else 4 * self.ex.slots
         # local work: prepared casings come back in submission order
         self.results: dict[int, PreparedCasing | Failure] = {}

@@ -50,6 +50,8 @@ class IngestOptions:
         Pixel spacing for images that carry none.
     verify
         Check X3P checksums while reading.
+    strict
+        Refuse X3P content that no checksum covers (see :func:`ballistics.io.read_scan`).
     model
         Embedder (``"cnn"``, ``"baseline"`` or a weights path); ``None`` = the
         collection's model, or ``"cnn"`` for a new collection.
@@ -67,6 +69,7 @@ class IngestOptions:
     preset: str = "default"
     spacing_um: float | None = None
     verify: bool = True
+    strict: bool = False
     model: str | None = None
     device: str = "auto"
     workers: int = 1
@@ -187,6 +190,7 @@ def prepare_casing(
     preset: str = "default",
     spacing_um: float | None = None,
     verify: bool = True,
+    strict: bool = False,
 ) -> PreparedCasing | Failure:
     """Read and prepare one casing for comparison (pure; runs in a worker process).
 
@@ -200,7 +204,7 @@ def prepare_casing(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scan = read_scan(path, spacing_um=spacing_um, verify=verify)
+            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict)
             prepared = prepare_for_comparison(scan, preset, processed=processed)
         sha = scan.sha256
         if not sha:

@@ -60,6 +60,8 @@ class SearchOptions:
         Comparison preset for re-ranking (``None`` = the collection's).
     device
         Compute device for embedding and comparison.
+    spacing_um, verify, strict
+        How the query is read (see :func:`ballistics.io.read_scan`).
     workers
         CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
         usable core, 1 = in this process with torch's threads. Ignored on CUDA.
@@ -74,6 +76,7 @@ class SearchOptions:
     device: str = "auto"
     spacing_um: float | None = None
     verify: bool = True
+    strict: bool = False
     workers: int | None = None
 
     def __post_init__(self) -> None:
@@ -164,7 +167,8 @@ class Searcher:
         pre = self.collection.manifest.get("preprocess") or {}
         res = prepare_casing(path, processed=options.processed,
                              preset=str(pre.get("preset") or "default"),
-                             spacing_um=options.spacing_um, verify=options.verify)
+                             spacing_um=options.spacing_um, verify=options.verify,
+                             strict=options.strict)
         if isinstance(res, Failure):
             from ballistics import errors
 

@@ -154,7 +154,8 @@ def test_x3ptools_mask_png_is_honoured(tmp_path, transposed):
     scan = _read(path)
     assert np.isnan(scan.heights[:, :5]).all()
     np.testing.assert_array_equal(scan.valid[:, 5:], ~np.isnan(z[:, 5:]))
-    assert len(scan.warnings) == 1 + transposed
+    assert len(scan.warnings) == 2 + transposed  # + "not covered by any checksum"
+    assert "not covered by any checksum" in scan.warnings[0]
     assert "right groove" in scan.warnings[-1]
     assert scan.metadata["mask"]["masked_fraction"] == pytest.approx(5 / 30)
 
