@@ -17,7 +17,7 @@ import numpy as np
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import file_sha256
 from ballistics.collection.index import SearchIndex, exact_search, merge_topk, read_index
-from ballistics.collection.manifest import REBUILD_HINT
+from ballistics.collection.manifest import REBUILD_HINT, read_manifest
 from ballistics.collection.rowtable import RowTable
 from ballistics.errors import CollectionCorruptError, CollectionError, ParameterError
 from ballistics.scan import Scan
@@ -102,8 +102,28 @@ class CollectionReader:
 
     def _shard_embeddings(self, name: str) -> np.ndarray:
         if name not in self._emb:
-            self._emb[name] = shard_io.read_embeddings(self.directory / name)
+            try:
+                self._emb[name] = shard_io.read_embeddings(self.directory / name)
+            except CollectionCorruptError:
+                self._raise_if_superseded(name)
+                raise
         return self._emb[name]
+
+    def _raise_if_superseded(self, name: str) -> None:
+        """A shard this state lists is gone because a later generation replaced it (a
+        casing removed or relabelled meanwhile): say so instead of calling it damage."""
+        if (self.directory / name).exists():
+            return
+        try:
+            latest = read_manifest(self.directory)
+        except CollectionError:
+            return
+        if (int(latest.get("generation", 0)) > self.generation
+                and name not in {e["file"] for e in latest["shards"]}):
+            raise CollectionError(
+                "the collection changed while it was being read (casings were removed or "
+                "relabelled); run the command again", path=self.directory,
+            ) from None
 
     def embedding_blocks(
         self, start: int = 0, stop: int | None = None
@@ -143,7 +163,11 @@ class CollectionReader:
             by_file.setdefault(entry["file"], []).append((i, local))
         out: list[Scan | None] = [None] * len(located)
         for name, items in by_file.items():
-            scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items])
+            try:
+                scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items])
+            except CollectionCorruptError:
+                self._raise_if_superseded(name)
+                raise
             for (i, _), s in zip(items, scans, strict=True):
                 out[i] = s
         return [s for s in out if s is not None]
