@@ -68,7 +68,11 @@ class CollectionReader:
         """The row table holding (at least) this state's shards, read incrementally."""
         entries = self.manifest["shards"]
         if self._rows is None or not self._rows.holds(entries):
-            self._rows = (self._rows or RowTable()).sync(self.directory, entries)
+            try:
+                self._rows = (self._rows or RowTable()).sync(self.directory, entries)
+            except CollectionCorruptError:
+                self._raise_if_superseded(*(e["file"] for e in entries))
+                raise
         return self._rows
 
     def columns(self) -> dict[str, list[Any]]:
@@ -109,17 +113,19 @@ class CollectionReader:
                 raise
         return self._emb[name]
 
-    def _raise_if_superseded(self, name: str) -> None:
+    def _raise_if_superseded(self, *names: str) -> None:
         """A shard this state lists is gone because a later generation replaced it (a
         casing removed or relabelled meanwhile): say so instead of calling it damage."""
-        if (self.directory / name).exists():
+        gone = [n for n in names if not (self.directory / n).exists()]
+        if not gone:
             return
         try:
             latest = read_manifest(self.directory)
         except CollectionError:
             return
+        listed = {e["file"] for e in latest["shards"]}
         if (int(latest.get("generation", 0)) > self.generation
-                and name not in {e["file"] for e in latest["shards"]}):
+                and not listed.intersection(gone)):
             raise CollectionError(
                 "the collection changed while it was being read (casings were removed or "
                 "relabelled); run the command again", path=self.directory,

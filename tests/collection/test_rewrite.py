@@ -99,3 +99,6 @@ def test_a_reader_of_the_old_state_is_told_the_collection_changed(col):
     with pytest.raises(CollectionError, match="changed while it was being read"):
         old.surfaces([2])
     assert old.surfaces([8])[0].shape == (37, 53)  # an untouched shard still reads
+    fresh = Collection(old.directory, old.manifest)  # the old state, columns not read yet
+    with pytest.raises(CollectionError, match="changed while it was being read"):
+        fresh.columns()
