@@ -136,7 +136,8 @@ def remove_entries(
         chosen = _select(col, ids, where)
         if not chosen:
             raise InputError("no entry matches the filter; nothing removed", path=col.directory)
-        entries = _entries(col, [col.ids.index(i) for i in chosen])
+        row_of = {cid: r for r, cid in enumerate(col.ids)}
+        entries = _entries(col, [row_of[i] for i in chosen])
         warnings: list[str] = []
         if not dry_run:
             rows = col.columns()["id"]
@@ -420,6 +421,6 @@ def export_table(
                 label_cols.append(c)
     used = {c for e in entries for c in e["labels"]}
     label_cols = [c for c in label_cols if c in used]
-    rows = [{"path": e["path"], "id": e["id"], "sha256": e["sha256"], **e["labels"]}
+    rows = [{**e["labels"], "path": e["path"], "id": e["id"], "sha256": e["sha256"]}
             for e in entries]
     return [*KEY_COLUMNS, *label_cols], rows
