@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "Fit a collection's score model and LR calibration."),
     "verify": ("ballistics.cli.verify", "verify", "Check a collection's files by checksum."),
     "index": ("ballistics.cli.index", "index", "Maintain a collection's search index."),
+    "collection": ("ballistics.cli.collection", "collection",
+                   "List, remove, relabel and export a collection's entries."),
     "demo": ("ballistics.cli.demo", "demo", "Synthetic collection search, end to end."),
     "compare": ("ballistics.cli.compare", "compare",
                 "Compare two casings: Congruent Matching Cells, pose, HTML report."),

@@ -40,6 +40,9 @@ from ballistics.cli.common import (
               help="Embedding batch size.")
 @click.option("--commit-every", type=int, default=64, show_default=True,
               help="Casings per committed shard (work lost on a crash is at most this).")
+@click.option("--update-labels", is_flag=True,
+              help="A file already in the collection whose --labels differ from its stored "
+                   "labels gets the CSV's values (default: keep them and warn).")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Run on this dask.distributed cluster (see docs/cluster.md) instead of "
                    "local processes; needs the 'dask' extra.")
@@ -50,11 +53,15 @@ from ballistics.cli.common import (
 @quiet_option
 @handle_errors
 def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
-           commit_every, scheduler, device, spacing_um, no_verify, strict, as_json, quiet) -> None:
+           commit_every, update_labels, scheduler, device, spacing_um, no_verify, strict,
+           as_json, quiet) -> None:
     """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
 
-    Files already in the collection (same SHA-256) are skipped; a file that cannot be
-    read or is unfit is reported and the others go on. Exit code 2 when any file failed.
+    Files already in the collection (same SHA-256) are skipped (with a warning when the
+    labels CSV gives them other labels; --update-labels applies them); mask images of the
+    scans in a folder (STEM_mask.png, STEM_shear.png, as `ballistics synth` writes them)
+    are not scans and are skipped. A file that cannot be read or is unfit is reported and
+    the others go on. Exit code 2 when any file failed.
     """
     from ballistics.errors import InputError
     from ballistics.workflows.ingest import IngestOptions, discover_inputs
@@ -69,7 +76,7 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     opts = IngestOptions(
         processed=True if processed else None, preset=preset, spacing_um=spacing_um,
         verify=not no_verify, strict=strict, model=model, device=device, workers=workers,
-        batch_size=batch_size, commit_every=commit_every,
+        batch_size=batch_size, commit_every=commit_every, update_labels=update_labels,
     )
     if scheduler:
         from ballistics.workflows.distributed import ingest as run_cluster
@@ -84,11 +91,17 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     if as_json:
         emit_json(out)
     else:
+        extra = (f", skipped {summary.skipped_companions} mask file(s) of the scans"
+                 if summary.skipped_companions else "")
+        extra += (f", updated the labels of {summary.relabelled} casing(s)"
+                  if summary.relabelled else "")
         click.echo(
             f"{summary.collection}: ingested {summary.ingested}, skipped "
-            f"{summary.skipped_duplicates} duplicate(s), failed {len(summary.failed)}; the "
-            f"collection holds {summary.count} casings ({summary.rate_per_s:.2f} casings/s)"
+            f"{summary.skipped_duplicates} duplicate(s){extra}, failed {len(summary.failed)}; "
+            f"the collection holds {summary.count} casings ({summary.rate_per_s:.2f} casings/s)"
         )
+        for w in summary.warnings:
+            echo_err(f"warning: {w}")
         for f in summary.failed:
             echo_err(f"failed: {f['path']}: {f['reason']}")
     if summary.failed:

@@ -17,7 +17,7 @@ import numpy as np
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import file_sha256
 from ballistics.collection.index import SearchIndex, exact_search, merge_topk, read_index
-from ballistics.collection.manifest import REBUILD_HINT
+from ballistics.collection.manifest import REBUILD_HINT, read_manifest
 from ballistics.collection.rowtable import RowTable
 from ballistics.errors import CollectionCorruptError, CollectionError, ParameterError
 from ballistics.scan import Scan
@@ -84,7 +84,11 @@ class CollectionReader:
         """The row table holding (at least) this state's shards, read incrementally."""
         entries = self.manifest["shards"]
         if self._rows is None or not self._rows.holds(entries):
-            self._rows = (self._rows or RowTable()).sync(self.directory, entries)
+            try:
+                self._rows = (self._rows or RowTable()).sync(self.directory, entries)
+            except CollectionCorruptError:
+                self._raise_if_superseded(*(e["file"] for e in entries))
+                raise
         return self._rows
 
     def columns(self) -> dict[str, list[Any]]:
@@ -130,8 +134,30 @@ class CollectionReader:
     def _shard_embeddings(self, entry: Mapping[str, Any]) -> np.ndarray:
         name = entry["file"]
         if name not in self._emb:
-            self._emb[name] = self._read_embeddings(entry)
+            try:
+                self._emb[name] = self._read_embeddings(entry)
+            except CollectionCorruptError:
+                self._raise_if_superseded(name)
+                raise
         return self._emb[name]
+
+    def _raise_if_superseded(self, *names: str) -> None:
+        """A shard this state lists is gone because a later generation replaced it (a
+        casing removed or relabelled meanwhile): say so instead of calling it damage."""
+        gone = [n for n in names if not (self.directory / n).exists()]
+        if not gone:
+            return
+        try:
+            latest = read_manifest(self.directory)
+        except CollectionError:
+            return
+        listed = {e["file"] for e in latest["shards"]}
+        if (int(latest.get("generation", 0)) > self.generation
+                and not listed.intersection(gone)):
+            raise CollectionError(
+                "the collection changed while it was being read (casings were removed or "
+                "relabelled); run the command again", path=self.directory,
+            ) from None
 
     def embedding_blocks(
         self, start: int = 0, stop: int | None = None
@@ -173,8 +199,12 @@ class CollectionReader:
             entries[entry["file"]] = entry
         out: list[Scan | None] = [None] * len(located)
         for name, items in by_file.items():
-            scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items],
-                                           digest=entries[name].get("datasets_sha256"))
+            try:
+                scans = shard_io.read_surfaces(self.directory / name, [loc for _, loc in items],
+                                               digest=entries[name].get("datasets_sha256"))
+            except CollectionCorruptError:
+                self._raise_if_superseded(name)
+                raise
             for (i, _), s in zip(items, scans, strict=True):
                 out[i] = s
         return [s for s in out if s is not None]

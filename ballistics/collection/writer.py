@@ -15,7 +15,7 @@ when the index kind changes or an IVF-PQ index outgrows its training 4x.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -230,6 +230,118 @@ class CollectionWriter(CollectionReader):
         fsync_dir(dst.parent)
         self._publish_shard(current, name, None, digest)
         return {"committed": incoming.count, "duplicates": 0, "renamed": True}
+
+    # ---- removal and relabelling ----------------------------------------------------------
+    def rewrite_casings(
+        self,
+        *,
+        lock: CollectionLock,
+        remove: Iterable[str] = (),
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+        on_shard: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """Remove casings and/or replace their labels, published as one new generation.
+
+        Shards are never changed in place: each shard holding an affected casing is
+        written anew under a fresh name with the same rows in the same order (minus the
+        removed ones, with the new labels), through :func:`~ballistics.collection.shards.
+        write_shard`; the manifest that lists the new shards instead of the old ones is
+        then published atomically, and the superseded shard files are deleted. A kill at
+        any moment leaves the previous or the new state (plus orphans the next writer
+        deletes). Relabelling keeps the rows and the index; a removal rebuilds the index
+        (FAISS rows are positions) in a second generation, as ``drop_shards`` does.
+
+        Parameters
+        ----------
+        lock
+            The held write lock.
+        remove
+            Ids of the casings to remove.
+        labels
+            Casing id -> its complete new labels (string values).
+        on_shard
+            Called after each shard is rewritten (progress).
+
+        Returns
+        -------
+        dict
+            ``{"removed", "relabelled"}`` (ids, in row order), ``"shards_rewritten"``,
+            ``"superseded"`` (the shard files replaced) and ``"index"`` (the manifest's
+            index entry afterwards, ``None`` when there is none).
+
+        Raises
+        ------
+        CollectionError
+            When an id is not in the collection.
+        """
+        self._require(lock)
+        current = self._current()
+        drop = set(remove)
+        new_labels = {str(k): {str(c): str(v) for c, v in lab.items()}
+                      for k, lab in (labels or {}).items()}
+        unknown = sorted((drop | set(new_labels)) - current.row_table().id_set)
+        if unknown:
+            raise CollectionError(f"no casing with id {', '.join(map(repr, unknown[:5]))}"
+                                  f"{' ...' if len(unknown) > 5 else ''}", path=self.directory)
+        manifest = current.manifest
+        ids = current.columns()["id"]
+        removed = [i for i in ids if i in drop]
+        relabelled = [i for i in ids if i in new_labels and i not in drop]
+        if not removed and not relabelled:
+            self._adopt(current)
+            return {"removed": [], "relabelled": [], "shards_rewritten": 0, "superseded": [],
+                    "index": manifest.get("index")}
+        touched = drop | set(new_labels)
+        shards: list[dict[str, Any]] = []
+        superseded: list[str] = []
+        pos = 0
+        for entry in manifest["shards"]:
+            n = int(entry["count"])
+            if not touched.intersection(ids[pos:pos + n]):
+                shards.append(entry)
+                pos += n
+                continue
+            pos += n
+            records = [replace(r, labels=new_labels[r.id]) if r.id in new_labels else r
+                       for r in shard_io.read_records(self.directory / entry["file"],
+                                                      digest=entry.get("datasets_sha256"))
+                       if r.id not in drop]
+            superseded.append(entry["file"])
+            if records:
+                name = self._new_name("shards", "shard", current.generation + 1, ".h5")
+                shard_io.write_shard(self.directory / name, records)
+                fresh = file_entry(self.directory / name, self.directory)
+                fresh.update({"count": len(records), "created": now()})
+                digest = shard_io.shard_digest(self.directory / name, check=False)
+                if digest is not None:
+                    fresh["datasets_sha256"] = digest
+                shards.append(fresh)
+            if on_shard is not None:
+                on_shard()
+        manifest["shards"] = shards
+        manifest["count"] = int(sum(int(e["count"]) for e in shards))
+        label_cols = list(manifest.get("label_columns") or [])
+        for lab in new_labels.values():
+            label_cols += [c for c in lab if c not in label_cols]
+        manifest["label_columns"] = label_cols
+        if removed:
+            manifest["index"] = None
+        current._publish(manifest)
+        self._adopt(current)
+        self._rows = None
+        if removed:
+            self._index = self._index_file = None
+        for rel in superseded:
+            (self.directory / rel).unlink(missing_ok=True)
+        fsync_dir(self.directory / "shards")
+        if removed:
+            if self.count:
+                self.update_index(lock=lock, rebuild=True)
+            else:
+                self._cleanup_indexes(keep=set())
+        return {"removed": removed, "relabelled": relabelled,
+                "shards_rewritten": len(superseded), "superseded": superseded,
+                "index": self.manifest.get("index")}
 
     # ---- index -------------------------------------------------------------------------
     def _fresh_index(self, current: CollectionWriter, requested: str) -> SearchIndex:

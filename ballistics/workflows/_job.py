@@ -57,6 +57,7 @@ from ballistics.workflows.ingest import (
     prepare_casing,
     resume_job,
 )
+from ballistics.workflows.manage import apply_change, label_differences, relabel_command
 
 logger = logging.getLogger(__name__)
 
@@ -238,9 +239,11 @@ class IngestJob:
             })
             label_table = LabelTable.read(labels) if labels is not None else None
             missing: list[str] = []
-            files = [str(p) for p in discover_inputs(inputs, missing)]
+            companions: list[str] = []
+            files = [str(p) for p in discover_inputs(inputs, missing, companions)]
             summary = IngestSummary(collection=str(self.directory),
                                     inputs=len(files) + len(missing),
+                                    skipped_companions=len(companions),
                                     warnings=list(self.warnings))
             summary.failed += [Failure(m, "file not found", "ScanFileNotFoundError").to_dict()
                                for m in missing]
@@ -257,6 +260,7 @@ class IngestJob:
             col = run.execute(files)
 
             col = col.refresh()
+            _settle_label_conflicts(col, lock, summary, options.update_labels, self.quiet)
             summary.index = col.update_index(lock=lock)
             col = col.refresh()
             summary.count = col.count
@@ -284,6 +288,34 @@ class IngestJob:
             return info, None
         emb = self.embedder if self.embedder is not None else load_model(model, device)
         return embedder_info(emb, model), emb
+
+
+def _settle_label_conflicts(col: Collection, lock: CollectionLock, summary: IngestSummary,
+                            update: bool, quiet: bool) -> None:
+    """Duplicates whose labels in the CSV differ from the stored ones: update the stored
+    labels (``update``) or warn, naming the file, the labels and the command that fixes it."""
+    if not summary.label_conflicts:
+        return
+    if update:
+        stored = dict(zip(col.columns()["id"], col.columns()["labels"], strict=True))
+        new = {c["id"]: apply_change(stored[c["id"]], {k: d["given"]
+                                                        for k, d in c["labels"].items()})
+               for c in summary.label_conflicts if c["id"] in stored}
+        with progress(total=None, desc="relabel", unit="shard", quiet=quiet) as bar:
+            out = col.rewrite_casings(lock=lock, labels=new, on_shard=lambda: bar.update(1))
+        done = set(out["relabelled"])
+        for c in summary.label_conflicts:
+            c["updated"] = c["id"] in done
+        summary.relabelled = len(done)
+        return
+    for c in summary.label_conflicts:
+        diff = "; ".join(f"{k}: {d['collection']!r} in the collection, {d['given']!r} given"
+                         for k, d in c["labels"].items())
+        summary.warnings.append(
+            f"{c['path']}: already in the collection as {c['id']} with different labels "
+            f"({diff}); kept the collection's labels. To change them: "
+            f"`{relabel_command(c['id'], c['labels'], col.directory)}`, or ingest again with "
+            "--update-labels")
 
 
 class _Hash:
@@ -320,6 +352,9 @@ class _Run:
         self.results: dict[int, PreparedCasing | Failure] = {}
         self.next_seq = 0
         self.pending: list[PreparedCasing] = []
+        cols = col.columns()
+        self.stored = dict(zip(cols["sha256"], zip(cols["id"], cols["labels"], strict=True),
+                               strict=True))
 
     # ---- the loop -----------------------------------------------------------------------
     def execute(self, files: list[str]) -> Collection:
@@ -380,6 +415,7 @@ class _Run:
                             elif sha in seen:
                                 summary.skipped_duplicates += 1
                                 summary.duplicates.append({"path": path, "sha256": sha})
+                                self._check_labels(path, sha)
                                 self.bar.update(1)
                             else:
                                 seen.add(sha)
@@ -416,6 +452,18 @@ class _Run:
                 pass
             return self.committer.col
         return self.col
+
+    def _check_labels(self, path: str, sha: str) -> None:
+        """Record a duplicate of a committed casing whose CSV labels differ from its own."""
+        if self.labels is None or sha not in self.stored or not self.labels.listed(path):
+            return
+        given = self.labels.get(path)
+        given.pop("id", None)
+        cid, stored = self.stored[sha]
+        diffs = label_differences(stored, given)
+        if diffs:
+            self.summary.label_conflicts.append({"path": path, "id": cid, "sha256": sha,
+                                                 "labels": diffs, "updated": False})
 
     # ---- the work -----------------------------------------------------------------------
     def _submit(self, items: list[Item]) -> Any:

@@ -63,6 +63,10 @@ class IngestOptions:
         Embedding batch size.
     commit_every
         Casings per committed shard (smaller = less work lost on a crash, more files).
+    update_labels
+        A file already in the collection (same SHA-256) whose labels in the labels CSV
+        differ from the stored ones gets the CSV's values (the columns the CSV gives);
+        otherwise it keeps its labels and the summary warns.
     """
 
     processed: bool | None = None
@@ -75,6 +79,7 @@ class IngestOptions:
     workers: int = 1
     batch_size: int = 32
     commit_every: int = 64
+    update_labels: bool = False
 
     def __post_init__(self) -> None:
         check_range("workers", self.workers, 1, 256)
@@ -96,14 +101,25 @@ class PreparedCasing:
 
 @dataclass
 class IngestSummary:
-    """What an ingest did (the CLI prints it as JSON)."""
+    """What an ingest did (the CLI prints it as JSON).
+
+    ``skipped_duplicates`` counts files already in the collection (or repeated);
+    ``skipped_companions`` the mask images of scans found in the folders walked (see
+    :func:`discover_inputs`); ``label_conflicts`` lists duplicates whose labels in the
+    labels CSV differ from the stored ones (``{"path", "id", "sha256", "labels": {column:
+    {"collection", "given"}}, "updated"}``); ``relabelled`` how many of those were updated
+    (``IngestOptions.update_labels``).
+    """
 
     collection: str
     inputs: int = 0
     ingested: int = 0
     skipped_duplicates: int = 0
+    skipped_companions: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, str]] = field(default_factory=list)
+    label_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    relabelled: int = 0
     shards: int = 0
     count: int = 0
     seconds: float = 0.0
@@ -118,12 +134,49 @@ class IngestSummary:
 
 
 # ---- inputs and labels ------------------------------------------------------------------
-def discover_inputs(inputs: Iterable[str | Path], missing: list[str] | None = None
-                    ) -> list[Path]:
+#: ``STEM<sep><kind>``: the name of a companion mask image of the scan ``STEM`` (``ballistics
+#: synth`` writes ``masks/STEM_mask.png`` and ``masks/STEM_shear.png``)
+COMPANION_KINDS: tuple[str, ...] = ("mask", "shear")
+_COMPANION_SEPS = ("_", "-", ".")
+
+
+def companion_of(name: str) -> str | None:
+    """The scan stem a mask image's file name points to (``F001-01_mask.png`` ->
+    ``F001-01``), or ``None`` when the name is not a companion's."""
+    stem = Path(name).stem
+    low = stem.lower()
+    for kind in COMPANION_KINDS:
+        for sep in _COMPANION_SEPS:
+            if low.endswith(sep + kind) and len(stem) > len(kind) + 1:
+                return stem[:-(len(kind) + 1)]
+    return None
+
+
+def _drop_companions(found: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Split the files of one folder walk into scans and companion masks: an image named
+    ``STEM_mask.*`` / ``STEM_shear.*`` (or with ``-`` / ``.``) is a companion when the walk
+    also found a scan ``STEM.*`` (any folder of the walk: synth puts masks in ``masks/``)."""
+    from ballistics.io import file_format
+
+    stems = {q.stem for q in found if companion_of(q.name) is None}
+    keep: list[Path] = []
+    companions: list[Path] = []
+    for q in found:
+        owner = (companion_of(q.name) if file_format(q) in ("png", "tiff", "jpeg")
+                 else None)
+        (companions if owner is not None and owner in stems else keep).append(q)
+    return keep, companions
+
+
+def discover_inputs(inputs: Iterable[str | Path], missing: list[str] | None = None,
+                    companions: list[str] | None = None) -> list[Path]:
     """Expand files and directories (recursively) into scan files, sorted, de-duplicated.
 
     Inputs that do not exist are appended to ``missing`` when it is given, otherwise an
-    :class:`InputError` is raised.
+    :class:`InputError` is raised. In a folder, the mask images of its scans (an image
+    ``STEM_mask.*`` or ``STEM_shear.*`` beside a scan ``STEM.*`` anywhere in the folder, as
+    ``ballistics synth`` writes them) are not scans: they are left out and appended to
+    ``companions`` when it is given. A file named on its own is always taken.
     """
     from ballistics.io import SUPPORTED_SUFFIXES
 
@@ -135,6 +188,9 @@ def discover_inputs(inputs: Iterable[str | Path], missing: list[str] | None = No
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in suffixes
                            and not any(part.startswith(".") for part in q.parts[len(p.parts):]))
+            found, masks = _drop_companions(found)
+            if companions is not None:
+                companions += [str(q) for q in masks]
         elif p.exists():
             found = [p]
         elif missing is not None:
@@ -153,9 +209,10 @@ def discover_inputs(inputs: Iterable[str | Path], missing: list[str] | None = No
 class LabelTable:
     """Labels per file from a CSV with a ``path`` column (a file's path or name).
 
-    Every other column becomes a label. ``read_manifest`` resolves paths relative to the
-    CSV's folder, so the ``manifest.csv`` of ``ballistics synth`` and of the shared data
-    work as they are. Lookup is by resolved path, then by file name.
+    Every other column becomes a label, but ``sha256`` (a key column of ``ballistics
+    collection export``); an ``id`` column gives the casing's id. ``read_manifest``
+    resolves paths relative to the CSV's folder, so the ``manifest.csv`` of ``ballistics
+    synth`` and of the shared data work as they are. Lookup is by resolved path, then by file name.
     """
 
     def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -165,7 +222,8 @@ class LabelTable:
             if "path" not in row:
                 raise InputError("the labels file needs a 'path' column")
             p = Path(str(row["path"]))
-            labels = {str(k): str(v) for k, v in row.items() if k != "path" and v is not None}
+            labels = {str(k): str(v) for k, v in row.items()
+                      if k not in ("path", "sha256") and v is not None}
             self.by_path[str(p.resolve())] = labels
             self.by_name.setdefault(p.name, labels)
 
@@ -180,6 +238,11 @@ class LabelTable:
         """Labels of a file (empty when unlisted)."""
         p = Path(path)
         return dict(self.by_path.get(str(p.resolve())) or self.by_name.get(p.name) or {})
+
+    def listed(self, path: str | Path) -> bool:
+        """True when the table has a row for the file."""
+        p = Path(path)
+        return str(p.resolve()) in self.by_path or p.name in self.by_name
 
 
 # ---- the per-casing work ----------------------------------------------------------------

@@ -1,0 +1,270 @@
+"""``ballistics collection list|remove|relabel|export`` and the ingest fixes of issue #23:
+round trips on a small collection, search and ``verify`` after each change, the audit log,
+a re-ingest with other labels (warning, then ``--update-labels``), ``ingest DIR`` of
+``ballistics synth`` output (its mask PNGs are not scans).
+
+Casings: a tiny synthetic study (3 firearms x 2 casings, 25 µm, 96 x 120 points) written by
+``ballistics synth``'s generator; the ``baseline`` embedder (no weights needed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ballistics.cli import main
+from ballistics.collection.audit import read_audit
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    from ballistics.datasets.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, 3, 2, spacing_um=25.0, quiet=True, field_um=(2400, 3000), seed=7)
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(study, tmp_path_factory) -> tuple[Path, dict]:
+    col = tmp_path_factory.mktemp("col") / "lab"
+    r = _run("ingest", str(study), "--collection", str(col), "--labels",
+             str(study / "manifest.csv"), "--model", "baseline", "--commit-every", "4",
+             "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    return col, json.loads(r.stdout)
+
+
+@pytest.fixture
+def lab(built, tmp_path) -> Path:
+    """A private copy of the built collection for one test."""
+    dst = tmp_path / "lab"
+    shutil.copytree(built[0], dst)
+    return dst
+
+
+def _list(col: Path, *extra: str) -> list[dict]:
+    r = _run("collection", "list", "--collection", str(col), "--json", *extra)
+    assert r.exit_code == 0, r.output
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def _verify_ok(col: Path) -> None:
+    r = _run("verify", "--collection", str(col), "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["ok"], out["problems"]
+    # no superseded shard left behind (an ingest keeps the previous index for readers)
+    assert not [o for o in out["orphans"] if o.startswith("shards/")]
+    assert out["index"]["pending"] == 0
+
+
+def _search(col: Path, query: Path) -> list[dict]:
+    r = _run("search", str(query), "--collection", str(col), "--shortlist", "8", "--top", "8",
+             "--json", "--device", "cpu", "--quiet")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["candidates"]
+
+
+def test_ingest_of_synth_output_skips_the_mask_pngs(study, built):
+    col, out = built
+    masks = sorted((study / "masks").glob("*.png"))
+    assert len(masks) >= 6  # one breech-face mask per casing, plus shear masks
+    assert out["ingested"] == 6 and out["failed"] == [] and out["count"] == 6
+    assert out["skipped_companions"] == len(masks) and out["label_conflicts"] == []
+    r = _run("ingest", str(study), "--collection", str(col), "--quiet")  # text summary
+    assert r.exit_code == 0 and f"skipped {len(masks)} mask file(s)" in r.stdout
+    # a mask named on its own is taken as a scan (and fails as one: an image)
+    r = _run("ingest", str(masks[0]), "--collection", str(col), "--json", "--quiet")
+    assert r.exit_code == 2 and "cannot join a topography" in r.stdout
+
+
+def test_discover_inputs_companions(tmp_path):
+    from ballistics.workflows.ingest import companion_of, discover_inputs
+
+    for name in ("A.x3p", "masks/A_mask.png", "masks/A_shear.png", "B.png", "B-mask.png",
+                 "C_mask.png", "D.mask.tif"):
+        p = tmp_path / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(b"x")
+    comp: list[str] = []
+    got = [p.name for p in discover_inputs([tmp_path], companions=comp)]
+    # C_mask.png and D.mask.tif have no scan C / D beside them: they are scans
+    assert got == ["A.x3p", "B.png", "C_mask.png", "D.mask.tif"]
+    assert sorted(Path(c).name for c in comp) == ["A_mask.png", "A_shear.png", "B-mask.png"]
+    assert companion_of("F001-01_mask.png") == "F001-01" and companion_of("mask.png") is None
+
+
+def test_list_json_lines_text_and_filters(lab, built):
+    entries = _list(lab)
+    assert [e["id"] for e in entries] == ["F001-01", "F001-02", "F002-01", "F002-02",
+                                          "F003-01", "F003-02"]
+    for e in entries:
+        assert list(e) == ["schema", "id", "path", "sha256", "labels", "version", "versions"]
+        assert e["schema"] == 1 and e["versions"]["h5py"] and len(e["sha256"]) == 64
+        assert e["labels"]["firearm_id"] == e["id"][:4]
+    assert [e["id"] for e in _list(lab, "--where", "firearm_id=F002")] == ["F002-01",
+                                                                            "F002-02"]
+    assert len(_list(lab, "--exclude", "firearm_id=F002", "--where", "study=synthetic")) == 4
+    r = _run("collection", "list", "--collection", str(lab))
+    lines = r.stdout.splitlines()
+    assert r.exit_code == 0 and len(lines) == 6
+    assert lines[0].startswith("F001-01  ") and "firearm_id=F001" in lines[0]
+    r = _run("collection", "list", "--collection", str(lab), "--where", "gun=1")
+    assert r.exit_code == 2 and "unknown label column" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_remove_by_id_and_filter_then_search_verify_audit(lab, study):
+    gen = json.loads((lab / "manifest.json").read_text())["generation"]
+    r = _run("collection", "remove", "F001-01", "--where", "firearm_id=F003", "--collection",
+             str(lab), "--dry-run", "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["dry_run"]
+    assert [e["id"] for e in out["removed"]] == ["F001-01", "F003-01", "F003-02"]
+    assert json.loads((lab / "manifest.json").read_text())["generation"] == gen  # untouched
+    r = _run("collection", "remove", "F001-01", "--where", "firearm_id=F003", "--collection",
+             str(lab), "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["count"] == 3 and out["generation"] > gen
+    assert out["index"]["count"] == 3 and out["schema"] == 1
+    assert [e["id"] for e in _list(lab)] == ["F001-02", "F002-01", "F002-02"]
+    _verify_ok(lab)
+    cands = _search(lab, study / "F001-01.x3p")  # the removed casing is the query now
+    assert sorted(c["id"] for c in cands) == ["F001-02", "F002-01", "F002-02"]
+    assert cands[0]["id"] == "F001-02"
+    line = [a for a in read_audit(lab) if a["command"] == "collection remove"][-1]
+    assert [i["id"] for i in line["inputs"]] == ["F001-01", "F003-01", "F003-02"]
+    assert line["result"]["count"] == 3 and line["versions"]["faiss"]
+    # removed casings can be ingested again
+    r = _run("ingest", str(study / "F001-01.x3p"), "--collection", str(lab), "--json",
+             "--quiet")
+    assert json.loads(r.stdout)["ingested"] == 1
+    _verify_ok(lab)
+
+
+def test_relabel_set_unset_shows_in_search_and_audit(lab, study):
+    r = _run("collection", "relabel", "F001-01", "--set", "firearm_id=F777", "--set",
+             "note=re-examined", "--unset", "tooling", "--collection", str(lab), "--json",
+             "--quiet")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    [e] = out["relabelled"]
+    assert e["before"]["firearm_id"] == "F001" and e["after"]["firearm_id"] == "F777"
+    assert e["after"]["note"] == "re-examined" and "tooling" not in e["after"]
+    assert "tooling" in e["before"] and out["unchanged"] == 0
+    _verify_ok(lab)
+    cands = {c["id"]: c for c in _search(lab, study / "F001-02.x3p")}
+    assert cands["F001-01"]["labels"]["firearm_id"] == "F777"
+    assert cands["F001-01"]["labels"]["note"] == "re-examined"
+    assert cands["F002-01"]["labels"]["firearm_id"] == "F002"
+    line = [a for a in read_audit(lab) if a["command"] == "collection relabel"][-1]
+    assert line["result"]["changes"][0]["before"]["firearm_id"] == "F001"
+    # the same change again changes nothing (no new generation)
+    gen = json.loads((lab / "manifest.json").read_text())["generation"]
+    r = _run("collection", "relabel", "F001-01", "--set", "firearm_id=F777", "--collection",
+             str(lab), "--json")
+    assert json.loads(r.stdout)["unchanged"] == 1
+    assert json.loads((lab / "manifest.json").read_text())["generation"] == gen
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def test_export_relabel_from_csv_round_trip(lab, tmp_path):
+    table = tmp_path / "export.csv"
+    r = _run("collection", "export", "--collection", str(lab), "--csv", str(table))
+    assert r.exit_code == 0, r.output
+    columns, rows = _read_csv(table)
+    assert columns[:4] == ["path", "id", "sha256", "modality"] and "firearm_id" in columns
+    assert [row["id"] for row in rows] == [e["id"] for e in _list(lab)]
+    entries = {e["id"]: e for e in _list(lab)}
+    for row in rows:
+        e = entries[row["id"]]
+        assert row["path"] == e["path"] and row["sha256"] == e["sha256"]
+        assert {k: v for k, v in row.items() if k in e["labels"]} == e["labels"]
+    # edit one label of one row, keyed by id
+    rows[2]["firearm_id"] = "F042"
+    edited = tmp_path / "edited.csv"
+    with open(edited, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
+    r = _run("collection", "relabel", "--from-csv", str(edited), "--collection", str(lab),
+             "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0, r.output
+    assert [e["id"] for e in out["relabelled"]] == [rows[2]["id"]] and out["unchanged"] == 5
+    again = tmp_path / "again.csv"
+    _run("collection", "export", "--collection", str(lab), "--csv", str(again))
+    assert _read_csv(again) == (columns, rows)
+    _verify_ok(lab)
+    # keyed by sha256 only, with a row that matches nothing: a warning, the rest applied
+    by_sha = tmp_path / "by_sha.csv"
+    by_sha.write_text(f"sha256,firearm_id\n{rows[0]['sha256']},F100\n{'0' * 64},F101\n")
+    r = _run("collection", "relabel", "--from-csv", str(by_sha), "--collection", str(lab),
+             "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert [e["id"] for e in out["relabelled"]] == [rows[0]["id"]]
+    assert any("match no entry" in w for w in out["warnings"])
+    # stdout table
+    r = _run("collection", "export", "--collection", str(lab), "--csv", "-",
+             "--where", "firearm_id=F100")
+    got = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["id"] for row in got] == [rows[0]["id"]]
+
+
+def test_reingest_with_other_labels_warns_then_update_labels(lab, study, tmp_path):
+    target = study / "F002-02.x3p"
+    labels = tmp_path / "fixed.csv"
+    labels.write_text(f"path,firearm_id,casing_id\n{target},F099,F002-02\n")
+    gen = json.loads((lab / "manifest.json").read_text())["generation"]
+    r = _run("ingest", str(target), "--collection", str(lab), "--labels", str(labels),
+             "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["skipped_duplicates"] == 1 and out["relabelled"] == 0
+    [c] = out["label_conflicts"]
+    assert c["id"] == "F002-02" and c["labels"] == {
+        "firearm_id": {"collection": "F002", "given": "F099"}} and not c["updated"]
+    [w] = [w for w in out["warnings"] if "different labels" in w]
+    assert str(target) in w and "'F002' in the collection, 'F099' given" in w
+    assert "ballistics collection relabel F002-02 --set firearm_id=F099" in w
+    assert _list(lab, "--where", "id=F002-02")[0]["labels"]["firearm_id"] == "F002"
+    # text mode says so on stderr
+    r = _run("ingest", str(target), "--collection", str(lab), "--labels", str(labels),
+             "--quiet")
+    assert "warning:" in r.stderr and "--update-labels" in r.stderr
+    r = _run("ingest", str(target), "--collection", str(lab), "--labels", str(labels),
+             "--update-labels", "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert out["relabelled"] == 1 and out["label_conflicts"][0]["updated"]
+    assert not [w for w in out["warnings"] if "different labels" in w]
+    [e] = _list(lab, "--where", "id=F002-02")
+    assert e["labels"]["firearm_id"] == "F099" and e["labels"]["tooling"]  # others kept
+    assert json.loads((lab / "manifest.json").read_text())["generation"] > gen
+    _verify_ok(lab)
+
+
+def test_bad_input_is_one_line_and_exit_2(lab):
+    gen = json.loads((lab / "manifest.json").read_text())["generation"]
+    for args in (["remove", "NOPE"], ["remove"], ["relabel", "F001-01"],
+                 ["relabel", "--set", "a=b"], ["relabel", "F001-01", "--set", "id=x"],
+                 ["relabel", "F001-01", "--set", "novalue"],
+                 ["remove", "--where", "firearm_id=F999"]):
+        r = _run("collection", *args, "--collection", str(lab))
+        assert r.exit_code == 2, (args, r.output)
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+    r = _run("collection", "list", "--collection", str(lab.parent / "nothing"))
+    assert r.exit_code == 1 and "not a collection" in r.stderr
+    assert json.loads((lab / "manifest.json").read_text())["generation"] == gen
