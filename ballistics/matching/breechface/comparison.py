@@ -37,6 +37,7 @@ from ballistics.matching.breechface._engine import (
     prepare_cells,
     register_cells,
 )
+from ballistics.matching.breechface._pose_ncc import ncc_at_pose
 from ballistics.matching.breechface._registration import Registration, register_full
 from ballistics.matching.breechface._robust import RobustPose, robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
@@ -321,6 +322,8 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
             "counts rest on little surface")
     feats = aces_features(fwd, rev, comb, reg, p)
     feats["consensus_from_cmc"] = 1.0 if how == "original CMCs" else 0.0
+    feats["ncc_at_pose"] = ncc_at_pose(ref.tensor, tgt.tensor, wrap_angle(theta),
+                                       int(round(dy / spacing[0])), int(round(dx / spacing[1])))
     if pose is not None and pose.switched:
         th = pose.registration.theta_deg
         warn.append(f"the cells' vote overruled the whole-scan correlation peak: pose "

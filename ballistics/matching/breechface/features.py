@@ -33,7 +33,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "cmc_count_combined", "cmc_fraction", "high_cmc_passed", "n_cells_valid",
     "cell_corr_mean", "cell_corr_sd", "cell_corr_at_consensus", "dx_sd_um", "dy_sd_um",
     "theta_sd_deg", "cluster_size", "cluster_fraction", "theta_opposition_deg",
-    "consensus_from_cmc",
+    "consensus_from_cmc", "ncc_at_pose",
 )
 
 

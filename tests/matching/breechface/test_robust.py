@@ -93,3 +93,25 @@ def compare_params(**changes):
     from ballistics.matching import get_params
 
     return get_params("default").replace(**changes)
+
+
+def test_ncc_at_pose_finds_a_known_pose_and_nothing_else() -> None:
+    from ballistics.matching.breechface._pose_ncc import ncc_at_pose
+
+    rng = np.random.default_rng(1)
+    ref = ndimage.gaussian_filter(rng.normal(size=(120, 130)), 1.5).astype(np.float32)
+    ref[:10] = np.nan
+    tgt = np.full_like(ref, np.nan)
+    tgt[5:, 3:] = ref[:-5, :-3]  # reference point (r, c) is target point (r + 5, c + 3)
+    a, b = torch.from_numpy(ref), torch.from_numpy(tgt)
+    assert ncc_at_pose(a, b, 0.0, 5, 3) == pytest.approx(1.0, abs=1e-6)
+    assert ncc_at_pose(a, b, 0.0, 4, 2) == pytest.approx(1.0, abs=1e-6)  # within the radius
+    assert ncc_at_pose(a, b, 0.0, 12, 3) < 0.3  # outside it
+    other = torch.from_numpy(
+        ndimage.gaussian_filter(rng.normal(size=(120, 130)), 1.5).astype(np.float32))
+    assert abs(ncc_at_pose(a, other, 0.0, 0, 0)) < 0.2
+    # a turned copy: found at the angle that turns it back
+    turned = rotate_stack(a, [30.0])[0]
+    assert ncc_at_pose(a, turned, -30.0, 0, 0) > 0.9
+    # no overlap at any shift: NaN
+    assert np.isnan(ncc_at_pose(a, b, 0.0, 200, 0))
