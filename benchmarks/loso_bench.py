@@ -10,16 +10,23 @@ different-source pairs with LR > 1), Cllr and Cllr-min of the LRs.
 Studies (default preset, full rotation, every pair compared in both directions):
 
 - ``weller``: the 95 processed Weller casings, all 4,465 pairs (the pair log of
-  ``compare_bench``, recomputed when the comparison changed);
+  ``compare_bench``, when its rows are of the current comparison and hold every evaluated
+  feature), else every pair of the first three casings of each of the 11 slides (528 pairs);
 - ``fadul``: the three raw Fadul casings through the whole pipeline (1 same-slide pair, 2
   different-slide pairs: too few for an AUC of its own, its LRs are listed);
 - ``synthetic-hard`` and ``synthetic-realistic``: generated sets with fixed seeds;
 - ``dfsc``: the shared hard DFSC/Baldwin pair (one same-gun pair; its LR under the model
   that never saw it is listed).
 
-Two feature sets are evaluated side by side, fixed in advance: ``shipped`` (the shipped
-model's CMC counts and ``ccf_max``) and ``density`` (those plus the scale-free fractions
-``cmc_fraction`` and ``cluster_fraction``, which do not grow with a scanner's coverage).
+``fadul`` and ``dfsc`` have (almost) no different-source pairs of their own, so each scan is
+also compared with the mirror image of every scan of its study (itself included):
+**mirror surrogates**, different-source pairs by construction (a mirror image is no rotation
+of any casing) with the study's own texture, spacing, coverage and processing.
+
+Two feature sets are evaluated side by side, fixed in advance: ``shipped`` (the features of
+the shipped score model, :data:`ballistics.matching.lr.DEFAULT_SCORE_FEATURES`) and
+``counts_ccf`` (the CMC counts and ``ccf_max``: the shipped model's features before
+``ncc_at_pose``).
 """
 
 from __future__ import annotations
@@ -36,12 +43,12 @@ import numpy as np
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 CACHE = Path(__file__).resolve().parent / "results"
 
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "shipped": ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "cmc_count_high",
-                "ccf_max"),
-    "density": ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "cmc_count_high",
-                "ccf_max", "cmc_fraction", "cluster_fraction"),
-}
+def _feature_sets() -> dict[str, tuple[str, ...]]:
+    from ballistics.matching.lr import DEFAULT_SCORE_FEATURES
+
+    return {"shipped": tuple(DEFAULT_SCORE_FEATURES),
+            "counts_ccf": ("cmc_count", "cmc_count_reverse", "cmc_count_combined",
+                           "cmc_count_high", "ccf_max")}
 SYNTH = {"synthetic-hard": ("hard", 8, 3), "synthetic-realistic": ("realistic", 6, 3)}
 
 
@@ -50,6 +57,17 @@ def _cache_dir() -> Path:
                             "ballistics-bench"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+def _rows_key() -> str:
+    """Cache key of a study's rows: the comparison's fingerprint and its feature names."""
+    import hashlib
+
+    from ballistics.matching.breechface.features import FEATURE_NAMES
+    from benchmarks.compare_bench import comparison_fingerprint
+
+    names = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:6]
+    return f"{comparison_fingerprint('default')}-{names}"
 
 
 def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: str
@@ -69,6 +87,26 @@ def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: 
     return rows
 
 
+def _mirror_pairs(scans: list[Any], names: list[str], study: str) -> list[dict[str, Any]]:
+    """Every scan against the mirror image of every scan of the study (itself included):
+    different-source pairs by construction, with the study's own texture."""
+    import dataclasses
+
+    from ballistics.matching import compare_many
+    from ballistics.matching.lr import feature_dict
+
+    mirrored = [dataclasses.replace(s, heights=np.ascontiguousarray(s.heights[:, ::-1]))
+                for s in scans]
+    rows = []
+    for i, s in enumerate(scans):
+        for j, c in enumerate(compare_many(s, mirrored, "default", device="cpu")):
+            rows.append({"study": study, "a": names[i], "b": f"mirror of {names[j]}",
+                         "source_a": f"{study}:{names[i]}",
+                         "source_b": f"{study}:mirror-{names[j]}", "same": False,
+                         "theta_deg": c.theta_deg, "features": feature_dict(c)})
+    return rows
+
+
 def _load_folder(folder: Path, processed: bool) -> tuple[list[Any], list[str], list[str]]:
     import csv
 
@@ -83,21 +121,44 @@ def _load_folder(folder: Path, processed: bool) -> tuple[list[Any], list[str], l
 
 
 def study_weller() -> list[dict[str, Any]]:
-    """The Weller pairs from the compare_bench pair log (current comparison only)."""
+    """The Weller pairs from the compare_bench pair log (current comparison only); when its
+    rows lack a feature of the evaluated sets, every pair of the first three casings of each
+    slide (33 casings, 528 pairs) compared here instead."""
     from benchmarks.compare_bench import comparison_fingerprint
 
     fp = comparison_fingerprint("default")
     log = CACHE / "compare_bench_weller_default.jsonl"
     man = {r["path"]: r["firearm_id"] for r in _manifest(DATA / "weller")}
+    needed = {n for names in _feature_sets().values() for n in names}
     rows = []
     for line in log.read_text().splitlines():
         r = json.loads(line)
         if r.get("comparison") != fp:
             continue
         feats = dict(r["features"])
+        if not needed <= set(feats):
+            return study_weller_subset()
         rows.append({"study": "weller", "a": r["a"], "b": r["b"],
                      "source_a": f"weller:{man[r['a']]}", "source_b": f"weller:{man[r['b']]}",
                      "same": bool(r["same"]), "theta_deg": r["theta_deg"], "features": feats})
+    return rows
+
+
+def study_weller_subset(per_slide: int = 3) -> list[dict[str, Any]]:
+    """Every pair of the first ``per_slide`` casings (by file name) of each Weller slide."""
+    from ballistics.io import read_scan
+    from ballistics.preprocess import prepare_for_comparison
+
+    by: dict[str, list[str]] = {}
+    for r in _manifest(DATA / "weller"):
+        by.setdefault(r["firearm_id"], []).append(r["path"])
+    cache = _cache_dir() / f"loso-weller-subset{per_slide}-{_rows_key()}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    sel = [(g, p) for g in sorted(by) for p in sorted(by[g])[:per_slide]]
+    scans = [prepare_for_comparison(read_scan(DATA / "weller" / p), "default") for _, p in sel]
+    rows = _compare_all(scans, [g for g, _ in sel], [p for _, p in sel], "weller")
+    cache.write_text(json.dumps(rows, default=float))
     return rows
 
 
@@ -111,7 +172,8 @@ def _manifest(folder: Path) -> list[dict[str, str]]:
 def study_fadul() -> list[dict[str, Any]]:
     """The raw Fadul casings through the whole pipeline (default preprocessing preset)."""
     scans, sources, names = _load_folder(DATA / "fadul_raw", processed=False)
-    return _compare_all(scans, sources, names, "fadul")
+    return (_compare_all(scans, sources, names, "fadul")
+            + _mirror_pairs(scans, names, "fadul"))
 
 
 def study_dfsc() -> list[dict[str, Any]]:
@@ -121,8 +183,9 @@ def study_dfsc() -> list[dict[str, Any]]:
     folder = DATA / "dfsc_pair"
     rows = [r for r in _manifest(folder) if r.get("state", "processed") == "processed"]
     scans = [read_scan(folder / r["path"]) for r in rows]
-    return _compare_all(scans, [r["firearm_id"] for r in rows], [r["path"] for r in rows],
-                        "dfsc")
+    names = [r["path"] for r in rows]
+    return (_compare_all(scans, [r["firearm_id"] for r in rows], names, "dfsc")
+            + _mirror_pairs(scans, names, "dfsc"))
 
 
 def study_synthetic(name: str, quick: bool) -> list[dict[str, Any]]:
@@ -151,9 +214,7 @@ def load_studies(quick: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
                                                 dict[str, float]]:
     """The pair rows of every study, cached per study and comparison fingerprint in the
     benchmark cache (``$BALLISTICS_BENCH_CACHE``); Weller's come from compare_bench's log."""
-    from benchmarks.compare_bench import comparison_fingerprint
 
-    fp = comparison_fingerprint("default")
     studies: dict[str, list[dict[str, Any]]] = {}
     timing: dict[str, float] = {}
     for name, make in (("weller", study_weller), ("fadul", study_fadul),
@@ -162,7 +223,7 @@ def load_studies(quick: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
                        ("synthetic-realistic",
                         lambda: study_synthetic("synthetic-realistic", quick))):
         t = time.perf_counter()
-        cache = _cache_dir() / f"loso-{name}-{fp}{'-quick' if quick else ''}.json"
+        cache = _cache_dir() / f"loso-{name}-{_rows_key()}{'-quick' if quick else ''}.json"
         if name != "weller" and cache.is_file():
             studies[name] = json.loads(cache.read_text())
         else:
@@ -194,7 +255,7 @@ def _metrics(test: list[dict[str, Any]], scores: np.ndarray, llr: np.ndarray,
         out.update({"auc": auc(scores, y), "cllr": cllr(llr, y), "cllr_min": cllr_min(scores, y),
                     "fnr_at_lr1": mis["ss_below_1"], "fpr_at_lr1": mis["ds_above_1"],
                     "error_at_lr1": float(((llr < 0) == y).mean())})
-    if len(test) <= 10:
+    if len(test) <= 12:
         out["pairs_lr"] = [{"a": r["a"], "b": r["b"], "same": r["same"],
                             "theta_deg": r["theta_deg"], "score": float(sc),
                             "log10_lr": float(v)} for r, sc, v in zip(test, scores, llr,
@@ -214,7 +275,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
         res["note"] = ("the Weller pair log holds no rows of the current comparison; run "
                        "`python -m benchmarks accuracy --only compare_bench --set "
                        "sections=weller` first")
-    for fs, names in FEATURE_SETS.items():
+    for fs, names in _feature_sets().items():
         block = {}
         for held in studies:
             train = [r for k, v in studies.items() if k != held for r in v]

@@ -35,16 +35,16 @@ def test_evaluate_from_features_and_preset_names():
     cal = load_default()
     lo, hi = cal.lr.bounds
     strong = {"cmc_count": 25, "cmc_count_reverse": 24, "cmc_count_combined": 30,
-              "cmc_count_high": 25, "ccf_max": 0.6}
+              "cmc_count_high": 25, "ccf_max": 0.6, "ncc_at_pose": 0.6}
     weak = {"cmc_count": 0, "cmc_count_reverse": 0, "cmc_count_combined": 0,
-            "cmc_count_high": 0, "ccf_max": 0.05}
+            "cmc_count_high": 0, "ccf_max": 0.05, "ncc_at_pose": 0.05}
     es, ew = evaluate(strong), evaluate(weak)
     assert es.score > ew.score and lo <= ew.log10_lr < 0 < es.log10_lr <= hi
     assert "same source" in es.verbal and "different sources" in ew.verbal
     assert es.calibration["source"] == "synthetic-default"
     assert any("synthetic" in w for w in es.warnings)
-    partial = evaluate({"cmc_count": 3})
-    assert any("imputed" in w and "ccf_max" in w for w in partial.warnings)
+    partial = evaluate({"cmc_count_combined": 3})
+    assert any("imputed" in w and "ncc_at_pose" in w for w in partial.warnings)
     assert preset_name(PRESETS["cmcR"]) == "cmcR" and preset_name(None) is None
     assert preset_name(PRESETS["default"].replace(grid=(6, 6))) == "custom"
 

@@ -17,12 +17,12 @@ from ballistics.errors import ParameterError
 
 #: Comparison attributes added to ``.features`` when present (see :func:`feature_dict`).
 BASE_FEATURES = ("cmc_count", "cmc_count_high", "cmc_count_combined", "ccf_max")
-#: Features of the shipped synthetic-default score model: the CMC counts and the whole-scan
-#: CCF, which transfer between data sets. Nuisance features such as the number of valid cells
-#: depend on a scanner's coverage: fitted on synthetic scans they gave every Weller
-#: different-source pair LR > 100 (Cllr 3.6); with these, Cllr 0.024 on Weller.
-DEFAULT_SCORE_FEATURES = ("cmc_count", "cmc_count_reverse", "cmc_count_combined",
-                          "cmc_count_high", "ccf_max")
+#: Features of the shipped synthetic-default score model: the two-direction CMC count and the
+#: whole-scan correlation at the cells' consensus pose. Both transfer between data sets;
+#: ``ccf_max`` (the best correlation over the full circle at the coarse spacing) does not: on
+#: weak granular marks different-source pairs reach it as well (see docs/compare.md).
+#: Nuisance features such as the number of valid cells depend on a scanner's coverage.
+DEFAULT_SCORE_FEATURES = ("cmc_count_combined", "ncc_at_pose")
 
 
 def feature_dict(comparison: Any) -> dict[str, float]:
