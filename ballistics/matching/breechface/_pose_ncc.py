@@ -19,19 +19,6 @@ from ballistics.matching.breechface._rotation import rotate_stack
 MIN_OVERLAP = 0.1
 
 
-def _masked_ncc(a: torch.Tensor, b: torch.Tensor, min_points: int) -> float:
-    ok = ~(torch.isnan(a) | torch.isnan(b))
-    n = int(ok.sum())
-    if n < min_points:
-        return -math.inf
-    x = a[ok].to(torch.float64)
-    y = b[ok].to(torch.float64)
-    x = x - x.mean()
-    y = y - y.mean()
-    den = torch.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / den) if float(den) > 0 else -math.inf
-
-
 def ncc_at_pose(reference: torch.Tensor, target: torch.Tensor, theta_deg: float,
                 dy_px: int, dx_px: int, radius: int = 2) -> float:
     """Masked NCC of ``reference`` with ``target`` turned by ``theta_deg`` and shifted so that
@@ -41,8 +28,14 @@ def ncc_at_pose(reference: torch.Tensor, target: torch.Tensor, theta_deg: float,
     rot = rotate_stack(target, [theta_deg])[0]
     h, w = reference.shape
     h2, w2 = rot.shape
-    n_ref = int((~torch.isnan(reference)).sum())
-    min_points = max(100, int(math.ceil(MIN_OVERLAP * n_ref)))
+    ref_m = ~torch.isnan(reference)
+    rot_m = ~torch.isnan(rot)
+    # NaN-free float64 copies and masks: each shift is then six sums of products
+    x = torch.where(ref_m, reference, torch.zeros_like(reference)).to(torch.float64)
+    y = torch.where(rot_m, rot, torch.zeros_like(rot)).to(torch.float64)
+    mx = ref_m.to(torch.float64)
+    my = rot_m.to(torch.float64)
+    min_points = max(100, int(math.ceil(MIN_OVERLAP * int(ref_m.sum()))))
     best = -math.inf
     for sy in range(-radius, radius + 1):
         for sx in range(-radius, radius + 1):
@@ -51,7 +44,26 @@ def ncc_at_pose(reference: torch.Tensor, target: torch.Tensor, theta_deg: float,
             c0, c1 = max(0, -dx), min(w, w2 - dx)
             if r1 <= r0 or c1 <= c0:
                 continue
-            v = _masked_ncc(reference[r0:r1, c0:c1], rot[r0 + dy:r1 + dy, c0 + dx:c1 + dx],
-                            min_points)
+            v = _masked_ncc(x[r0:r1, c0:c1], mx[r0:r1, c0:c1],
+                            y[r0 + dy:r1 + dy, c0 + dx:c1 + dx],
+                            my[r0 + dy:r1 + dy, c0 + dx:c1 + dx], min_points)
             best = max(best, v)
     return best if math.isfinite(best) else math.nan
+
+
+def _masked_ncc(x: torch.Tensor, mx: torch.Tensor, y: torch.Tensor, my: torch.Tensor,
+                min_points: int) -> float:
+    """NCC of ``x`` and ``y`` (float64, 0 where missing) over the points both masks keep."""
+    m = mx * my
+    n = float(m.sum())
+    if n < min_points:
+        return -math.inf
+    xm = x * m
+    ym = y * m
+    sx, sy = float(xm.sum()), float(ym.sum())
+    sxx, syy, sxy = float((xm * x).sum()), float((ym * y).sum()), float((xm * y).sum())
+    vx = sxx - sx * sx / n
+    vy = syy - sy * sy / n
+    if vx <= 0 or vy <= 0:
+        return -math.inf
+    return (sxy - sx * sy / n) / math.sqrt(vx * vy)
