@@ -362,7 +362,13 @@ for path in sys.argv[1:]:
     except BallisticsError as exc:
         error = type(exc).__name__
     out.append({"path": path, "error": error, "seconds": time.perf_counter() - t0})
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak; ru_maxrss keeps the peak of the forked parent (pytest)
+# across exec on Linux
+try:
+    with open("/proc/self/status") as f:
+        rss_mb = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:")) / 1024
+except OSError:
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"results": out, "max_rss_mb": rss_mb}))
 """
 
