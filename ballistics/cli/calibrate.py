@@ -19,7 +19,7 @@ from ballistics.cli.common import (
               help="Collection directory.")
 @click.option("--source-column", default="firearm_id", show_default=True,
               help="Label column naming each casing's source (firearm, slide).")
-@click.option("--max-different", type=int, default=2000, show_default=True,
+@click.option("--max-different", type=int, default=1000, show_default=True,
               help="Different-source pairs sampled (all same-source pairs are used).")
 @click.option("--max-same", type=int, default=None, help="Cap on same-source pairs.")
 @click.option("--method", "lr_method", type=click.Choice(["pav", "logistic"]), default="pav",
@@ -29,20 +29,22 @@ from ballistics.cli.common import (
                    "to 20 sources, else 10).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
+              help="CPU processes comparing the pairs, sharing --threads (0 = one per thread).")
 @device_option
 @threads_option
 @json_option
 @quiet_option
 @handle_errors
 def calibrate(collection, source_column, max_different, max_same, lr_method, folds, preset, seed,
-              device, as_json, quiet) -> None:
+              workers, device, as_json, quiet) -> None:
     """Fit, cross-validate (leaving whole sources out) and store the calibration."""
     from ballistics.workflows.calibrate import calibrate_collection
 
     summary = calibrate_collection(
         collection, source_column=source_column, max_same=max_same,
         max_different=max_different, lr_method=lr_method, n_folds=folds, preset=preset,
-        device=device, seed=seed, quiet=quiet,
+        device=device, workers=workers, seed=seed, quiet=quiet,
     )
     if as_json:
         emit_json(summary)

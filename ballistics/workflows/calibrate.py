@@ -55,10 +55,12 @@ def sample_pairs(
 
 def compare_pairs(
     col: Collection, pairs: Sequence[tuple[int, int]], *, preset: str = "default",
-    device: str = "auto", quiet: bool = False,
+    device: str = "auto", workers: int | None = 1, quiet: bool = False,
 ) -> list[dict[str, float]]:
     """Feature dicts of the pairs, comparing each reference row with its targets in one
-    :func:`ballistics.matching.compare_many` call."""
+    :func:`ballistics.matching.compare_many` call (``workers`` CPU processes sharing the
+    thread budget; ``None`` or 0: as many as it allows). The progress bar moves with every
+    comparison."""
     from ballistics.matching import compare_many
     from ballistics.matching.lr import feature_dict
 
@@ -71,10 +73,10 @@ def compare_pairs(
         for i, ks in by_ref.items():
             ref = col.surfaces([i])[0]
             targets = col.surfaces([pairs[k][1] for k in ks])
-            comps = compare_many(ref, targets, preset, device=device)
+            comps = compare_many(ref, targets, preset, device=device, workers=workers,
+                                 callback=lambda _i, _c: bar.update(1))
             for k, c in zip(ks, comps, strict=True):
                 out[k] = feature_dict(c)
-            bar.update(len(ks))
     finally:
         bar.close()
     return [o or {} for o in out]
@@ -85,15 +87,19 @@ def calibrate_collection(
     *,
     source_column: str = "firearm_id",
     max_same: int | None = None,
-    max_different: int = 2000,
+    max_different: int = 1000,
     lr_method: str = "pav",
     n_folds: int | None = None,
     preset: str | None = None,
     device: str = "auto",
+    workers: int | None = 0,
     seed: int = 0,
     quiet: bool = False,
 ) -> dict[str, Any]:
     """Fit and store the collection's calibration; return a summary with the CV metrics.
+
+    ``workers``: CPU processes comparing the pairs (``None`` or 0: as many as the thread
+    budget allows, see :func:`ballistics.configure_threads`; 1: in this process).
 
     Raises
     ------
@@ -114,7 +120,8 @@ def calibrate_collection(
         )
     pairs = sample_pairs(sources, max_same=max_same, max_different=max_different, seed=seed)
     preset = preset or (col.manifest.get("compare") or {}).get("preset", "default")
-    rows = compare_pairs(col, pairs, preset=preset, device=device, quiet=quiet)
+    rows = compare_pairs(col, pairs, preset=preset, device=device, workers=workers,
+                         quiet=quiet)
     same = [sources[i] == sources[j] for i, j in pairs]
     pair_sources = [(str(sources[i]), str(sources[j])) for i, j in pairs]
     cal, _ = fit_calibration(
