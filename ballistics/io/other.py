@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import enum
 import math
+import sys
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -78,21 +79,26 @@ def surfalize_reader(path: Path) -> tuple[Callable[..., Any], str]:
             path=path,
         ) from None
     version = str(getattr(surfalize, "__version__", "?"))
+    too_old = DependencyError(
+        f"the installed surfalize {version} does not read {suffix} files; "
+        f"pip install -U 'surfalize>={MIN_SURFALIZE}'",
+        path=path,
+    )
     registry = getattr(FileHandler, "_readers_by_suffix", None)
-    reader = registry.get(suffix) if isinstance(registry, dict) else None
-    if reader is None:
-        if isinstance(registry, dict) or suffix not in FileHandler.get_supported_formats_read():
-            raise DependencyError(
-                f"the installed surfalize {version} does not read {suffix} files; "
-                f"pip install -U 'surfalize>={MIN_SURFALIZE}'",
-                path=path,
-            )
-        # a surfalize without the registry this module knows: its public loader, pinned to
-        # the suffix (it may still try its other readers on a damaged file)
-        from surfalize import Surface
+    if isinstance(registry, dict):
+        found = registry.get(suffix)
+        if found is None:
+            raise too_old
+        return found, version
+    # a surfalize whose registry this module does not know: its public loader, pinned to the
+    # suffix (which may try its other readers on a file the suffix's reader refuses)
+    supported = getattr(sys.modules.get("surfalize.file"), "supported_formats_read", None)
+    if supported is not None and suffix not in supported:
+        raise too_old
+    from surfalize import Surface
 
-        def reader(fh: BinaryIO, **kwargs: Any) -> Any:
-            return Surface.load(fh, format=suffix, encoding=kwargs.get("encoding", "auto"))
+    def reader(fh: BinaryIO, **kwargs: Any) -> Any:
+        return Surface.load(fh, format=suffix, encoding=kwargs.get("encoding", "auto"))
 
     return reader, version
 

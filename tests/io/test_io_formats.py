@@ -153,6 +153,31 @@ def test_cli_damaged_file_one_line(tmp_path):
     assert "Traceback" not in res.stderr
 
 
+def test_public_loader_when_the_registry_changes(tmp_path, monkeypatch):
+    # a surfalize whose reader registry is not the dict this module knows: Surface.load
+    from types import MappingProxyType
+
+    from surfalize.file.common import FileHandler
+
+    h = _heights()
+    path = _save(tmp_path / "s.tmd", h, 0.5, 0.75)
+    monkeypatch.setattr(FileHandler, "_readers_by_suffix",
+                        MappingProxyType(dict(FileHandler._readers_by_suffix)))
+    scan = _read(path)
+    assert scan.spacing_um == pytest.approx((0.75, 0.5))
+    np.testing.assert_array_equal(np.isnan(scan.heights), np.isnan(h))
+    monkeypatch.setattr(FileHandler, "_readers_by_suffix",
+                        MappingProxyType({k: v for k, v in FileHandler._readers_by_suffix.items()
+                                          if k != ".tmd"}))
+    monkeypatch.setattr(sys.modules["surfalize.file"], "supported_formats_read",
+                        {k for k in FileHandler._readers_by_suffix if k != ".tmd"})
+    with pytest.raises(DependencyError, match="does not read .tmd"):
+        read_scan(path)
+    monkeypatch.setattr(FileHandler, "_readers_by_suffix", dict(FileHandler._readers_by_suffix))
+    with pytest.raises(DependencyError, match=r"surfalize>=0\.19"):  # an older surfalize
+        read_scan(path)
+
+
 def test_missing_surfalize_names_the_extra(tmp_path, monkeypatch):
     path = _save(tmp_path / "s.sdf", _heights(), 1.0, 1.0)
     monkeypatch.setitem(sys.modules, "surfalize", None)  # as if it were not installed
