@@ -86,7 +86,8 @@ class ParameterError(InputError):
 
 
 class ModalityMismatchError(InputError):
-    """Two inputs of different modality (topography vs image) cannot be compared."""
+    """Two inputs of different modality (topography vs image) cannot be compared, or a file's
+    modality contradicts the one asked (``read_scan(..., modality=...)``, ``--modality``)."""
 
 
 class SegmentationError(InputError):

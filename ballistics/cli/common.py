@@ -144,8 +144,15 @@ def quiet_option(func: F) -> F:
 
 
 def scan_read_options(func: F) -> F:
-    """``--spacing-um``, ``--no-verify`` and ``--strict``, taken by every command that reads
-    scans."""
+    """``--spacing-um``, ``--modality``, ``--no-verify`` and ``--strict``, taken by every
+    command that reads scans (passed to :func:`ballistics.io.read_scan`)."""
+    func = click.option(
+        "--modality", type=click.Choice(["topography", "image"]), default=None,
+        help="What the files hold, for those that do not say: 'topography' reads a TIFF, PNG "
+             "or BMP as a height map (values taken as µm; needs --spacing-um). Default: as "
+             "the file says (X3P records it, images are images, instrument formats are "
+             "topographies); a file that says otherwise is an error.",
+    )(func)
     func = click.option(
         "--strict", is_flag=True,
         help="Refuse X3P files whose content no checksum covers (no checksum file, data "
@@ -157,7 +164,8 @@ def scan_read_options(func: F) -> F:
     )(func)
     func = click.option(
         "--spacing-um", type=float, default=None,
-        help="Pixel spacing in µm for images that carry none.",
+        help="Pixel spacing in µm for images that carry none (and for every image read "
+             "with --modality topography).",
     )(func)
     return func
 

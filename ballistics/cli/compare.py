@@ -79,7 +79,7 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @quiet_option
 @handle_errors
 def compare(reference, target, preset, rotation, processed, report, collection, csv_path,
-            device, spacing_um, no_verify, strict, as_json, quiet) -> None:
+            device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
@@ -102,7 +102,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     scans = []
     for path in (reference, target):
         scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
-                         verify=not no_verify, strict=strict)
+                         verify=not no_verify, strict=strict, modality=modality)
         scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
     result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
     evidence = evaluate(result, calibration)

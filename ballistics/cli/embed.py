@@ -69,7 +69,7 @@ def write_embeddings(path: str | os.PathLike[str], embeddings: np.ndarray, paths
 @handle_errors
 def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_size: int,
           device: str, quiet: bool, as_json: bool, spacing_um: float | None,
-          no_verify: bool, strict: bool) -> None:
+          modality: str | None, no_verify: bool, strict: bool) -> None:
     """Embed the casings in FILES with a rotation-invariant model and write vectors to --out."""
     from ballistics.io import read_scan
     from ballistics.models import load_embedder
@@ -84,7 +84,8 @@ def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_s
     for i in range(0, len(files), batch_size):  # read, prepare and embed batch by batch
         scans = []
         for path in files[i:i + batch_size]:
-            scan = read_scan(path, spacing_um=spacing_um, verify=not no_verify, strict=strict)
+            scan = read_scan(path, spacing_um=spacing_um, verify=not no_verify, strict=strict,
+                             modality=modality)
             try:
                 scan = prepare_for_comparison(scan, "default",
                                               processed=True if processed else None)

@@ -20,13 +20,14 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
 from ballistics.errors import BallisticsError, ScanWarning
 
 
-def scan_facts(path: str, *, spacing_um: float | None, verify: bool, strict: bool = False
-               ) -> dict[str, Any]:
+def scan_facts(path: str, *, spacing_um: float | None, verify: bool, strict: bool = False,
+               modality: str | None = None) -> dict[str, Any]:
     """Read one file and return the JSON object of ``ballistics info`` for it."""
     from ballistics.io import file_format, read_scan
     from ballistics.scan import thaw
 
-    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict)
+    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
+                     modality=modality)
     valid = scan.heights[scan.valid]
     return {
         "path": str(path),
@@ -81,11 +82,12 @@ def _text(facts: dict[str, Any]) -> str:
 @scan_read_options
 @handle_errors
 def info(files: tuple[str, ...], as_json: bool, spacing_um: float | None,
-         no_verify: bool, strict: bool) -> None:
+         modality: str | None, no_verify: bool, strict: bool) -> None:
     """Show format, size, spacing, missing data and instrument metadata of scan FILES.
 
     X3P files are fully decoded (checksums verified unless --no-verify); images need
-    --spacing-um when they carry no pixel spacing.
+    --spacing-um when they carry no pixel spacing; --modality topography reads a TIFF,
+    PNG or BMP height map (values in µm, --spacing-um required).
     """
     codes: list[int] = []
     for i, path in enumerate(files):
@@ -95,7 +97,7 @@ def info(files: tuple[str, ...], as_json: bool, spacing_um: float | None,
                 warnings.simplefilter("always", ScanWarning)
                 with np.errstate(all="ignore"):
                     facts = scan_facts(path, spacing_um=spacing_um, verify=not no_verify,
-                                       strict=strict)
+                                       strict=strict, modality=modality)
         except BallisticsError as exc:
             echo_err(f"error: {exc}")
             codes.append(exc.exit_code)

@@ -53,7 +53,7 @@ from ballistics.cli.common import (
 @quiet_option
 @handle_errors
 def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
-           commit_every, update_labels, scheduler, device, spacing_um, no_verify, strict,
+           commit_every, update_labels, scheduler, device, spacing_um, modality, no_verify, strict,
            as_json, quiet) -> None:
     """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
 
@@ -75,6 +75,7 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
 
     opts = IngestOptions(
         processed=True if processed else None, preset=preset, spacing_um=spacing_um,
+        modality=modality,
         verify=not no_verify, strict=strict, model=model, device=device, workers=workers,
         batch_size=batch_size, commit_every=commit_every, update_labels=update_labels,
     )

@@ -48,7 +48,8 @@ from ballistics.errors import ParameterError
 @handle_errors
 def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | None,
                target_um: float | None, figure_path: str | None, as_json: bool,
-               spacing_um: float | None, no_verify: bool, strict: bool) -> None:
+               spacing_um: float | None, modality: str | None, no_verify: bool,
+               strict: bool) -> None:
     """Preprocess scan IN for comparison and write OUT.x3p (with its provenance).
 
     Finds the primer and the firing-pin impression, keeps the breech face between them,
@@ -67,7 +68,7 @@ def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | 
                                                              spacing_um=target_um))
     with np.errstate(all="ignore"):
         scan = read_scan(input_path, spacing_um=spacing_um, verify=not no_verify,
-                         strict=strict)
+                         strict=strict, modality=modality)
         mask = read_mask_png(mask_path, scan.shape) if mask_path else None
         res = run(scan, params, mask=mask)
     out = write_x3p(res.scan, output_path)

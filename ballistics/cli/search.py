@@ -83,7 +83,8 @@ def _print_table(result) -> None:
 @quiet_option
 @handle_errors
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
-           workers, csv_path, device, spacing_um, no_verify, strict, as_json, quiet) -> None:
+           workers, csv_path, device, spacing_um, modality, no_verify, strict, as_json,
+           quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
     from ballistics.collection.reader import parse_filters
     from ballistics.errors import InputError
@@ -97,7 +98,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
         compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
-        strict=strict, workers=workers,
+        strict=strict, workers=workers, modality=modality,
     )
     if not (Path(collection) / "manifest.json").is_file():
         raise InputError("not a collection (no manifest.json); give the folder that "

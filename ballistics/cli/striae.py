@@ -47,11 +47,12 @@ def _parse_region(text: str | None) -> tuple[float, float, float, float] | None:
 
 
 def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing_um: Any,
-               verify: bool, strict: bool = False) -> Any:
+               verify: bool, strict: bool = False, modality: str | None = None) -> Any:
     from ballistics.io import read_mask_png, read_scan
     from ballistics.matching.striae.marks import mark_signature
 
-    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict)
+    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
+                     modality=modality)
     mask = read_mask_png(mask_path, scan.shape) if mask_path else None
     try:
         return mark_signature(scan, kind, region=region, mask=mask), scan
@@ -78,15 +79,17 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
 @handle_errors
 def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str | None,
                    report_path: str | None, as_json: bool, spacing_um: float | None,
-                   no_verify: bool, strict: bool) -> None:
+                   modality: str | None, no_verify: bool, strict: bool) -> None:
     """Compare the striation signatures of two scans (casing marks or bullet lands)."""
     from ballistics.matching.striae import StriaeCompareParams, compare_signatures
 
     reg = _parse_region(region)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
-        sa, _ = _signature(a, kind, reg, mask_path, spacing_um, not no_verify, strict)
-        sb, _ = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict)
+        sa, _ = _signature(a, kind, reg, mask_path, spacing_um, not no_verify, strict,
+                           modality)
+        sb, _ = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
+                           modality)
         params = StriaeCompareParams(try_reversed=kind != "lea")
         c = compare_signatures(sa, sb, params)
     warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
@@ -135,7 +138,8 @@ def _land_files(folder: str) -> list[Path]:
 @scan_read_options
 @handle_errors
 def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json: bool,
-                        spacing_um: float | None, no_verify: bool, strict: bool) -> None:
+                        spacing_um: float | None, modality: str | None, no_verify: bool,
+                        strict: bool) -> None:
     """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
     best land phase (SAM)."""
     from ballistics.io import read_scan
@@ -153,7 +157,8 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
                 try:
                     lands.append(lea_signature(read_scan(f, spacing_um=spacing_um,
                                                          verify=not no_verify,
-                                                         strict=strict)))
+                                                         strict=strict,
+                                                         modality=modality)))
                 except NoSignatureError as exc:
                     warns.append(f"{f}: {exc.message}; the land is left out")
                     lands.append(None)

@@ -7,6 +7,7 @@ import math
 import os
 import threading
 import warnings
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,8 +107,39 @@ def check_spacing(
         log.add(f"{msg}; read anyway ({ODD_SPACING_ENV}=1)")
 
 X3P_SUFFIXES = (".x3p",)
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
-OTHER_SUFFIXES = (".al3d", ".sur", ".plu", ".vk4")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+#: The instrument formats read through surfalize (every format surfalize 0.19 reads, but
+#: X3P, which :mod:`ballistics.io.x3p` reads): suffix -> (format name, what it is).
+OTHER_FORMATS: dict[str, tuple[str, str]] = {
+    ".al3d": ("al3d", "Alicona AL3D"),
+    ".dat": ("dat", "Zygo MetroPro DAT"),
+    ".fit": ("fits", "FITS image"),
+    ".fits": ("fits", "FITS image"),
+    ".fts": ("fits", "FITS image"),
+    ".gwy": ("gwy", "Gwyddion GWY"),
+    ".hdat": ("hdat", "Heliotis HDAT"),
+    ".lext": ("lext", "Olympus LEXT"),
+    ".nms": ("nms", "NanoFocus NMS"),
+    ".oir": ("oir", "Olympus OIR"),
+    ".opd": ("opd", "Wyko OPD"),
+    ".os3d": ("os3d", "Digital Metrology OmniSurf3D"),
+    ".plu": ("plu", "Sensofar / Leica PLU"),
+    ".plux": ("plux", "Sensofar PLUX"),
+    ".poir": ("poir", "Olympus POIR"),
+    ".sdf": ("sdf", "ISO 25178-71 SDF"),
+    ".sflz": ("sflz", "surfalize SFLZ"),
+    ".sur": ("sur", "Digital Surf SUR"),
+    ".tmd": ("tmd", "TrueMap TMD"),
+    ".vk3": ("vk3", "Keyence VK3"),
+    ".vk4": ("vk4", "Keyence VK4"),
+    ".vk6": ("vk6", "Keyence VK6"),
+    ".vk7": ("vk7", "Keyence VK7"),
+    ".xyz": ("xyz", "x y z point list (ASCII, metres)"),
+    ".zmg": ("zmg", "KLA Zeta ZMG"),
+    ".zon": ("zon", "Keyence ZON"),
+}
+OTHER_SUFFIXES = tuple(OTHER_FORMATS)
 
 
 def check_file(path: str | os.PathLike[str]) -> Path:
@@ -176,6 +208,33 @@ def check_points(rows: int, cols: int, path: str | os.PathLike[str]) -> None:
         )
 
 
+def check_zip_members(archive: zipfile.ZipFile, file_size: int,
+                      path: str | os.PathLike[str]) -> int:
+    """Refuse a zip whose members claim more than deflate can produce from their compressed
+    bytes (a zip bomb), or more in all than the file can hold or the bytes budget
+    (:func:`max_bytes`) allows, before any member is decompressed.
+
+    Returns
+    -------
+    int
+        The uncompressed bytes of all members.
+    """
+    total = 0
+    for info in archive.infolist():
+        if not info.filename or info.filename.endswith("/"):
+            continue
+        if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + SIZE_SLACK_BYTES:
+            raise UnsafeFileError(
+                f"zip member {info.filename!r} claims {info.file_size:,} bytes from "
+                f"{info.compress_size:,} compressed (a zip bomb?)",
+                path=path,
+            )
+        total += info.file_size
+    check_claimed_size(total, file_size, "the zip directory", path)
+    check_bytes(total, "the zip archive", path)
+    return total
+
+
 class WarningLog:
     """Collects the deviations met while reading one file (each message once, in order)."""
 
@@ -209,3 +268,20 @@ def quiet_library_warnings() -> Iterator[None]:
     with _WARNING_FILTER_LOCK, warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         yield
+
+
+@contextmanager
+def captured_library_warnings() -> Iterator[list[str]]:
+    r"""Like :func:`quiet_library_warnings`, but yields a list that receives, when the block
+    ends, the messages of the ``UserWarning``\ s issued meanwhile (a third-party reader's
+    remarks on the file, worth passing on as scan warnings); other categories are dropped."""
+    out: list[str] = []
+    with _WARNING_FILTER_LOCK, warnings.catch_warnings(record=True) as caught, \
+            np.errstate(all="ignore"):
+        warnings.simplefilter("always")
+        try:
+            yield out
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning) and str(w.message) not in out:
+                    out.append(str(w.message))

@@ -26,12 +26,10 @@ from ballistics.errors import (
     UnsupportedFeatureError,
 )
 from ballistics.io._common import (
-    MAX_COMPRESSION_RATIO,
-    SIZE_SLACK_BYTES,
     WarningLog,
-    check_bytes,
     check_claimed_size,
     check_points,
+    check_zip_members,
 )
 from ballistics.io._x3p_xml import (
     BYTES_PER_XML_MARK,
@@ -99,17 +97,7 @@ class X3pContainer:
     # --- members ------------------------------------------------------------------------
     def _index(self) -> None:
         infos = [i for i in self.zip.infolist() if i.filename and not i.filename.endswith("/")]
-        total = 0
-        for info in infos:
-            if info.file_size > MAX_COMPRESSION_RATIO * info.compress_size + SIZE_SLACK_BYTES:
-                raise UnsafeFileError(
-                    f"zip member {info.filename!r} claims {info.file_size:,} bytes from "
-                    f"{info.compress_size:,} compressed (a zip bomb?)",
-                    path=self.path,
-                )
-            total += info.file_size
-        check_claimed_size(total, self.file_size, "the zip directory", self.path)
-        check_bytes(total, "the zip archive", self.path)
+        check_zip_members(self.zip, self.file_size, self.path)
         junk = [i.filename for i in infos if is_junk(i.filename.replace("\\", "/"))]
         self.infos = {i.filename: i for i in infos
                       if not is_junk(i.filename.replace("\\", "/"))}

@@ -1,8 +1,13 @@
-"""2D images of casings (PNG, TIFF, JPEG) as grey-level scans, and PNG masks.
+"""2D images of casings (PNG, TIFF, JPEG, BMP) as grey-level scans, and PNG masks.
 
 Grey levels keep their full depth (8 or 16 bit, or float) as float32. The pixel spacing comes
-from the PNG ``pHYs`` chunk, the TIFF resolution tags or the JPEG JFIF density; otherwise from
-the caller's ``spacing_um``; otherwise :class:`~ballistics.errors.MissingSpacingError`.
+from the PNG ``pHYs`` chunk, the TIFF resolution tags, the JPEG JFIF density or the BMP
+pixels per metre; otherwise from the caller's ``spacing_um``; otherwise
+:class:`~ballistics.errors.MissingSpacingError`.
+
+An image file may also hold a height map (a float32 or 16-bit TIFF exported by an instrument's
+software): read with ``topography=True``, its values are heights in µm and its spacing is the
+caller's (required; resolution tags of such exports are rarely measured).
 """
 
 from __future__ import annotations
@@ -221,6 +226,30 @@ def _read_jpeg(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, An
     return arr, spacing
 
 
+def bmp_pixels_per_metre(data: bytes) -> tuple[int, int] | None:
+    """``(x, y)`` pixels per metre of a BMP's ``BITMAPINFOHEADER`` (None when it has none)."""
+    if len(data) < 46 or not data.startswith(b"BM"):
+        return None
+    (size,) = struct.unpack("<I", data[14:18])
+    if size < 40:  # BITMAPCOREHEADER: no resolution
+        return None
+    ppx, ppy = struct.unpack("<ii", data[38:46])
+    return (ppx, ppy) if ppx > 0 and ppy > 0 else None
+
+
+def _read_bmp(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any]:
+    if not data.startswith(b"BM"):
+        raise CorruptFileError("not a BMP file (bad signature)", path=path)
+    arr, info = _decode_pil(data, path)
+    _note_frames(info, log)
+    ppm = bmp_pixels_per_metre(data)
+    spacing = None
+    if ppm is not None:
+        spacing = _spacing_from_density(float(ppm[0]), float(ppm[1]), 1e6, log,
+                                        "BMP resolution", True)
+    return arr, spacing
+
+
 def _read_tiff(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any]:
     import tifffile
 
@@ -278,12 +307,24 @@ def _rational(value: Any) -> float:
     return float(value)
 
 
-def read_image(
-    path: Path, *, spacing_um: float | tuple[float, float] | None = None
-) -> tuple[np.ndarray, tuple[float, float], dict[str, Any], list[str]]:
-    """Decode an image file: (grey float32 (rows, cols), spacing (dy, dx) µm, metadata, warnings).
+def _is_colour(arr: np.ndarray) -> bool:
+    """Whether ``arr`` has several colour channels (alpha aside) that differ."""
+    if arr.ndim != 3 or arr.shape[2] < 3:
+        return False
+    return not (np.array_equal(arr[..., 0], arr[..., 1])
+                and np.array_equal(arr[..., 0], arr[..., 2]))
 
-    The spacing stored in the file wins; ``spacing_um`` is used only when the file has none.
+
+def read_image(
+    path: Path, *, spacing_um: float | tuple[float, float] | None = None,
+    topography: bool = False,
+) -> tuple[np.ndarray, tuple[float, float], dict[str, Any], list[str]]:
+    """Decode an image file: (float32 (rows, cols), spacing (dy, dx) µm, metadata, warnings).
+
+    By default the values are grey levels; the spacing stored in the file wins and
+    ``spacing_um`` is used only when the file has none. With ``topography=True`` the values
+    are heights in µm (one channel; alpha 0 = missing) and ``spacing_um`` is required (it
+    wins over the file's resolution, which a warning names when it differs).
     """
     log = WarningLog()
     data = path.read_bytes()
@@ -294,12 +335,17 @@ def read_image(
     elif suffix in (".tif", ".tiff"):
         arr, spacing = _read_tiff(data, path, log)
         fmt = "tiff"
+    elif suffix == ".bmp":
+        arr, spacing = _read_bmp(data, path, log)
+        fmt = "bmp"
     else:
         arr, spacing = _read_jpeg(data, path, log)
         fmt = "jpeg"
     if arr.size == 0 or arr.ndim < 2 or 0 in arr.shape[:2]:
         raise EmptyScanError(f"the image has zero size {arr.shape}", path=path)
     depth = arr.dtype.itemsize * 8 if arr.dtype.kind in "iu" else arr.dtype.itemsize * 8
+    if topography:
+        return _as_topography(arr, spacing, spacing_um, fmt, int(depth), path, log)
     grey = _to_grey(arr, log)
     if spacing is None:
         if spacing_um is None:
@@ -322,6 +368,44 @@ def read_image(
         }
     }
     return grey, spacing, metadata, log.messages
+
+
+def _as_topography(
+    arr: np.ndarray, file_spacing: tuple[float, float] | None, spacing_um: Any, fmt: str,
+    depth: int, path: Path, log: WarningLog,
+) -> tuple[np.ndarray, tuple[float, float], dict[str, Any], list[str]]:
+    """The values of an image as heights in µm, at the caller's spacing."""
+    if spacing_um is None:
+        raise MissingSpacingError(
+            "reading an image as a topography needs its pixel spacing: give spacing_um "
+            "(--spacing-um); the resolution stored in an image is not trusted for height maps",
+            path=path,
+        )
+    if _is_colour(arr):
+        raise UnsupportedFeatureError(
+            f"a colour image ({arr.shape[2]} channels) cannot be read as a topography: a height "
+            "map has one channel; read it as an image (modality='image')", path=path)
+    spacing = _user_spacing(spacing_um)
+    if file_spacing is not None and not np.allclose(file_spacing, spacing, rtol=1e-3):
+        log.add(f"the {fmt.upper()} file's resolution says {file_spacing[0]:.4g} x "
+                f"{file_spacing[1]:.4g} µm (dy x dx); spacing_um {spacing[0]:g} x "
+                f"{spacing[1]:g} µm is used")
+    if arr.dtype.kind in "iub" and depth <= 8:
+        log.add(f"{depth}-bit values read as heights in µm (0 to 255 µm in 1 µm steps); a "
+                "height map is normally stored as float or 16-bit samples")
+    heights = _to_grey(arr, log)  # one channel (or equal channels): the values as they are
+    metadata = {
+        "image": {
+            "format": fmt,
+            "dtype": str(arr.dtype),
+            "bit_depth": depth,
+            "channels": 1 if arr.ndim == 2 else int(arr.shape[2]),
+            "spacing_source": "argument",
+            "read_as": "topography",
+            "z_unit": "um (the stored values, as given by modality='topography')",
+        }
+    }
+    return heights, spacing, metadata, log.messages
 
 
 def _user_spacing(spacing_um: Any) -> tuple[float, float]:

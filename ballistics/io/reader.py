@@ -17,12 +17,14 @@ from ballistics.errors import (
     BallisticsError,
     CorruptFileError,
     EmptyScanError,
+    ModalityMismatchError,
     ParameterError,
     ScanWarning,
     UnsupportedFormatError,
 )
 from ballistics.io._common import (
     IMAGE_SUFFIXES,
+    OTHER_FORMATS,
     OTHER_SUFFIXES,
     X3P_SUFFIXES,
     check_file,
@@ -32,6 +34,9 @@ from ballistics.io._common import (
 from ballistics.scan import Scan
 
 SUPPORTED_SUFFIXES = X3P_SUFFIXES + IMAGE_SUFFIXES + OTHER_SUFFIXES
+#: The values of ``modality``: None (as the file says), or what the file must hold.
+MODALITIES = ("topography", "image")
+_IMAGE_FORMATS = ("png", "tiff", "jpeg", "bmp")
 
 
 def file_format(path: str | os.PathLike[str]) -> str:
@@ -46,8 +51,10 @@ def file_format(path: str | os.PathLike[str]) -> str:
         return "tiff"
     if suffix in (".jpg", ".jpeg"):
         return "jpeg"
+    if suffix == ".bmp":
+        return "bmp"
     if suffix in OTHER_SUFFIXES:
-        return suffix.lstrip(".")
+        return OTHER_FORMATS[suffix][0]
     raise UnsupportedFormatError(
         f"unknown file type {suffix or '(no extension)'!r}; supported: "
         f"{' '.join(SUPPORTED_SUFFIXES)}",
@@ -70,6 +77,7 @@ def read_scan(
     spacing_um: float | tuple[float, float] | None = None,
     verify: bool = True,
     strict: bool = False,
+    modality: str | None = None,
 ) -> Scan:
     """Read a scan file into a :class:`~ballistics.scan.Scan`.
 
@@ -77,11 +85,20 @@ def read_scan(
     ----------
     path
         ``.x3p`` (ISO 25178-72, through x3pio with a tolerant fallback for the variants real
-        instruments and tools write); ``.png .tif .tiff .jpg .jpeg`` 2D images (grey levels
-        at full depth); ``.al3d .sur .plu .vk4`` through surfalize (extra ``formats``).
+        instruments and tools write); ``.png .tif .tiff .jpg .jpeg .bmp`` 2D images (grey
+        levels at full depth); through surfalize (extra ``formats``) every instrument format
+        it reads: ``.al3d .dat .fit .fits .fts .gwy .hdat .lext .nms .oir .opd .os3d .plu
+        .plux .poir .sdf .sflz .sur .tmd .vk3 .vk4 .vk6 .vk7 .xyz .zmg .zon``.
     spacing_um
         Pixel spacing ``dy`` (or ``(dy, dx)``) in µm for images whose file carries none.
-        A spacing stored in the file takes precedence; X3P files always carry theirs.
+        A spacing stored in the file takes precedence (except with
+        ``modality="topography"``); X3P and surfalize files always carry theirs.
+    modality
+        ``None``: as the file says (X3P records it; images are ``"image"``, surfalize
+        formats ``"topography"``). ``"topography"`` reads an image file (a float32 or 16-bit
+        TIFF height map, a PNG, a BMP) as heights: its values taken as µm, one channel,
+        ``spacing_um`` required. ``"image"`` insists on a 2D image. A file whose modality is
+        known and differs raises :class:`~ballistics.errors.ModalityMismatchError`.
     verify
         Check the MD5 checksums of X3P files. With ``False`` a mismatch (or a malformed
         checksum) is reported as a warning instead of raising
@@ -110,32 +127,40 @@ def read_scan(
         bytes, ``main.xml`` size) a file exceeds and the variable that lifts it;
         :class:`~ballistics.errors.CorruptFileError` for a spacing outside 0.01-1000 µm, a
         zero or non-finite increment, a z increment that overflows every height;
-        :class:`~ballistics.errors.ParameterError` for ``strict`` without ``verify``.
+        :class:`~ballistics.errors.ParameterError` for ``strict`` without ``verify`` or an
+        unknown ``modality``; :class:`~ballistics.errors.ModalityMismatchError` for a file
+        whose modality contradicts ``modality``.
     """
     _check_strict(strict, verify)
+    _check_modality(modality)
     p = check_file(path)
     fmt = file_format(p)
     if fmt == "x3p":
         from ballistics.io.x3p import read_x3p
 
         r = read_x3p(p, verify=verify, strict=strict)
-        heights, spacing, modality = r.heights, r.spacing_um, r.modality
+        _check_file_modality(r.modality, modality, "the X3P file records it", p)
+        heights, spacing, found = r.heights, r.spacing_um, r.modality
         metadata, provenance, msgs = r.metadata, r.provenance, r.warnings
         prior = tuple(r.prior_warnings)
-    elif fmt in ("png", "tiff", "jpeg"):
+    elif fmt in _IMAGE_FORMATS:
         from ballistics.io.images import read_image
 
-        heights, spacing, metadata, msgs = read_image(p, spacing_um=spacing_um)
-        modality, provenance, prior = "image", [], ()
+        topo = modality == "topography"
+        heights, spacing, metadata, msgs = read_image(p, spacing_um=spacing_um,
+                                                      topography=topo)
+        found, provenance, prior = "topography" if topo else "image", [], ()
     else:
+        _check_file_modality("topography", modality,
+                             f"a {OTHER_FORMATS[p.suffix.lower()][1]} file holds heights", p)
         from ballistics.io.other import read_other
 
         heights, spacing, metadata, msgs = read_other(p)
-        modality, provenance, prior = "topography", [], ()
+        found, provenance, prior = "topography", [], ()
     if heights.size == 0:
         raise EmptyScanError("the scan has no points", path=p)
-    if modality not in ("topography", "image"):
-        raise CorruptFileError(f"unknown modality {modality!r} recorded in the file", path=p)
+    if found not in MODALITIES:
+        raise CorruptFileError(f"unknown modality {found!r} recorded in the file", path=p)
     heights = np.ascontiguousarray(heights, dtype=np.float32)
     if heights.base is None:
         heights.flags.writeable = False  # a fresh array: the Scan need not copy it again
@@ -143,7 +168,7 @@ def read_scan(
         scan = Scan(
             heights=heights,
             spacing_um=spacing,
-            modality=modality,
+            modality=found,
             metadata=metadata,
             sha256=sha256_file(p),
             provenance=tuple(s for s in provenance if isinstance(s, dict)),
@@ -205,6 +230,7 @@ def scan_info(
     spacing_um: float | tuple[float, float] | None = None,
     verify: bool = True,
     strict: bool = False,
+    modality: str | None = None,
 ) -> ScanInfo:
     """Read the header of a scan file (no height decoding for X3P and images).
 
@@ -218,34 +244,54 @@ def scan_info(
         Check the MD5 of X3P ``main.xml`` (the data checksums need the data: not checked).
     strict
         Refuse an X3P ``main.xml`` that no checksum covers (as :func:`read_scan`).
+    modality
+        As :func:`read_scan`: ``"topography"`` takes an image file for a height map (its
+        spacing is then ``spacing_um``); a contradiction with the file is an error.
 
     Returns
     -------
     ScanInfo
     """
     _check_strict(strict, verify)
+    _check_modality(modality)
     p = check_file(path)
     fmt = file_format(p)
     msgs: list[str]
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
 
-        header, metadata, msgs, prior, spacing, modality = x3p_header(p, verify=verify,
-                                                                      strict=strict)
+        header, metadata, msgs, prior, spacing, found = x3p_header(p, verify=verify,
+                                                                   strict=strict)
+        _check_file_modality(found, modality, "the X3P file records it", p)
         shape = header.shape
         sha = sha256_file(p)
-    elif fmt in ("png", "tiff", "jpeg"):
+    elif fmt in _IMAGE_FORMATS:
         data = p.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
-        shape, spacing, metadata, msgs = _image_header(p, data, fmt, spacing_um)
-        modality, prior = "image", []
+        topo = modality == "topography"
+        shape, spacing, metadata, msgs = _image_header(p, data, fmt, spacing_um, topo)
+        found, prior = "topography" if topo else "image", []
     else:
-        scan = read_scan(p, spacing_um=spacing_um, verify=verify, strict=strict)
+        scan = read_scan(p, spacing_um=spacing_um, verify=verify, strict=strict,
+                         modality=modality)
         return ScanInfo(str(p), scan.sha256 or "", fmt, scan.modality, scan.shape,
                         scan.spacing_um, dict(_thaw(scan.metadata)), scan.warnings)
     new = tuple(m for m in _emit(msgs) if m not in prior)
-    return ScanInfo(str(p), sha, fmt, modality, (int(shape[0]), int(shape[1])), spacing,
+    return ScanInfo(str(p), sha, fmt, found, (int(shape[0]), int(shape[1])), spacing,
                     metadata, (*prior, *new))
+
+
+def _check_modality(modality: str | None) -> None:
+    if modality is not None and modality not in MODALITIES:
+        raise ParameterError(f"modality must be 'topography', 'image' or None (as the file "
+                             f"says), got {modality!r}")
+
+
+def _check_file_modality(found: str, asked: str | None, why: str, path: Path) -> None:
+    if asked is not None and asked != found:
+        raise ModalityMismatchError(
+            f"the file holds a {found} ({why}) but modality {asked!r} was asked; drop "
+            f"--modality (modality=None) to read it as the file says", path=path)
 
 
 def _check_strict(strict: bool, verify: bool) -> None:
@@ -261,7 +307,7 @@ def _thaw(value: Any) -> Any:
 
 
 def _image_header(
-    p: Path, data: bytes, fmt: str, spacing_um: Any
+    p: Path, data: bytes, fmt: str, spacing_um: Any, topography: bool = False
 ) -> tuple[tuple[int, int], tuple[float, float] | None, dict[str, Any], list[str]]:
     from ballistics.io import images
     from ballistics.io._common import WarningLog, check_spacing
@@ -308,12 +354,25 @@ def _image_header(
             except Exception as exc:
                 raise CorruptFileError(f"cannot read the image header: {exc}", path=p) from None
         unit, density = info.get("jfif_unit"), info.get("jfif_density")
-        if unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+        ppm = images.bmp_pixels_per_metre(data) if fmt == "bmp" else None
+        if ppm is not None:
+            spacing = images._spacing_from_density(float(ppm[0]), float(ppm[1]), 1e6, log,
+                                                   "BMP resolution", True)
+        elif unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
             spacing = images._spacing_from_density(
                 float(density[0]), float(density[1]), 25400.0 if unit == 1 else 10000.0, log,
                 "JPEG JFIF density", unit == 1)
     if 0 in shape:
         raise EmptyScanError(f"the image has zero size {shape}", path=p)
+    if topography:
+        if spacing_um is None:
+            log = WarningLog()
+            log.add("reading an image as a topography needs its pixel spacing; give it with "
+                    "spacing_um (--spacing-um)")
+            spacing = None
+        else:
+            spacing = images._user_spacing(spacing_um)
+        return shape, spacing, {"image": {"format": fmt, "read_as": "topography"}}, log.messages
     if spacing is not None:
         check_spacing(spacing, f"the {fmt.upper()} file's resolution", p, log)
     elif spacing_um is not None:

@@ -346,7 +346,7 @@ class _Run:
         self.model_hash = str(info["model_hash"])
         self.prepare = {"processed": options.processed, "preset": options.preset,
                         "spacing_um": options.spacing_um, "verify": options.verify,
-                        "strict": options.strict}
+                        "strict": options.strict, "modality": options.modality}
         self.window = max(4, 2 * self.ex.slots) if self.ex.remote else 4 * self.ex.slots
         # local work: prepared casings come back in submission order
         self.results: dict[int, PreparedCasing | Failure] = {}

@@ -28,7 +28,7 @@ import numpy as np
 from ballistics.collection.records import CasingRecord, Failure
 from ballistics.collection.store import Collection
 from ballistics.errors import BallisticsError, CollectionError, InputError
-from ballistics.params import check_range
+from ballistics.params import check_choice, check_range
 from ballistics.scan import Scan
 
 JOB_NAME = "ingest-job.json"
@@ -67,6 +67,9 @@ class IngestOptions:
         A file already in the collection (same SHA-256) whose labels in the labels CSV
         differ from the stored ones gets the CSV's values (the columns the CSV gives);
         otherwise it keeps its labels and the summary warns.
+    modality
+        What files that do not say hold (see :func:`ballistics.io.read_scan`): ``None`` as
+        the file says, ``"topography"`` reads image files as height maps in µm.
     """
 
     processed: bool | None = None
@@ -80,6 +83,7 @@ class IngestOptions:
     batch_size: int = 32
     commit_every: int = 64
     update_labels: bool = False
+    modality: str | None = None
 
     def __post_init__(self) -> None:
         check_range("workers", self.workers, 1, 256)
@@ -87,6 +91,8 @@ class IngestOptions:
         check_range("commit_every", self.commit_every, 1, 1_000_000)
         if self.spacing_um is not None:
             check_range("spacing_um", self.spacing_um, 0, None, lo_open=True)
+        if self.modality is not None:
+            check_choice("modality", self.modality, ("topography", "image"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +168,7 @@ def _drop_companions(found: list[Path]) -> tuple[list[Path], list[Path]]:
     keep: list[Path] = []
     companions: list[Path] = []
     for q in found:
-        owner = (companion_of(q.name) if file_format(q) in ("png", "tiff", "jpeg")
+        owner = (companion_of(q.name) if file_format(q) in ("png", "tiff", "jpeg", "bmp")
                  else None)
         (companions if owner is not None and owner in stems else keep).append(q)
     return keep, companions
@@ -254,6 +260,7 @@ def prepare_casing(
     spacing_um: float | None = None,
     verify: bool = True,
     strict: bool = False,
+    modality: str | None = None,
 ) -> PreparedCasing | Failure:
     """Read and prepare one casing for comparison (pure; runs in a worker process).
 
@@ -267,7 +274,8 @@ def prepare_casing(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict)
+            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
+                             modality=modality)
             prepared = prepare_for_comparison(scan, preset, processed=processed)
         sha = scan.sha256
         if not sha:

@@ -25,7 +25,7 @@ from ballistics.collection.audit import log_event
 from ballistics.collection.records import Failure
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError, ModalityMismatchError
-from ballistics.params import check_range
+from ballistics.params import check_choice, check_range
 from ballistics.workflows.ingest import (
     PreparedCasing,
     check_model,
@@ -60,7 +60,7 @@ class SearchOptions:
         Comparison preset for re-ranking (``None`` = the collection's).
     device
         Compute device for embedding and comparison.
-    spacing_um, verify, strict
+    spacing_um, verify, strict, modality
         How the query is read (see :func:`ballistics.io.read_scan`).
     workers
         CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
@@ -78,12 +78,15 @@ class SearchOptions:
     verify: bool = True
     strict: bool = False
     workers: int | None = None
+    modality: str | None = None
 
     def __post_init__(self) -> None:
         check_range("top", self.top, 1, 100_000)
         check_range("shortlist", self.shortlist, 1, 100_000)
         if self.workers is not None:
             check_range("workers", self.workers, 0, 1024)
+        if self.modality is not None:
+            check_choice("modality", self.modality, ("topography", "image"))
 
 
 @dataclass
@@ -168,7 +171,7 @@ class Searcher:
         res = prepare_casing(path, processed=options.processed,
                              preset=str(pre.get("preset") or "default"),
                              spacing_um=options.spacing_um, verify=options.verify,
-                             strict=options.strict)
+                             strict=options.strict, modality=options.modality)
         if isinstance(res, Failure):
             from ballistics import errors
 
