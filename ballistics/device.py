@@ -380,17 +380,22 @@ def set_wait_policy() -> None:
         os.environ.setdefault(var, value)
 
 
-def exit_with_parent(poll_s: float = 1.0) -> None:
+def exit_with_parent(parent: int | None = None, poll_s: float = 1.0) -> None:
     """End this process (exit status 1) within ``poll_s`` seconds of its parent's death.
 
     A daemon thread watches the parent process id, which changes when the parent dies and the
     process is re-parented (POSIX). Pool workers call it, so a killed command leaves no
     workers computing for nobody (nor multiprocessing's resource tracker, which ends when its
-    last client does). No effect on Windows, where the id does not change.
+    last client does). ``parent``: the pid the parent had when it started this process (a
+    parent killed while the worker was still starting is then noticed at once). No effect
+    on Windows, where the id does not change.
     """
     import threading
 
-    parent = os.getppid()
+    if parent is None:
+        parent = os.getppid()
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while True:
@@ -401,11 +406,12 @@ def exit_with_parent(poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="ballistics-parent-watch", daemon=True).start()
 
 
-def worker_initializer(threads: int) -> None:
+def worker_initializer(threads: int, parent: int | None = None) -> None:
     """Initialiser of a worker process of a pool: :func:`configure_threads` with
     ``threads`` (the caller's share, :func:`threads_per_worker`), the passive wait
     policy (effective in spawned workers, which import torch afterwards) and
-    :func:`exit_with_parent`."""
+    :func:`exit_with_parent` (``parent``: the creating process's pid, ``os.getpid()`` there).
+    """
+    exit_with_parent(parent)
     set_wait_policy()
     configure_threads(threads)
-    exit_with_parent()

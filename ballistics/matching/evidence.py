@@ -15,13 +15,17 @@ calibration's limits, not a conclusion.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ballistics.matching.breechface.params import PRESETS
 from ballistics.matching.lr import Calibration, feature_dict, load_default
 
-__all__ = ["Evidence", "evaluate", "preset_name", "verbal_scale"]
+__all__ = ["Evidence", "bound_note", "evaluate", "evaluate_rows", "preset_name",
+           "verbal_scale"]
 
 #: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
 _VERBAL = (
@@ -96,6 +100,59 @@ class Evidence:
                 "calibration": self.calibration}
 
 
+def bound_note(log10_lrs: Sequence[float] | np.ndarray, calibration: Calibration) -> str | None:
+    """A warning when LRs sit at the highest or lowest value the calibration can give: the
+    values say how far the calibration's pairs reach, not how strong the evidence is beyond
+    that."""
+    lo, hi = calibration.lr.attainable
+    v = np.asarray(log10_lrs, float)
+    at_hi = int(np.isclose(v, hi, atol=1e-9).sum())
+    at_lo = int(np.isclose(v, lo, atol=1e-9).sum())
+    if not (at_hi or at_lo):
+        return None
+    m = calibration.metrics
+    parts = []
+    if at_hi:
+        parts.append(f"{at_hi} at its upper bound (log10 LR {hi:+.2f})")
+    if at_lo:
+        parts.append(f"{at_lo} at its lower bound (log10 LR {lo:+.2f})")
+    return (f"LRs at the calibration's limits: {' and '.join(parts)}; its "
+            f"{m.get('n_same_source', '?')} same-source and "
+            f"{m.get('n_different_source', '?')} different-source pairs support no stronger "
+            "value, so such an LR says how far that data reaches, not how much stronger the "
+            "evidence may be (a larger calibration set widens the limits)")
+
+
+def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration | None = None,
+                  *, preset: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Scores, log10 LRs and the warnings they share, for feature rows of comparisons made
+    with ``preset`` (the common path of :func:`evaluate` and collection search).
+
+    Warnings: features the score model imputed, a preset other than the calibration's, the
+    shipped synthetic calibration, LRs at the calibration's bounds.
+    """
+    cal = calibration or load_default()
+    if rows:
+        scores, llr = cal.apply(list(rows))
+    else:
+        scores, llr = np.zeros(0), np.zeros(0)
+    warns: list[str] = []
+    missing = sorted({m for r in rows for m in cal.score_model.missing(r)})
+    if missing:
+        warns.append("comparison features missing for the score model (imputed): "
+                     + ", ".join(missing))
+    fitted_preset = cal.fitted.get("compare_preset")
+    if preset and fitted_preset and preset != fitted_preset:
+        warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
+                     f"preset, these used {preset!r}: the LRs are indicative only")
+    if cal.source == "synthetic-default":
+        warns.append(SYNTHETIC_CAVEAT)
+    note = bound_note(llr, cal)
+    if note:
+        warns.append(note)
+    return np.asarray(scores, float), np.asarray(llr, float), warns
+
+
 def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidence:
     """Score a comparison and calibrate the score to a likelihood ratio.
 
@@ -111,20 +168,8 @@ def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidenc
     Evidence
     """
     cal = calibration or load_default()
-    row = feature_dict(comparison)
-    scores, llr = cal.apply([row])
-    warns: list[str] = []
-    missing = cal.score_model.missing(row)
-    if missing:
-        warns.append("comparison features missing for the score model (imputed): "
-                     + ", ".join(missing))
     preset = preset_name(getattr(comparison, "params", None))
-    fitted_preset = cal.fitted.get("compare_preset")
-    if preset and fitted_preset and preset != fitted_preset:
-        warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
-                     f"preset, this comparison used {preset!r}: its LR is indicative only")
-    if cal.source == "synthetic-default":
-        warns.append(SYNTHETIC_CAVEAT)
+    scores, llr, warns = evaluate_rows([feature_dict(comparison)], cal, preset=preset)
     value = float(llr[0])
     return Evidence(score=float(scores[0]), log10_lr=value, verbal=verbal_scale(value),
                     calibration=cal.describe(), warnings=tuple(warns))

@@ -9,6 +9,7 @@ given futures as they finish), plus ``slots`` (tasks it runs at once) and ``clos
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import as_completed as _cf_as_completed
@@ -80,7 +81,7 @@ class PoolExecutor:
         self.pool = ProcessPoolExecutor(max_workers=self.slots,
                                         mp_context=multiprocessing.get_context("spawn"),
                                         initializer=worker_initializer,
-                                        initargs=(self.threads,))
+                                        initargs=(self.threads, os.getpid()))
 
     def submit(self, fn: Callable[..., Any], *args: Any, key: str | None = None,
                gpu: bool = False, **kwargs: Any) -> Future:

@@ -34,12 +34,6 @@ from ballistics.workflows.ingest import (
     prepare_casing,
 )
 
-SYNTHETIC_WARNING = (
-    "likelihood ratios come from the default calibration fitted on synthetic data "
-    "(synthetic-default), not on this lab's casings; fit one with "
-    "`ballistics calibrate --collection DIR` before reporting them"
-)
-
 
 @dataclass(frozen=True)
 class SearchOptions:
@@ -189,6 +183,7 @@ class Searcher:
                ) -> SearchResult:
         """Search one prepared query."""
         from ballistics.matching import compare_many
+        from ballistics.matching.evidence import evaluate_rows
         from ballistics.matching.lr import feature_dict
 
         options = options or SearchOptions()
@@ -218,13 +213,8 @@ class Searcher:
                  if cand_scans else [])
         t3 = time.perf_counter()
         feats = [feature_dict(c) for c in comps]
-        scores, llr = self.calibration.apply(feats) if feats else (np.zeros(0), np.zeros(0))
-        missing = sorted({m for f in feats for m in self.calibration.score_model.missing(f)})
-        if missing:
-            warnings.append("comparison features missing for the score model (imputed): "
-                            + ", ".join(missing))
-        if self.calibration.source == "synthetic-default":
-            warnings.append(SYNTHETIC_WARNING)
+        scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
+        warnings.extend(w for w in shared if w not in warnings)
         cmc = np.array([float(getattr(c, "cmc_count_combined", math.nan)) for c in comps])
         order = sorted(range(len(comps)),
                        key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),

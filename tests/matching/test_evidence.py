@@ -80,3 +80,23 @@ def test_compare_collection_without_calibration_is_an_error(fadul, tmp_path):
                                   str(tmp_path)])
     assert r.exit_code == 2 and "not a collection" in r.output
     assert "Traceback" not in r.output
+
+
+def test_lrs_at_the_calibration_bounds_are_explained():
+    from ballistics.matching.evidence import bound_note, evaluate_rows
+
+    cal = load_default()
+    lo, hi = cal.lr.attainable
+    assert cal.lr.bounds[0] <= lo < hi <= cal.lr.bounds[1]
+    strong = {"cmc_count_combined": 40, "ncc_at_pose": 0.8}
+    middling = {"cmc_count_combined": 3, "ncc_at_pose": 0.2}
+    scores, llr, warns = evaluate_rows([strong, strong, middling], cal, preset="default")
+    assert llr[0] == llr[1] == pytest.approx(hi) and lo < llr[2] < hi
+    note = [w for w in warns if "upper bound" in w]
+    assert len(note) == 1 and "2 at its upper bound" in note[0]
+    assert str(cal.metrics["n_same_source"]) in note[0]
+    assert bound_note([0.5 * (lo + hi)], cal) is None
+    assert "lower bound" in bound_note([lo], cal)
+    # another preset than the calibration's: flagged
+    _, _, w2 = evaluate_rows([middling], cal, preset="cmcR")
+    assert any("indicative only" in w for w in w2)

@@ -3,8 +3,9 @@
 Torch's own intra-op threads speed one comparison up by only about 1.5x on two cores (many
 mid-sized operations, OpenMP overhead); comparisons of different candidates are independent,
 so splitting the candidates over worker processes that run one thread each uses the cores
-fully (about 2x on two cores). The workers are forked from the calling process (no re-import,
-no model reload; copy-on-write memory) where the platform allows it, else spawned.
+fully (about 2x on two cores). The workers are spawned (fresh interpreters: a process forked
+after torch started its OpenMP threads can hang in its first parallel region), so a script
+that asks for workers needs Python's usual ``if __name__ == "__main__":`` guard.
 
 The workers share the process's thread budget (:func:`ballistics.device.configured_threads`):
 ``workers=None`` or 0 starts one per available thread, and each worker runs
@@ -19,6 +20,7 @@ the last bits of correlations may differ between the two, not the decisions.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -59,8 +61,9 @@ def _compare_chunk(query: Scan, chunk: Sequence[Scan], params: Any,
 
 
 def _context() -> mp.context.BaseContext:
-    methods = mp.get_all_start_methods()
-    return mp.get_context("fork" if "fork" in methods else "spawn")
+    # spawn, not fork: a process forked after torch started its OpenMP threads can hang in
+    # its first parallel region (seen in the test suite)
+    return mp.get_context("spawn")
 
 
 def compare_many_workers(
@@ -102,7 +105,7 @@ def compare_many_workers(
     out: list[Any] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=_context(),
                              initializer=_init_worker,
-                             initargs=(threads_per_worker(workers),)) as pool:
+                             initargs=(threads_per_worker(workers), os.getpid())) as pool:
         futures = [pool.submit(_compare_chunk, query, c, params, rotation) for c in chunks]
         for fut in futures:
             for cmp in fut.result():

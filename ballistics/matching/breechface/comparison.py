@@ -401,8 +401,8 @@ def compare_many(
     rotated copies too; candidates at another spacing are handled as :func:`compare` does.
     ``callback(i, comparison)`` is called after each candidate (progress bars).
     ``workers`` > 1 (``None`` or 0: one per CPU core) splits the candidates over that many
-    worker processes with one thread each (CPU only; see
-    :mod:`ballistics.matching.breechface._parallel`).
+    spawned worker processes sharing the thread budget (CPU only; a script needs the
+    ``if __name__ == "__main__":`` guard; see :mod:`ballistics.matching.breechface._parallel`).
     """
     p = parse_rotation(rotation, get_params(params))
     dev = resolve_device(device)

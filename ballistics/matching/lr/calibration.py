@@ -92,6 +92,14 @@ class LRCalibration:
         return cls(method=method, bounds=bounds, x=tuple(map(float, xs[keep])),
                    y=tuple(map(float, llr[keep])))
 
+    @property
+    def attainable(self) -> tuple[float, float]:
+        """The lowest and highest ``log10 LR`` this map can give (PAV: its end steps, within
+        :attr:`bounds`; logistic: the bounds)."""
+        if self.method == "logistic" or not self.y:
+            return self.bounds
+        return (max(self.bounds[0], min(self.y)), min(self.bounds[1], max(self.y)))
+
     def log10_lr(self, scores: np.ndarray) -> np.ndarray:
         """``log10 LR`` of scores, within :attr:`bounds`."""
         s = np.asarray(scores, np.float64)
