@@ -82,8 +82,9 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
              "--processed", "--json", "--report", str(report), "--device", "cpu")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert list(out) == ["schema", "query", "calibration", "candidates", "version", "versions",
-                         "warnings"]
+    assert list(out) == ["schema", "query", "calibration", "candidates", "case", "report",
+                         "report_sha256", "version", "versions", "warnings"]
+    assert out["case"] == {"case": None, "exhibit": None, "examiner": None, "notes": None}
     assert out["schema"] == 1 and out["versions"]["faiss"]
     assert out["query"]["path"] == q and len(out["query"]["sha256"]) == 64
     assert out["calibration"]["source"] == "synthetic-default"
