@@ -178,13 +178,12 @@ def _summary_step(scan: Scan) -> Mapping[str, Any] | None:
 
 
 def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]]) -> Table:
-    """The "Inputs" table: one column per ``(name, path, scan)``.
-
-    Rows: the file, the SHA-256 of its bytes (as read: the raw file, or the processed file
-    that was given), the modality, the raw scan the preprocessing started from (points,
-    spacing, SHA-256 where the provenance records them), the scan compared (points,
-    spacing, missing fraction) and how it was preprocessed. ``scan`` is the scan as compared
-    (after preprocessing); its ``sha256`` is the file's (:class:`~ballistics.scan.Scan`).
+    """The "Inputs" table: for each ``(name, path, scan)``, one after the other, the file,
+    the SHA-256 of its bytes (as read: the raw file, or the processed file that was given),
+    the modality, the raw scan the preprocessing started from (points, spacing, SHA-256
+    where the provenance records them), the scan compared (points, spacing, missing
+    fraction) and how it was preprocessed. ``scan`` is the scan as compared (after
+    preprocessing); its ``sha256`` is the file's (:class:`~ballistics.scan.Scan`).
     """
     def raw(scan: Scan, key: str) -> Any:
         s = _summary_step(scan)
@@ -199,26 +198,28 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]]) -> Table:
     def how(scan: Scan) -> str:
         s = _summary_step(scan)
         if s is None:
-            return ("none recorded: used as given (processed elsewhere)" if not scan.provenance
+            return ("none recorded: the file's surface as read" if not scan.provenance
                     else f"{len(scan.provenance)} step(s) recorded, no preprocessing summary")
         preset = s.get("fitted", {}).get("preset") or s.get("params", {}).get("name")
         return (f"ballistics {s.get('version', '?')}, preset {preset}, "
                 f"{len(scan.provenance)} step(s) (see Preprocessing)")
 
-    cols = [(name, path or scan.source, scan) for name, path, scan in inputs]
-    rows: list[tuple[Any, ...]] = [
-        ("file", *[p or "–" for _, p, _ in cols]),
-        ("SHA-256 of the file", *[s.sha256 or "–" for _, _, s in cols]),
-        ("modality", *[s.modality for _, _, s in cols]),
-        ("raw scan: points", *[pts(raw(s, "input_shape")) for _, _, s in cols]),
-        ("raw scan: spacing (µm)", *[sp(raw(s, "input_spacing_um")) for _, _, s in cols]),
-        ("raw scan: SHA-256", *[raw(s, "input_sha256") or "–" for _, _, s in cols]),
-        ("compared: points", *[pts(s.shape) for _, _, s in cols]),
-        ("compared: spacing (µm)", *[sp(s.spacing_um) for _, _, s in cols]),
-        ("compared: missing fraction", *[s.missing_fraction for _, _, s in cols]),
-        ("preprocessing", *[how(s) for _, _, s in cols]),
-    ]
-    return Table(["", *[n for n, _, _ in cols]], rows)
+    rows: list[tuple[str, str, Any]] = []
+    for name, path, scan in inputs:
+        facts = [
+            ("file", path or scan.source or "–"),
+            ("SHA-256 of the file", scan.sha256 or "–"),
+            ("modality", scan.modality),
+            ("raw scan: points", pts(raw(scan, "input_shape"))),
+            ("raw scan: spacing (µm)", sp(raw(scan, "input_spacing_um"))),
+            ("raw scan: SHA-256", raw(scan, "input_sha256") or "–"),
+            ("compared: points", pts(scan.shape)),
+            ("compared: spacing (µm)", sp(scan.spacing_um)),
+            ("compared: missing fraction", f"{scan.missing_fraction:.3f}"),
+            ("preprocessing", how(scan)),
+        ]
+        rows += [(name if k == 0 else "", item, value) for k, (item, value) in enumerate(facts)]
+    return Table(["input", "item", "value"], rows)
 
 
 def preprocessing_table(inputs: Sequence[tuple[str, Scan]]) -> Table:
