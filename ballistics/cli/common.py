@@ -7,6 +7,10 @@
 - Every object carries ``schema`` (:data:`ballistics.provenance.SCHEMA`), ``version``,
   ``versions`` (toolkit, Python and library versions) and, where something was off,
   ``warnings``.
+- Reports (``compare``, ``compare-striae``, ``compare-bullets``, ``search``): ``--report
+  FILE`` writes HTML, ``--pdf FILE`` the same content as PDF; the case options
+  (:func:`case_options`) go into the report's "Case" table and the JSON's ``case``; the
+  JSON gives each report's SHA-256 (``report_sha256``).
 - ``--csv FILE`` (``compare``, ``search``) writes a table with the csv module: a header row,
   empty fields for undefined values, ``true``/``false``; ``-`` is stdout.
 - Errors: one line on stderr naming the file and the problem; exit code 2 for bad input,
@@ -283,3 +287,78 @@ def write_csv(path: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any
             click.echo(buf.getvalue(), nl=False)
     finally:
         buf.close()
+
+
+# --- case fields and reports ---------------------------------------------------------------
+_CASE_OPTIONS = (("case", "case_id", "Case number or reference, shown in the report's Case "
+                  "table and the JSON's 'case'."),
+                 ("exhibit", "case_exhibit", "Exhibit(s) examined, e.g. 'Q1 vs K3'."),
+                 ("examiner", "case_examiner", "The examiner's name."),
+                 ("notes", "case_notes", "Free-text notes for the record."))
+
+
+def case_options(func: F) -> F:
+    """``--case``, ``--exhibit``, ``--examiner``, ``--notes`` and ``--case-file FILE``.
+
+    The command receives one argument ``case`` (:class:`ballistics.report.case.CaseInfo`):
+    the case file's fields (a JSON object with the keys ``case``, ``exhibit``,
+    ``examiner``, ``notes``), each replaced by its option where given. A bad case file or
+    field is a usage error (one line, exit 2).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ballistics.report.case import CaseInfo
+
+        given = {key: kwargs.pop(dest) for key, dest, _ in _CASE_OPTIONS}
+        case_file = kwargs.pop("case_file")
+        try:
+            base = CaseInfo.read(case_file) if case_file else CaseInfo()
+            kwargs["case"] = base.updated(**given)
+        except BallisticsError as exc:
+            raise click.UsageError(str(exc)) from None
+        return func(*args, **kwargs)
+
+    deco = click.option("--case-file", "case_file", type=click.Path(dir_okay=False),
+                        default=None, metavar="FILE",
+                        help="A JSON object with the case fields (case, exhibit, examiner, "
+                             "notes); the options override it.")
+    for name, dest, help_ in reversed(_CASE_OPTIONS):
+        wrapper = click.option(f"--{name}", dest, default=None, metavar="TEXT",
+                               help=help_)(wrapper)
+    return deco(wrapper)  # type: ignore[return-value]
+
+
+def pdf_option(func: F) -> F:
+    """``--pdf FILE``: also write the report as PDF."""
+    return click.option(
+        "--pdf", "pdf_path", type=OUTPUT_FILE, default=None, metavar="FILE",
+        help="Write the report as PDF here (the same content as --report's HTML).",
+    )(func)
+
+
+def check_report_paths(report: str | None, pdf_path: str | None) -> None:
+    """``--report`` writes HTML: a ``.pdf`` name there is a usage error pointing at ``--pdf``;
+    one file cannot be both."""
+    if report is not None and report.lower().endswith(".pdf"):
+        raise click.UsageError(f"--report writes HTML; give --pdf {report} for a PDF report")
+    if report is not None and pdf_path is not None and Path(report) == Path(pdf_path):
+        raise click.UsageError("--report and --pdf name the same file")
+
+
+def write_report_files(doc: Any, out: dict[str, Any], report: str | None,
+                       pdf_path: str | None) -> dict[str, str]:
+    """Write the report document as HTML (``report``) and/or PDF (``pdf_path``) and record
+    them in the JSON object ``out``: ``report`` (HTML path), ``report_pdf`` (PDF path) and
+    ``report_sha256`` (``{"html": ..., "pdf": ...}``, the files written). Returns the
+    hashes."""
+    from ballistics.report.document import write_reports
+
+    hashes = write_reports(doc, html_path=report, pdf_path=pdf_path)
+    if report is not None:
+        out["report"] = str(report)
+    if pdf_path is not None:
+        out["report_pdf"] = str(pdf_path)
+    if hashes:
+        out["report_sha256"] = hashes
+    return hashes

@@ -8,16 +8,20 @@ import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    case_options,
     check_csv_target,
+    check_report_paths,
     csv_option,
     device_option,
     emit_json,
     handle_errors,
     json_option,
+    pdf_option,
     quiet_option,
     scan_read_options,
     threads_option,
     write_csv,
+    write_report_files,
 )
 
 #: columns of ``compare --csv``: cmcR's names where the concept is cmcR's (its
@@ -30,6 +34,17 @@ CELL_CSV_COLUMNS = (
 )
 
 _CMCR_DIRECTION = {"forward": "refToTarget", "reverse": "targetToRef"}
+
+
+def preprocessing_steps(scan: Any) -> list[dict[str, Any]]:
+    """``[{name, params, producer, version}]``: the provenance steps of a compared scan
+    (``reference.preprocessing`` / ``target.preprocessing`` of the JSON; empty for a scan
+    used as given)."""
+    from ballistics.scan import thaw
+
+    return [{"name": st.get("name"), "params": thaw(st.get("params", {})),
+             "producer": st.get("producer"), "version": st.get("version")}
+            for st in scan.provenance]
 
 
 def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
@@ -68,6 +83,8 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
               help="The inputs are already processed: use them as they are.")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
+@pdf_option
+@case_options
 @click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
               help="Use this collection's own calibration for the score and LR (default: "
                    "the synthetic calibration shipped with the package).")
@@ -78,12 +95,13 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, collection, csv_path,
-            device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+def compare(reference, target, preset, rotation, processed, report, pdf_path, case, collection,
+            csv_path, device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
-    or --processed is given.
+    or --processed is given. --report writes the examiner's HTML report, --pdf the same as
+    PDF; --case, --exhibit, --examiner, --notes (or --case-file) head both.
     """
     from ballistics.device import configured_threads
     from ballistics.io import read_scan
@@ -92,6 +110,7 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     from ballistics.preprocess import prepare_for_comparison
 
     check_csv_target(csv_path, stdout_taken=as_json)
+    check_report_paths(report, pdf_path)
     calibration = None
     if collection is not None:
         from ballistics.workflows.search import collection_calibration
@@ -112,11 +131,15 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
     for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256
+        out[key]["preprocessing"] = preprocessing_steps(scan)
+    out["case"] = case.to_dict()
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
-    if report:
-        from ballistics.report.compare import compare_report
+    if report or pdf_path:
+        from ballistics.report.compare import compare_document
 
-        compare_report(scans[0], scans[1], result, out=report, evidence=evidence)
+        doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
+                               paths=(str(reference), str(target)))
+        write_report_files(doc, out, report, pdf_path)
     if csv_path:
         write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))
         if csv_path == "-":
@@ -135,7 +158,9 @@ def compare(reference, target, preset, rotation, processed, report, collection, 
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
     click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
                f"({evidence.verbal}; calibration: {evidence.calibration['source']})")
-    if report:
-        click.echo(f"report: {report}")
+    for key, label in (("report", "report"), ("report_pdf", "pdf")):
+        if key in out:
+            fmt = "html" if key == "report" else "pdf"
+            click.echo(f"{label}: {out[key]} (sha256 {out['report_sha256'][fmt]})")
     if csv_path:
         click.echo(f"cells: {csv_path}")

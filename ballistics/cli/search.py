@@ -9,16 +9,20 @@ import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    case_options,
     check_csv_target,
+    check_report_paths,
     csv_option,
     device_option,
     emit_json,
     handle_errors,
     json_option,
+    pdf_option,
     quiet_option,
     scan_read_options,
     threads_option,
     write_csv,
+    write_report_files,
 )
 
 #: the first columns of ``search --csv``: the query, then the JSON candidates' fields; one
@@ -40,6 +44,31 @@ def candidate_csv(results: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
                 row[f"labels.{k}"] = v
             rows.append(row)
     return [*CANDIDATE_CSV_COLUMNS, *(f"labels.{k}" for k in labels)], rows
+
+
+def _nth(path: str | None, n: int, queries: str | None, suffix: str) -> str | None:
+    """The report file of query ``n`` (from 0): ``path`` itself for one query, else
+    ``STEM-<n+1>SUFFIX`` beside it."""
+    if path is None or queries is None:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{n + 1}{p.suffix or suffix}"))
+
+
+def _report_parameters(searcher: Any, collection: str, opts: Any) -> dict[str, Any]:
+    """The search's settings as the report lists them."""
+    col = searcher.collection
+    return {
+        "collection": str(collection), "collection generation": col.generation,
+        "casings in the collection": col.count,
+        "embedding model": (col.embedding_info or {}).get("model"),
+        "top": opts.top, "shortlist": opts.shortlist,
+        "where": dict(opts.where) if opts.where else "none",
+        "exclude": dict(opts.exclude) if opts.exclude else "none",
+        "query processed": {True: "yes (--processed)", None: "by its provenance"}.get(
+            opts.processed, str(opts.processed)),
+        "device": opts.device, "workers": opts.workers,
+    }
 
 
 def _print_table(result) -> None:
@@ -72,6 +101,8 @@ def _print_table(result) -> None:
               help="A file listing query paths, one per line: prints JSON Lines.")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
+@pdf_option
+@case_options
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="CPU processes for the re-ranking, sharing --threads (0 = one per thread).")
@@ -82,10 +113,15 @@ def _print_table(result) -> None:
 @json_option
 @quiet_option
 @handle_errors
-def search(query, collection, top, shortlist, where, exclude, processed, queries, report, preset,
-           workers, csv_path, device, spacing_um, modality, no_verify, strict, as_json,
-           quiet) -> None:
-    """Search QUERY against the collection: shortlist by embedding, re-rank by comparison."""
+def search(query, collection, top, shortlist, where, exclude, processed, queries, report,
+           pdf_path, case, preset, workers, csv_path, device, spacing_um, modality, no_verify,
+           strict, as_json, quiet) -> None:
+    """Search QUERY against the collection: shortlist by embedding, re-rank by comparison.
+
+    --report writes an HTML report, --pdf the same as PDF (for --queries one per query,
+    OUT-<n>.html / OUT-<n>.pdf); the case options head them; the audit log records the
+    case and each report's SHA-256.
+    """
     from ballistics.collection.reader import parse_filters
     from ballistics.errors import InputError
     from ballistics.progress import progress
@@ -94,6 +130,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
     if (query is None) == (queries is None):
         raise InputError("give one QUERY or --queries FILE_LIST")
     check_csv_target(csv_path, stdout_taken=as_json or queries is not None)
+    check_report_paths(report, pdf_path)
     opts = SearchOptions(
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
@@ -114,6 +151,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         paths = [query]
     searcher = Searcher(collection, device=device)
     results = []
+    reports: list[dict[str, Any]] = []
     failed = 0
     for n, p in enumerate(progress(paths, desc="search", unit="query",
                                    quiet=quiet or len(paths) == 1)):
@@ -126,17 +164,28 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
 
             failed += 1
             msg = exc.message if isinstance(exc, BallisticsError) else str(exc)
-            emit_json({"query": {"path": p, "sha256": None}, "error": msg, "candidates": []})
+            emit_json({"query": {"path": p, "sha256": None}, "error": msg, "candidates": [],
+                       "case": case.to_dict()})
             continue
         results.append(res)
-        if report:
-            from ballistics.report.search import write_search_report
+        out = res.to_dict()
+        out["case"] = case.to_dict()
+        if report or pdf_path:
+            from ballistics.report.search import search_document
 
-            out = report if queries is None else str(Path(report).with_name(
-                f"{Path(report).stem}-{n + 1}{Path(report).suffix or '.html'}"))
-            write_search_report(res, out)
+            doc = search_document(res, case=case,
+                                  parameters=_report_parameters(searcher, collection, opts))
+            html_out, pdf_out = (_nth(report, n, queries, ".html"),
+                                 _nth(pdf_path, n, queries, ".pdf"))
+            hashes = write_report_files(doc, out, html_out, pdf_out)
+            reports.append({"query": res.query["path"], "html": html_out, "pdf": pdf_out,
+                            "sha256": hashes})
+            for key, label in (("report", "report"), ("report_pdf", "pdf")):
+                if key in out and not (as_json or queries is not None):
+                    fmt = "html" if key == "report" else "pdf"
+                    click.echo(f"{label}: {out[key]} (sha256 {hashes[fmt]})", err=True)
         if as_json or queries is not None:
-            emit_json(res.to_dict())
+            emit_json(out)
         elif csv_path != "-":
             _print_table(res)
         else:  # the table goes to stdout: only the warnings are shown (stderr)
@@ -144,6 +193,6 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
                 click.echo(f"warning: {w}", err=True)
     if csv_path:
         write_csv(csv_path, *candidate_csv(results))
-    audit_search(searcher.collection, opts, results)
+    audit_search(searcher.collection, opts, results, case=case.to_dict(), reports=reports)
     if failed:
         raise SystemExit(2)

@@ -1,12 +1,16 @@
 """``ballistics compare-striae`` and ``ballistics compare-bullets``: striation comparisons.
 
 ``compare-striae A B --kind aperture-shear|lea|mark [--region Y0,X0,Y1,X1] [--mask PNG]
-[--json] [--report OUT.html]`` prints ``ccf_max, lag_um, cms, direction_deg [a, b],
-overlap_um`` and more scores, with ``version`` and ``warnings``.
+[--json] [--report OUT.html] [--pdf OUT.pdf]`` prints ``ccf_max, lag_um, cms, direction_deg
+[a, b], overlap_um`` and more scores, with ``version`` and ``warnings``.
 
-``compare-bullets DIR_A DIR_B [--json] [--report OUT.html]`` (one X3P per land, lands in
-sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores, best_phase, sam,
-margin``.
+``compare-bullets DIR_A DIR_B [--json] [--report OUT.html] [--pdf OUT.pdf]`` (one X3P per
+land, lands in sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores,
+best_phase, sam, margin``.
+
+Both take the case options (``--case``, ``--exhibit``, ``--examiner``, ``--notes``,
+``--case-file``) and add ``case``, ``inputs`` (files and SHA-256) and, with a report,
+``report``/``report_pdf``/``report_sha256`` to the JSON.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    case_options,
+    check_report_paths,
     emit_json,
     handle_errors,
     json_option,
+    pdf_option,
     scan_read_options,
     threads_option,
+    write_report_files,
 )
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
 
@@ -73,23 +81,28 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
               help="Mask PNG of the striated region (True/non-zero = inside), both scans.")
 @click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
+@pdf_option
+@case_options
 @threads_option
 @json_option
 @scan_read_options
 @handle_errors
 def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str | None,
-                   report_path: str | None, as_json: bool, spacing_um: float | None,
-                   modality: str | None, no_verify: bool, strict: bool) -> None:
+                   report_path: str | None, pdf_path: str | None, case: Any, as_json: bool,
+                   spacing_um: float | None, modality: str | None, no_verify: bool,
+                   strict: bool) -> None:
     """Compare the striation signatures of two scans (casing marks or bullet lands)."""
     from ballistics.matching.striae import StriaeCompareParams, compare_signatures
+    from ballistics.params import params_dict
 
+    check_report_paths(report_path, pdf_path)
     reg = _parse_region(region)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
-        sa, _ = _signature(a, kind, reg, mask_path, spacing_um, not no_verify, strict,
-                           modality)
-        sb, _ = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
-                           modality)
+        sa, scan_a = _signature(a, kind, reg, mask_path, spacing_um, not no_verify, strict,
+                                modality)
+        sb, scan_b = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
+                                modality)
         params = StriaeCompareParams(try_reversed=kind != "lea")
         c = compare_signatures(sa, sb, params)
     warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
@@ -103,19 +116,41 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         "grooves_um": [sa.meta.get("grooves_um"), sb.meta.get("grooves_um")]
         if kind == "lea" else None,
         "warnings": list(dict.fromkeys([*sa.warnings, *sb.warnings, *c.warnings, *warns])),
+        "inputs": [_input(a, scan_a), _input(b, scan_b)],
+        "case": case.to_dict(),
     })
     _reemit(out["warnings"])
-    if report_path:
-        from ballistics.report.striae import striae_report
+    if report_path or pdf_path:
+        from ballistics.report.striae import striae_document
 
-        striae_report(sa, sb, c, names=(Path(a).name, Path(b).name), out=report_path)
-        out["report"] = report_path
+        parameters: dict[str, Any] = {
+            "kind": kind, "region (µm, y0, x0, y1, x1)": "automatic" if reg is None else reg,
+            "mask": mask_path or "none"}
+        if mask_path:
+            parameters["mask SHA-256"] = _sha256(mask_path)
+        parameters.update({f"compare {k}": v for k, v in params_dict(params).items()})
+        doc = striae_document(sa, sb, c, names=(Path(a).name, Path(b).name),
+                              scans=(scan_a, scan_b), paths=(a, b), parameters=parameters,
+                              case=case)
+        write_report_files(doc, out, report_path, pdf_path)
     if as_json:
         emit_json(out)
     else:
         click.echo(f"{a} vs {b} ({kind}): CCF {c.ccf_max:.3f} at lag {c.lag_um:.1f} µm, "
                    f"CMS {c.cms}, overlap {c.overlap_um:.0f} µm, directions "
                    f"{sa.direction_deg:.2f}° / {sb.direction_deg:.2f}°")
+
+
+def _sha256(path: str) -> str:
+    from ballistics.io import sha256_file
+
+    return sha256_file(path)
+
+
+def _input(path: str, scan: Any) -> dict[str, Any]:
+    """``{path, sha256, shape, spacing_um, modality}`` of one input file as read."""
+    return {"path": str(path), "sha256": scan.sha256, "shape": list(scan.shape),
+            "spacing_um": list(scan.spacing_um), "modality": scan.modality}
 
 
 def _land_files(folder: str) -> list[Path]:
@@ -133,12 +168,15 @@ def _land_files(folder: str) -> list[Path]:
 @click.argument("dir_b", type=click.Path(file_okay=False))
 @click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
               help="Write an HTML report here.")
+@pdf_option
+@case_options
 @threads_option
 @json_option
 @scan_read_options
 @handle_errors
-def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json: bool,
-                        spacing_um: float | None, modality: str | None, no_verify: bool,
+def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_path: str | None,
+                        case: Any, as_json: bool, spacing_um: float | None,
+                        modality: str | None, no_verify: bool,
                         strict: bool) -> None:
     """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
     best land phase (SAM)."""
@@ -146,23 +184,25 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
     from ballistics.matching.striae import compare_bullets
     from ballistics.matching.striae.lea import lea_signature
 
+    check_report_paths(report_path, pdf_path)
     files_a, files_b = _land_files(dir_a), _land_files(dir_b)
     warns: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
-        sigs = []
+        sigs, scans = [], []
         for files in (files_a, files_b):
-            lands = []
+            lands, read = [], []
             for f in files:
+                scan = read_scan(f, spacing_um=spacing_um, verify=not no_verify, strict=strict,
+                                 modality=modality)
+                read.append(scan)
                 try:
-                    lands.append(lea_signature(read_scan(f, spacing_um=spacing_um,
-                                                         verify=not no_verify,
-                                                         strict=strict,
-                                                         modality=modality)))
+                    lands.append(lea_signature(scan))
                 except NoSignatureError as exc:
                     warns.append(f"{f}: {exc.message}; the land is left out")
                     lands.append(None)
             sigs.append(lands)
+            scans.append(read)
         r = compare_bullets(sigs[0], sigs[1])
     warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
     for lands, files in zip(sigs, (files_a, files_b), strict=True):
@@ -173,14 +213,26 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
     out.update({
         "lands_a": [f.name for f in files_a], "lands_b": [f.name for f in files_b],
         "warnings": list(dict.fromkeys([*r.warnings, *warns])),
+        "inputs": {"a": [_input(str(f), s) for f, s in zip(files_a, scans[0], strict=True)],
+                   "b": [_input(str(f), s) for f, s in zip(files_b, scans[1], strict=True)]},
+        "case": case.to_dict(),
     })
     _reemit(out["warnings"])
-    if report_path:
-        from ballistics.report.striae import bullets_report
+    if report_path or pdf_path:
+        from ballistics.matching.striae import LeaParams, StriaeCompareParams
+        from ballistics.params import params_dict
+        from ballistics.report.striae import bullets_document
 
-        bullets_report(r, out["lands_a"], out["lands_b"], out=report_path,
-                       extra={"bullet A": dir_a, "bullet B": dir_b})
-        out["report"] = report_path
+        parameters: dict[str, Any] = {"bullet A": dir_a, "bullet B": dir_b}
+        parameters.update({f"land signature {k}": v
+                           for k, v in params_dict(LeaParams()).items()})
+        parameters.update({f"compare {k}": v
+                           for k, v in params_dict(StriaeCompareParams()).items()})
+        doc = bullets_document(r, out["lands_a"], out["lands_b"], scans=(scans[0], scans[1]),
+                               paths=([str(f) for f in files_a], [str(f) for f in files_b]),
+                               signatures=(sigs[0], sigs[1]), parameters=parameters,
+                               case=case)
+        write_report_files(doc, out, report_path, pdf_path)
     if as_json:
         emit_json(out)
     else:

@@ -1,19 +1,19 @@
-"""The examiner's HTML report of an areal (breech-face) comparison.
+"""The examiner's report of an areal (breech-face) comparison, as HTML and PDF.
 
-One self-contained page: both surfaces, the target turned and shifted onto the reference
-(overlay), the cell grid with the congruent cells marked, the per-cell table, the CMC-theta
-distribution of both directions, the scores and the parameters and versions used.
+The case, the result (counts, pose, score, LR with its verbal equivalent and calibration),
+the inputs with their SHA-256 and every preprocessing step, the comparison parameters, both
+surfaces, the target turned and shifted onto the reference (overlay), the cell grid with the
+congruent cells marked, the CMC-theta distribution of both directions, the per-cell table,
+the features, warnings and software versions (:func:`compare_document`).
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ballistics._version import __version__
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
 from ballistics.matching.evidence import Evidence
@@ -25,15 +25,27 @@ from ballistics.report._figures import (
     value_label,
     value_unit,
 )
-from ballistics.report.html import img_tag, page, table
+from ballistics.report.case import CaseInfo
+from ballistics.report.document import (
+    Document,
+    Paragraph,
+    Picture,
+    Section,
+    Table,
+    format_value,
+    inputs_table,
+    preprocessing_table,
+    render_html,
+    write_html,
+)
 from ballistics.scan import Scan
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-__all__ = ["cell_grid_figure", "cmc_theta_figure", "compare_report", "overlay_figure",
-           "surfaces_figure"]
+__all__ = ["cell_grid_figure", "cmc_theta_figure", "compare_document", "compare_report",
+           "overlay_figure", "surfaces_figure"]
 
 
 def surfaces_figure(reference: Scan, target: Scan,
@@ -156,43 +168,51 @@ def _fmt(v: Any) -> Any:
     return v
 
 
-def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
-                   names: tuple[str, str] | None = None,
-                   out: str | Path | None = None, evidence: Evidence | None = None) -> str:
-    """The HTML page of one comparison (written to ``out`` when given); returns the HTML.
+def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
+                     names: tuple[str, str] | None = None,
+                     paths: tuple[str | None, str | None] | None = None,
+                     evidence: Evidence | None = None,
+                     case: CaseInfo | None = None) -> Document:
+    """The report of one comparison as a :class:`~ballistics.report.document.Document`
+    (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
-    ``reference``/``target`` are the scans that were compared (processed); ``evidence``
+    ``reference``/``target`` are the scans that were compared (processed: their provenance
+    lists the preprocessing, their ``sha256`` is the file's); ``paths`` the files they were
+    read from (default: ``Scan.source``); ``evidence``
     (:func:`ballistics.matching.evidence.evaluate`) adds the score, the LR on the ENFSI
-    verbal scale and the calibration it came from.
+    verbal scale and the calibration it came from; ``case`` the case fields.
     """
     c = comparison
-    names = names or (Path(reference.source).name if reference.source else "reference",
-                      Path(target.source).name if target.source else "target")
-    summary = [
+    paths = paths or (reference.source, target.source)
+    names = names or (Path(paths[0]).name if paths[0] else "reference",
+                      Path(paths[1]).name if paths[1] else "target")
+    summary: list[tuple[str, Any]] = [
         ("CMC count (reference → target, original rule)", c.cmc_count),
         ("CMC count (target → reference, original rule)", c.cmc_count_reverse),
         ("High CMC count (reference → target)", c.cmc_count_high),
         ("CMC count, both directions combined (cmcR)", c.cmc_count_combined),
-        ("consensus rotation of the target θ (°)", round(c.theta_deg, 2)),
+        ("consensus rotation of the target θ (°)", f"{c.theta_deg:.2f}"),
         ("consensus translation dx, dy (µm)", f"{c.dx_um:.1f}, {c.dy_um:.1f}"),
-        ("whole-scan CCF max (masked NCC)", round(c.ccf_max, 4)),
+        ("whole-scan CCF max (masked NCC)", f"{c.ccf_max:.4f}"),
         ("valid cells compared", int(c.features.get("n_cells_valid", 0))),
     ]
+    blocks: list[Any] = []
     if evidence is not None:
         cal = evidence.calibration
         lo, hi = cal.get("log10_lr_bounds", (None, None))
         cllr = cal.get("metrics", {}).get("cllr", float("nan"))
         summary += [
-            ("score (learned, higher = more similar)", round(evidence.score, 3)),
+            ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
             ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
             ("verbal equivalent (ENFSI scale)", evidence.verbal),
             ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
         ]
-    inputs = [(n, s.source or "–", s.sha256 or "–", f"{s.shape[0]} × {s.shape[1]}",
-               f"{s.spacing_um[0]:g} × {s.spacing_um[1]:g}", f"{s.missing_fraction:.3f}")
-              for n, s in zip(names, (reference, target), strict=True)]
+        if cal.get("source") == "synthetic-default":
+            blocks.append(Paragraph("The likelihood ratio comes from the default calibration "
+                                    "fitted on synthetic casings, not on this lab's "
+                                    "reference data.", "bad"))
     cell_rows = [
         (f"{x['index'][0]},{x['index'][1]}", _fmt(x["valid"]), _fmt(x["dx_um"]),
          _fmt(x["dy_um"]), _fmt(x["theta_deg"]),
@@ -201,39 +221,59 @@ def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
          round(x["missing_fraction"], 3), _fmt(x["is_cmc"]), _fmt(x["is_high_cmc"]))
         for x in c.cells
     ]
-    params = sorted(c.params.to_dict().items())
+    from ballistics.matching.evidence import preset_name
+
+    params = [("preset", preset_name(c.params)),
+              *sorted((k, format_value(v)) for k, v in c.params.to_dict().items()),
+              ("spacing compared (µm)", format_value(list(c.spacing_um))),
+              ("device", c.device), ("seconds", f"{c.seconds:.3f}")]
     aligned = align_target(reference, target, c)
     sections = [
-        ("Summary", table(["quantity", "value"], summary)
-         + "<p class='note'>θ is the rotation that turns the target onto the reference "
-           "(cmcR's convention: clockwise positive with row 0 at the top); dx, dy are the "
-           "displacement of the reference cells' content in the rotated target.</p>"),
-        ("Inputs", table(["", "file", "sha256", "points", "spacing (µm)", "missing"], inputs)),
-        ("Surfaces", img_tag(surfaces_figure(reference, target, names),
-                             "reference and target surfaces")),
-        ("Aligned overlay", img_tag(overlay_figure(reference, aligned), "aligned overlay")),
-        ("Cell grid", img_tag(cell_grid_figure(reference, c),
-                              "cell grid with congruent cells")),
-        ("CMC-theta distribution", img_tag(cmc_theta_figure(c), "CMC-theta distribution")
-         + f"<p class='note'>High CMC, both directions: {html.escape(c.combined.reason)}.</p>"),
-        ("Cells (reference → target, each at its best-correlation angle)",
-         table(["cell", "valid", "dx (µm)", "dy (µm)", "θ (°)", "corr", "CCF", "missing",
-                "CMC", "High CMC"], cell_rows)),
-        ("Features", table(["feature", "value"],
-                           [(k, "–" if v != v else round(float(v), 4))
-                            for k, v in c.features.items()])),
-        ("Parameters and versions", table(["parameter", "value"], [
-            *[(k, str(v)) for k, v in params],
-            ("device", c.device), ("seconds", round(c.seconds, 3)),
-            ("ballistics", __version__),
-        ])),
+        Section("Result", [Table(["quantity", "value"], summary), *blocks, Paragraph(
+            "θ is the rotation that turns the target onto the reference (cmcR's convention: "
+            "clockwise positive with row 0 at the top); dx, dy are the displacement of the "
+            "reference cells' content in the rotated target.")]),
+        Section("Inputs", [inputs_table([(names[0], paths[0], reference),
+                                         (names[1], paths[1], target)])]),
+        Section("Preprocessing", [preprocessing_table([(names[0], reference),
+                                                       (names[1], target)])]),
+        Section("Comparison parameters", [Table(["parameter", "value"], params)]),
+        Section("Surfaces", [Picture(surfaces_figure(reference, target, names),
+                                     "reference and target surfaces")]),
+        Section("Aligned overlay", [Picture(overlay_figure(reference, aligned),
+                                            "aligned overlay")]),
+        Section("Cell grid", [Picture(cell_grid_figure(reference, c),
+                                      "cell grid with congruent cells")]),
+        Section("CMC-theta distribution", [
+            Picture(cmc_theta_figure(c), "CMC-theta distribution"),
+            Paragraph(f"High CMC, both directions: {c.combined.reason}.")]),
+        Section("Cells (reference → target, each at its best-correlation angle)", [
+            Table(["cell", "valid", "dx (µm)", "dy (µm)", "θ (°)", "corr", "CCF", "missing",
+                   "CMC", "High CMC"], cell_rows)]),
+        Section("Features", [Table(["feature", "value"],
+                                   [(k, "–" if v != v else round(float(v), 4))
+                                    for k, v in c.features.items()], floatfmt=".4g")]),
     ]
-    if c.warnings:
-        sections.append(("Warnings", "<ul>" + "".join(
-            f"<li>{html.escape(w)}</li>" for w in c.warnings) + "</ul>"))
-    doc = page(f"Comparison: {names[0]} vs {names[1]}", sections,
-               footer="Method: Song (2013) Congruent Matching Cells as implemented by cmcR "
-                      "(Zemmels et al. 2022), High CMC of Tong et al. (2015).")
+    if c.warnings or (evidence is not None and evidence.warnings):
+        warns = dict.fromkeys([*c.warnings, *(evidence.warnings if evidence else ())])
+        sections.append(Section("Warnings", [Paragraph("• " + w, "plain") for w in warns]))
+    return Document(f"Comparison: {names[0]} vs {names[1]}", sections,
+                    case=case or CaseInfo(),
+                    footer="Method: Song (2013) Congruent Matching Cells as implemented by "
+                           "cmcR (Zemmels et al. 2022), High CMC of Tong et al. (2015).")
+
+
+def compare_report(reference: Scan, target: Scan, comparison: Comparison, *,
+                   names: tuple[str, str] | None = None,
+                   out: str | Path | None = None, evidence: Evidence | None = None,
+                   case: CaseInfo | None = None) -> str:
+    """The HTML page of one comparison (written to ``out`` when given); returns the HTML.
+
+    The content is :func:`compare_document`'s (``case``: the case fields); for a PDF of
+    the same, write that document with :func:`~ballistics.report.document.write_reports`.
+    """
+    doc = compare_document(reference, target, comparison, names=names, evidence=evidence,
+                           case=case)
     if out is not None:
-        Path(out).write_text(doc, encoding="utf-8")
-    return doc
+        write_html(doc, out)
+    return render_html(doc)

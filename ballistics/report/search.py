@@ -1,20 +1,33 @@
-"""HTML report of a collection search: the query beside its top candidates, aligned."""
+"""Report of a collection search (HTML and PDF): the ranked candidates with their LRs, the
+query and its preprocessing, the calibration and parameters, the query beside its top
+candidates, aligned."""
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ballistics.report._figures import new_figure, normalise, overlay_legend, overlay_rgb
-from ballistics.report.html import img_tag, page, table
+from ballistics.report.case import CaseInfo
+from ballistics.report.document import (
+    Document,
+    Paragraph,
+    Picture,
+    Section,
+    Table,
+    format_value,
+    inputs_table,
+    preprocessing_table,
+    render_html,
+    write_html,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["DRAW_MAX", "aligned", "candidate_figure", "search_report_html",
+__all__ = ["DRAW_MAX", "aligned", "candidate_figure", "search_document", "search_report_html",
            "write_search_report"]
 
 #: Longest side (points) of the surfaces drawn in the report.
@@ -81,46 +94,96 @@ def candidate_figure(query: Any, cand: Any, comparison: Any, title: str = "candi
     return fig
 
 
-def search_report_html(result: Any, *, max_figures: int = 5) -> str:
-    """The report page of one :class:`~ballistics.workflows.search.SearchResult`."""
+def _calibration_rows(cal: dict[str, Any]) -> list[tuple[str, str]]:
+    lo, hi = (cal.get("log10_lr_bounds") or (None, None))[:2]
+    metrics = cal.get("metrics") or {}
+    return [("source", str(cal.get("source"))),
+            ("fitted on", format_value((cal.get("fitted") or {}).get("data"))),
+            ("LR method", format_value(cal.get("lr_method"))),
+            ("held-out Cllr", "–" if metrics.get("cllr") is None
+             else f"{float(metrics['cllr']):.3f}"),
+            ("log10 LR bounds", "–" if lo is None else f"{float(lo):+.2f} … {float(hi):+.2f}")]
+
+
+def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None = None,
+                    parameters: dict[str, Any] | None = None) -> Document:
+    """The report of one :class:`~ballistics.workflows.search.SearchResult` as a
+    :class:`~ballistics.report.document.Document` (HTML and/or PDF with
+    :func:`~ballistics.report.document.write_reports`).
+
+    The ranked candidates (score, log10 LR to two decimals with its ENFSI verbal
+    equivalent), the query file with its SHA-256 and preprocessing, the calibration, the
+    search ``parameters`` the caller gives (collection, filters, shortlist, ...) and the
+    re-ranking comparison's parameters, the query beside its top ``max_figures`` candidates
+    aligned, warnings.
+    """
+    from ballistics.matching.evidence import preset_name, verbal_scale
+
     cal = result.calibration
-    head = (f"<p>Query <code>{html.escape(str(result.query['path']))}</code>, SHA-256 "
-            f"<code>{html.escape(str(result.query['sha256']))}</code>.</p>"
-            f"<p>Calibration: <b>{html.escape(str(cal.get('source')))}</b>"
-            f" ({html.escape(str(cal.get('lr_method')))}; log10 LR bounded to "
-            f"{cal.get('log10_lr_bounds')})</p>")
-    if cal.get("source") == "synthetic-default":
-        head += ("<p class='bad'>The likelihood ratios come from the default calibration "
-                 "fitted on synthetic data, not on this lab's casings.</p>")
     rows = [
         (c["rank"], c["id"], ", ".join(f"{k}={v}" for k, v in c["labels"].items()),
-         "-" if c["cmc_count"] is None else c["cmc_count"], float(c["score"]),
-         float(c["log10_lr"]), float(c["embedding_similarity"]))
+         "-" if c["cmc_count"] is None else c["cmc_count"], f"{float(c['score']):.2f}",
+         f"{float(c['log10_lr']):+.2f}", verbal_scale(float(c["log10_lr"])),
+         f"{float(c['embedding_similarity']):.3f}")
         for c in result.candidates
     ]
-    sections = [("Query", head),
-                ("Ranked candidates", table(
-                    ["rank", "id", "labels", "CMC (combined)", "score", "log10 LR",
-                     "embedding similarity"], rows, floatfmt=".2f"))]
+    ranked: list[Any] = [Table(["rank", "id", "labels", "CMC (combined)", "score",
+                                "log10 LR", "verbal equivalent (ENFSI)",
+                                "embedding similarity"], rows)]
+    if cal.get("source") == "synthetic-default":
+        ranked.append(Paragraph("The likelihood ratios come from the default calibration "
+                                "fitted on synthetic data, not on this lab's casings.", "bad"))
+    qscan = result.query_scan
+    query: list[Any] = []
+    if qscan is not None:
+        query = [inputs_table([("query", str(result.query["path"]), qscan)]),
+                 preprocessing_table([("query", qscan)])]
+    else:
+        query = [Table(["", "query"], [("file", str(result.query["path"])),
+                                       ("SHA-256 of the file", str(result.query["sha256"]))])]
+    params: list[tuple[str, str]] = [(k, format_value(v))
+                                     for k, v in (parameters or {}).items()]
+    if result.comparisons:
+        cp = result.comparisons[0].params
+        params.append(("comparison preset", str(preset_name(cp))))
+        params += [(f"comparison {k}", format_value(v)) for k, v in sorted(cp.to_dict().items())]
+    params += [(f"time {k} (s)" if k != "reranked" else "comparisons re-ranked",
+                format_value(v, ".3g")) for k, v in result.timing_s.items()]
+    sections = [
+        Section("Ranked candidates", ranked),
+        Section("Query", query),
+        Section("Calibration", [Table(["", "value"], _calibration_rows(cal))]),
+        Section("Search parameters", [Table(["parameter", "value"], params)]),
+    ]
     figs = []
     for c, scan, comp in list(zip(result.candidates, result.candidate_scans,
                                   result.comparisons, strict=False))[:max_figures]:
         title = f"#{c['rank']} {c['id']}"
-        figs.append(img_tag(candidate_figure(result.query_scan, scan, comp, title),
+        figs.append(Picture(candidate_figure(result.query_scan, scan, comp, title),
                             f"query and {title}"))
     if figs:
-        sections.append(("Query and top candidates, aligned", "".join(figs)))
+        sections.append(Section("Query and top candidates, aligned", figs))
     if result.warnings:
-        sections.append(("Warnings", "<ul>" + "".join(
-            f"<li>{html.escape(w)}</li>" for w in result.warnings) + "</ul>"))
-    return page("Collection search", sections,
-                footer="Scores and likelihood ratios support, not replace, the examiner's "
-                       "comparison.")
+        sections.append(Section("Warnings", [Paragraph("• " + w, "plain")
+                                             for w in result.warnings]))
+    return Document("Collection search", sections, case=case or CaseInfo(),
+                    footer="Scores and likelihood ratios support, not replace, the examiner's "
+                           "comparison.")
 
 
-def write_search_report(result: Any, path: str | Path, *, max_figures: int = 5) -> Path:
+def search_report_html(result: Any, *, max_figures: int = 5, case: CaseInfo | None = None,
+                       parameters: dict[str, Any] | None = None) -> str:
+    """The HTML page of one :class:`~ballistics.workflows.search.SearchResult`: the content
+    of :func:`search_document`."""
+    return render_html(search_document(result, max_figures=max_figures, case=case,
+                                       parameters=parameters))
+
+
+def write_search_report(result: Any, path: str | Path, *, max_figures: int = 5,
+                        case: CaseInfo | None = None,
+                        parameters: dict[str, Any] | None = None) -> Path:
     """Write :func:`search_report_html` to ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(search_report_html(result, max_figures=max_figures), encoding="utf-8")
+    write_html(search_document(result, max_figures=max_figures, case=case,
+                               parameters=parameters), path)
     return path

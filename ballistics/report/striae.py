@@ -1,5 +1,6 @@
-"""HTML reports of striation comparisons: aligned signatures, the CCF against lag, and for
-bullets the land-by-land matrix with the best phase marked."""
+"""Reports of striation comparisons (HTML and PDF): the case, the inputs with their SHA-256,
+the signature extraction and comparison parameters, the scores, the aligned signatures and
+the CCF against lag, and for bullets the land-by-land matrix with the best phase marked."""
 
 from __future__ import annotations
 
@@ -11,12 +12,27 @@ import numpy as np
 from ballistics.matching.striae import BulletComparison, StriaeComparison
 from ballistics.matching.striae.signatures import Signature
 from ballistics.report._figures import new_figure
-from ballistics.report.html import img_tag, page, table
+from ballistics.report.case import CaseInfo
+from ballistics.report.document import (
+    Document,
+    Paragraph,
+    Picture,
+    Section,
+    Table,
+    format_value,
+    inputs_table,
+    params_text,
+    render_html,
+    write_html,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["bullets_report", "land_matrix_figure", "signatures_figure", "striae_report"]
+    from ballistics.scan import Scan
+
+__all__ = ["bullets_document", "bullets_report", "land_matrix_figure", "signatures_figure",
+           "striae_document", "striae_report"]
 
 
 def signatures_figure(a: Signature, b: Signature, comparison: StriaeComparison,
@@ -44,31 +60,75 @@ def signatures_figure(a: Signature, b: Signature, comparison: StriaeComparison,
     return fig
 
 
+def _warnings_section(warns: list[str]) -> list[Section]:
+    warns = list(dict.fromkeys(warns))
+    return [Section("Warnings", [Paragraph("• " + w, "plain") for w in warns])] if warns else []
+
+
+def _signature_rows(names: tuple[str, ...], sigs: list[Signature | None]) -> list[tuple]:
+    return [(n, "none" if s is None else s.kind,
+             "–" if s is None else f"{s.direction_deg:.2f}",
+             "–" if s is None else f"{s.length_um:.1f}",
+             "–" if s is None else f"{s.roughness_um:.3f}",
+             "–" if s is None else f"{s.spacing_um:g}",
+             "–" if s is None else params_text(s.params),
+             "–" if s is None else params_text({k: v for k, v in s.meta.items()
+                                                 if k != "crosscut_table"}))
+            for n, s in zip(names, sigs, strict=True)]
+
+
+_SIGNATURE_HEADERS = ["input", "kind", "direction (°)", "length (µm)", "Rq (µm)",
+                      "spacing (µm)", "extraction parameters", "found"]
+
+
+def striae_document(
+    a: Signature, b: Signature, comparison: StriaeComparison, *,
+    names: tuple[str, str] = ("A", "B"), scans: tuple[Scan, Scan] | None = None,
+    paths: tuple[str | None, str | None] | None = None,
+    parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
+) -> Document:
+    """The report of one signature comparison as a
+    :class:`~ballistics.report.document.Document` (HTML and/or PDF with
+    :func:`~ballistics.report.document.write_reports`).
+
+    ``scans`` (the scans the signatures came from) and ``paths`` fill the Inputs table (file,
+    SHA-256, points, spacing, provenance); ``parameters`` adds the caller's settings (kind,
+    region, mask file and its SHA-256, the comparison's parameters) as the "Comparison
+    parameters" table.
+    """
+    c = comparison
+    scores = [(k, format_value(v, ".4g")) for k, v in c.to_dict().items()
+              if k not in ("warnings", "version")]
+    sections = [Section("Result", [Table(["score", "value"], scores)])]
+    if scans is not None:
+        paths = paths or (scans[0].source, scans[1].source)
+        sections.append(Section("Inputs", [inputs_table(
+            [(n, p, s) for n, p, s in zip(names, paths, scans, strict=True)])]))
+    sections += [
+        Section("Signatures", [Table(_SIGNATURE_HEADERS, _signature_rows(names, [a, b]))]),
+        *([Section("Comparison parameters", [Table(["parameter", "value"], [
+            (k, format_value(v)) for k, v in parameters.items()])])] if parameters else []),
+        Section("Alignment", [Picture(signatures_figure(a, b, comparison, names),
+                                      "aligned signatures and cross-correlation")]),
+        *_warnings_section([*a.warnings, *b.warnings, *comparison.warnings]),
+    ]
+    return Document(f"Striation comparison: {names[0]} vs {names[1]}", sections,
+                    case=case or CaseInfo())
+
+
 def striae_report(
     a: Signature, b: Signature, comparison: StriaeComparison, *,
     names: tuple[str, str] = ("A", "B"), out: str | Path | None = None,
+    scans: tuple[Scan, Scan] | None = None, parameters: dict[str, Any] | None = None,
+    case: CaseInfo | None = None,
 ) -> str:
-    """An HTML page for one signature comparison (written to ``out`` when given)."""
-    scores = comparison.to_dict()
-    rows = [(k, v if not isinstance(v, float) else float(v)) for k, v in scores.items()
-            if k not in ("warnings", "version")]
-    facts = [(n, s.kind, s.direction_deg, s.length_um, s.roughness_um, s.spacing_um)
-             for n, s in zip(names, (a, b), strict=True)]
-    sections = [
-        ("Scores", table(["score", "value"], rows)),
-        ("Signatures", table(["input", "kind", "direction (°)", "length (µm)", "Rq (µm)",
-                              "spacing (µm)"], facts)),
-        ("Alignment", img_tag(signatures_figure(a, b, comparison, names),
-                               "aligned signatures and cross-correlation")),
-    ]
-    warns = list(dict.fromkeys([*a.warnings, *b.warnings, *comparison.warnings]))
-    if warns:
-        sections.append(("Warnings", "<ul>" + "".join(f"<li>{w}</li>" for w in warns)
-                         + "</ul>"))
-    html = page(f"Striation comparison: {names[0]} vs {names[1]}", sections)
+    """An HTML page for one signature comparison (written to ``out`` when given): the
+    content of :func:`striae_document`."""
+    doc = striae_document(a, b, comparison, names=names, scans=scans,
+                          parameters=parameters, case=case)
     if out is not None:
-        Path(out).write_text(html, encoding="utf-8")
-    return html
+        write_html(doc, out)
+    return render_html(doc)
 
 
 def land_matrix_figure(result: BulletComparison) -> Figure:
@@ -96,11 +156,18 @@ def land_matrix_figure(result: BulletComparison) -> Figure:
     return fig
 
 
-def bullets_report(
+def bullets_document(
     result: BulletComparison, lands_a: list[str], lands_b: list[str], *,
-    out: str | Path | None = None, extra: dict[str, Any] | None = None,
-) -> str:
-    """An HTML page for a bullet comparison: land matrix, phase scores, best-phase pairs."""
+    scans: tuple[list[Scan | None], list[Scan | None]] | None = None,
+    paths: tuple[list[str], list[str]] | None = None,
+    signatures: tuple[list[Signature | None], list[Signature | None]] | None = None,
+    parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Document:
+    """The report of a bullet comparison as a :class:`~ballistics.report.document.Document`:
+    land matrix, phase scores, best-phase pairs; with ``scans``/``paths`` every land file
+    with its SHA-256, points and spacing; with ``signatures`` each land's signature and
+    extraction parameters; ``parameters`` (and the older ``extra``) the settings used."""
     fig = land_matrix_figure(result)
     rows_m = [[lands_a[i], *[float(v) for v in result.ccf[i]]] for i in range(len(lands_a))]
     phases = [(k, s) for k, s in enumerate(result.phase_scores)]
@@ -111,19 +178,57 @@ def bullets_report(
         pairs.append((lands_a[i], lands_b[j], float(result.ccf[i, j]),
                       "-" if c is None else c.cms, "-" if c is None else f"{c.lag_um:.1f}"))
     sections = [
-        ("Summary", table(["best phase", "SAM", "margin"],
-                          [(result.best_phase, result.sam, result.margin)])),
-        ("Land-to-land CCF (row = land of A; red = best phase)", img_tag(fig, "land matrix")
-         + table(["land of A", *lands_b], rows_m)),
-        ("SAM per phase", table(["phase k", "SAM"], phases)),
-        ("Best-phase land pairs", table(["land A", "land B", "CCF", "CMS", "lag (µm)"], pairs)),
+        Section("Result", [Table(["best phase", "SAM", "margin"],
+                                 [(result.best_phase, result.sam, result.margin)])]),
     ]
-    if extra:
-        sections.append(("Inputs", table(["item", "value"], list(extra.items()))))
-    if result.warnings:
-        sections.append(("Warnings", "<ul>" + "".join(f"<li>{w}</li>" for w in result.warnings)
-                         + "</ul>"))
-    html = page("Bullet comparison", sections)
+    if scans is not None or paths is not None:
+        rows = []
+        for bullet, names, ss, ps in zip(("A", "B"), (lands_a, lands_b),
+                                         scans or ([None] * len(lands_a),
+                                                   [None] * len(lands_b)),
+                                         paths or (lands_a, lands_b), strict=True):
+            for n, s, p in zip(names, ss, ps, strict=True):
+                rows.append((bullet, n, p, "–" if s is None else (s.sha256 or "–"),
+                             "–" if s is None else f"{s.shape[0]} × {s.shape[1]}",
+                             "–" if s is None else
+                             f"{s.spacing_um[0]:g} × {s.spacing_um[1]:g}",
+                             "–" if s is None else s.modality,
+                             "–" if s is None else (params_text(
+                                 {st.get("name", "?"): st.get("params", {})
+                                  for st in s.provenance}) if s.provenance
+                                 else "none recorded")))
+        sections.append(Section("Inputs (one scan per land)", [Table(
+            ["bullet", "land", "file", "SHA-256 of the file", "points", "spacing (µm)",
+             "modality", "preprocessing"], rows)]))
+    if signatures is not None:
+        names = tuple(f"{b} {n}" for b, ns in zip(("A", "B"), (lands_a, lands_b), strict=True)
+                      for n in ns)
+        sections.append(Section("Land signatures", [Table(
+            _SIGNATURE_HEADERS, _signature_rows(names, [*signatures[0], *signatures[1]]))]))
+    params = dict(parameters or {})
+    params.update(extra or {})
+    if params:
+        sections.append(Section("Comparison parameters", [Table(
+            ["parameter", "value"], [(k, format_value(v)) for k, v in params.items()])]))
+    sections += [
+        Section("Land-to-land CCF (row = land of A; red = best phase)", [
+            Picture(fig, "land matrix"), Table(["land of A", *lands_b], rows_m)]),
+        Section("SAM per phase", [Table(["phase k", "SAM"], phases)]),
+        Section("Best-phase land pairs", [Table(["land A", "land B", "CCF", "CMS", "lag (µm)"],
+                                                pairs)]),
+        *_warnings_section(list(result.warnings)),
+    ]
+    return Document("Bullet comparison", sections, case=case or CaseInfo())
+
+
+def bullets_report(
+    result: BulletComparison, lands_a: list[str], lands_b: list[str], *,
+    out: str | Path | None = None, extra: dict[str, Any] | None = None,
+    case: CaseInfo | None = None,
+) -> str:
+    """An HTML page for a bullet comparison (written to ``out`` when given): the content of
+    :func:`bullets_document` (``extra``: settings listed with the parameters)."""
+    doc = bullets_document(result, lands_a, lands_b, extra=extra, case=case)
     if out is not None:
-        Path(out).write_text(html, encoding="utf-8")
-    return html
+        write_html(doc, out)
+    return render_html(doc)

@@ -263,17 +263,26 @@ def search(
     return result
 
 
-def audit_search(col: Collection, options: SearchOptions, results: Sequence[SearchResult]
-                 ) -> None:
-    """Append one audit line for a search (or a batch of searches)."""
+def audit_search(col: Collection, options: SearchOptions, results: Sequence[SearchResult],
+                 *, case: Mapping[str, Any] | None = None,
+                 reports: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Append one audit line for a search (or a batch of searches).
+
+    ``case`` (the case fields, :meth:`ballistics.report.case.CaseInfo.to_dict`) goes into
+    the line's parameters; ``reports`` (per report written: the query, the HTML and PDF
+    paths and their SHA-256) into its result, so that the log names each report file.
+    """
     from dataclasses import asdict
 
     params = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in asdict(options).items()}
-    log_event(
-        col.directory, "search", {**params, "generation": col.generation},
-        inputs=[r.query for r in results],
-        result={"queries": len(results), "top": [
+    if case is not None:
+        params["case"] = dict(case)
+    result: dict[str, Any] = {
+        "queries": len(results), "top": [
             [{"id": c["id"], "score": c["score"], "log10_lr": c["log10_lr"]}
              for c in r.candidates[:3]] for r in results],
-            "calibration": results[0].calibration["source"] if results else None},
-    )
+        "calibration": results[0].calibration["source"] if results else None}
+    if reports:
+        result["reports"] = [dict(r) for r in reports]
+    log_event(col.directory, "search", {**params, "generation": col.generation},
+              inputs=[r.query for r in results], result=result)

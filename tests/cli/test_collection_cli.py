@@ -77,13 +77,26 @@ def test_reingest_skips_duplicates_and_adds_new(collection, study):
 
 def test_search_json_contract_filters_and_report(collection, study, tmp_path):
     q = str(study / "TW08-01.x3p")
-    report = tmp_path / "hit.html"
+    report, pdf = tmp_path / "hit.html", tmp_path / "hit.pdf"
     r = _run("search", q, "--collection", str(collection), "--shortlist", "2", "--top", "2",
-             "--processed", "--json", "--report", str(report), "--device", "cpu")
+             "--processed", "--json", "--report", str(report), "--device", "cpu",
+             "--pdf", str(pdf), "--case", "CASE-9", "--examiner", "J. Doe")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert list(out) == ["schema", "query", "calibration", "candidates", "version", "versions",
-                         "warnings"]
+    assert list(out) == ["schema", "query", "calibration", "candidates", "case", "report",
+                         "report_pdf", "report_sha256", "version", "versions", "warnings"]
+    assert out["case"] == {"case": "CASE-9", "exhibit": None, "examiner": "J. Doe",
+                           "notes": None}
+    from ballistics.collection.audit import read_audit
+    from ballistics.io import sha256_file
+
+    hashes = {"html": sha256_file(report), "pdf": sha256_file(pdf)}
+    assert out["report_sha256"] == hashes
+    line = list(read_audit(collection))[-1]  # the audit log names the case and the reports
+    assert line["command"] == "search" and line["parameters"]["case"] == out["case"]
+    assert line["result"]["reports"] == [{"query": q, "html": str(report), "pdf": str(pdf),
+                                          "sha256": hashes}]
+    assert pdf.read_bytes().startswith(b"%PDF-")
     assert out["schema"] == 1 and out["versions"]["faiss"]
     assert out["query"]["path"] == q and len(out["query"]["sha256"]) == 64
     assert out["calibration"]["source"] == "synthetic-default"
@@ -101,6 +114,8 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
     html = report.read_text()
     assert "top candidates, aligned" in html and "TW08-01" in html and "<img" in html
     assert "<h2>Software versions</h2>" in html
+    assert "<td>CASE-9</td>" in html and out["query"]["sha256"] in html
+    assert "<h2>Search parameters</h2>" in html and "<td>shortlist</td><td>2</td>" in html
     # filters: only W10, shortlist 1
     r = _run("search", q, "--collection", str(collection), "--shortlist", "1", "--top", "1",
              "--processed", "--json", "--where", "firearm_id=W10", "--device", "cpu")

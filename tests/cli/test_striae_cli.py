@@ -38,7 +38,8 @@ def test_compare_striae_json_and_report(tmp_path) -> None:
     report = tmp_path / "r.html"
     res = CliRunner().invoke(main, ["compare-striae", a, b, "--kind", "aperture-shear",
                                     "--region", "0,0,330,800", "--json",
-                                    "--report", str(report)])
+                                    "--report", str(report), "--case", "C-7",
+                                    "--examiner", "J. Doe"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("ccf_max", "lag_um", "cms", "direction_deg", "overlap_um", "version",
@@ -49,6 +50,15 @@ def test_compare_striae_json_and_report(tmp_path) -> None:
     assert abs(out["direction_deg"][1] - (95.0 - 180.0)) < 1.0  # reported in (-90, 90]
     html = report.read_text()
     assert "<img" in html and "CCF" in html
+    # a case record: the case, both files with their SHA-256, the parameters
+    from ballistics.io import sha256_file
+
+    assert out["case"]["case"] == "C-7" and out["case"]["exhibit"] is None
+    assert [i["sha256"] for i in out["inputs"]] == [sha256_file(a), sha256_file(b)]
+    assert out["report_sha256"] == {"html": sha256_file(report)}
+    assert "<td>C-7</td>" in html and sha256_file(a) in html and sha256_file(b) in html
+    assert "<td>kind</td><td>aperture-shear</td>" in html and "[0, 0, 330, 800]" in html
+    assert "compare match_tolerance_um" in html and "<h2>Inputs</h2>" in html
 
 
 def test_compare_striae_flat_region_is_bad_input(tmp_path) -> None:
@@ -73,9 +83,10 @@ def bullet_dirs(tmp_path_factory):
 
 def test_compare_bullets_json(bullet_dirs) -> None:
     root, phase = bullet_dirs
-    report = root / "report.html"
+    report, pdf = root / "report.html", root / "report.pdf"
     res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(root / "b"),
-                                    "--json", "--report", str(report)])
+                                    "--json", "--report", str(report), "--pdf", str(pdf),
+                                    "--case", "C-8", "--exhibit", "B1 vs B2"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout.strip().splitlines()[-1])
     for key in ("lands_a", "lands_b", "ccf", "phase_scores", "best_phase", "sam", "version",
@@ -84,7 +95,19 @@ def test_compare_bullets_json(bullet_dirs) -> None:
     assert out["lands_a"][0] == "land_1.x3p" and len(out["ccf"]) == 6
     assert out["best_phase"] == phase
     assert out["sam"] == pytest.approx(max(out["phase_scores"]))
-    assert report.exists()
+    from ballistics.io import sha256_file
+
+    land = root / "a" / "land_1.x3p"
+    assert out["inputs"]["a"][0] == {"path": str(land), "sha256": sha256_file(land),
+                                     "shape": out["inputs"]["a"][0]["shape"],
+                                     "spacing_um": out["inputs"]["a"][0]["spacing_um"],
+                                     "modality": "topography"}
+    assert len(out["inputs"]["b"]) == 6 and out["case"]["exhibit"] == "B1 vs B2"
+    assert out["report_sha256"] == {"html": sha256_file(report), "pdf": sha256_file(pdf)}
+    html = report.read_text()
+    assert sha256_file(land) in html and "<td>B1 vs B2</td>" in html
+    assert "land signature" in html and "<h2>Land signatures</h2>" in html
+    assert pdf.read_bytes().startswith(b"%PDF-") and b"C-8" in pdf.read_bytes()
 
 
 def test_compare_bullets_bad_folder(tmp_path) -> None:

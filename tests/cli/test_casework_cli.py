@@ -1,0 +1,94 @@
+"""``compare`` as a case record: case options and case file, HTML and PDF reports with their
+SHA-256 in the JSON, every preprocessing step of raw inputs; the usage errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from ballistics.cli import main
+from tests.report.test_casework_report import pdf_page_count, pdf_text
+
+
+@pytest.fixture(scope="module")
+def raw_pair(tmp_path_factory):
+    """Two raw synthetic casings of one firearm (25 µm; no provenance: the command
+    preprocesses them)."""
+    from ballistics.datasets.synthetic import fire, make_firearm, params_for
+    from ballistics.io import write_x3p
+
+    d = tmp_path_factory.mktemp("raw")
+    p = params_for("realistic", spacing_um=25.0, field_um=(4480.0, 4700.0))
+    gun = make_firearm("C1", 11, p)
+    paths = []
+    for k in (1, 2):
+        path = d / f"raw{k}.x3p"
+        write_x3p(fire(gun, k, p).scan, path)
+        paths.append(str(path))
+    return paths, d
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_compare_raw_inputs_case_html_and_pdf(raw_pair):
+    (a, b), d = raw_pair
+    case_file = d / "case.json"
+    case_file.write_text(json.dumps({"case": "CASE-2026-0412", "exhibit": "from the file",
+                                     "notes": "Received sealed."}))
+    html, pdf = d / "r.html", d / "r.pdf"
+    res = CliRunner().invoke(main, [
+        "compare", a, b, "--rotation=-3,3,3", "--device", "cpu", "--json",
+        "--case-file", str(case_file), "--exhibit", "Q1 vs K3", "--examiner", "J. Doe",
+        "--report", str(html), "--pdf", str(pdf)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["case"] == {"case": "CASE-2026-0412", "exhibit": "Q1 vs K3",
+                           "examiner": "J. Doe", "notes": "Received sealed."}
+    assert out["report"] == str(html) and out["report_pdf"] == str(pdf)
+    assert out["report_sha256"] == {"html": _sha(html), "pdf": _sha(pdf)}
+    # the raw file's hash, and every step that made the compared scan from it
+    assert out["reference"]["sha256"] == _sha(a) and out["target"]["sha256"] == _sha(b)
+    steps = [s["name"] for s in out["reference"]["preprocessing"]]
+    assert steps[0] == "segment" and steps[-1] == "preprocess"
+    assert {"level", "bandpass", "resample"} <= set(steps)
+    assert out["reference"]["preprocessing"][0]["params"]["method"] == "auto"
+    for key in ("cmc_count", "log10_lr", "lr_verbal", "calibration", "params", "versions"):
+        assert key in out  # the existing contract is intact
+    text = html.read_text()
+    assert "<td>CASE-2026-0412</td>" in text and "<td>J. Doe</td>" in text
+    assert _sha(a) in text and "<td>bandpass</td>" in text and "short_um=16" in text
+    assert "179 × 188" in text  # the raw scan's points, beside the compared scan's
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and pdf_page_count(data) >= 4
+    assert b"CASE-2026-0412" in data
+    pages = pdf_text(pdf)
+    if pages is not None:
+        assert "CASE-2026-0412" in pages and "Q1 vs K3" in pages and _sha(a) in pages
+        assert "bandpass" in pages and out["lr_verbal"] in pages
+
+
+def test_case_and_report_usage_errors(raw_pair, tmp_path):
+    (a, b), _ = raw_pair
+    runner = CliRunner()
+    res = runner.invoke(main, ["compare", a, b, "--report", str(tmp_path / "r.pdf")])
+    assert res.exit_code == 2 and "--pdf" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "case.json"
+    bad.write_text('{"case": "1", "examinor": "x"}')
+    res = runner.invoke(main, ["compare", a, b, "--case-file", str(bad)])
+    assert res.exit_code == 2 and "examinor" in res.stderr and "Traceback" not in res.output
+    assert len(res.stderr.strip().splitlines()) == 1
+    res = runner.invoke(main, ["compare", a, b, "--case-file", str(tmp_path / "none.json")])
+    assert res.exit_code == 2 and "case file not found" in res.stderr
+    res = runner.invoke(main, ["compare", a, b, "--case", "two\nlines"])
+    assert res.exit_code == 2 and "one line" in res.stderr
+    for cmd in ("compare", "compare-striae", "compare-bullets", "search"):
+        res = runner.invoke(main, [cmd, "--help"])
+        assert all(re.search(rf"--{o}\b", res.output)
+                   for o in ("case", "exhibit", "examiner", "notes", "case-file", "pdf")), cmd

@@ -1,0 +1,240 @@
+"""The casework report: case fields, inputs with their hashes and preprocessing, the PDF
+(a real PDF with the case on its pages), LRs to two decimals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from ballistics.errors import InputError, ParameterError
+from ballistics.report.case import CaseInfo
+from ballistics.scan import Scan
+from tests.surfaces import ellipse_surface, turned
+
+PDFTOTEXT = shutil.which("pdftotext")
+
+
+def pdf_page_count(data: bytes) -> int:
+    """Pages of a PDF by its page objects (``/Type /Page``, not ``/Pages``)."""
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
+def pdf_text(path) -> str | None:
+    """The PDF's text by pdftotext, None where it is not installed."""
+    if PDFTOTEXT is None:
+        return None
+    r = subprocess.run([PDFTOTEXT, "-layout", str(path), "-"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _raw_like(seed: int, source: str) -> Scan:
+    """A scan 'read' from a file and put through two recorded steps, as preprocessing
+    leaves it: the SHA-256 stays the file's, the provenance lists the steps."""
+    h = ellipse_surface(seed) if seed == 1 else turned(ellipse_surface(1))
+    raw = Scan(h, (12.5, 12.5), sha256=hashlib.sha256(source.encode()).hexdigest(),
+               source=source)
+    s = raw.with_step("level", {"method": "plane"}, {"coefficients": [0.5, 1e-3, -2e-3]})
+    return s.with_step("preprocess", {"name": "default"},
+                       {"preset": "default", "input_shape": [264, 232],
+                        "input_spacing_um": [6.25, 6.25], "input_sha256": raw.sha256})
+
+
+@pytest.fixture(scope="module")
+def compared():
+    from ballistics.matching.breechface import compare
+    from ballistics.matching.evidence import evaluate
+
+    a, b = _raw_like(1, "/cases/Q1.x3p"), _raw_like(2, "/cases/K3.x3p")
+    c = compare(a, b, "cmcR", rotation=(-6, 3, 3), device="cpu")
+    return a, b, c, evaluate(c)
+
+
+CASE = CaseInfo(case="CASE-2026-0412", exhibit="Q1 vs K3", examiner="J. Doe",
+                notes="Received sealed.\nSecond line: $5 & <b>not bold</b>")
+
+
+@pytest.fixture(scope="module")
+def document(compared):
+    """The comparison's report (its pictures render once, for HTML and PDF alike)."""
+    from ballistics.report.compare import compare_document
+
+    a, b, c, ev = compared
+    return compare_document(a, b, c, evidence=ev, case=CASE)
+
+
+def test_case_info_file_options_and_errors(tmp_path):
+    f = tmp_path / "case.json"
+    f.write_text(json.dumps({"case": " 2026-0412 ", "exhibit": "Q1", "notes": "a\nb"}))
+    c = CaseInfo.read(f).updated(exhibit="Q2", examiner="J. Doe", notes=None)
+    assert c.to_dict() == {"case": "2026-0412", "exhibit": "Q2", "examiner": "J. Doe",
+                           "notes": "a\nb"}  # options override the file; None keeps it
+    assert CaseInfo().is_empty and CaseInfo().rows()[0] == ("case", "not given")
+    f.write_text(json.dumps({"case": "1", "exibit": "Q1"}))
+    with pytest.raises(InputError, match="unknown case field.*'exibit'"):
+        CaseInfo.read(f)
+    f.write_text("[1, 2]")
+    with pytest.raises(InputError, match="one JSON object"):
+        CaseInfo.read(f)
+    f.write_text("{not json")
+    with pytest.raises(InputError, match="not JSON"):
+        CaseInfo.read(f)
+    with pytest.raises(InputError, match="not found"):
+        CaseInfo.read(tmp_path / "missing.json")
+    with pytest.raises(ParameterError, match="one line"):
+        CaseInfo(case="a\nb")
+    with pytest.raises(ParameterError, match="at most 200"):
+        CaseInfo(examiner="x" * 201)
+    with pytest.raises(ParameterError, match="must be text"):
+        CaseInfo.from_mapping({"case": ["a"]})
+    assert CaseInfo.from_mapping({"case": 412}).case == "412"
+
+
+def test_compare_html_has_case_inputs_and_every_preprocessing_step(compared, document):
+    from ballistics.report.document import render_html
+
+    a, b, c, ev = compared
+    html = render_html(document)
+    assert re.search(r"<h2>Case</h2>.*CASE-2026-0412.*Q1 vs K3.*J\. Doe", html)
+    assert "Second line: $5 &amp; &lt;b&gt;not bold&lt;/b&gt;" in html  # escaped, kept
+    assert re.search(r"report generated \(UTC\)</td><td>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ<", html)
+    assert html.index("<h2>Case</h2>") < html.index("<h2>Result</h2>")
+    # inputs: the file, its SHA-256, the raw scan before preprocessing and the scan compared
+    assert a.sha256 in html and b.sha256 in html and "/cases/Q1.x3p" in html
+    assert "264 × 232" in html and "132 × 116" in html and "6.25 × 6.25" in html
+    # every step of each input with its parameters, in order
+    pre = html[html.index("<h2>Preprocessing</h2>"):html.index("<h2>Comparison parameters")]
+    assert pre.count("<td>level</td>") == 2 and pre.count("<td>preprocess</td>") == 2
+    assert "method=plane" in pre and "coefficients=[0.5, 0.001, -0.002]" in pre
+    assert pre.index("Q1.x3p") < pre.index("K3.x3p")
+    params = html[html.index("<h2>Comparison parameters"):html.index("<h2>Surfaces")]
+    # cmcR's settings with another rotation range: "custom", every value listed
+    assert "<td>preset</td><td>custom</td>" in params
+    assert "<td>theta_min_deg</td><td>-6</td>" in params
+    # the result: counts, LR with its verbal equivalent, the calibration
+    assert f"<td>{ev.log10_lr:+.2f}</td>" in html and ev.verbal in html
+    assert "synthetic-default" in html and html.count("<img") == 4
+    assert "<h2>Software versions</h2>" in html
+
+
+def test_compare_pdf_is_a_pdf_with_the_case_on_it(compared, document, tmp_path):
+    import matplotlib
+
+    from ballistics.report.document import file_sha256, write_reports
+
+    a, b, c, ev = compared
+    doc = document
+    backend = matplotlib.get_backend()
+    with matplotlib.rc_context({"pdf.compression": 0}):
+        hashes = write_reports(doc, html_path=tmp_path / "r.html", pdf_path=tmp_path / "r.pdf")
+    assert matplotlib.get_backend() == backend
+    data = (tmp_path / "r.pdf").read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert 4 <= pdf_page_count(data) <= 12  # text pages, the four pictures, the cell table
+    assert hashes == {"html": file_sha256(tmp_path / "r.html"),
+                      "pdf": hashlib.sha256(data).hexdigest()}
+    # the document information holds the case (uncompressed in every PDF)
+    assert b"CASE-2026-0412" in data and b"J. Doe" in data
+    text = pdf_text(tmp_path / "r.pdf")
+    if text is not None:  # the pages themselves (poppler's pdftotext)
+        for s in ("CASE-2026-0412", "Q1 vs K3", "J. Doe", "Received sealed.", a.sha256,
+                  "Preprocessing", "method=plane", ev.verbal, "Software versions",
+                  "Page 1 of"):
+            assert s in text, s
+
+
+def test_image_scans_are_labelled_in_grey_levels(compared):
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import Picture
+
+    a, b, c, _ = compared
+    doc = compare_document(a.replace(modality="image"), b.replace(modality="image"), c)
+    figs = [blk.figure for s in doc.sections for blk in s.blocks if isinstance(blk, Picture)]
+    labels = [ax.get_ylabel() for f in figs for ax in f.axes] + [
+        ax.get_title() for f in figs for ax in f.axes]
+    assert "grey level" in labels and "grey-level difference" in labels
+    assert not any("µm" in t and ("height" in t or "difference" in t) for t in labels)
+
+
+def test_search_report_prints_lrs_with_two_decimals(compared):
+    from ballistics.report.document import render_html
+    from ballistics.report.search import search_document
+    from ballistics.workflows.search import SearchResult
+
+    a, b, c, _ = compared
+    res = SearchResult(
+        query={"path": "/cases/Q1.x3p", "sha256": a.sha256},
+        calibration={"source": "collection", "lr_method": "logistic",
+                     "log10_lr_bounds": [-1.5723456789012345, 2.1833333333333336],
+                     "metrics": {"cllr": 0.08234567}, "fitted": {"data": "lab"}},
+        candidates=[{"rank": 1, "id": "K3", "path": "/lab/K3.x3p", "labels": {"gun": "G1"},
+                     "embedding_similarity": 0.912345678, "cmc_count": 7,
+                     "score": 3.14159265358979, "log10_lr": 1.0 / 3.0}],
+        timing_s={"total": 1.23456789, "reranked": 1},
+        query_scan=a, candidate_scans=[b], comparisons=[c])
+    html = render_html(search_document(res, case=CASE, parameters={"top": 10}))
+    assert "<td>+0.33</td>" in html and "<td>3.14</td>" in html
+    assert "-1.57 … +2.18" in html and "<td>0.082</td>" in html
+    assert "weak support for same source" in html
+    assert not re.search(r"\d\.\d{7,}", html.split("<img")[0])  # no long decimals in the text
+    assert "CASE-2026-0412" in html and a.sha256 in html and "method=plane" in html
+    assert html.count("<img") == 1
+
+
+def test_bullet_and_striae_pages_list_inputs_and_parameters(tmp_path):
+    from ballistics.datasets.synthetic.striae import make_mark, make_tool, striae_params
+    from ballistics.matching.striae import compare_bullets, compare_signatures
+    from ballistics.matching.striae.signatures import extract_signature
+    from ballistics.report.document import render_html
+    from ballistics.report.striae import bullets_document, striae_document
+
+    p = striae_params("realistic")
+    tool = make_tool("F1", 1, p)
+    scans = [make_mark(tool, k, p, direction_deg=90.0, shape=(110, 260)).scan.replace(
+        sha256=f"{k:064x}") for k in (1, 2)]
+    sa, sb = (extract_signature(s) for s in scans)
+    c = compare_signatures(sa, sb)
+    html = render_html(striae_document(sa, sb, c, names=("a.x3p", "b.x3p"),
+                                       scans=(scans[0], scans[1]), paths=("a.x3p", "b.x3p"),
+                                       parameters={"kind": "mark", "mask": "none"},
+                                       case=CASE))
+    assert f"{1:064x}" in html and f"{2:064x}" in html and "110 × 260" in html
+    assert "<h2>Comparison parameters</h2>" in html and "<td>kind</td><td>mark</td>" in html
+    assert "<h2>Signatures</h2>" in html and "CASE-2026-0412" in html
+    r = compare_bullets([sa, sb], [sb, sa])
+    html = render_html(bullets_document(r, ["l1.x3p", "l2.x3p"], ["m1.x3p", "m2.x3p"],
+                                        scans=([scans[0], scans[1]], [scans[1], scans[0]]),
+                                        signatures=([sa, sb], [sb, sa]),
+                                        parameters={"compare max_lag_um": None}, case=CASE))
+    assert html.count(f"{1:064x}") == 2 and "<h2>Land signatures</h2>" in html
+    assert "compare max_lag_um" in html and "Q1 vs K3" in html
+
+
+def test_pdf_tables_wrap_within_the_page(tmp_path):
+    from ballistics.report.document import Document, Paragraph, Section, Table
+    from ballistics.report.pdf import _TABLE_PT, _chars, _Layout, pdf_pages
+
+    long = "k=" + "x" * 300
+    rows = [(i, f"step{i}", long, "sha " + "ab" * 32) for i in range(60)]
+    doc = Document("Wide", [Section("Many rows", [Table(["#", "step", "parameters", "sha"],
+                                                        rows)]),
+                            Section("Text", [Paragraph("word " * 400, "plain")])])
+    lay = _Layout()
+    head, lines = lay.table_lines(doc.sections[0].blocks[0])
+    limit = _chars(_TABLE_PT, lay.width)
+    assert all(len(ln) <= limit for ln in [*head, *sum(lines, [])])
+    pages = pdf_pages(doc)
+    assert len(pages) >= 3  # 60 rows of ~4 lines each do not fit on one page
+    # every page after the first that continues the table repeats its header
+    texts = [[t.get_text() for t in f.texts] for f in pages]
+    assert sum(any(t.startswith("#") and "parameters" in t for t in page) for page in texts) \
+        >= len(pages) - 1
+    assert all(f"Page {i} of {len(pages)}" in " ".join(t) for i, t in enumerate(texts, 1))
+    assert np.isclose(pages[0].get_size_inches(), (8.27, 11.69)).all()
