@@ -275,7 +275,7 @@ class CollectionWriter(CollectionReader):
         if current.count == 0:
             self._adopt(current)
             return {}
-        if idx is not None and idx.count == current.count:
+        if idx is not None and entry is not None and idx.count == current.count:
             self._adopt(current)
             return dict(entry)
         trained_on = (entry or {}).get("trained_on", current.count)

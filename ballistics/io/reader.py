@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from ballistics.io._common import (
     quiet_library_warnings,
     sha256_file,
 )
-from ballistics.scan import Scan
+from ballistics.scan import Modality, Scan
 
 SUPPORTED_SUFFIXES = X3P_SUFFIXES + IMAGE_SUFFIXES + OTHER_SUFFIXES
 
@@ -129,7 +129,7 @@ def read_scan(
         scan = Scan(
             heights=heights,
             spacing_um=spacing,
-            modality=modality,
+            modality=cast(Modality, modality),  # checked above
             metadata=metadata,
             sha256=sha256_file(p),
             provenance=tuple(s for s in provenance if isinstance(s, dict)),
@@ -209,6 +209,7 @@ def scan_info(
     p = check_file(path)
     fmt = file_format(p)
     msgs: list[str]
+    spacing: tuple[float, float] | None
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
 
@@ -258,7 +259,7 @@ def _image_header(
         with quiet_library_warnings():
             try:
                 with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                    page = tif.pages[0]
+                    page = cast("tifffile.TiffPage", tif.pages[0])  # the first: never a frame
                     axes = page.axes
                     shp = page.shape
                     shape = (int(shp[axes.index("Y")]), int(shp[axes.index("X")]))
@@ -282,11 +283,11 @@ def _image_header(
                     info = dict(im.info)
             except Exception as exc:
                 raise CorruptFileError(f"cannot read the image header: {exc}", path=p) from None
-        unit, density = info.get("jfif_unit"), info.get("jfif_density")
-        if unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+        jfif_unit, density = info.get("jfif_unit"), info.get("jfif_density")
+        if jfif_unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
             spacing = images._spacing_from_density(
-                float(density[0]), float(density[1]), 25400.0 if unit == 1 else 10000.0, log,
-                "JPEG JFIF density", unit == 1)
+                float(density[0]), float(density[1]), 25400.0 if jfif_unit == 1 else 10000.0,
+                log, "JPEG JFIF density", jfif_unit == 1)
     if 0 in shape:
         raise EmptyScanError(f"the image has zero size {shape}", path=p)
     if spacing is None and spacing_um is not None:
