@@ -172,6 +172,8 @@ def public_names(module: ModuleType, defined_only: bool) -> list[str]:
 
 
 def _submodules(package: ModuleType) -> list[str]:
+    if package.__file__ is None:  # a namespace package: no files of its own
+        return []
     path = Path(package.__file__).parent
     return sorted(f"{package.__name__}.{p.stem}" for p in path.glob("*.py")
                   if not p.stem.startswith("_"))

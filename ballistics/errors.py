@@ -8,7 +8,7 @@ to do about the problem.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 class ScanWarning(UserWarning):
@@ -32,7 +32,7 @@ class BallisticsError(Exception):
 
     exit_code: int = 1
 
-    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+    def __init__(self, message: str, *, path: str | os.PathLike[str] | None = None) -> None:
         self.message = message
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)

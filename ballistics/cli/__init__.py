@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -60,7 +61,14 @@ class LazyGroup(click.Group):
         module = importlib.import_module(entry[0])
         return getattr(module, entry[1])
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Run the command line; a usage error (unknown option, missing argument, bad
         choice) is one line on stderr and exit code 2, as every other bad input.
 
@@ -70,9 +78,9 @@ class LazyGroup(click.Group):
 
         set_wait_policy()
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            rv = super().main(*args, standalone_mode=False, **kwargs)
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             if isinstance(exc, _NO_ARGS_IS_HELP):  # a bare command shows its help
                 click.echo(exc.format_message())

@@ -283,7 +283,7 @@ def write_csv(path: str, columns: Sequence[str], rows: Iterable[Mapping[str, Any
         w.writeheader()
         for row in rows:
             w.writerow({k: _csv_field(row.get(k)) for k in columns})
-        if path == "-":
+        if isinstance(buf, io.StringIO):  # path "-"
             click.echo(buf.getvalue(), nl=False)
     finally:
         buf.close()

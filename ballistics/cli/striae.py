@@ -51,7 +51,8 @@ def _parse_region(text: str | None) -> tuple[float, float, float, float] | None:
         raise ParameterError(f"--region must be Y0,X0,Y1,X1 in µm, got {text!r}") from None
     if len(vals) != 4:
         raise ParameterError(f"--region must be four numbers Y0,X0,Y1,X1 in µm, got {text!r}")
-    return vals  # type: ignore[return-value]
+    y0, x0, y1, x1 = vals
+    return (y0, x0, y1, x1)
 
 
 def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing_um: Any,

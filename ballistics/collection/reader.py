@@ -182,7 +182,7 @@ class CollectionReader:
         dim = int(self.embedding_info.get("dim", 0))
         return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
 
-    def embeddings_at(self, rows: Sequence[int]) -> np.ndarray:
+    def embeddings_at(self, rows: Iterable[int]) -> np.ndarray:
         """Embeddings of the given rows, ``(len(rows), D)``."""
         out = [self._shard_embeddings(entry)[local] for entry, local in self._locate(rows)]
         dim = int(self.embedding_info.get("dim", 0))

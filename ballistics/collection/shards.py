@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from ballistics.collection.fsio import fsync_dir, fsync_file, temp_name
 from ballistics.collection.records import CasingRecord
 from ballistics.errors import CollectionCorruptError, CollectionError
 from ballistics.jsonutil import to_jsonable
-from ballistics.scan import Scan, thaw
+from ballistics.scan import Modality, Scan, thaw
 
 SHARD_FORMAT = "ballistics-shard"
 SHARD_FORMAT_VERSION = 1
@@ -360,8 +360,10 @@ def read_surfaces(path: str | Path, rows: Sequence[int], *, digest: str | None =
             out.append(
                 Scan(
                     heights=f["surfaces"][str(row)][()],
-                    spacing_um=tuple(float(v) for v in cols["spacing_um"][row]),
-                    modality=at("modality"),
+                    # (Scan checks both: two positive numbers, a known modality)
+                    spacing_um=cast("tuple[float, float]",
+                                    tuple(float(v) for v in cols["spacing_um"][row])),
+                    modality=cast("Modality", at("modality")),
                     metadata=json.loads(at("metadata")),
                     sha256=at("sha256"),
                     provenance=tuple(json.loads(at("provenance"))),

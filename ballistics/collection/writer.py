@@ -238,7 +238,7 @@ class CollectionWriter(CollectionReader):
         lock: CollectionLock,
         remove: Iterable[str] = (),
         labels: Mapping[str, Mapping[str, str]] | None = None,
-        on_shard: Callable[[], None] | None = None,
+        on_shard: Callable[[], object] | None = None,
     ) -> dict[str, Any]:
         """Remove casings and/or replace their labels, published as one new generation.
 
@@ -399,7 +399,7 @@ class CollectionWriter(CollectionReader):
         if current.count == 0:
             self._adopt(current)
             return {}
-        if idx is not None and idx.count == current.count:
+        if idx is not None and entry is not None and idx.count == current.count:
             self._adopt(current)
             return dict(entry)
         trained_on = (entry or {}).get("trained_on", current.count)

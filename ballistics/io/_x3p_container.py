@@ -310,11 +310,12 @@ class X3pContainer:
         mask = None
         if mask_el is not None:
             ann = child(mask_el, "Annotations")
-            annotations = {}
+            annotations: dict[str, str] = {}
             for a in ann if ann is not None else []:
                 color = (a.get("color") or "").strip().lower()
-                if color and (a.text or "").strip():
-                    annotations.setdefault(color, a.text.strip())
+                text = (a.text or "").strip()
+                if color and text:
+                    annotations.setdefault(color, text)
             mask = {"background": (child_text(mask_el, "Background") or "").lower() or None,
                     "annotations": annotations}
         vendor_ids = [

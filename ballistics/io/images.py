@@ -16,7 +16,7 @@ import io
 import math
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -124,7 +124,9 @@ def _to_grey(arr: np.ndarray, log: WarningLog) -> np.ndarray:
     return grey
 
 
-def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def _decode_pil(
+    data: bytes, path: Path
+) -> tuple[np.ndarray, dict[str | tuple[int, int], Any]]:
     from PIL import Image
 
     with quiet_library_warnings():
@@ -140,14 +142,16 @@ def _decode_pil(data: bytes, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
                 check_bytes(h * w * (bands * _MODE_BYTES.get(im.mode, 1) + 4),
                             "the image", path)
                 info = dict(im.info)
-                if getattr(im, "n_frames", 1) > 1:
-                    info["_frames"] = im.n_frames
+                n_frames = getattr(im, "n_frames", 1)
+                if n_frames > 1:
+                    info["_frames"] = n_frames
                 mode = im.mode
+                pic: Image.Image = im
                 if mode == "P":
-                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                    pic = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "PA", "La", "RGBa"):
-                    im = im.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
-                arr = np.asarray(im)
+                    pic = im.convert("RGBA" if "A" in mode or "a" in mode else "RGB")
+                arr = np.asarray(pic)
         except BallisticsError:
             raise
         except Image.DecompressionBombError as exc:
@@ -207,7 +211,7 @@ def _read_png(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any
     return arr, spacing
 
 
-def _note_frames(info: dict[str, Any], log: WarningLog) -> None:
+def _note_frames(info: dict[str | tuple[int, int], Any], log: WarningLog) -> None:
     frames = info.get("_frames")
     if frames:
         log.add(f"the image holds {frames} frames; the first is read")
@@ -258,13 +262,17 @@ def _read_tiff(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, An
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 if not tif.pages:
                     raise CorruptFileError("the TIFF holds no image", path=path)
-                page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+                # (the first page is a TiffPage, never a TiffFrame)
+                page = cast("tifffile.TiffPage", tif.pages.first if hasattr(tif.pages, "first")
+                            else tif.pages[0])
                 if len(tif.pages) > 1:
                     log.add(f"the TIFF holds {len(tif.pages)} pages; the first is read")
                 shape = tuple(int(s) for s in page.shape)
                 if not shape or 0 in shape:
                     raise EmptyScanError(f"the image has zero size {shape}", path=path)
                 n = int(np.prod(shape, dtype=np.int64))
+                if page.dtype is None:
+                    raise CorruptFileError("the TIFF's sample format is not supported", path=path)
                 axes = page.axes
                 rows = shape[axes.index("Y")] if "Y" in axes else 1
                 cols = shape[axes.index("X")] if "X" in axes else n // rows

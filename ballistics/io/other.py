@@ -148,13 +148,14 @@ def _sflz_blocks(fh: BinaryIO) -> list[tuple[int, int, int, int | None]]:
     fh.read(10)  # version
     header = LAYOUT_HEADER.read(fh)
     fh.seek(int(header["metadata_size"]), 1)
-    out = []
+    out: list[tuple[int, int, int, int | None]] = []
     for _ in range(min(int(header["num_layers"]), 1024)):
         layer = LAYOUT_LAYER_HEADER.read(fh)
         if layer["is_height"]:
             rows, cols = int(layer["height"]), int(layer["width"])
             item = np.dtype(layer["datatype"]).itemsize
-            out.append((rows, cols, rows * cols * max(1, int(layer["channels"])) * item, None))
+            size = rows * cols * max(1, int(layer["channels"])) * int(item)
+            out.append((rows, cols, size, None))
         fh.seek(int(layer["size"]), 1)
     return out
 
@@ -194,7 +195,7 @@ def read_other(path: Path) -> tuple[np.ndarray, tuple[float, float], dict[str, A
                 raw = reader(fh, read_image_layers=False, encoding="auto")
             data = getattr(raw, "data", None)
             if isinstance(data, np.ma.MaskedArray):
-                data = data.astype(np.float64).filled(np.nan)
+                data = np.ma.filled(data.astype(np.float64), np.nan)
             data = np.asarray(data)
             dx, dy = float(raw.step_x), float(raw.step_y)
         except BallisticsError:

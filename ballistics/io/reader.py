@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ballistics.io._common import (
     quiet_library_warnings,
     sha256_file,
 )
-from ballistics.scan import Scan
+from ballistics.scan import Modality, Scan
 
 SUPPORTED_SUFFIXES = X3P_SUFFIXES + IMAGE_SUFFIXES + OTHER_SUFFIXES
 #: The values of ``modality``: None (as the file says), or what the file must hold.
@@ -168,7 +168,7 @@ def read_scan(
         scan = Scan(
             heights=heights,
             spacing_um=spacing,
-            modality=found,
+            modality=cast(Modality, found),
             metadata=metadata,
             sha256=sha256_file(p),
             provenance=tuple(s for s in provenance if isinstance(s, dict)),
@@ -257,6 +257,7 @@ def scan_info(
     p = check_file(path)
     fmt = file_format(p)
     msgs: list[str]
+    spacing: tuple[float, float] | None
     if fmt == "x3p":
         from ballistics.io.x3p import x3p_header
 
@@ -329,7 +330,7 @@ def _image_header(
         with quiet_library_warnings():
             try:
                 with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                    page = tif.pages[0]
+                    page = cast("tifffile.TiffPage", tif.pages[0])  # the first: never a frame
                     axes = page.axes
                     shp = page.shape
                     shape = (int(shp[axes.index("Y")]), int(shp[axes.index("X")]))
@@ -353,15 +354,15 @@ def _image_header(
                     info = dict(im.info)
             except Exception as exc:
                 raise CorruptFileError(f"cannot read the image header: {exc}", path=p) from None
-        unit, density = info.get("jfif_unit"), info.get("jfif_density")
+        jfif_unit, density = info.get("jfif_unit"), info.get("jfif_density")
         ppm = images.bmp_pixels_per_metre(data) if fmt == "bmp" else None
         if ppm is not None:
             spacing = images._spacing_from_density(float(ppm[0]), float(ppm[1]), 1e6, log,
                                                    "BMP resolution", True)
-        elif unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+        elif jfif_unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
             spacing = images._spacing_from_density(
-                float(density[0]), float(density[1]), 25400.0 if unit == 1 else 10000.0, log,
-                "JPEG JFIF density", unit == 1)
+                float(density[0]), float(density[1]), 25400.0 if jfif_unit == 1 else 10000.0,
+                log, "JPEG JFIF density", jfif_unit == 1)
     if 0 in shape:
         raise EmptyScanError(f"the image has zero size {shape}", path=p)
     if topography:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -125,6 +125,9 @@ class NetConfig:
 
 class PolarSampler(nn.Module):
     """Bilinear resampling of a centred ``(B, 2, S, S)`` input on a ``(R, A)`` polar grid."""
+
+    r_px: torch.Tensor  # buffers (register_buffer), ring radii and angles of the grid
+    theta: torch.Tensor
 
     def __init__(self, cfg: NetConfig) -> None:
         super().__init__()
@@ -242,7 +245,7 @@ class PolarNet(nn.Module):
         k = min(self.cfg.dim, vt.shape[0])
         w = torch.zeros(self.cfg.dim, f.shape[1], dtype=torch.float64)
         w[:k] = vt[:k]
-        lin = self.head[0]
+        lin = cast(nn.Linear, self.head[0])  # head "linear": Sequential(Linear)
         lin.weight.copy_(w.to(lin.weight.dtype))
         lin.bias.copy_((-(w @ mu)).to(lin.bias.dtype))
 
@@ -326,8 +329,8 @@ class PolarNet(nn.Module):
             base = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             if angle is not None:
                 base = base + angle.to(x.dtype)
-            g = sum(self.pooled(self.sampler(x, base + j * step, shift_px))
-                    for j in range(n_off)) / n_off
+            g = cast(torch.Tensor, sum(self.pooled(self.sampler(x, base + j * step, shift_px))
+                                       for j in range(n_off))) / n_off
         return F.normalize(self.head(g), dim=1)
 
 

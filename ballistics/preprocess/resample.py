@@ -13,6 +13,7 @@ Decimation (keep every k-th row and column, starting with the first) reproduces 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,8 +53,11 @@ def resample_array(heights: np.ndarray, spacing_um: tuple[float, float],
     position of its first point in the input's frame (µm, ``[y, x]``; an output cell is
     centred on the middle of the input cells it covers).
     """
-    ty, tx = (float(target_um), float(target_um)) if np.ndim(target_um) == 0 else \
-        (float(target_um[0]), float(target_um[1]))  # type: ignore[index]
+    if np.ndim(target_um) == 0:
+        ty = tx = float(cast(float, target_um))
+    else:
+        pair = cast("tuple[float, float]", target_um)
+        ty, tx = float(pair[0]), float(pair[1])
     check_range("target spacing_um", ty, 0, None, lo_open=True)
     check_range("target spacing_um", tx, 0, None, lo_open=True)
     check_range("min_valid", min_valid, 0, 1)

@@ -165,9 +165,9 @@ def _primer(sup: np.ndarray, co: _Coarse) -> tuple[CircleFit | None, np.ndarray,
                      2.0 * max(co.spacing))
     # points on the frame are where the field of view clips the primer, not its edge
     fy, fx = np.nonzero(_frame(sup.shape, 2))
-    on_frame = {(int(a), int(b)) for a, b in zip(fy, fx, strict=True)}
+    frame_points = {(int(a), int(b)) for a, b in zip(fy, fx, strict=True)}
     keep = [(round((p[0] - co.origin[0]) / co.spacing[0]),
-             round((p[1] - co.origin[1]) / co.spacing[1])) not in on_frame for p in pts]
+             round((p[1] - co.origin[1]) / co.spacing[1])) not in frame_points for p in pts]
     pts = pts[np.asarray(keep, bool)] if len(pts) else pts
     cs = max(co.spacing)
     ext = max(sup.shape[0] * co.spacing[0], sup.shape[1] * co.spacing[1])
@@ -290,7 +290,7 @@ def segment(scan: Scan, params: SegmentParams | None = None, *, mask: np.ndarray
     if firing_pin is None:
         note("no firing-pin impression found; none removed")
     aperture: Circle | None = None
-    if (firing_pin is not None and params.aperture and not cropped
+    if (firing_pin is not None and primer is not None and params.aperture and not cropped
             and scan.modality == "topography"):
         aperture, ainfo = _aperture(co, firing_pin, primer, fp_region)
         fitted["aperture_fit"] = ainfo

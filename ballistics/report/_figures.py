@@ -8,7 +8,7 @@ of open figures. PNGs are rendered with the Agg canvas.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -21,7 +21,11 @@ OVERLAY_SECOND = (0.0, 1.0, 1.0)  # cyan: the second surface (aligned target) hi
 OVERLAY_MISSING = (1.0, 1.0, 1.0)  # white: missing in either surface
 
 
-def new_figure(figsize: tuple[float, float], *, layout: str | None = None) -> Figure:
+def new_figure(
+    figsize: tuple[float, float],
+    *,
+    layout: Literal["constrained", "compressed", "tight"] | None = None,
+) -> Figure:
     """A :class:`~matplotlib.figure.Figure` with an Agg canvas, unknown to pyplot."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

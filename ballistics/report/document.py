@@ -231,7 +231,7 @@ def preprocessing_table(inputs: Sequence[tuple[str, Scan]]) -> Table:
             rows.append((name, "–", "none recorded", "used as given", "", ""))
         for k, step in enumerate(scan.provenance, start=1):
             by = f"{step.get('producer') or '?'} {step.get('version') or ''}".strip()
-            rows.append((name, k, step.get("name", "?"), params_text(step.get("params", {})),
+            rows.append((name, str(k), step.get("name", "?"), params_text(step.get("params", {})),
                          params_text(step.get("fitted", {})), by))
     return Table(["input", "#", "step", "parameters", "fitted / result", "by"], rows)
 

@@ -232,7 +232,7 @@ def _draw(ops: list[_Op], header: str, footer: str) -> Any:
 
     W, H = PAGE_SIZE_IN
     fig = Figure(figsize=PAGE_SIZE_IN)
-    kw = {"va": "top", "ha": "left", "parse_math": False}
+    kw: dict[str, Any] = {"va": "top", "ha": "left", "parse_math": False}
     fig.text(_MX / W, 1 - 0.4 / H, header, fontsize=_SMALL_PT, family=_SANS,
              color="#666666", **kw)
     fig.text(_MX / W, 1 - (H - 0.55) / H, footer, fontsize=_SMALL_PT, family=_SANS,

@@ -102,7 +102,8 @@ def _calibration_rows(cal: dict[str, Any]) -> list[tuple[str, str]]:
             ("LR method", format_value(cal.get("lr_method"))),
             ("held-out Cllr", "–" if metrics.get("cllr") is None
              else f"{float(metrics['cllr']):.3f}"),
-            ("log10 LR bounds", "–" if lo is None else f"{float(lo):+.2f} … {float(hi):+.2f}")]
+            ("log10 LR bounds", "–" if lo is None or hi is None
+             else f"{float(lo):+.2f} … {float(hi):+.2f}")]
 
 
 def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None = None,

@@ -4,6 +4,7 @@ the CCF against lag, and for bullets the land-by-land matrix with the best phase
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,7 @@ def land_matrix_figure(result: BulletComparison) -> Figure:
 
 def bullets_document(
     result: BulletComparison, lands_a: list[str], lands_b: list[str], *,
-    scans: tuple[list[Scan | None], list[Scan | None]] | None = None,
+    scans: tuple[Sequence[Scan | None], Sequence[Scan | None]] | None = None,
     paths: tuple[list[str], list[str]] | None = None,
     signatures: tuple[list[Signature | None], list[Signature | None]] | None = None,
     parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
@@ -183,9 +184,10 @@ def bullets_document(
     ]
     if scans is not None or paths is not None:
         rows = []
-        for bullet, names, ss, ps in zip(("A", "B"), (lands_a, lands_b),
-                                         scans or ([None] * len(lands_a),
-                                                   [None] * len(lands_b)),
+        none_a: list[Scan | None] = [None] * len(lands_a)
+        none_b: list[Scan | None] = [None] * len(lands_b)
+        both: tuple[Sequence[Scan | None], Sequence[Scan | None]] = scans or (none_a, none_b)
+        for bullet, names, ss, ps in zip(("A", "B"), (lands_a, lands_b), both,
                                          paths or (lands_a, lands_b), strict=True):
             for n, s, p in zip(names, ss, ps, strict=True):
                 rows.append((bullet, n, p, "–" if s is None else (s.sha256 or "–"),
@@ -201,10 +203,10 @@ def bullets_document(
             ["bullet", "land", "file", "SHA-256 of the file", "points", "spacing (µm)",
              "modality", "preprocessing"], rows)]))
     if signatures is not None:
-        names = tuple(f"{b} {n}" for b, ns in zip(("A", "B"), (lands_a, lands_b), strict=True)
-                      for n in ns)
+        sig_names = tuple(f"{b} {n}" for b, ns in zip(("A", "B"), (lands_a, lands_b),
+                                                       strict=True) for n in ns)
         sections.append(Section("Land signatures", [Table(
-            _SIGNATURE_HEADERS, _signature_rows(names, [*signatures[0], *signatures[1]]))]))
+            _SIGNATURE_HEADERS, _signature_rows(sig_names, [*signatures[0], *signatures[1]]))]))
     params = dict(parameters or {})
     params.update(extra or {})
     if params:

@@ -184,9 +184,10 @@ def fit_synthetic_default(
     params = dataclasses.replace(params_for(difficulty, spacing_um=spacing_um), class_seed=seed)
     scans, sources = [], []
     for k in range(n_firearms):
-        fa = make_firearm(k + 1, seed * 1000 + k + 1, params)
+        fa = make_firearm(str(k + 1), seed * 1000 + k + 1, params)
         for j in range(n_casings):
             cas = fire(fa, seed * 100_000 + 100 * k + j, params, modality="topography")
+            assert cas.scan is not None  # a "topography" firing is always measured
             scans.append(prepare_for_comparison(cas.scan, "default"))
             sources.append(f"S{k + 1:03d}")
     pairs = sample_pairs(sources, max_different=max_different, seed=seed)

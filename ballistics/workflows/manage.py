@@ -252,9 +252,9 @@ def read_label_changes(path: str | Path) -> tuple[str, list[tuple[str, LabelChan
     if "path" in fields:
         from ballistics.datasets import read_manifest
 
-        rows: list[Mapping[str, Any]] = read_manifest(p)
+        rows: list[Mapping[str, Any]] = list(read_manifest(p))
     else:
-        rows = raw
+        rows = list(raw)
     out: list[tuple[str, LabelChange]] = []
     for row in rows:
         kv = row.get(key)

@@ -150,7 +150,7 @@ def make_firearm(
     sp = params.spacing_um
     share = params.class_share
     own = surf.tooling_marks(rng, cls.tooling, (n, n), sp, cls.geometry)
-    bf = _shared_class_marks(params, int(class_id)) * np.float32(math.sqrt(share))
+    bf: np.ndarray = _shared_class_marks(params, int(class_id)) * np.float32(math.sqrt(share))
     bf = bf + own * np.float32(math.sqrt(1.0 - share))
     bf *= np.float32(params.class_amplitude_um)
     bf += surf.band_noise(rng, (n, n), sp, params.texture_band_um,

@@ -177,8 +177,8 @@ def fire(
     mask = primer & (r < inner) & (rho > 1.0 + 1.5 * lip_um / r_eq)
     shear_mask = None
     shear_truth = None
-    if show_shear:
-        info = firearm.aperture_shear
+    info = firearm.aperture_shear
+    if show_shear and info is not None:
         nominal = (pc[0] + fp_off[0], pc[1] + fp_off[1])
         sy, sx = surf.grid((h, w), sp, nominal)
         shear_mask = shear_band(sy, sx, cls, info, fp_angle, rot) > 0.5

@@ -91,7 +91,7 @@ class PreparedCells:
     norm: torch.Tensor          # (Kv,)
     missing: np.ndarray         # (K,) missing counts of all cells
     cell_valid: np.ndarray      # (K,)
-    std: torch.Tensor | None = None   # (Kv, mr, mc) standardised cells, missing = 0
+    std: torch.Tensor           # (Kv, mr, mc) standardised cells, missing = 0
     _pyr: dict | None = None
     _spec: torch.Tensor | None = None
 

@@ -77,7 +77,8 @@ def rotate_stack(heights: torch.Tensor, angles_deg: Sequence[float]) -> torch.Te
     """
     if heights.ndim != 2:
         raise ValueError("rotate_stack expects a 2D tensor")
-    flat, _ = rotation_indices(tuple(heights.shape), angles_deg, heights.device)
+    flat, _ = rotation_indices((heights.shape[0], heights.shape[1]), angles_deg,
+                               heights.device)
     padded = torch.nn.functional.pad(heights[None, None], (1, 1, 1, 1), value=float("nan"))
     # index_select: faster on the CPU than advanced indexing with the same indices
     return torch.index_select(padded.reshape(-1), 0, flat.reshape(-1)).view(flat.shape)

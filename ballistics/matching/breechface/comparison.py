@@ -96,9 +96,9 @@ class Comparison:
     warnings: tuple[str, ...] = ()
     version: str = field(default=__version__)
 
-    def cmc_theta_distribution(self) -> dict[str, list[float]]:
+    def cmc_theta_distribution(self) -> dict[str, list[list[float]]]:
         """CMC candidates per angle (the CMC-theta distribution) of both directions."""
-        out = {}
+        out: dict[str, list[list[float]]] = {}
         for name, d in (("forward", self.forward), ("reverse", self.reverse)):
             th = sorted(d.high.theta_counts)
             out[name] = [[float(t), int(d.high.theta_counts[t])] for t in th]
@@ -421,7 +421,7 @@ def compare_many(
     for i, cand in enumerate(candidates):
         warn: list[str] = []
         a, b = _harmonise(query, cand, warn)
-        key = tuple(a.spacing_um)
+        key = a.spacing_um
         if key not in prepared:
             prepared = {key: _Prepared(a, dev)}
         q = prepared[key]

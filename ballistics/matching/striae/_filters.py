@@ -57,7 +57,7 @@ def remove_form(values: np.ndarray, degree: int, *, robust: bool = True) -> np.n
         return v - np.nanmean(v) if valid.any() else v.copy()
     t = np.linspace(-1.0, 1.0, v.size)
     use = valid.copy()
-    coef = np.zeros(degree + 1)
+    coef: np.ndarray = np.zeros(degree + 1)
     for _ in range(4 if robust else 1):
         coef = np.polynomial.polynomial.polyfit(t[use], v[use], degree)
         resid = v - np.polynomial.polynomial.polyval(t, coef)

@@ -291,8 +291,10 @@ def choose_crosscut(
     table: list[dict[str, Any]] = []
     for k, y in enumerate(ys):
         nxt = float("nan")
-        if k + 1 < len(ys) and sigs[k] is not None and sigs[k + 1] is not None:
-            nxt = _corr(sigs[k], sigs[k + 1])
+        if k + 1 < len(ys):
+            s0, s1 = sigs[k], sigs[k + 1]
+            if s0 is not None and s1 is not None:
+                nxt = _corr(s0, s1)
         g = grooves[k]
         table.append({"y_um": float(y), "ccf_next": nxt,
                       "grooves_found": bool(both(k)) if g is not None else False})
