@@ -19,7 +19,7 @@ the stria (the stria and its flanks) must reach ``shape_min_corr``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 
 def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +30,8 @@ def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
     up to half a sample away from the true one, so without refinement the matching tolerance
     must be at least a sample wide and lets more chance coincidences through.
     """
+    from scipy import signal  # here: scipy.signal takes about a second to import
+
     pos_parts, kind_parts = [], []
     for sign in (1.0, -1.0):
         k, _ = signal.find_peaks(sign * v, prominence=prominence)

@@ -4,6 +4,7 @@ sequence average maximum (SAM) of each cyclic land phase (part of
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,10 +13,14 @@ import numpy as np
 
 from ballistics._version import __version__
 from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.matching.striae._ccf import ccf_curves
 from ballistics.matching.striae._types import Signature
 from ballistics.matching.striae.compare import (
     StriaeCompareParams,
     StriaeComparison,
+    _compare_arrays,
+    _min_overlap,
+    _prepared,
     compare_signatures,
 )
 
@@ -67,6 +72,60 @@ def phase_pairs(n_a: int, n_b: int, k: int) -> list[tuple[int, int]]:
     return [(i, (i + k) % n_b) for i in range(min(n_a, n_b))]
 
 
+def _land_pairs(lands_a: list[Signature | None], lands_b: list[Signature | None],
+                params: StriaeCompareParams, warns: list[str]
+                ) -> list[list[StriaeComparison | None]]:
+    """Every land of A against every land of B, each pair once (the phases only regroup
+    them). Lands of one spacing (the usual case: one instrument) are prepared once each and
+    their cross-correlation curves computed in one batch of FFTs (:func:`ccf_curves`);
+    otherwise, and for reversed comparisons, pair by pair with
+    :func:`compare_signatures`."""
+    na, nb = len(lands_a), len(lands_b)
+    pairs: list[list[StriaeComparison | None]] = [[None] * nb for _ in range(na)]
+    ia = [i for i, s in enumerate(lands_a) if s is not None]
+    ib = [j for j, s in enumerate(lands_b) if s is not None]
+    sigs = [lands_a[i] for i in ia] + [lands_b[j] for j in ib]
+    if not sigs:
+        return pairs
+    step = max(s.spacing_um for s in sigs)  # type: ignore[union-attr]
+    batch = not params.try_reversed and all(
+        math.isclose(s.spacing_um, step, rel_tol=1e-6) for s in sigs)  # type: ignore[union-attr]
+    if batch:
+        prep = {}
+        for side, idx, lands in (("a", ia, lands_a), ("b", ib, lands_b)):
+            for k in idx:
+                try:
+                    prep[side, k] = _prepared(lands[k], step)  # type: ignore[arg-type]
+                except NoSignatureError:
+                    pass
+        ia = [i for i in ia if ("a", i) in prep]
+        ib = [j for j in ib if ("b", j) in prep]
+        va, vb = [prep["a", i] for i in ia], [prep["b", j] for j in ib]
+        mins = np.array([[_min_overlap(x, y, params) for y in vb] for x in va], int)
+        curves = ccf_curves(va, vb, mins) if va and vb else []
+        for p, i in enumerate(ia):
+            for q, j in enumerate(ib):
+                try:
+                    pairs[i][j] = _compare_arrays(va[p], vb[q], step, params, [],
+                                                  curve=curves[p][q])
+                except NoSignatureError:
+                    continue
+        return pairs
+    for i in ia:
+        for j in ib:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ScanWarning)
+                    c = compare_signatures(lands_a[i], lands_b[j], params)  # type: ignore[arg-type]
+            except NoSignatureError:
+                continue
+            pairs[i][j] = c
+            for w in c.warnings:
+                if w not in warns:
+                    warns.append(w)
+    return pairs
+
+
 def compare_bullets(
     lands_a: list[Signature | None],
     lands_b: list[Signature | None],
@@ -88,24 +147,14 @@ def compare_bullets(
                f"the first {min(na, nb)} lands of A with lands of B cyclically")
         warnings.warn(msg, ScanWarning, stacklevel=2)
         warns.append(msg)
+    pairs = _land_pairs(lands_a, lands_b, params, warns)
     ccf = np.full((na, nb), np.nan)
     cms = np.full((na, nb), np.nan)
-    pairs: list[list[StriaeComparison | None]] = [[None] * nb for _ in range(na)]
-    for i, la in enumerate(lands_a):
-        for j, lb in enumerate(lands_b):
-            if la is None or lb is None:
-                continue
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ScanWarning)
-                    c = compare_signatures(la, lb, params)
-            except NoSignatureError:
-                continue
-            pairs[i][j] = c
-            ccf[i, j], cms[i, j] = c.ccf_max, c.cms
-            for w in c.warnings:
-                if w not in warns:
-                    warns.append(w)
+    for i in range(na):
+        for j in range(nb):
+            c = pairs[i][j]
+            if c is not None:
+                ccf[i, j], cms[i, j] = c.ccf_max, c.cms
     scores: list[float] = []
     for k in range(nb):
         vals = [ccf[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(ccf[i, j])]
