@@ -6,7 +6,8 @@ overlap_um`` and more scores, with ``version`` and ``warnings``.
 
 ``compare-bullets DIR_A DIR_B [--json] [--report OUT.html]`` (one X3P per land, lands in
 sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores, best_phase, sam,
-margin``.
+margin, phase_margin, phase_z, score``; the lands are read and extracted in worker
+processes when more than one thread is available.
 """
 
 from __future__ import annotations
@@ -237,4 +238,5 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, as_json
         emit_json(out)
     else:
         click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
-                   f"SAM {r.sam:.3f}, margin {r.margin:.3f}")
+                   f"SAM {r.sam:.3f}, margin {r.margin:.3f}, phase margin "
+                   f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}, score {r.score:.3f}")
