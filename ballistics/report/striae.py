@@ -111,8 +111,9 @@ def bullets_report(
         pairs.append((lands_a[i], lands_b[j], float(result.ccf[i, j]),
                       "-" if c is None else c.cms, "-" if c is None else f"{c.lag_um:.1f}"))
     sections = [
-        ("Summary", table(["best phase", "SAM", "margin"],
-                          [(result.best_phase, result.sam, result.margin)])),
+        ("Summary", table(["best phase", "SAM", "margin", "phase margin", "phase z", "score"],
+                          [(result.best_phase, result.sam, result.margin,
+                            result.phase_margin, result.phase_z, result.score)])),
         ("Land-to-land CCF (row = land of A; red = best phase)", img_tag(fig, "land matrix")
          + table(["land of A", *lands_b], rows_m)),
         ("SAM per phase", table(["phase k", "SAM"], phases)),
