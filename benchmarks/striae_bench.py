@@ -12,6 +12,7 @@ import itertools
 import json
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,16 @@ def bench_marks(difficulty: str, n_firearms: int, n_shots: int, seed: int = 0) -
     return _summary(scores, len(sigs), failed, time.perf_counter() - t0)
 
 
-def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
-                  ) -> dict[str, Any]:
-    """Synthetic six-land bullets: land-pair AUC and best-phase accuracy."""
-    p = striae_params(difficulty)
+_BULLET_SCORES = ("sam", "phase_margin", "phase_z", "score")
+
+
+def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0,
+                  **overrides: Any) -> dict[str, Any]:
+    """Synthetic six-land bullets: land-pair AUC, best-phase accuracy, bullet-level AUC of
+    SAM, phase margin, phase z and the combined score, and land-pair comparisons per second
+    once the signatures exist (:func:`compare_bullets`, all 36 pairs of a bullet pair in one
+    batch). ``overrides`` go to :func:`striae_params` (e.g. ``class_fraction``)."""
+    p = striae_params(difficulty, **overrides)
     t0 = time.perf_counter()
     bullets, sigs = [], []
     failed = 0
@@ -109,12 +116,19 @@ def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
                     failed += 1
             bullets.append(bullet)
             sigs.append(lands)
+    t_sig = time.perf_counter() - t0
     cparams = StriaeCompareParams()
     same: dict[str, list[float]] = {"ccf_same": [], "ccf_diff": [], "cms_same": [],
                                     "cms_diff": []}
-    phase_ok, n_same_bullets, margins, sam_same, sam_diff = 0, 0, [], [], []
+    phase_ok, n_same_bullets, margins = 0, 0, []
+    bullet_scores: dict[str, dict[str, list[float]]] = {
+        k: {"same": [], "diff": []} for k in _BULLET_SCORES}
+    t_cmp, n_land_pairs = 0.0, 0
     for i, j in itertools.combinations(range(len(bullets)), 2):
+        tc = time.perf_counter()
         r = compare_bullets(sigs[i], sigs[j], cparams)
+        t_cmp += time.perf_counter() - tc
+        n_land_pairs += int(np.isfinite(r.ccf).sum())
         k_true = true_phase(bullets[i], bullets[j])
         n = len(bullets[i].lands)
         for a in range(n):
@@ -124,20 +138,28 @@ def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
                 tag = "same" if k_true is not None and b == (a + k_true) % n else "diff"
                 same[f"ccf_{tag}"].append(float(r.ccf[a, b]))
                 same[f"cms_{tag}"].append(float(r.cms[a, b]))
+        tag = "same" if k_true is not None else "diff"
+        for k in _BULLET_SCORES:
+            bullet_scores[k][tag].append(float(getattr(r, k)))
         if k_true is not None:
             n_same_bullets += 1
             phase_ok += int(r.best_phase == k_true)
             margins.append(r.margin)
-            sam_same.append(r.sam)
-        else:
-            sam_diff.append(r.sam)
     out = _summary(same, len(bullets) * len(bullets[0].lands), failed, time.perf_counter() - t0)
     out.update({
         "n_bullets_total": len(bullets), "n_same_bullet_pairs": n_same_bullets,
+        "n_diff_bullet_pairs": len(bullet_scores["sam"]["diff"]),
         "best_phase_accuracy": phase_ok / max(n_same_bullets, 1),
-        "bullet_auc_sam": _auc(sam_same, sam_diff) if sam_diff else float("nan"),
         "margin_median_same": float(np.median(margins)) if margins else float("nan"),
+        "signature_seconds": t_sig,
+        "land_pairs_per_second": n_land_pairs / t_cmp if t_cmp > 0 else float("nan"),
     })
+    for k, v in bullet_scores.items():
+        name = "sam" if k == "sam" else k
+        out[f"bullet_auc_{name}"] = _auc(v["same"], v["diff"]) if v["diff"] else float("nan")
+        if v["same"] and v["diff"]:
+            out[f"bullet_{name}_same_min"] = float(np.min(v["same"]))
+            out[f"bullet_{name}_diff_max"] = float(np.max(v["diff"]))
     return out
 
 
@@ -153,12 +175,20 @@ def bench_hamby(root: Path = REAL_ROOT) -> dict[str, Any]:
     for b in ("bullet1", "bullet2"):
         lands[b] = [lea_signature(read_scan(p)) for p in sorted((folder / b).glob("*.x3p"))]
     r = compare_bullets(lands["bullet1"], lands["bullet2"])
+    # a different-source surrogate (no second barrel here): bullet 2 mirrored, i.e. every
+    # land's signature reversed and the lands in reverse order; striae are not symmetric, so
+    # its lands share no striae with bullet 1's
+    mirrored = [replace(s, values=s.values[::-1].copy()) for s in lands["bullet2"][::-1]]
+    m = compare_bullets(lands["bullet1"], mirrored)
     return {
         "data": "Hamby set 44 barrel 1, bullets 1 and 2 (CSAFE bulletAnalyzr, GPL-3), "
                 "1.5625 µm, 6 lands each",
         "ccf": np.round(r.ccf, 3).tolist(), "cms": r.cms.tolist(),
         "phase_scores": [round(s, 3) for s in r.phase_scores], "best_phase": r.best_phase,
-        "sam": r.sam, "margin": r.margin,
+        "sam": r.sam, "margin": r.margin, "phase_margin": r.phase_margin,
+        "phase_z": r.phase_z, "score": r.score,
+        "mirrored_surrogate": {"sam": m.sam, "phase_margin": m.phase_margin,
+                               "phase_z": m.phase_z, "score": m.score},
         "grooves_um": {b: [s.meta["grooves_um"] for s in v] for b, v in lands.items()},
         "seconds": time.perf_counter() - t0,
     }
@@ -264,8 +294,16 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
     res: dict[str, Any] = {"synthetic": "ballistics.datasets.synthetic.striae, seed 0"}
     for d in ("realistic", "hard"):
         res[f"marks_{d}"] = {"n_firearms": nf, "n_shots": ns, **bench_marks(d, nf, ns)}
+    for d in ("easy", "realistic", "hard"):
         res[f"bullets_{d}"] = {"n_barrels": nb, "n_bullets": nbul,
                                **bench_bullets(d, nb, nbul)}
+    # every land of every barrel also carries one class striation pattern as strong as its
+    # own, and shots vary more: all land pairs correlate more (the case where SAM alone
+    # confuses bullets of different barrels of one make)
+    res["bullets_hard_class"] = {"n_barrels": nb, "n_bullets": nbul, "class_fraction": 1.0,
+                                 "shot_variation": 1.6,
+                                 **bench_bullets("hard", nb, nbul, class_fraction=1.0,
+                                                 shot_variation=1.6)}
     res["hamby44"] = bench_hamby()
     res["aperture_shear_proposal"] = bench_proposal(n_casings=8 if quick else 30,
                                                      n_null=4 if quick else 20)

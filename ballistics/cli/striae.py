@@ -6,7 +6,9 @@
 
 ``compare-bullets DIR_A DIR_B [--json] [--report OUT.html] [--pdf OUT.pdf]`` (one X3P per
 land, lands in sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores,
-best_phase, sam, margin``.
+best_phase, sam,
+margin, phase_margin, phase_z, score``; the lands are read and extracted in worker processes
+when more than one thread is available.
 
 Both take the case options (``--case``, ``--exhibit``, ``--examiner``, ``--notes``,
 ``--case-file``) and add ``case``, ``inputs`` (files and SHA-256) and, with a report,
@@ -164,6 +166,88 @@ def _land_files(folder: str) -> list[Path]:
     return files
 
 
+def _land_task(path: str, spacing_um: float | None, verify: bool, strict: bool,
+               modality: str | None = None
+               ) -> tuple[Any, Any, list[str], tuple[type, str, str | None] | None]:
+    """Read one land scan and extract its signature.
+
+    Returns ``(signature or None, scan or None, warnings, error)``; ``error`` is
+    ``(class, message, path)`` of a :class:`BallisticsError` that must stop the command
+    (a file that cannot be read), rebuilt by the caller (worker processes hand it back
+    this way)."""
+    from ballistics.errors import BallisticsError
+    from ballistics.io import read_scan
+    from ballistics.matching.striae.lea import lea_signature
+
+    warns: list[str] = []
+    sig = scan = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScanWarning)
+        try:
+            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
+                             modality=modality)
+            sig = lea_signature(scan)
+        except NoSignatureError as exc:
+            warns.append(f"{path}: {exc.message}; the land is left out")
+        except BallisticsError as exc:
+            return None, None, [], (type(exc), exc.message, exc.path)
+    warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    if sig is not None:
+        warns += [f"{Path(path).name}: {w}" for w in sig.warnings]
+    return sig, scan, warns, None
+
+
+def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
+                     strict: bool, modality: str | None = None
+                     ) -> tuple[list[Any], list[Any], list[str]]:
+    """Signatures and scans of every land file, in order, with the warnings met.
+
+    The lands are independent, so with more than one thread
+    (:func:`ballistics.device.configured_threads`, ``--threads``) they are read and
+    extracted in forked worker processes, one thread each, as long as torch is not loaded
+    (a process forked after torch started its threads can hang); a bar on stderr shows the
+    lands done once it takes longer than a second."""
+    import multiprocessing as mp
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ballistics.device import configured_threads, worker_initializer
+    from ballistics.progress import progress
+
+    args = [(str(f), spacing_um, verify, strict, modality) for f in files]
+    workers = min(configured_threads(), len(files))
+    bar = progress(total=len(files), desc="lands", unit="land", delay=1.0)
+    try:
+        if workers > 1 and "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
+                                     initializer=worker_initializer,
+                                     initargs=(1,)) as pool:
+                futures = [pool.submit(_land_task, *a) for a in args]
+                # the land comparisons need scipy.signal (about a second to import): load it
+                # while the workers read and extract
+                import scipy.signal  # noqa: F401
+                results = []
+                for fut in futures:
+                    results.append(fut.result())
+                    bar.update()
+        else:
+            results = []
+            for a in args:
+                results.append(_land_task(*a))
+                bar.update()
+    finally:
+        bar.close()
+    sigs, scans, warns = [], [], []
+    for sig, scan, w, err in results:
+        if err is not None:
+            cls, message, path = err
+            raise cls(message, path=path)
+        sigs.append(sig)
+        scans.append(scan)
+        warns += w
+    return sigs, scans, warns
+
+
 @click.command("compare-bullets")
 @click.argument("dir_a", type=click.Path(file_okay=False))
 @click.argument("dir_b", type=click.Path(file_okay=False))
@@ -181,35 +265,18 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_pat
                         strict: bool) -> None:
     """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
     best land phase (SAM)."""
-    from ballistics.io import read_scan
     from ballistics.matching.striae import compare_bullets
-    from ballistics.matching.striae.lea import lea_signature
 
     check_report_paths(report_path, pdf_path)
     files_a, files_b = _land_files(dir_a), _land_files(dir_b)
-    warns: list[str] = []
+    sigs, read, warns = _land_signatures([*files_a, *files_b], spacing_um, not no_verify,
+                                         strict, modality)
+    sigs_a, sigs_b = sigs[: len(files_a)], sigs[len(files_a):]
+    scans = [read[: len(files_a)], read[len(files_a):]]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
-        sigs, scans = [], []
-        for files in (files_a, files_b):
-            lands, read = [], []
-            for f in files:
-                scan = read_scan(f, spacing_um=spacing_um, verify=not no_verify, strict=strict,
-                                 modality=modality)
-                read.append(scan)
-                try:
-                    lands.append(lea_signature(scan))
-                except NoSignatureError as exc:
-                    warns.append(f"{f}: {exc.message}; the land is left out")
-                    lands.append(None)
-            sigs.append(lands)
-            scans.append(read)
-        r = compare_bullets(sigs[0], sigs[1])
+        r = compare_bullets(sigs_a, sigs_b)
     warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
-    for lands, files in zip(sigs, (files_a, files_b), strict=True):
-        for s, f in zip(lands, files, strict=True):
-            if s is not None:
-                warns += [f"{f.name}: {w}" for w in s.warnings]
     out = r.to_dict()
     out.update({
         "lands_a": [f.name for f in files_a], "lands_b": [f.name for f in files_b],
@@ -231,11 +298,12 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_pat
                            for k, v in params_dict(StriaeCompareParams()).items()})
         doc = bullets_document(r, out["lands_a"], out["lands_b"], scans=(scans[0], scans[1]),
                                paths=([str(f) for f in files_a], [str(f) for f in files_b]),
-                               signatures=(sigs[0], sigs[1]), parameters=parameters,
+                               signatures=(sigs_a, sigs_b), parameters=parameters,
                                case=case)
         write_report_files(doc, out, report_path, pdf_path)
     if as_json:
         emit_json(out)
     else:
         click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
-                   f"SAM {r.sam:.3f}, margin {r.margin:.3f}")
+                   f"SAM {r.sam:.3f}, margin {r.margin:.3f}, phase margin "
+                   f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}, score {r.score:.3f}")

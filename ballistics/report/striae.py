@@ -179,8 +179,10 @@ def bullets_document(
         pairs.append((lands_a[i], lands_b[j], float(result.ccf[i, j]),
                       "-" if c is None else c.cms, "-" if c is None else f"{c.lag_um:.1f}"))
     sections = [
-        Section("Result", [Table(["best phase", "SAM", "margin"],
-                                 [(result.best_phase, result.sam, result.margin)])]),
+        Section("Result", [Table(["best phase", "SAM", "margin", "phase margin", "phase z",
+                                  "score"],
+                                 [(result.best_phase, result.sam, result.margin,
+                                   result.phase_margin, result.phase_z, result.score)])]),
     ]
     if scans is not None or paths is not None:
         rows = []

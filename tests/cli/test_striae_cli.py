@@ -108,6 +108,31 @@ def test_compare_bullets_json(bullet_dirs) -> None:
     assert sha256_file(land) in html and "<td>B1 vs B2</td>" in html
     assert "land signature" in html and "<h2>Land signatures</h2>" in html
     assert pdf.read_bytes().startswith(b"%PDF-") and b"C-8" in pdf.read_bytes()
+    ordered = sorted(out["phase_scores"], reverse=True)
+    assert out["phase_margin"] == pytest.approx(ordered[0] - ordered[1]) and ordered[1] > 0
+    assert out["phase_z"] > 3 and out["score"] > out["sam"]
+
+
+def test_compare_bullets_workers_match_serial_and_stop_on_bad_file(bullet_dirs,
+                                                                   tmp_path) -> None:
+    import shutil
+
+    root, _ = bullet_dirs
+    outs = []
+    for threads in ("1", "2"):  # serial, then two forked worker processes
+        res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(root / "b"),
+                                        "--json", "--threads", threads])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        outs.append({k: out[k] for k in ("ccf", "cms", "phase_scores", "score", "warnings")})
+    assert outs[0] == outs[1]
+    bad = tmp_path / "bad"
+    shutil.copytree(root / "b", bad)
+    (bad / "land_3.x3p").write_bytes(b"not a zip file")
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(bad),
+                                    "--threads", "2"])
+    assert res.exit_code == 2 and "land_3.x3p" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_compare_bullets_bad_folder(tmp_path) -> None:

@@ -55,3 +55,25 @@ def test_bullet_lands_and_true_phase(tmp_path) -> None:
     assert 700 < right - left < 900
     paths = write_bullet(a, tmp_path / "a")
     assert [q.name for q in paths] == [f"land_{i}.x3p" for i in range(1, 6)]
+
+
+def test_class_striae_are_shared_by_the_lands_of_every_barrel() -> None:
+    def max_xcorr(u: np.ndarray, v: np.ndarray) -> float:  # circular, normalised
+        u, v = (u - u.mean()) / u.std(), (v - v.mean()) / v.std()
+        return float(np.max(np.fft.irfft(np.fft.rfft(u).conj() * np.fft.rfft(v), u.size))
+                     / u.size)
+
+    plain = striae_params("hard")
+    a, b = make_barrel("B0", 1, plain), make_barrel("B1", 2, plain)
+    # the default adds nothing: the land edges are the independent tools of before
+    np.testing.assert_array_equal(a.lands[0].profile,
+                                  make_tool("B0-land1", 101, plain, 6000.0).profile)
+    # (the best of 6001 lags of smooth profiles reaches about 0.15 by chance)
+    assert max_xcorr(a.lands[0].profile, b.lands[3].profile) < 0.25
+    shared = striae_params("hard", class_fraction=1.0)
+    a, b = make_barrel("B0", 1, shared), make_barrel("B1", 2, shared)
+    # at some lag, lands of different barrels (and two lands of one barrel) correlate
+    assert max_xcorr(a.lands[0].profile, b.lands[3].profile) > 0.4
+    assert max_xcorr(a.lands[0].profile, a.lands[1].profile) > 0.4
+    with pytest.raises(ParameterError):
+        striae_params("hard", class_fraction=-1.0)

@@ -17,6 +17,12 @@ Model
   arbitrary land). Each land scan is an arc (bullet radius) between two groove shoulders (steep
   rises, with rough groove-engraved areas beyond), with striae along the bullet, slightly tilted.
 
+- *Class striae* (``class_fraction`` > 0, bullets only): every land of every barrel made
+  with the same tooling (``class_seed``) also carries one common striation pattern, at a
+  random lateral position per land, of RMS ``class_fraction`` times its own. Land pairs of
+  different barrels, and unrelated lands of one barrel, then correlate at some lag (all
+  phases of a bullet pair score higher), as lands of one make of barrel do.
+
 The three ``difficulty`` presets (easy, realistic, hard) set the per-shot variation, noise,
 dropouts and the fraction of the mark that is visible.
 """
@@ -59,6 +65,8 @@ class StriaeSynthParams:
     bullet_radius_um: float = 4500.0
     n_lands: int = 6
     max_land_tilt_deg: float = 2.0
+    class_fraction: float = 0.0
+    class_seed: int = 0
 
     def __post_init__(self) -> None:
         check_choice("difficulty", self.difficulty, DIFFICULTIES)
@@ -75,6 +83,7 @@ class StriaeSynthParams:
         check_range("bullet_radius_um", self.bullet_radius_um, 500, None)
         check_range("n_lands", self.n_lands, 2, 12)
         check_range("max_land_tilt_deg", self.max_land_tilt_deg, 0, 20)
+        check_range("class_fraction", self.class_fraction, 0, 5)
 
 
 _PRESETS: dict[str, dict[str, Any]] = {
@@ -225,10 +234,18 @@ class Barrel:
 
 
 def make_barrel(barrel_id: str, seed: int, params: StriaeSynthParams | None = None) -> Barrel:
-    """A barrel with ``params.n_lands`` independent land edges."""
+    """A barrel with ``params.n_lands`` independent land edges (plus the class striae shared
+    by every barrel of ``params.class_seed`` when ``params.class_fraction`` > 0)."""
     params = params or StriaeSynthParams()
     lands = tuple(make_tool(f"{barrel_id}-land{i + 1}", seed * 101 + i, params, 6000.0)
                   for i in range(params.n_lands))
+    if params.class_fraction > 0:
+        common = make_tool("class", 7_000_003 + params.class_seed, params, 6000.0)
+        rng = np.random.default_rng([seed, 41])
+        lands = tuple(
+            replace(e, profile=e.profile + params.class_fraction * np.roll(
+                common.profile, int(rng.integers(0, common.profile.size))))
+            for e in lands)
     return Barrel(barrel_id, lands)
 
 

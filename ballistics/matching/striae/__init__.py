@@ -14,9 +14,14 @@ the public names.
 
 from __future__ import annotations
 
-from ballistics.matching.striae._ccf import ccf_curve, resample_signature
+from ballistics.matching.striae._ccf import ccf_curve, ccf_curves, resample_signature
 from ballistics.matching.striae._cms import match_striae
-from ballistics.matching.striae.bullets import BulletComparison, compare_bullets, phase_pairs
+from ballistics.matching.striae.bullets import (
+    BulletComparison,
+    compare_bullets,
+    phase_consistency,
+    phase_pairs,
+)
 from ballistics.matching.striae.compare import (
     StriaeCompareParams,
     StriaeComparison,
@@ -47,6 +52,7 @@ __all__ = [
     "StriationParams",
     "bullet_signatures",
     "ccf_curve",
+    "ccf_curves",
     "compare_bullet_scans",
     "compare_bullets",
     "compare_mark_scans",
@@ -57,6 +63,7 @@ __all__ = [
     "mark_signature",
     "match_striae",
     "params_summary",
+    "phase_consistency",
     "phase_pairs",
     "propose_aperture_shear",
     "resample_signature",

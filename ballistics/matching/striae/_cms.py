@@ -19,7 +19,7 @@ the stria (the stria and its flanks) must reach ``shape_min_corr``.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage
 
 
 def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +30,8 @@ def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
     up to half a sample away from the true one, so without refinement the matching tolerance
     must be at least a sample wide and lets more chance coincidences through.
     """
+    from scipy import signal  # here: scipy.signal takes about a second to import
+
     pos_parts, kind_parts = [], []
     for sign in (1.0, -1.0):
         k, _ = signal.find_peaks(sign * v, prominence=prominence)
@@ -82,6 +84,31 @@ def _shape_ok(lc: np.ndarray | None, p: float, shift: float, min_corr: float) ->
     if lc is None:
         return True
     return bool(lc[int(np.clip(round(p - shift), 0, lc.size - 1))] >= min_corr)
+
+
+def _near_same_type(px: np.ndarray, kx: np.ndarray, py: np.ndarray, ky: np.ndarray,
+                    tolerance: float) -> np.ndarray:
+    """For each extremum ``(px, kx)``: is there an extremum of the same type in ``(py, ky)``
+    within ``tolerance``? (The nearest one of that type lies next to it in sorted order.)"""
+    out = np.zeros(px.size, bool)
+    for k in (-1, 1):
+        sel = kx == k
+        q = np.sort(py[ky == k])
+        if q.size == 0 or not sel.any():
+            continue
+        p = px[sel]
+        i = np.searchsorted(q, p)
+        lo, hi = q[np.clip(i - 1, 0, q.size - 1)], q[np.clip(i, 0, q.size - 1)]
+        out[sel] = (np.abs(lo - p) <= tolerance) | (np.abs(hi - p) <= tolerance)
+    return out
+
+
+def _shape_ok_all(lc: np.ndarray | None, p: np.ndarray, shift: float, min_corr: float
+                  ) -> np.ndarray:
+    """:func:`_shape_ok` of every stria at once."""
+    if lc is None:
+        return np.ones(p.size, bool)
+    return lc[np.clip(np.round(p - shift), 0, lc.size - 1).astype(np.intp)] >= min_corr
 
 
 def _longest_run(flags: list[bool], value: bool) -> int:
@@ -141,9 +168,8 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
         for (px, kx), yv, dx, dy in (((pa, ka), bv, 0.0, shift_b), ((pb, kb), av, shift_b, 0.0)):
             py, ky = _extrema(yv, lenient_prominence_rq * float(np.std(yv)))
             py = py + dy
-            flags = [bool(np.any((ky == k) & (np.abs(py - p) <= tolerance)))
-                     and _shape_ok(lc, p, dx, shape_min_corr)
-                     for p, k in zip(px, kx, strict=True)]
+            flags = (_near_same_type(px, kx, py, ky, tolerance)
+                     & _shape_ok_all(lc, px, dx, shape_min_corr)).tolist()
             runs.append(_longest_run(flags, True))
             bad.append(_longest_run(flags, False))
             hits.append(int(sum(flags)))

@@ -26,7 +26,9 @@ def _across(x: np.ndarray, y_up: np.ndarray, direction_deg: float) -> np.ndarray
     striae (|direction| > 45°, x for exactly 90°) and down the rows for near-horizontal ones."""
     d = direction_deg % 180.0
     t = math.radians(d if d <= 135.0 else d - 180.0)
-    return x * math.sin(t) - y_up * math.cos(t)
+    out = x * math.sin(t)
+    out -= y_up * math.cos(t)
+    return out
 
 
 def across_step_um(spacing_um: tuple[float, float], direction_deg: float) -> float:
@@ -46,7 +48,10 @@ def bin_profile(
     of the largest count (or none); ``start`` is the centre of the first bin.
     """
     s0 = float(s.min()) if origin is None else origin
-    idx = np.floor((s - s0) / bin_um + 0.5).astype(np.int64)
+    t = s - s0  # in place from here: this runs hundreds of times per land on 1e5 points
+    t /= bin_um
+    t += 0.5
+    idx = np.floor(t, out=t).astype(np.int64)
     n = int(idx.max()) + 1
     counts = np.bincount(idx, minlength=n).astype(np.float64)
     sums = np.bincount(idx, weights=z, minlength=n)

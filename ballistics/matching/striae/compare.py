@@ -202,11 +202,27 @@ def compare_signatures(
     return result
 
 
-def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeCompareParams,
-                    warns: list[str]) -> StriaeComparison:
+def _min_overlap(va: np.ndarray, vb: np.ndarray, params: StriaeCompareParams) -> int:
+    """Smallest overlap (samples) accepted at a lag."""
     shorter = min(np.isfinite(va).sum(), np.isfinite(vb).sum())
-    min_overlap = max(10, int(params.min_overlap_fraction * shorter))
-    lags, r, n = ccf_curve(va, vb, min_overlap)
+    return max(10, int(params.min_overlap_fraction * shorter))
+
+
+def _prepared(sig: Signature, step: float) -> np.ndarray:
+    """A signature's values trimmed and resampled to ``step`` as they are compared."""
+    return _trim(resample_signature(_trim(np.asarray(sig.values, np.float64)),
+                                    sig.spacing_um, step))
+
+
+def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeCompareParams,
+                    warns: list[str],
+                    curve: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                    ) -> StriaeComparison:
+    """Compare two prepared arrays; ``curve`` is their :func:`ccf_curve` when computed
+    already (bullets compute every land pair's curve in one batch)."""
+    min_overlap = _min_overlap(va, vb, params)
+    lags, r, n = curve if curve is not None else ccf_curve(va, vb, min_overlap)
+    r = r.copy()
     if params.max_lag_um is not None:
         r[np.abs(lags) * step > params.max_lag_um] = np.nan
     if not np.isfinite(r).any():

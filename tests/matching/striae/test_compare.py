@@ -156,6 +156,65 @@ def test_bullets_best_phase_is_the_true_one(synthetic_bullets) -> None:
     assert d["best_phase"] == r.best_phase and len(d["best_phase_pairs"]) == 6
 
 
+def test_bullet_phase_consistency_same_vs_different_barrel(synthetic_bullets) -> None:
+    from ballistics.matching.striae.bullets import SCORE_MARGIN_WEIGHT
+
+    _, sigs = synthetic_bullets
+    same, diff = compare_bullets(sigs[0], sigs[1]), compare_bullets(sigs[0], sigs[2])
+    # one phase of matching lands stands out for the same barrel, none for different barrels
+    assert same.phase_margin > 0.15
+    assert 0 <= diff.phase_margin < 0.06
+    assert same.phase_z > 2 * diff.phase_z > 0
+    assert same.score > diff.score
+    for r in (same, diff):
+        ordered = sorted(r.phase_scores, reverse=True)
+        assert r.phase_margin == pytest.approx(ordered[0] - ordered[1])
+        assert r.score == pytest.approx(r.sam + SCORE_MARGIN_WEIGHT * r.phase_margin)
+        d = r.to_dict()
+        assert (d["phase_margin"], d["phase_z"], d["score"]) == (r.phase_margin, r.phase_z,
+                                                                r.score)
+
+
+def test_phase_consistency_numbers() -> None:
+    from ballistics.matching.striae import phase_consistency
+    from ballistics.matching.striae.bullets import PHASE_SD_FLOOR, SCORE_MARGIN_WEIGHT
+
+    ps = [0.30, 0.62, 0.28, np.nan, 0.34, 0.26]
+    margin, z, score = phase_consistency(ps)
+    others = np.array([0.34, 0.30, 0.28, 0.26])
+    assert margin == pytest.approx(0.62 - 0.34)
+    assert z == pytest.approx((0.62 - others.mean()) / others.std(ddof=1))
+    assert score == pytest.approx(0.62 + SCORE_MARGIN_WEIGHT * (0.62 - 0.34))
+    # identical other phases: the floor keeps z finite
+    assert phase_consistency([0.5, 0.3, 0.3, 0.3])[1] == pytest.approx(0.2 / PHASE_SD_FLOOR)
+    assert all(np.isnan(v) for v in phase_consistency([0.5, np.nan]))
+    assert np.isnan(phase_consistency([0.5, 0.4])[1])
+
+
+def test_batched_ccf_curves_equal_the_pairwise_ones() -> None:
+    from ballistics.matching.striae import ccf_curves
+
+    rng = np.random.default_rng(3)
+    a_list = [rng.normal(size=n) for n in (300, 420)]
+    b_list = [rng.normal(size=n) for n in (350, 280, 500)]
+    a_list[0][[5, 6, 100]] = np.nan
+    b_list[2][:40] = np.nan
+    out = ccf_curves(a_list, b_list, 150)
+    for i, a in enumerate(a_list):
+        for j, b in enumerate(b_list):
+            lags, r, n = out[i][j]
+            assert lags.size == a.size + b.size - 1
+            for k in (int(np.nanargmax(r)), int(np.flatnonzero(np.isfinite(r))[0])):
+                ai = np.arange(a.size)
+                bi = ai + lags[k]
+                ok = (bi >= 0) & (bi < b.size)
+                x, y = a[ai[ok]], b[bi[ok]]
+                both = np.isfinite(x) & np.isfinite(y)
+                assert n[k] == both.sum()
+                assert r[k] == pytest.approx(np.corrcoef(x[both], y[both])[0, 1], abs=1e-9)
+            assert np.all(np.isnan(r[n < 150]))
+
+
 def test_bullets_with_different_land_counts_warn(synthetic_bullets) -> None:
     bullets, sigs = synthetic_bullets
     with warnings.catch_warnings(record=True) as w:
@@ -183,6 +242,7 @@ def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
     assert inside.min() > outside.max() + 0.05  # every matching pair beats all 30 others
     assert r.margin == pytest.approx(inside.min() - outside.max())
     assert r.sam > 0.6 and sorted(r.phase_scores)[-2] < 0.45
+    assert r.phase_margin > 0.3 and r.phase_z > 10 and r.score > r.sam
 
 
 def test_local_correlation_numbers() -> None:
