@@ -73,8 +73,10 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,
                  processed: bool, collection: str | None, device: str,
                  spacing_um: float | None, modality: str | None, no_verify: bool,
-                 strict: bool, case: Any) -> tuple[list[Any], Any, Any, dict[str, Any]]:
-    """Read, prepare and compare two scan files as ``compare`` and ``view`` do.
+                 strict: bool, case: Any, quiet: bool = False
+                 ) -> tuple[list[Any], Any, Any, dict[str, Any]]:
+    """Read, prepare and compare two scan files as ``compare`` and ``view`` do (a progress
+    bar of the three steps on a TTY unless ``quiet``).
 
     Returns the two prepared scans, the :class:`~ballistics.matching.breechface.Comparison`,
     the evidence (score, LR) and the JSON object of ``compare --json`` (without warnings).
@@ -84,6 +86,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.matching import compare as run_compare
     from ballistics.matching.evidence import evaluate
     from ballistics.preprocess import prepare_for_comparison
+    from ballistics.progress import progress
 
     calibration = None
     if collection is not None:
@@ -93,11 +96,16 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     scans = []
-    for path in (reference, target):
-        scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
-                         verify=not no_verify, strict=strict, modality=modality)
-        scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
-    result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+    with progress(total=3, desc="read, prepare, compare", unit="step", quiet=quiet,
+                  delay=1.0) as bar:
+        for path in (reference, target):
+            scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
+                             verify=not no_verify, strict=strict, modality=modality)
+            scans.append(prepare_for_comparison(scan, preset,
+                                                processed=True if processed else None))
+            bar.update(1)
+        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+        bar.update(1)
     evidence = evaluate(result, calibration)
     out = result.to_dict()
     out.update(evidence.to_dict())
@@ -184,7 +192,7 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, vi
     scans, result, evidence, out = compare_pair(
         reference, target, preset=preset, rotation=rotation, processed=processed,
         collection=collection, device=device, spacing_um=spacing_um, modality=modality,
-        no_verify=no_verify, strict=strict, case=case)
+        no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
     if report or pdf_path:
         from ballistics.report.compare import compare_document

@@ -54,7 +54,7 @@ def view(reference, target, out_path, preset, rotation, processed, case, collect
     scans, result, evidence, out = compare_pair(
         reference, target, preset=preset, rotation=rotation, processed=processed,
         collection=collection, device=device, spacing_um=spacing_um, modality=modality,
-        no_verify=no_verify, strict=strict, case=case)
+        no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     write_viewer_file(out_path, scans, result, evidence, case, out,
                       case_file=click.get_current_context().params.get("case_file"))
     if as_json:

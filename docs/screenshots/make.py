@@ -45,14 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
                     help="the shared data folder (default: ../shared/data)")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--out", default=str(OUT), help="folder of the PNGs (default: docs/img)")
     args = ap.parse_args(argv)
+    out_dir = Path(args.out)
     raw = Path(args.data) / "real" / "fadul_raw"
     a, b = raw / "fadul1-1_raw.x3p", raw / "fadul1-2_raw.x3p"
     if not a.exists() or not b.exists():
         raise SystemExit(f"the raw Fadul pair is not in {raw}")
     from playwright.sync_api import sync_playwright
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         case = t / "case.json"
@@ -71,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1",
                         str(t / "report.pdf"), str(t / "pdf")], check=True)
         pdf_png = next(t.glob("pdf*.png"))
-        print("pdf page 1:", _small_png(pdf_png, OUT / "tutorial-pdf.png"), "bytes")
+        print("pdf page 1:", _small_png(pdf_png, out_dir / "tutorial-pdf.png"), "bytes")
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=args.chromium)
             page = browser.new_page(viewport={"width": 1000, "height": 1500})
             page.goto((t / "report.html").as_uri())
             page.wait_for_function("[...document.images].every(i => i.complete)")
             page.screenshot(path=str(t / "report.png"))
-            print("report:", _small_png(t / "report.png", OUT / "tutorial-report.png", 800),
+            print("report:", _small_png(t / "report.png", out_dir / "tutorial-report.png", 800),
                   "bytes")
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             page.goto((t / "viewer.html").as_uri())
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             page.fill("#case-notes", "Example: agreement of the marks in cells 1,3 and 1,4; "
                                      "see the profile.")
             page.screenshot(path=str(t / "viewer.png"), full_page=True)
-            print("viewer:", _small_png(t / "viewer.png", OUT / "tutorial-viewer.png", 1000),
+            print("viewer:", _small_png(t / "viewer.png", out_dir / "tutorial-viewer.png", 1000),
                   "bytes")
             browser.close()
     return 0

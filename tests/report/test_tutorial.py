@@ -8,6 +8,7 @@ import json
 import re
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -85,3 +86,31 @@ def test_tutorial_runs_as_written(tmp_path, monkeypatch):
     assert (tmp_path / "Q1_segmentation.png").stat().st_size > 1000
     page = (tmp_path / "viewer.html").read_text(encoding="utf-8")
     assert '"case":"2026-0412"' in page and '"notes":null' in page  # step 6: before notes
+
+
+@pytest.mark.slow
+def test_tutorial_screenshots_on_the_real_pair(real_data, tmp_path):
+    """docs/screenshots/make.py takes the tutorial's three screenshots on the raw Fadul pair
+    in headless Chromium (here into the test's folder; kept in ``BALLISTICS_ARTEFACTS``)."""
+    import os
+    import shutil
+    import sys
+
+    from tests.report.test_viewer_browser import CHROMIUM
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary found (apt-get install chromium)")
+    subprocess.run([sys.executable, str(REPO / "docs" / "screenshots" / "make.py"),
+                    "--data", str(real_data.parent), "--chromium", CHROMIUM,
+                    "--out", str(tmp_path)], check=True, timeout=900,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+    from PIL import Image
+
+    for name in ("tutorial-report.png", "tutorial-pdf.png", "tutorial-viewer.png"):
+        png = tmp_path / name
+        assert 10_000 < png.stat().st_size < 300_000, name
+        assert min(Image.open(png).size) > 300, name
+        if os.environ.get("BALLISTICS_ARTEFACTS"):
+            dest = Path(os.environ["BALLISTICS_ARTEFACTS"])
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(png, dest / name)
