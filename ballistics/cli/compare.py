@@ -194,15 +194,16 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, vi
         collection=collection, device=device, spacing_um=spacing_um, modality=modality,
         no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
+    if viewer:  # first: the report names the viewer page and its hash
+        write_viewer_file(viewer, scans, result, evidence, case, out,
+                          case_file=click.get_current_context().params.get("case_file"))
     if report or pdf_path:
         from ballistics.report.compare import compare_document
 
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
-                               paths=(str(reference), str(target)))
+                               paths=(str(reference), str(target)),
+                               viewer=(viewer, out["viewer_sha256"]) if viewer else None)
         write_report_files(doc, out, report, pdf_path)
-    if viewer:
-        write_viewer_file(viewer, scans, result, evidence, case, out,
-                          case_file=click.get_current_context().params.get("case_file"))
     if csv_path:
         write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))
         if csv_path == "-":

@@ -140,10 +140,13 @@ def test_compare_viewer_option_and_errors(files):
     page = d / "cv.html"
     base = ["compare", a, b, "--preset", "cmcR", "--rotation", "-3,0,3", "--processed",
             "--device", "cpu"]
-    res = CliRunner().invoke(main, [*base, "--viewer", str(page)])
+    res = CliRunner().invoke(main, [*base, "--viewer", str(page), "--report",
+                                    str(d / "r.html")])
     assert res.exit_code == 0, res.output
     sha = hashlib.sha256(page.read_bytes()).hexdigest()
     assert f"viewer: {page} (sha256 {sha})" in res.stdout
+    # the report names the viewer page with its hash
+    assert f"viewer of this comparison: cv.html (SHA-256 {sha})" in (d / "r.html").read_text()
     for args in (["--viewer", str(d / "v.pdf")],
                  ["--viewer", str(d / "same.html"), "--report", str(d / "same.html")]):
         res = CliRunner().invoke(main, [*base, *args])
