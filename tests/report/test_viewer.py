@@ -157,3 +157,11 @@ def test_compare_viewer_option_and_errors(files):
     assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "missing.x3p" in res.stderr
     res = CliRunner().invoke(main, ["view", a, b])
     assert res.exit_code == 2 and "--out" in res.stderr
+
+
+def test_viewer_of_2d_images_says_grey_levels(compared):
+    a, b, c = compared
+    ai, bi = a.replace(modality="image"), b.replace(modality="image")
+    d = viewer_data(ai, bi, c)
+    assert d["modality"] == "image" and d["unit"] == "grey level"
+    assert viewer_data(a, b, c)["unit"] == "µm"
