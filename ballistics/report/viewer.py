@@ -125,6 +125,24 @@ def _num(v: Any, nd: int = 4) -> float | None:
     return None if not math.isfinite(f) else round(f, nd)
 
 
+def _f(v: Any, spec: str) -> str:
+    return "–" if v is None else format(float(v), spec)
+
+
+def _shown(cell: dict[str, Any], c: Comparison) -> dict[str, str]:
+    """A cell's numbers as the page shows them, formatted here (Python's rounding, the same
+    as the report's) rather than in the browser."""
+    same_angle = cell["valid"] and abs(cell["theta_deg"] - c.theta_deg) < 1e-6
+    return {
+        "corr": _f(cell["corr"], ".3f"), "ccf": _f(cell["ccf"], ".3f"),
+        "dx": _f(cell["dx_um"], ".1f"), "dy": _f(cell["dy_um"], ".1f"),
+        "theta": _f(cell["theta_deg"], ".1f"),
+        "missing": _f(100 * cell["missing_fraction"], ".1f"),
+        "offset": (f"{cell['dx_um'] - c.dx_um:.1f}, {cell['dy_um'] - c.dy_um:.1f}"
+                   if same_angle else ""),
+    }
+
+
 def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
                 evidence: Evidence | None = None, case: CaseInfo | None = None,
                 names: tuple[str, str] | None = None, max_side: int = 1000,
@@ -173,6 +191,7 @@ def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
             "theta_deg": _num(cell["theta_deg"], 2),
             "missing_fraction": _num(cell["missing_fraction"], 3),
             "is_cmc": bool(cell["is_cmc"]), "is_high_cmc": bool(cell["is_high_cmc"]),
+            "shown": _shown(cell, c),
         })
     summary: list[list[str]] = [
         ["CMC count (reference → target)", str(c.cmc_count)],
@@ -208,7 +227,8 @@ def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
         "cells": cells,
         "cell_colours": _CELL_COLOURS,
         "pose": {"theta_deg": float(c.theta_deg), "dx_um": float(c.dx_um),
-                 "dy_um": float(c.dy_um)},
+                 "dy_um": float(c.dy_um),
+                 "text": f"θ {c.theta_deg:.2f}°, dx {c.dx_um:.1f} µm, dy {c.dy_um:.1f} µm"},
         "summary": summary,
         "case": (case or CaseInfo()).to_dict(),
         "case_file_name": case_file_name,
@@ -390,8 +410,7 @@ function fmt(v, nd) { return v === null || v === undefined ? "–" : Number(v).t
 function setup() {
   document.getElementById("cap-reference").textContent = "reference: " + D.names[0];
   document.getElementById("cap-aligned").textContent =
-    "target aligned at the found pose: " + D.names[1] + " (θ " + fmt(D.pose.theta_deg, 2) +
-    "°, dx " + fmt(D.pose.dx_um, 1) + " µm, dy " + fmt(D.pose.dy_um, 1) + " µm)";
+    "target aligned at the found pose: " + D.names[1] + " (" + D.pose.text + ")";
   const imgs = {"img-reference": D.images.reference, "img-aligned": D.images.aligned,
                 "img-overlay-base": D.images.reference, "img-overlay-top": D.images.aligned};
   for (const [id, src] of Object.entries(imgs)) {
@@ -458,19 +477,17 @@ function selectCell(k) {
     }
     for (const m of st.querySelectorAll("rect.match")) m.remove();
   }
-  const c = D.cells[k];
+  const c = D.cells[k], t = c.shown;
   let text = "cell " + c.index[0] + "," + c.index[1] + " (row, column): " +
     {cmc: "CMC", high: "High CMC only", no: "not congruent", invalid: "too incomplete"}[c.verdict];
   if (c.valid) {
-    text += "; correlation " + fmt(c.corr, 3) + ", CCF " + fmt(c.ccf, 3) + ", dx " +
-      fmt(c.dx_um, 1) + " µm, dy " + fmt(c.dy_um, 1) + " µm, θ " + fmt(c.theta_deg, 1) +
-      "°, missing " + fmt(100 * c.missing_fraction, 1) + " %";
-    if (Math.abs(c.theta_deg - D.pose.theta_deg) < 1e-6) {
+    text += "; correlation " + t.corr + ", CCF " + t.ccf + ", dx " + t.dx + " µm, dy " +
+      t.dy + " µm, θ " + t.theta + "°, missing " + t.missing + " %";
+    if (t.offset) {
       // the cell's own match in the aligned target: its translation less the consensus one
       const ox = (c.dx_um - D.pose.dx_um) / D.um_per_px[1];
       const oy = (c.dy_um - D.pose.dy_um) / D.um_per_px[0];
-      text += "; its match (dashed) lies " + fmt(c.dx_um - D.pose.dx_um, 1) + ", " +
-        fmt(c.dy_um - D.pose.dy_um, 1) + " µm from the consensus pose";
+      text += "; its match (dashed) lies " + t.offset + " µm from the consensus pose";
       for (const i of [1, 2]) {
         const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
         r.setAttribute("x", c.x + ox); r.setAttribute("y", c.y + oy);
@@ -481,7 +498,7 @@ function selectCell(k) {
       text += "; matched at another angle than the consensus θ (its match is not drawn)";
     }
   } else {
-    text += "; missing " + fmt(100 * c.missing_fraction, 1) + " %";
+    text += "; missing " + t.missing + " %";
   }
   document.getElementById("cell-text").textContent = text;
   document.getElementById("cell-info").dataset.cell = c.index.join(",");

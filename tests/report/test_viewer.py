@@ -82,6 +82,9 @@ def test_viewer_page_is_self_contained_and_faithful(compared):
     assert len(d["cells"]) == len(c.cells)
     for cell, src in zip(d["cells"], c.cells, strict=True):
         assert cell["index"] == src["index"] and cell["is_cmc"] == src["is_cmc"]
+        if src["valid"]:  # numbers formatted as the report formats them
+            assert cell["shown"]["dx"] == f"{src['dx_um']:.1f}"
+            assert cell["shown"]["corr"] == f"{src['corr']:.3f}"
         assert cell["verdict"] == ("cmc" if src["is_cmc"] else "high" if src["is_high_cmc"]
                                    else "no" if src["valid"] else "invalid")
     assert sum(x["is_cmc"] for x in d["cells"]) == c.cmc_count
