@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                        "Compare striation signatures of two casing marks or bullet lands."),
     "compare-bullets": ("ballistics.cli.striae", "compare_bullets_cmd",
                         "Compare two bullets land by land (best phase, SAM)."),
+    "view": ("ballistics.cli.view", "view",
+             "Interactive viewer page of a comparison (self-contained HTML)."),
     "embed": ("ballistics.cli.embed", "embed", "Embed casings as rotation-invariant vectors."),
     "train": ("ballistics.cli.train", "train", "Train the breech-face embedder on known sources."),
 }

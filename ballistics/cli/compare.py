@@ -70,6 +70,85 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,
+                 processed: bool, collection: str | None, device: str,
+                 spacing_um: float | None, modality: str | None, no_verify: bool,
+                 strict: bool, case: Any, quiet: bool = False
+                 ) -> tuple[list[Any], Any, Any, dict[str, Any]]:
+    """Read, prepare and compare two scan files as ``compare`` and ``view`` do (a progress
+    bar of the three steps on a TTY unless ``quiet``).
+
+    Returns the two prepared scans, the :class:`~ballistics.matching.breechface.Comparison`,
+    the evidence (score, LR) and the JSON object of ``compare --json`` (without warnings).
+    """
+    from ballistics.device import configured_threads
+    from ballistics.io import read_scan
+    from ballistics.matching import compare as run_compare
+    from ballistics.matching.evidence import evaluate
+    from ballistics.preprocess import prepare_for_comparison
+    from ballistics.progress import progress
+
+    calibration = None
+    if collection is not None:
+        from ballistics.workflows.search import collection_calibration
+
+        calibration = collection_calibration(collection, required=True)
+
+    preset = "cmcR" if preset.lower() == "cmcr" else "default"
+    scans = []
+    with progress(total=3, desc="read, prepare, compare", unit="step", quiet=quiet,
+                  delay=1.0) as bar:
+        for path in (reference, target):
+            scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
+                             verify=not no_verify, strict=strict, modality=modality)
+            scans.append(prepare_for_comparison(scan, preset,
+                                                processed=True if processed else None))
+            bar.update(1)
+        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+        bar.update(1)
+    evidence = evaluate(result, calibration)
+    out = result.to_dict()
+    out.update(evidence.to_dict())
+    out["threads"] = configured_threads()  # the CPU threads the comparison ran with
+    for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
+        out[key]["path"] = str(path)
+        out[key]["sha256"] = scan.sha256
+        out[key]["preprocessing"] = preprocessing_steps(scan)
+    out["case"] = case.to_dict()
+    return scans, result, evidence, out
+
+
+def check_viewer_path(viewer: str | None, report: str | None, pdf_path: str | None) -> None:
+    """The viewer page is HTML and a file of its own: a ``.pdf`` name or the name of the
+    report is a usage error."""
+    from pathlib import Path
+
+    if viewer is None:
+        return
+    if viewer.lower().endswith(".pdf"):
+        raise click.UsageError(f"the viewer is an HTML page; give a .html name, not {viewer}")
+    for other, opt in ((report, "--report"), (pdf_path, "--pdf")):
+        if other is not None and Path(other) == Path(viewer):
+            raise click.UsageError(f"the viewer and {opt} name the same file")
+
+
+def write_viewer_file(path: str, scans: list[Any], result: Any, evidence: Any, case: Any,
+                      out: dict[str, Any], *, case_file: str | None = None) -> str:
+    """Write the interactive viewer page (:func:`ballistics.report.viewer.write_viewer`) and
+    record it in the JSON object ``out`` (``viewer``, ``viewer_sha256``)."""
+    from pathlib import Path
+
+    from ballistics.report.viewer import write_viewer
+
+    names = (Path(out["reference"]["path"]).name, Path(out["target"]["path"]).name)
+    sha = write_viewer(scans[0], scans[1], result, path, evidence=evidence, case=case,
+                       names=names,
+                       case_file_name=Path(case_file).name if case_file else "case.json")
+    out["viewer"] = str(path)
+    out["viewer_sha256"] = sha
+    return sha
+
+
 @click.command("compare")
 @click.argument("reference", type=click.Path())
 @click.argument("target", type=click.Path())
@@ -84,6 +163,8 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @pdf_option
+@click.option("--viewer", "viewer", type=OUTPUT_FILE, default=None, metavar="FILE",
+              help="Write the interactive viewer page (self-contained HTML) here.")
 @case_options
 @click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
               help="Use this collection's own calibration for the score and LR (default: "
@@ -95,50 +176,33 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, pdf_path, case, collection,
-            csv_path, device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+def compare(reference, target, preset, rotation, processed, report, pdf_path, viewer, case,
+            collection, csv_path, device, spacing_um, modality, no_verify, strict, as_json,
+            quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
     Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
     or --processed is given. --report writes the examiner's HTML report, --pdf the same as
-    PDF; --case, --exhibit, --examiner, --notes (or --case-file) head both.
+    PDF; --case, --exhibit, --examiner, --notes (or --case-file) head both. --viewer writes
+    the interactive viewer page (as ``ballistics view``).
     """
-    from ballistics.device import configured_threads
-    from ballistics.io import read_scan
-    from ballistics.matching import compare as run_compare
-    from ballistics.matching.evidence import evaluate
-    from ballistics.preprocess import prepare_for_comparison
-
     check_csv_target(csv_path, stdout_taken=as_json)
     check_report_paths(report, pdf_path)
-    calibration = None
-    if collection is not None:
-        from ballistics.workflows.search import collection_calibration
-
-        calibration = collection_calibration(collection, required=True)
-
-    preset = "cmcR" if preset.lower() == "cmcr" else "default"
-    scans = []
-    for path in (reference, target):
-        scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
-                         verify=not no_verify, strict=strict, modality=modality)
-        scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
-    result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
-    evidence = evaluate(result, calibration)
-    out = result.to_dict()
-    out.update(evidence.to_dict())
-    out["threads"] = configured_threads()  # the CPU threads the comparison ran with
-    for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
-        out[key]["path"] = str(path)
-        out[key]["sha256"] = scan.sha256
-        out[key]["preprocessing"] = preprocessing_steps(scan)
-    out["case"] = case.to_dict()
+    check_viewer_path(viewer, report, pdf_path)
+    scans, result, evidence, out = compare_pair(
+        reference, target, preset=preset, rotation=rotation, processed=processed,
+        collection=collection, device=device, spacing_um=spacing_um, modality=modality,
+        no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
+    if viewer:  # first: the report names the viewer page and its hash
+        write_viewer_file(viewer, scans, result, evidence, case, out,
+                          case_file=click.get_current_context().params.get("case_file"))
     if report or pdf_path:
         from ballistics.report.compare import compare_document
 
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
-                               paths=(str(reference), str(target)))
+                               paths=(str(reference), str(target)),
+                               viewer=(viewer, out["viewer_sha256"]) if viewer else None)
         write_report_files(doc, out, report, pdf_path)
     if csv_path:
         write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))
@@ -162,5 +226,7 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, ca
         if key in out:
             fmt = "html" if key == "report" else "pdf"
             click.echo(f"{label}: {out[key]} (sha256 {out['report_sha256'][fmt]})")
+    if viewer:
+        click.echo(f"viewer: {out['viewer']} (sha256 {out['viewer_sha256']})")
     if csv_path:
         click.echo(f"cells: {csv_path}")

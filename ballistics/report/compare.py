@@ -172,7 +172,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                      names: tuple[str, str] | None = None,
                      paths: tuple[str | None, str | None] | None = None,
                      evidence: Evidence | None = None,
-                     case: CaseInfo | None = None) -> Document:
+                     case: CaseInfo | None = None,
+                     viewer: tuple[str, str] | None = None) -> Document:
     """The report of one comparison as a :class:`~ballistics.report.document.Document`
     (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
@@ -180,7 +181,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     lists the preprocessing, their ``sha256`` is the file's); ``paths`` the files they were
     read from (default: ``Scan.source``); ``evidence``
     (:func:`ballistics.matching.evidence.evaluate`) adds the score, the LR on the ENFSI
-    verbal scale and the calibration it came from; ``case`` the case fields.
+    verbal scale and the calibration it came from; ``case`` the case fields; ``viewer``
+    (path, SHA-256) the interactive viewer page written for the same comparison
+    (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash.
     """
     c = comparison
     paths = paths or (reference.source, target.source)
@@ -232,7 +235,10 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         Section("Result", [Table(["quantity", "value"], summary), *blocks, Paragraph(
             "θ is the rotation that turns the target onto the reference (cmcR's convention: "
             "clockwise positive with row 0 at the top); dx, dy are the displacement of the "
-            "reference cells' content in the rotated target.")]),
+            "reference cells' content in the rotated target."),
+            *([Paragraph(f"Interactive viewer of this comparison: {Path(viewer[0]).name} "
+                         f"(SHA-256 {viewer[1]}); open it in a browser, no network needed.",
+                         "plain")] if viewer else [])]),
         Section("Inputs", [inputs_table([(names[0], paths[0], reference),
                                          (names[1], paths[1], target)])]),
         Section("Preprocessing", [preprocessing_table([(names[0], reference),

@@ -1,0 +1,69 @@
+"""``ballistics view``: the interactive viewer page of a comparison of two casing scans."""
+
+from __future__ import annotations
+
+import click
+
+from ballistics.cli.common import (
+    OUTPUT_FILE,
+    case_options,
+    device_option,
+    emit_json,
+    handle_errors,
+    json_option,
+    quiet_option,
+    scan_read_options,
+    threads_option,
+)
+from ballistics.cli.compare import check_viewer_path, compare_pair, write_viewer_file
+
+
+@click.command("view")
+@click.argument("reference", type=click.Path())
+@click.argument("target", type=click.Path())
+@click.option("--out", "out_path", type=OUTPUT_FILE, required=True, metavar="FILE",
+              help="Write the viewer page (one self-contained HTML file) here.")
+@click.option("--preset", type=click.Choice(["default", "cmcR"], case_sensitive=False),
+              default="default", show_default=True,
+              help="default: full rotation; cmcR: the cmcR README settings (-30..30 by 3).")
+@click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
+              help="Rotation search in degrees (default: full for --preset default, "
+                   "-30,30,3 for cmcR).")
+@click.option("--processed", is_flag=True,
+              help="The inputs are already processed: use them as they are.")
+@case_options
+@click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
+              help="Use this collection's own calibration for the score and LR.")
+@device_option
+@scan_read_options
+@threads_option
+@json_option
+@quiet_option
+@handle_errors
+def view(reference, target, out_path, preset, rotation, processed, case, collection, device,
+         spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+    """Compare REFERENCE with TARGET and write the interactive viewer page to --out.
+
+    The page needs no server and no network: open it in any browser. It shows both
+    surfaces at the found pose side by side and overlaid (opacity slider), the cells
+    (click one for its numbers), synchronised zoom and pan, height profiles along a line,
+    and the case fields with notes, which "Save case file" downloads as a --case-file
+    JSON. The comparison is that of ``ballistics compare`` with the same options.
+    """
+    check_viewer_path(out_path, None, None)
+    scans, result, evidence, out = compare_pair(
+        reference, target, preset=preset, rotation=rotation, processed=processed,
+        collection=collection, device=device, spacing_um=spacing_um, modality=modality,
+        no_verify=no_verify, strict=strict, case=case, quiet=quiet)
+    write_viewer_file(out_path, scans, result, evidence, case, out,
+                      case_file=click.get_current_context().params.get("case_file"))
+    if as_json:
+        warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings,
+                 *evidence.warnings]
+        out["warnings"] = list(dict.fromkeys(warns))
+        emit_json(out)
+        return
+    click.echo(f"CMC count (reference -> target): {result.cmc_count}   "
+               f"theta: {result.theta_deg:.1f} deg   log10 LR: {evidence.log10_lr:+.2f} "
+               f"({evidence.verbal})")
+    click.echo(f"viewer: {out['viewer']} (sha256 {out['viewer_sha256']})")
