@@ -30,24 +30,38 @@ def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
     up to half a sample away from the true one, so without refinement the matching tolerance
     must be at least a sample wide and lets more chance coincidences through.
     """
+    return _extrema_sets(v, (prominence,))[0]
+
+
+def _extrema_sets(v: np.ndarray, prominences: tuple[float, ...]
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_extrema` at several smallest prominences from one search: the local extrema
+    and their prominences are found once (as ``scipy.signal.find_peaks`` does) and each set
+    keeps those with prominence at least its threshold."""
     from scipy import signal  # here: scipy.signal takes about a second to import
 
-    pos_parts, kind_parts = [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for sign in (1.0, -1.0):
-        k, _ = signal.find_peaks(sign * v, prominence=prominence)
+        x = sign * v
+        k, _ = signal.find_peaks(x)
+        prom = signal.peak_prominences(x, k)[0] if k.size else np.zeros(0)
         p = k.astype(np.float64)
         inner = (k > 0) & (k < v.size - 1)
         ki = k[inner]
-        y0, y1, y2 = sign * v[ki - 1], sign * v[ki], sign * v[ki + 1]
+        y0, y1, y2 = x[ki - 1], x[ki], x[ki + 1]
         den = y0 - 2.0 * y1 + y2
         with np.errstate(invalid="ignore", divide="ignore"):
             shift = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
         p[inner] += np.clip(shift, -0.5, 0.5)
-        pos_parts.append(p)
-        kind_parts.append(np.full(k.size, int(sign)))
-    pos, kind = np.concatenate(pos_parts), np.concatenate(kind_parts)
-    order = np.argsort(pos, kind="stable")
-    return pos[order], kind[order]
+        parts.append((p, np.full(k.size, int(sign)), prom))
+    out = []
+    for thr in prominences:
+        sel = [prom >= thr for _, _, prom in parts]
+        pos = np.concatenate([p[m] for (p, _, _), m in zip(parts, sel, strict=True)])
+        kind = np.concatenate([kd[m] for (_, kd, _), m in zip(parts, sel, strict=True)])
+        order = np.argsort(pos, kind="stable")
+        out.append((pos[order], kind[order]))
+    return out
 
 
 def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarray:
@@ -170,8 +184,12 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
     # extrema inside the longest valid stretch set; NaN gaps are filled by interpolation
     av = np.interp(np.arange(idx[0], idx[-1] + 1), idx, a[idx])
     bv = np.interp(np.arange(idx[0], idx[-1] + 1), idx, b[idx])
-    pa, ka = _extrema(av, prominence_rq * float(np.std(av)))
-    pb, kb = _extrema(bv, prominence_rq * float(np.std(bv)))
+    sd_a, sd_b = float(np.std(av)), float(np.std(bv))
+    lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
+    (pa, ka), *len_a = _extrema_sets(av, (prominence_rq * sd_a,
+                                          *(r * sd_a for r in lenient)))
+    (pb, kb), *len_b = _extrema_sets(bv, (prominence_rq * sd_b,
+                                          *(r * sd_b for r in lenient)))
     pb = pb + shift_b
     gaps = np.concatenate([np.diff(pa), np.diff(pb)])
     if gaps.size and tolerance_gap_fraction > 0:
@@ -179,7 +197,7 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
         # typical distance between neighbouring peaks and valleys
         tolerance = min(tolerance, max(1.0, tolerance_gap_fraction * float(np.median(gaps))))
     lc = local_correlation(av, bv, shape_window) if shape_window > 0 else None
-    rms = 0.5 * (float(np.std(av)) + float(np.std(bv)))
+    rms = 0.5 * (sd_a + sd_b)
     height = 0.5 * (np.abs(av) + np.abs(bv)) / (rms if rms > 0 else 1.0)
 
     def _heights(p: np.ndarray, shift: float) -> np.ndarray:
@@ -188,8 +206,8 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
     if lenient_prominence_rq is not None:
         runs, bad, hits, misses, sums = [], [], [], [], []
         # dx: the shift already in px's positions; dy: the one to add to the other's
-        for (px, kx), yv, dx, dy in (((pa, ka), bv, 0.0, shift_b), ((pb, kb), av, shift_b, 0.0)):
-            py, ky = _extrema(yv, lenient_prominence_rq * float(np.std(yv)))
+        for (px, kx), (py, ky), dx, dy in (((pa, ka), len_b[0], 0.0, shift_b),
+                                           ((pb, kb), len_a[0], shift_b, 0.0)):
             py = py + dy
             fl = (_near_same_type(px, kx, py, ky, tolerance)
                   & _shape_ok_all(lc, px, dx, shape_min_corr))

@@ -16,9 +16,10 @@ Bullet-level scores (all higher = more similar):
   ``(best - mean(others)) / max(sd(others), PHASE_SD_FLOOR)`` (``sd`` with ``n - 2``
   degrees of freedom; with six lands the five others give the background). The median/MAD
   version over all phases was less stable with six phases on the synthetic development sets.
-- ``score``: ``sam + SCORE_MARGIN_WEIGHT * phase_margin``, the shipped bullet score (see
-  :data:`SCORE_MARGIN_WEIGHT` for how the weight was chosen). No likelihood ratio is
-  calibrated for bullets yet.
+- ``score``: ``sam + SCORE_MARGIN_WEIGHT * phase_margin`` (see :data:`SCORE_MARGIN_WEIGHT`
+  for how the weight was chosen); ``compare-bullets`` reports it as ``score_sam_margin``.
+  The learned score and its calibrated likelihood ratio are in
+  :mod:`ballistics.matching.bullet_evidence`.
 """
 
 from __future__ import annotations
