@@ -34,7 +34,8 @@ def test_wheel_ships_licence_marker_weights_and_calibration(wheel):
                for n in names)
     for need in ("ballistics/py.typed", "ballistics/__main__.py",
                  "ballistics/models/weights/breechface_polarnet_v2.pt",
-                 "ballistics/matching/lr/data/calibration_synthetic.json"):
+                 "ballistics/matching/lr/data/calibration_synthetic.json",
+                 "ballistics/matching/lr/data/bullets_synthetic.json"):
         assert need in names, need
     assert not any(n.startswith("tests/") or n.startswith("benchmarks/") for n in names)
     meta = zipfile.ZipFile(wheel).read(

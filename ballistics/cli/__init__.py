@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare-striae": ("ballistics.cli.striae", "compare_striae",
                        "Compare striation signatures of two casing marks or bullet lands."),
     "compare-bullets": ("ballistics.cli.striae", "compare_bullets_cmd",
-                        "Compare two bullets land by land (best phase, SAM)."),
+                        "Compare bullets land by land (best phase, score, LR)."),
     "view": ("ballistics.cli.view", "view",
              "Interactive viewer page of a comparison (self-contained HTML)."),
     "embed": ("ballistics.cli.embed", "embed", "Embed casings as rotation-invariant vectors."),

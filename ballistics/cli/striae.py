@@ -6,9 +6,17 @@
 
 ``compare-bullets DIR_A DIR_B [--json] [--report OUT.html] [--pdf OUT.pdf]`` (one X3P per
 land, lands in sorted file-name order) prints ``lands_a, lands_b, ccf, cms, phase_scores,
-best_phase, sam,
-margin, phase_margin, phase_z, score``; the lands are read and extracted in worker processes
+best_phase, sam, margin, phase_margin, phase_z, score_sam_margin`` and the learned evidence
+(:func:`ballistics.matching.bullet_evidence.evaluate_bullets`): ``score``, ``log10_lr``,
+``lr_verbal``, ``calibration``, ``land_scores``, ``land_best_phase``, ``bullet_features``,
+``gaps_a``, ``gaps_b`` (rows / columns without a land: a land with no signature, or one a
+bullet lacks); the lands are read and extracted in worker processes
 when more than one thread is available.
+
+``compare-bullets DIR1 DIR2 DIR3 ...`` (more than two folders) compares every pair of bullets,
+each distinct land file (by SHA-256) read once: ``--json`` prints one object per pair (JSON
+Lines: ``a``, ``b``, ``score``, ``log10_lr``, ``lr_verbal``, ``best_phase`` ...), ``--csv
+FILE`` a table (:data:`BULLET_CSV_COLUMNS`), otherwise a matrix of scores and LRs.
 
 Both take the case options (``--case``, ``--exhibit``, ``--examiner``, ``--notes``,
 ``--case-file``) and add ``case``, ``inputs`` (files and SHA-256) and, with a report,
@@ -26,13 +34,16 @@ import click
 from ballistics.cli.common import (
     OUTPUT_FILE,
     case_options,
+    check_csv_target,
     check_report_paths,
     emit_json,
     handle_errors,
     json_option,
     pdf_option,
+    quiet_option,
     scan_read_options,
     threads_option,
+    write_csv,
     write_report_files,
 )
 from ballistics.errors import InputError, NoSignatureError, ParameterError, ScanWarning
@@ -198,7 +209,7 @@ def _land_task(path: str, spacing_um: float | None, verify: bool, strict: bool,
 
 
 def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
-                     strict: bool, modality: str | None = None
+                     strict: bool, modality: str | None = None, *, quiet: bool = False
                      ) -> tuple[list[Any], list[Any], list[str]]:
     """Signatures and scans of every land file, in order, with the warnings met.
 
@@ -216,7 +227,7 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
 
     args = [(str(f), spacing_um, verify, strict, modality) for f in files]
     workers = min(configured_threads(), len(files))
-    bar = progress(total=len(files), desc="lands", unit="land", delay=1.0)
+    bar = progress(total=len(files), desc="lands", unit="land", delay=1.0, quiet=quiet)
     try:
         if workers > 1 and "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
@@ -248,39 +259,109 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
     return sigs, scans, warns
 
 
+def _row_names(files: list[Path], slots: tuple[int, ...], n: int) -> list[str | None]:
+    """The land file of each row (column) of the matrices; None at a position left free
+    for a land the bullet lacks."""
+    names: list[str | None] = [None] * n
+    for f, k in zip(files, slots or range(len(files)), strict=True):
+        names[k] = f.name
+    return names
+
+
+#: Columns of ``compare-bullets --csv`` (one row per pair of bullets).
+BULLET_CSV_COLUMNS = ("a", "b", "score", "log10_lr", "lr_verbal", "best_phase", "sam",
+                      "margin", "phase_margin", "phase_z", "score_sam_margin", "land_best_phase",
+                      "n_lands_a", "n_lands_b", "gaps_a", "gaps_b")
+
+
+def _unique_signatures(folders: list[list[Path]], spacing_um: float | None, verify: bool,
+                       strict: bool, modality: str | None, quiet: bool
+                       ) -> tuple[list[list[Any]], list[list[Any]], list[str]]:
+    """Signatures and scans of every folder's lands, each distinct file (by SHA-256) read
+    and extracted once."""
+    from ballistics.io import sha256_file
+
+    keys = [[sha256_file(f) for f in files] for files in folders]
+    first: dict[str, Path] = {}
+    for files, ks in zip(folders, keys, strict=True):
+        for f, k in zip(files, ks, strict=True):
+            first.setdefault(k, f)
+    uniq = list(first)
+    sigs, scans, warns = _land_signatures([first[k] for k in uniq], spacing_um, verify,
+                                          strict, modality, quiet=quiet)
+    by_key = {k: (sg, sc) for k, sg, sc in zip(uniq, sigs, scans, strict=True)}
+    return ([[by_key[k][0] for k in ks] for ks in keys],
+            [[by_key[k][1] for k in ks] for ks in keys], warns)
+
+
 @click.command("compare-bullets")
-@click.argument("dir_a", type=click.Path(file_okay=False))
-@click.argument("dir_b", type=click.Path(file_okay=False))
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--report", "report_path", default=None, type=OUTPUT_FILE,
-              help="Write an HTML report here.")
+              help="Write an HTML report here (two bullets only).")
+@click.option("--csv", "csv_path", type=OUTPUT_FILE, default=None, metavar="FILE",
+              help="Also write the bullet pairs as CSV (one row per pair; '-' = stdout).")
 @pdf_option
 @case_options
 @threads_option
 @json_option
+@quiet_option
 @scan_read_options
 @handle_errors
-def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_path: str | None,
-                        case: Any, as_json: bool, spacing_um: float | None,
-                        modality: str | None, no_verify: bool,
+def compare_bullets_cmd(dirs: tuple[str, ...], report_path: str | None, csv_path: str | None,
+                        pdf_path: str | None, case: Any, as_json: bool, quiet: bool,
+                        spacing_um: float | None, modality: str | None, no_verify: bool,
                         strict: bool) -> None:
-    """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
-    best land phase (SAM)."""
+    """Compare bullets land by land (one folder per bullet, one X3P per land, sorted by file
+    name): the best land phase (SAM), the learned score and its likelihood ratio.
+
+    With two folders, the full comparison (matrices, phases, --report/--pdf); with more,
+    every pair of bullets: --json prints one JSON object per pair (JSON Lines), --csv FILE
+    the same as a table, otherwise a score matrix."""
+    check_report_paths(report_path, pdf_path)
+    check_csv_target(csv_path, stdout_taken=as_json)
+    if len(dirs) < 2:
+        raise click.UsageError("give at least two bullet folders")
+    if len(dirs) > 2 and (report_path or pdf_path):
+        raise click.UsageError("--report and --pdf compare two bullets; give two folders")
+    folders = [_land_files(d) for d in dirs]
+    sigs, scans, warns = _unique_signatures(folders, spacing_um, not no_verify, strict,
+                                            modality, quiet)
+    if len(dirs) == 2:
+        _two_bullets(dirs, folders, sigs, scans, warns, report_path, pdf_path, csv_path, case,
+                     as_json)
+    else:
+        _many_bullets(dirs, folders, sigs, warns, csv_path, case, as_json, quiet)
+
+
+def _compare_pair(sigs_a: list[Any], sigs_b: list[Any]) -> tuple[Any, Any, dict[str, Any],
+                                                                 list[str]]:
+    """Comparison, evidence, their JSON keys and the warnings of one pair of bullets."""
+    from ballistics.matching.bullet_evidence import evaluate_bullets
     from ballistics.matching.striae import compare_bullets
 
-    check_report_paths(report_path, pdf_path)
-    files_a, files_b = _land_files(dir_a), _land_files(dir_b)
-    sigs, read, warns = _land_signatures([*files_a, *files_b], spacing_um, not no_verify,
-                                         strict, modality)
-    sigs_a, sigs_b = sigs[: len(files_a)], sigs[len(files_a):]
-    scans = [read[: len(files_a)], read[len(files_a):]]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
         r = compare_bullets(sigs_a, sigs_b)
-    warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    evidence = evaluate_bullets(r)
     out = r.to_dict()
+    out["score_sam_margin"] = out.pop("score")
+    out.update(evidence.to_dict())
+    return r, evidence, out, list(dict.fromkeys([*r.warnings, *warns, *evidence.warnings]))
+
+
+def _two_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[list[Any]],
+                 scans: list[list[Any]], warns: list[str], report_path: str | None,
+                 pdf_path: str | None, csv_path: str | None, case: Any,
+                 as_json: bool) -> None:
+    dir_a, dir_b = dirs
+    files_a, files_b = folders
+    sigs_a, sigs_b = sigs
+    r, evidence, out, pair_warns = _compare_pair(sigs_a, sigs_b)
     out.update({
-        "lands_a": [f.name for f in files_a], "lands_b": [f.name for f in files_b],
-        "warnings": list(dict.fromkeys([*r.warnings, *warns])),
+        "lands_a": _row_names(files_a, r.slots_a, r.ccf.shape[0]),
+        "lands_b": _row_names(files_b, r.slots_b, r.ccf.shape[1]),
+        "warnings": list(dict.fromkeys([*pair_warns, *warns])),
         "inputs": {"a": [_input(str(f), s) for f, s in zip(files_a, scans[0], strict=True)],
                    "b": [_input(str(f), s) for f, s in zip(files_b, scans[1], strict=True)]},
         "case": case.to_dict(),
@@ -296,14 +377,82 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_pat
                            for k, v in params_dict(LeaParams()).items()})
         parameters.update({f"compare {k}": v
                            for k, v in params_dict(StriaeCompareParams()).items()})
-        doc = bullets_document(r, out["lands_a"], out["lands_b"], scans=(scans[0], scans[1]),
+        rows_a = [n or "(no land)" for n in out["lands_a"]]
+        rows_b = [n or "(no land)" for n in out["lands_b"]]
+        doc = bullets_document(r, rows_a, rows_b, scans=(scans[0], scans[1]),
                                paths=([str(f) for f in files_a], [str(f) for f in files_b]),
                                signatures=(sigs_a, sigs_b), parameters=parameters,
-                               case=case)
+                               case=case, evidence=evidence)
         write_report_files(doc, out, report_path, pdf_path)
+    if csv_path:
+        write_csv(csv_path, BULLET_CSV_COLUMNS, [_csv_row(dir_a, dir_b, out, r)])
     if as_json:
         emit_json(out)
-    else:
+    elif csv_path != "-":
         click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
                    f"SAM {r.sam:.3f}, margin {r.margin:.3f}, phase margin "
-                   f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}, score {r.score:.3f}")
+                   f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}; learned score "
+                   f"{evidence.score:.2f}, log10 LR {evidence.log10_lr:+.2f} "
+                   f"({evidence.verbal})")
+
+
+def _csv_row(a: str, b: str, out: dict[str, Any], r: Any) -> dict[str, Any]:
+    row = {k: out.get(k) for k in BULLET_CSV_COLUMNS}
+    row.update(a=a, b=b, n_lands_a=len(r.slots_a), n_lands_b=len(r.slots_b),
+               gaps_a=" ".join(map(str, r.gaps_a)), gaps_b=" ".join(map(str, r.gaps_b)))
+    return row
+
+
+#: Keys of each JSON Lines object of ``compare-bullets`` with more than two folders.
+PAIR_KEYS = ("score", "log10_lr", "lr_verbal", "best_phase", "sam", "margin", "phase_margin",
+             "phase_z", "score_sam_margin", "land_best_phase", "phase_scores", "gaps_a",
+             "gaps_b", "calibration")
+
+
+def _many_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[list[Any]],
+                  warns: list[str], csv_path: str | None, case: Any, as_json: bool,
+                  quiet: bool) -> None:
+    """Every pair of bullets: JSON Lines, CSV rows or a score matrix."""
+    import itertools
+
+    import numpy as np
+
+    from ballistics.progress import progress
+
+    n = len(dirs)
+    todo = list(itertools.combinations(range(n), 2))
+    scores = np.full((n, n), np.nan)
+    lrs = np.full((n, n), np.nan)
+    objs, rows = [], []
+    _reemit(warns)
+    with progress(total=len(todo), desc="bullet pairs", unit="pair", quiet=quiet,
+                  delay=1.0) as bar:
+        for i, j in todo:
+            try:
+                r, ev, full, pair_warns = _compare_pair(sigs[i], sigs[j])
+            except NoSignatureError as exc:
+                warnings.warn(f"{dirs[i]} vs {dirs[j]}: {exc.message}", ScanWarning,
+                              stacklevel=2)
+                bar.update()
+                continue
+            scores[i, j] = scores[j, i] = ev.score
+            lrs[i, j] = lrs[j, i] = ev.log10_lr
+            obj = {"a": dirs[i], "b": dirs[j], **{k: full[k] for k in PAIR_KEYS},
+                   "lands_a": _row_names(folders[i], r.slots_a, r.ccf.shape[0]),
+                   "lands_b": _row_names(folders[j], r.slots_b, r.ccf.shape[1]),
+                   "case": case.to_dict(), "warnings": pair_warns}
+            objs.append(obj)
+            rows.append(_csv_row(dirs[i], dirs[j], full, r))
+            bar.update()
+    if csv_path:
+        write_csv(csv_path, BULLET_CSV_COLUMNS, rows)
+    if as_json:
+        for obj in objs:
+            emit_json(obj)
+    elif csv_path != "-":
+        width = max(len(d) for d in dirs)
+        click.echo("learned bullet score (log10 LR) of every pair")
+        for i, d in enumerate(dirs):
+            cells = ["      –       " if i == j or not np.isfinite(scores[i, j]) else
+                     f"{scores[i, j]:6.2f} ({lrs[i, j]:+.2f})" for j in range(n)]
+            click.echo(f"{d:<{width}}  " + "  ".join(cells))

@@ -30,6 +30,7 @@ from ballistics.report.document import (
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
+    from ballistics.matching.bullet_evidence import BulletEvidence
     from ballistics.scan import Scan
 
 __all__ = ["bullets_document", "bullets_report", "land_matrix_figure", "signatures_figure",
@@ -163,12 +164,15 @@ def bullets_document(
     paths: tuple[list[str], list[str]] | None = None,
     signatures: tuple[list[Signature | None], list[Signature | None]] | None = None,
     parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, evidence: BulletEvidence | None = None,
 ) -> Document:
     """The report of a bullet comparison as a :class:`~ballistics.report.document.Document`:
-    land matrix, phase scores, best-phase pairs; with ``scans``/``paths`` every land file
-    with its SHA-256, points and spacing; with ``signatures`` each land's signature and
-    extraction parameters; ``parameters`` (and the older ``extra``) the settings used."""
+    land matrix, phase scores, best-phase pairs; ``evidence``
+    (:func:`ballistics.matching.bullet_evidence.evaluate_bullets`) adds the learned score,
+    the LR on the ENFSI verbal scale and the calibration it came from; with
+    ``scans``/``paths`` every land file with its SHA-256, points and spacing; with
+    ``signatures`` each land's signature and extraction parameters; ``parameters`` (and the
+    older ``extra``) the settings used."""
     fig = land_matrix_figure(result)
     rows_m = [[lands_a[i], *[float(v) for v in result.ccf[i]]] for i in range(len(lands_a))]
     phases = [(k, s) for k, s in enumerate(result.phase_scores)]
@@ -180,18 +184,21 @@ def bullets_document(
                       "-" if c is None else c.cms, "-" if c is None else f"{c.lag_um:.1f}"))
     sections = [
         Section("Result", [Table(["best phase", "SAM", "margin", "phase margin", "phase z",
-                                  "score"],
+                                  "SAM + 3 × phase margin"],
                                  [(result.best_phase, result.sam, result.margin,
                                    result.phase_margin, result.phase_z, result.score)])]),
     ]
+    if evidence is not None:
+        sections.append(_evidence_section(evidence))
     if scans is not None or paths is not None:
         rows = []
-        none_a: list[Scan | None] = [None] * len(lands_a)
-        none_b: list[Scan | None] = [None] * len(lands_b)
+        files = paths or (lands_a, lands_b)
+        none_a: list[Scan | None] = [None] * len(files[0])
+        none_b: list[Scan | None] = [None] * len(files[1])
         both: tuple[Sequence[Scan | None], Sequence[Scan | None]] = scans or (none_a, none_b)
-        for bullet, names, ss, ps in zip(("A", "B"), (lands_a, lands_b), both,
-                                         paths or (lands_a, lands_b), strict=True):
-            for n, s, p in zip(names, ss, ps, strict=True):
+        for bullet, ss, ps in zip(("A", "B"), both, files, strict=True):
+            for s, p in zip(ss, ps, strict=True):
+                n = Path(p).name
                 rows.append((bullet, n, p, "–" if s is None else (s.sha256 or "–"),
                              "–" if s is None else f"{s.shape[0]} × {s.shape[1]}",
                              "–" if s is None else
@@ -205,8 +212,10 @@ def bullets_document(
             ["bullet", "land", "file", "SHA-256 of the file", "points", "spacing (µm)",
              "modality", "preprocessing"], rows)]))
     if signatures is not None:
-        sig_names = tuple(f"{b} {n}" for b, ns in zip(("A", "B"), (lands_a, lands_b),
-                                                       strict=True) for n in ns)
+        file_names = ([[Path(p).name for p in ps] for ps in paths] if paths is not None
+                      else [lands_a, lands_b])
+        sig_names = tuple(f"{b} {n}" for b, ns in zip(("A", "B"), file_names, strict=True)
+                          for n in ns)
         sections.append(Section("Land signatures", [Table(
             _SIGNATURE_HEADERS, _signature_rows(sig_names, [*signatures[0], *signatures[1]]))]))
     params = dict(parameters or {})
@@ -223,6 +232,27 @@ def bullets_document(
         *_warnings_section(list(result.warnings)),
     ]
     return Document("Bullet comparison", sections, case=case or CaseInfo())
+
+
+def _evidence_section(evidence: BulletEvidence) -> Section:
+    """Learned score, LR, verbal scale and calibration of a bullet comparison."""
+    cal = evidence.calibration
+    lo, hi = cal.get("log10_lr_bounds", (float("nan"), float("nan")))
+    m = cal.get("metrics", {})
+    rows = [
+        ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
+        ("log10 LR (same barrel vs different barrels)", f"{evidence.log10_lr:+.2f}"),
+        ("verbal equivalent (ENFSI scale)", evidence.verbal),
+        ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
+                        f"held-out ({m.get('cv', '?')}) Cllr {m.get('cllr', float('nan')):.3f}, "
+                        f"AUC {m.get('auc', float('nan')):.3f}; "
+                        f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
+    ]
+    blocks: list[Any] = [Table(["", "value"], rows)]
+    if cal.get("source") == "synthetic-default":
+        blocks.append(Paragraph("The likelihood ratio comes from the default model fitted on "
+                                "synthetic bullets, not on this lab's reference data.", "bad"))
+    return Section("Evidence (learned score and likelihood ratio)", blocks)
 
 
 def bullets_report(

@@ -75,9 +75,11 @@ def bullet_dirs(tmp_path_factory):
     p = striae_params("easy", land_length_um=150.0, land_width_um=1000.0)
     barrel = make_barrel("B9", 9, p)
     a, b = fire_bullet(barrel, 1, p), fire_bullet(barrel, 2, p)
+    c = fire_bullet(make_barrel("B8", 8, p), 3, p)
     root = tmp_path_factory.mktemp("bullets")
     write_bullet(a, root / "a")
     write_bullet(b, root / "b")
+    write_bullet(c, root / "c")
     return root, true_phase(a, b)
 
 
@@ -110,7 +112,16 @@ def test_compare_bullets_json(bullet_dirs) -> None:
     assert pdf.read_bytes().startswith(b"%PDF-") and b"C-8" in pdf.read_bytes()
     ordered = sorted(out["phase_scores"], reverse=True)
     assert out["phase_margin"] == pytest.approx(ordered[0] - ordered[1]) and ordered[1] > 0
-    assert out["phase_z"] > 3 and out["score"] > out["sam"]
+    assert out["phase_z"] > 3 and out["score_sam_margin"] > out["sam"]
+    # the learned score and its LR, with the calibration in compare --json's shape
+    lo, hi = out["calibration"]["log10_lr_bounds"]
+    assert 1 < out["log10_lr"] <= hi and "for same source" in out["lr_verbal"]
+    assert set(out["calibration"]) == {"source", "score_model", "lr_method",
+                                       "log10_lr_bounds", "metrics", "fitted"}
+    assert out["calibration"]["source"] == "synthetic-default"
+    assert out["land_best_phase"] == phase and len(out["land_scores"]) == 6
+    assert out["gaps_a"] == [] and out["gaps_b"] == []
+    assert "log10 LR" in html and out["lr_verbal"] in html and "Cllr" in html
 
 
 def test_compare_bullets_workers_match_serial_and_stop_on_bad_file(bullet_dirs,
@@ -124,7 +135,8 @@ def test_compare_bullets_workers_match_serial_and_stop_on_bad_file(bullet_dirs,
                                         "--json", "--threads", threads])
         assert res.exit_code == 0, res.output
         out = json.loads(res.stdout.strip().splitlines()[-1])
-        outs.append({k: out[k] for k in ("ccf", "cms", "phase_scores", "score", "warnings")})
+        outs.append({k: out[k] for k in ("ccf", "cms", "phase_scores", "score", "log10_lr",
+                                         "warnings")})
     assert outs[0] == outs[1]
     bad = tmp_path / "bad"
     shutil.copytree(root / "b", bad)
@@ -133,6 +145,86 @@ def test_compare_bullets_workers_match_serial_and_stop_on_bad_file(bullet_dirs,
                                     "--threads", "2"])
     assert res.exit_code == 2 and "land_3.x3p" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_compare_bullets_missing_and_blank_land(bullet_dirs, tmp_path) -> None:
+    """A folder with five lands against one with six, and a land whose signature cannot be
+    extracted (flat): warnings and gaps, not failures; the true phase is still found."""
+    import shutil
+
+    root, phase = bullet_dirs
+    five = tmp_path / "five"
+    shutil.copytree(root / "b", five)
+    (five / "land_3.x3p").unlink()
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(five), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert len(out["ccf"]) == 6 and len(out["ccf"][0]) == 6 and len(out["gaps_b"]) == 1
+    assert out["lands_b"].count(None) == 1 and "land_3.x3p" not in out["lands_b"]
+    assert out["lands_b"][out["gaps_b"][0]] is None
+    assert any("5 lands, the other 6" in w for w in out["warnings"])
+    assert "5 lands, the other 6" in res.stderr and out["log10_lr"] > 1
+    # the land facing the gap in the best phase is the one whose counterpart was dropped
+    k = out["best_phase"]
+    for i in range(6):
+        name = out["lands_b"][(i + k) % 6]
+        expect = f"land_{(i + phase) % 6 + 1}.x3p"
+        assert name == (None if expect == "land_3.x3p" else expect)
+    blank = tmp_path / "blank"
+    shutil.copytree(root / "b", blank)
+    _write(Scan(np.zeros((96, 900), np.float32), (1.5625, 1.5625)), blank / "land_4.x3p")
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(blank), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["gaps_b"] == [3] and out["lands_b"][3] == "land_4.x3p"
+    assert all(v is None for v in np.array(out["ccf"], dtype=object)[:, 3])
+    assert any("land_4.x3p" in w and "left out" in w for w in out["warnings"])
+    assert out["best_phase"] == phase and out["log10_lr"] > 1
+
+
+def test_compare_bullets_many_folders(bullet_dirs, tmp_path, monkeypatch) -> None:
+    """Three folders (plus a copy of one): every pair as JSON Lines and CSV, each distinct
+    land file read once, the same-barrel pair alone supported."""
+    import csv
+    import shutil
+
+    import ballistics.cli.striae as cli_striae
+
+    root, phase = bullet_dirs
+    copy = tmp_path / "a_copy"
+    shutil.copytree(root / "a", copy)
+    reads: list[str] = []
+    task = cli_striae._land_task
+
+    def counting(path, *args):
+        reads.append(path)
+        return task(path, *args)
+
+    monkeypatch.setattr(cli_striae, "_land_task", counting)
+    dirs = [str(root / "a"), str(root / "b"), str(root / "c"), str(copy)]
+    table = tmp_path / "pairs.csv"
+    res = CliRunner().invoke(main, ["compare-bullets", *dirs, "--json", "--csv", str(table),
+                                    "--threads", "1"])
+    assert res.exit_code == 0, res.output
+    assert len(reads) == 18  # a and its copy have the same files: read once
+    lines = [json.loads(x) for x in res.stdout.strip().splitlines()]
+    assert len(lines) == 6 and all(o["schema"] == 1 for o in lines)
+    by = {(o["a"], o["b"]): o for o in lines}
+    ab = by[dirs[0], dirs[1]]
+    assert ab["best_phase"] == phase and ab["log10_lr"] > 1
+    assert by[dirs[0], dirs[2]]["log10_lr"] < 0 and by[dirs[1], dirs[2]]["log10_lr"] < 0
+    same = by[dirs[0], dirs[3]]  # a bullet against its own copy: the strongest pair
+    assert same["best_phase"] == 0 and same["score"] > ab["score"]
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 6 and rows[0]["a"] == dirs[0] and rows[0]["b"] == dirs[1]
+    assert float(rows[0]["score"]) == pytest.approx(ab["score"])
+    assert float(rows[0]["log10_lr"]) == pytest.approx(ab["log10_lr"])
+    res = CliRunner().invoke(main, ["compare-bullets", *dirs[:3]])
+    assert res.exit_code == 0 and "log10 LR" in res.stdout
+    assert len(res.stdout.strip().splitlines()) == 4
+    res = CliRunner().invoke(main, ["compare-bullets", *dirs[:3], "--report",
+                                    str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "two folders" in res.stderr
 
 
 def test_compare_bullets_bad_folder(tmp_path) -> None:

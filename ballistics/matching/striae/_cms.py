@@ -30,24 +30,38 @@ def _extrema(v: np.ndarray, prominence: float) -> tuple[np.ndarray, np.ndarray]:
     up to half a sample away from the true one, so without refinement the matching tolerance
     must be at least a sample wide and lets more chance coincidences through.
     """
+    return _extrema_sets(v, (prominence,))[0]
+
+
+def _extrema_sets(v: np.ndarray, prominences: tuple[float, ...]
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_extrema` at several smallest prominences from one search: the local extrema
+    and their prominences are found once (as ``scipy.signal.find_peaks`` does) and each set
+    keeps those with prominence at least its threshold."""
     from scipy import signal  # here: scipy.signal takes about a second to import
 
-    pos_parts, kind_parts = [], []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for sign in (1.0, -1.0):
-        k, _ = signal.find_peaks(sign * v, prominence=prominence)
+        x = sign * v
+        k, _ = signal.find_peaks(x)
+        prom = signal.peak_prominences(x, k)[0] if k.size else np.zeros(0)
         p = k.astype(np.float64)
         inner = (k > 0) & (k < v.size - 1)
         ki = k[inner]
-        y0, y1, y2 = sign * v[ki - 1], sign * v[ki], sign * v[ki + 1]
+        y0, y1, y2 = x[ki - 1], x[ki], x[ki + 1]
         den = y0 - 2.0 * y1 + y2
         with np.errstate(invalid="ignore", divide="ignore"):
             shift = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
         p[inner] += np.clip(shift, -0.5, 0.5)
-        pos_parts.append(p)
-        kind_parts.append(np.full(k.size, int(sign)))
-    pos, kind = np.concatenate(pos_parts), np.concatenate(kind_parts)
-    order = np.argsort(pos, kind="stable")
-    return pos[order], kind[order]
+        parts.append((p, np.full(k.size, int(sign)), prom))
+    out = []
+    for thr in prominences:
+        sel = [prom >= thr for _, _, prom in parts]
+        pos = np.concatenate([p[m] for (p, _, _), m in zip(parts, sel, strict=True)])
+        kind = np.concatenate([kd[m] for (_, kd, _), m in zip(parts, sel, strict=True)])
+        order = np.argsort(pos, kind="stable")
+        out.append((pos[order], kind[order]))
+    return out
 
 
 def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarray:
@@ -124,6 +138,18 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
                  lenient_prominence_rq: float | None = None,
                  shift_b: float = 0.0, shape_window: int = 0,
                  shape_min_corr: float = 0.5) -> tuple[int, int, int, int]:
+    """CMS, CNMS, matches and non-matches of two aligned signatures (see
+    :func:`match_striae_sum`, which also returns the matching striae's summed height)."""
+    return match_striae_sum(a, b, tolerance, prominence_rq, tolerance_gap_fraction,
+                            lenient_prominence_rq=lenient_prominence_rq, shift_b=shift_b,
+                            shape_window=shape_window, shape_min_corr=shape_min_corr)[:4]
+
+
+def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float,
+                     tolerance_gap_fraction: float = 0.0, *,
+                     lenient_prominence_rq: float | None = None,
+                     shift_b: float = 0.0, shape_window: int = 0,
+                     shape_min_corr: float = 0.5) -> tuple[int, int, int, int, float]:
     """CMS, CNMS, matches and non-matches of two aligned, equally sampled signatures.
 
     Only samples where both are valid are used; ``tolerance`` is in samples. ``shift_b``
@@ -144,17 +170,26 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
     centred on it, :func:`local_correlation`) is at least ``shape_min_corr``: the stria must
     also have the same shape and neighbourhood, not just a same-type extremum nearby.
 
-    Returns ``(cms, cnms, matches, non_matches)``.
+    ``sum_peaks`` (bulletxtrctr's feature of that name) is the summed absolute height of the
+    matching striae, each the mean of the two signatures' heights there, in units of the
+    signatures' RMS roughness (so that it does not depend on the instrument's height scale;
+    directed matching: the smaller of the two directions' sums).
+
+    Returns ``(cms, cnms, matches, non_matches, sum_peaks)``.
     """
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 5:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, 0.0
     idx = np.flatnonzero(ok)
     # extrema inside the longest valid stretch set; NaN gaps are filled by interpolation
     av = np.interp(np.arange(idx[0], idx[-1] + 1), idx, a[idx])
     bv = np.interp(np.arange(idx[0], idx[-1] + 1), idx, b[idx])
-    pa, ka = _extrema(av, prominence_rq * float(np.std(av)))
-    pb, kb = _extrema(bv, prominence_rq * float(np.std(bv)))
+    sd_a, sd_b = float(np.std(av)), float(np.std(bv))
+    lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
+    (pa, ka), *len_a = _extrema_sets(av, (prominence_rq * sd_a,
+                                          *(r * sd_a for r in lenient)))
+    (pb, kb), *len_b = _extrema_sets(bv, (prominence_rq * sd_b,
+                                          *(r * sd_b for r in lenient)))
     pb = pb + shift_b
     gaps = np.concatenate([np.diff(pa), np.diff(pb)])
     if gaps.size and tolerance_gap_fraction > 0:
@@ -162,19 +197,27 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
         # typical distance between neighbouring peaks and valleys
         tolerance = min(tolerance, max(1.0, tolerance_gap_fraction * float(np.median(gaps))))
     lc = local_correlation(av, bv, shape_window) if shape_window > 0 else None
+    rms = 0.5 * (sd_a + sd_b)
+    height = 0.5 * (np.abs(av) + np.abs(bv)) / (rms if rms > 0 else 1.0)
+
+    def _heights(p: np.ndarray, shift: float) -> np.ndarray:
+        return height[np.clip(np.round(p - shift), 0, height.size - 1).astype(np.intp)]
+
     if lenient_prominence_rq is not None:
-        runs, bad, hits, misses = [], [], [], []
+        runs, bad, hits, misses, sums = [], [], [], [], []
         # dx: the shift already in px's positions; dy: the one to add to the other's
-        for (px, kx), yv, dx, dy in (((pa, ka), bv, 0.0, shift_b), ((pb, kb), av, shift_b, 0.0)):
-            py, ky = _extrema(yv, lenient_prominence_rq * float(np.std(yv)))
+        for (px, kx), (py, ky), dx, dy in (((pa, ka), len_b[0], 0.0, shift_b),
+                                           ((pb, kb), len_a[0], shift_b, 0.0)):
             py = py + dy
-            flags = (_near_same_type(px, kx, py, ky, tolerance)
-                     & _shape_ok_all(lc, px, dx, shape_min_corr)).tolist()
+            fl = (_near_same_type(px, kx, py, ky, tolerance)
+                  & _shape_ok_all(lc, px, dx, shape_min_corr))
+            sums.append(float(_heights(px[fl], dx).sum()))
+            flags = fl.tolist()
             runs.append(_longest_run(flags, True))
             bad.append(_longest_run(flags, False))
             hits.append(int(sum(flags)))
             misses.append(len(flags) - int(sum(flags)))
-        return min(runs), max(bad), min(hits), max(misses)
+        return min(runs), max(bad), min(hits), max(misses), min(sums)
     used_b = np.zeros(pb.size, bool)
     events: list[tuple[float, bool]] = []
     for p, k in zip(pa, ka, strict=True):
@@ -189,4 +232,6 @@ def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: 
     events.sort(key=lambda e: e[0])
     flags = [e[1] for e in events]
     matches = int(sum(flags))
-    return _longest_run(flags, True), _longest_run(flags, False), matches, len(flags) - matches
+    at = np.array([e[0] for e in events if e[1]], np.float64)
+    return (_longest_run(flags, True), _longest_run(flags, False), matches,
+            len(flags) - matches, float(_heights(at, 0.0).sum()))

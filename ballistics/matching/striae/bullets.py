@@ -16,13 +16,15 @@ Bullet-level scores (all higher = more similar):
   ``(best - mean(others)) / max(sd(others), PHASE_SD_FLOOR)`` (``sd`` with ``n - 2``
   degrees of freedom; with six lands the five others give the background). The median/MAD
   version over all phases was less stable with six phases on the synthetic development sets.
-- ``score``: ``sam + SCORE_MARGIN_WEIGHT * phase_margin``, the shipped bullet score (see
-  :data:`SCORE_MARGIN_WEIGHT` for how the weight was chosen). No likelihood ratio is
-  calibrated for bullets yet.
+- ``score``: ``sam + SCORE_MARGIN_WEIGHT * phase_margin`` (see :data:`SCORE_MARGIN_WEIGHT`
+  for how the weight was chosen); ``compare-bullets`` reports it as ``score_sam_margin``.
+  The learned score and its calibrated likelihood ratio are in
+  :mod:`ballistics.matching.bullet_evidence`.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -100,6 +102,11 @@ class BulletComparison:
     score
         The bullet score, ``sam + SCORE_MARGIN_WEIGHT * phase_margin`` (higher = more
         similar).
+    gaps_a, gaps_b
+        Rows / columns that hold no land (a land without a signature, or a position left
+        free when a bullet has fewer lands than the other).
+    slots_a, slots_b
+        The row (column) of each given land of A (B), in the order given.
     """
 
     ccf: np.ndarray
@@ -113,6 +120,10 @@ class BulletComparison:
     phase_margin: float = float("nan")
     phase_z: float = float("nan")
     score: float = float("nan")
+    gaps_a: tuple[int, ...] = ()
+    gaps_b: tuple[int, ...] = ()
+    slots_a: tuple[int, ...] = ()
+    slots_b: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible result."""
@@ -122,6 +133,7 @@ class BulletComparison:
             "phase_margin": self.phase_margin, "phase_z": self.phase_z, "score": self.score,
             "best_phase_pairs": [[i, (i + self.best_phase) % self.ccf.shape[1]]
                                  for i in range(self.ccf.shape[0])],
+            "gaps_a": list(self.gaps_a), "gaps_b": list(self.gaps_b),
             "version": __version__, "warnings": list(self.warnings),
         }
 
@@ -192,32 +204,42 @@ def compare_bullets(
 ) -> BulletComparison:
     """Compare every land of bullet A with every land of bullet B and score each phase.
 
-    Lands that yield no signature may be given as None (their pairs are NaN and the phase
-    mean uses the remaining pairs). Bullets with different land counts are compared as far
-    as they go, with a warning.
+    Lands that yield no signature (damaged, flat, too much missing) are given as None: each
+    is a *gap*, its pairs are NaN and the phase means use the remaining pairs. A bullet with
+    fewer lands than the other (a land not scanned) is placed on the other's ``n`` cyclic
+    positions with gaps: every placement of the gaps is tried (the lands keep their order)
+    and the one whose best phase has the largest SAM is kept, with a warning; the matrices
+    are then ``n × n`` with NaN rows (or columns) at the gaps (``gaps_a``, ``gaps_b``).
     """
     params = params or StriaeCompareParams()
     warns: list[str] = []
     na, nb = len(lands_a), len(lands_b)
     if na == 0 or nb == 0:
         raise NoSignatureError("no striation signature: a bullet has no lands")
+    pairs0 = _land_pairs(lands_a, lands_b, params, warns)
+    n = max(na, nb)
+    best_rows, best_cols, best_sam = list(range(na)), list(range(nb)), -np.inf
+    # the longer bullet keeps its positions; only the shorter one's lands move
+    for rows in _placements(na, n):
+        for cols in _placements(nb, n):
+            sams = _phase_sams(_arrange(pairs0, rows, cols, n)[0])
+            sam = float(np.nanmax(sams)) if np.isfinite(sams).any() else -np.inf
+            if sam > best_sam:
+                best_rows, best_cols, best_sam = rows, cols, sam
     if na != nb:
-        msg = (f"the bullets have different numbers of lands ({na} and {nb}); phases pair "
-               f"the first {min(na, nb)} lands of A with lands of B cyclically")
+        short, m = ("A", na) if na < nb else ("B", nb)
+        msg = (f"bullet {short} has {m} lands, the other {n}: its lands were placed on the "
+               f"{n} cyclic positions with {n - m} gap(s) where they match best, and phases "
+               "run over all positions (a missing land is a gap)")
         warnings.warn(msg, ScanWarning, stacklevel=2)
         warns.append(msg)
-    pairs = _land_pairs(lands_a, lands_b, params, warns)
-    ccf = np.full((na, nb), np.nan)
-    cms = np.full((na, nb), np.nan)
-    for i in range(na):
-        for j in range(nb):
-            c = pairs[i][j]
-            if c is not None:
-                ccf[i, j], cms[i, j] = c.ccf_max, c.cms
-    scores: list[float] = []
-    for k in range(nb):
-        vals = [ccf[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(ccf[i, j])]
-        scores.append(float(np.mean(vals)) if vals else float("nan"))
+    ccf, cms, pairs = _arrange(pairs0, best_rows, best_cols, n)
+    gaps_a = tuple(int(k) for k in range(ccf.shape[0])
+                   if k not in best_rows or lands_a[best_rows.index(k)] is None)
+    gaps_b = tuple(int(k) for k in range(ccf.shape[1])
+                   if k not in best_cols or lands_b[best_cols.index(k)] is None)
+    na, nb = ccf.shape
+    scores = [float(v) for v in _phase_sams(ccf)]
     if not np.isfinite(scores).any():
         raise NoSignatureError("no striation signature: no land pair could be compared")
     best = int(np.nanargmax(scores))
@@ -232,4 +254,39 @@ def compare_bullets(
     return BulletComparison(ccf=ccf, cms=cms, phase_scores=scores, best_phase=best,
                             sam=float(scores[best]), margin=margin, pairs=pairs,
                             warnings=tuple(warns), phase_margin=phase_margin,
-                            phase_z=phase_z, score=score)
+                            phase_z=phase_z, score=score, gaps_a=gaps_a, gaps_b=gaps_b,
+                            slots_a=tuple(best_rows), slots_b=tuple(best_cols))
+
+
+def _placements(m: int, n: int) -> list[list[int]]:
+    """Every way to put ``m`` lands, in order, on ``n >= m`` positions (slot of each land)."""
+    if m == n:
+        return [list(range(n))]
+    return [list(c) for c in itertools.combinations(range(n), m)]
+
+
+def _arrange(pairs0: list[list[StriaeComparison | None]], rows: list[int], cols: list[int],
+             n: int) -> tuple[np.ndarray, np.ndarray, list[list[StriaeComparison | None]]]:
+    """``n × n`` ccf, cms and pairs with land ``i`` of A on row ``rows[i]`` and land ``j``
+    of B on column ``cols[j]`` (NaN / None at the gaps)."""
+    ccf = np.full((n, n), np.nan)
+    cms = np.full((n, n), np.nan)
+    pairs: list[list[StriaeComparison | None]] = [[None] * n for _ in range(n)]
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            p = pairs0[i][j]
+            pairs[r][c] = p
+            if p is not None:
+                ccf[r, c], cms[r, c] = p.ccf_max, p.cms
+    return ccf, cms, pairs
+
+
+def _phase_sams(ccf: np.ndarray) -> np.ndarray:
+    """SAM of every cyclic phase of a square matrix (NaN where no pair of it was compared)."""
+    na, nb = ccf.shape
+    out = np.full(nb, np.nan)
+    for k in range(nb):
+        vals = [ccf[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(ccf[i, j])]
+        if vals:
+            out[k] = float(np.mean(vals))
+    return out

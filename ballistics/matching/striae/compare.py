@@ -17,7 +17,11 @@ Two signatures are compared after resampling to a common spacing (the coarser on
   of the two directions; ``cnms`` the longest run of non-matching ones;
   ``matches`` / ``non_matches`` the counts.
 - **D**: root-mean-square difference of the aligned signatures (µm), and ``d_normalised``
-  (D divided by the RMS of both signatures; 0 for identical, about 1.4 for unrelated ones).
+  (D divided by the RMS of both signatures; 0 for identical, about 1.4 for unrelated ones);
+  ``d_abs_um`` / ``d_abs_normalised`` the same with the mean absolute difference
+  (bulletxtrctr's D).
+- ``sum_peaks``: the summed height of the matching striae in RMS units (bulletxtrctr's
+  feature of that name, scale-free).
 
 Bullets (one signature per land, lands in order around the bullet) are compared land by land;
 for each cyclic phase ``k`` (land ``i`` of A against land ``(i + k) mod n_B`` of B) the
@@ -37,7 +41,7 @@ import numpy as np
 from ballistics._version import __version__
 from ballistics.errors import NoSignatureError, ParameterError, ScanWarning
 from ballistics.matching.striae._ccf import _trim, ccf_curve, resample_signature
-from ballistics.matching.striae._cms import match_striae
+from ballistics.matching.striae._cms import match_striae_sum
 from ballistics.matching.striae._filters import gaussian_smooth_1d
 from ballistics.matching.striae._types import Signature
 from ballistics.params import check_range, params_dict
@@ -144,11 +148,15 @@ class StriaeComparison:
     aligned: tuple[np.ndarray, np.ndarray] | None = field(repr=False, default=None)
     warnings: tuple[str, ...] = ()
     reversed: bool = False
+    d_abs_um: float = float("nan")
+    d_abs_normalised: float = float("nan")
+    sum_peaks: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible scores (without the curves)."""
         keys = ("ccf_max", "lag_um", "reversed", "overlap_um", "cms", "cnms", "matches",
-                "non_matches", "d_um", "d_normalised", "length_a_um", "length_b_um", "spacing_um")
+                "non_matches", "d_um", "d_normalised", "d_abs_um", "d_abs_normalised",
+                "sum_peaks", "length_a_um", "length_b_um", "spacing_um")
         out = {k: getattr(self, k) for k in keys}
         out["version"] = __version__
         out["warnings"] = list(self.warnings)
@@ -251,7 +259,7 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
         den = r[k - 1] - 2.0 * r[k] + r[k + 1]
         if den < 0:
             frac = float(np.clip(0.5 * (r[k - 1] - r[k + 1]) / den, -0.5, 0.5))
-    cms, cnms, m, nm = match_striae(ca, cb, params.match_tolerance_um / step,
+    cms, cnms, m, nm, sum_peaks = match_striae_sum(ca, cb, params.match_tolerance_um / step,
                                     params.prominence_rq, params.tolerance_gap_fraction,
                                     lenient_prominence_rq=params.lenient_prominence_rq,
                                     shift_b=-frac,
@@ -259,6 +267,7 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
                                     shape_min_corr=params.shape_min_corr)
     diff = al[both] - bl[both]
     d = float(np.sqrt(np.mean(diff**2)))
+    d_abs = float(np.mean(np.abs(diff)))
     scale = math.sqrt(float(np.mean(al[both] ** 2) + np.mean(bl[both] ** 2)) / 2.0)
     return StriaeComparison(
         ccf_max=float(r[k]), lag_um=lag * step, overlap_um=float(n[k]) * step, cms=cms, cnms=cnms,
@@ -266,6 +275,8 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
         length_a_um=float(np.isfinite(va).sum() * step),
         length_b_um=float(np.isfinite(vb).sum() * step), spacing_um=step,
         ccf_curve=r, lags_um=lags * step, aligned=(al, bl), warnings=tuple(warns),
+        d_abs_um=d_abs, d_abs_normalised=d_abs / scale if scale > 0 else float("nan"),
+        sum_peaks=sum_peaks,
     )
 
 

@@ -215,16 +215,46 @@ def test_batched_ccf_curves_equal_the_pairwise_ones() -> None:
             assert np.all(np.isnan(r[n < 150]))
 
 
-def test_bullets_with_different_land_counts_warn(synthetic_bullets) -> None:
+@pytest.mark.parametrize("drop", [0, 2, 5])
+def test_bullet_with_a_missing_land_gets_a_gap(synthetic_bullets, drop) -> None:
+    """Five lands against six: the five are placed on the six positions with one gap where
+    the missing land was, and the true phase is found over all six positions."""
     bullets, sigs = synthetic_bullets
+    five = [s for i, s in enumerate(sigs[1]) if i != drop]
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always", ScanWarning)
-        r = compare_bullets(sigs[0], sigs[1][:5])
-    assert r.ccf.shape == (6, 5) and len(r.phase_scores) == 5
-    assert r.warnings and any("different numbers of lands" in str(x.message) for x in w)
-    # a land without signature is left out of its phase
-    r2 = compare_bullets([None, *sigs[0][1:]], sigs[1])
-    assert np.isnan(r2.ccf[0]).all() and r2.best_phase == true_phase(bullets[0], bullets[1])
+        r = compare_bullets(sigs[0], five)
+    k = true_phase(bullets[0], bullets[1])
+    assert r.ccf.shape == (6, 6) and len(r.phase_scores) == 6
+    assert len(r.gaps_b) == 1 and r.gaps_a == () and len(r.slots_b) == 5
+    gap = r.gaps_b[0]
+    assert np.isnan(r.ccf[:, gap]).all() and np.isfinite(np.delete(r.ccf, gap, 1)).all()
+    assert any("5 lands, the other 6" in str(x.message) for x in w) and r.warnings
+    # the gap position is defined up to the phase (cyclic): what must hold is that the best
+    # phase pairs every land of A with its true counterpart of B, and A's land facing the gap
+    # is the one whose counterpart is missing
+    original = [i for i in range(6) if i != drop]  # B's land of each given signature
+    col_of = dict(zip(original, r.slots_b, strict=True))
+    for i in range(6):
+        col = (i + r.best_phase) % 6
+        if (i + k) % 6 == drop:
+            assert col == gap
+        else:
+            assert col == col_of[(i + k) % 6]
+    # the other way round: A has five
+    r2 = compare_bullets(five, sigs[0])
+    assert len(r2.gaps_a) == 1 and r2.gaps_b == () and np.isnan(r2.ccf[r2.gaps_a[0]]).all()
+    assert r2.sam == pytest.approx(r.sam)
+
+
+def test_bullet_land_without_signature_is_a_gap(synthetic_bullets) -> None:
+    bullets, sigs = synthetic_bullets
+    r = compare_bullets([None, *sigs[0][1:]], sigs[1])
+    assert np.isnan(r.ccf[0]).all() and r.best_phase == true_phase(bullets[0], bullets[1])
+    assert r.gaps_a == (0,) and r.gaps_b == () and r.to_dict()["gaps_a"] == [0]
+    # a missing land and a blank one on the same bullet
+    r3 = compare_bullets(sigs[0], [None, *sigs[1][1:5]])
+    assert len(r3.gaps_b) == 2 and 0 in r3.gaps_b and r3.ccf.shape == (6, 6)
 
 
 @pytest.mark.slow
