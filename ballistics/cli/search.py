@@ -156,7 +156,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
     for n, p in enumerate(progress(paths, desc="search", unit="query",
                                    quiet=quiet or len(paths) == 1)):
         try:
-            res = searcher.search(searcher.prepare(p, opts), opts)
+            res = searcher.search(searcher.prepare(p, opts), opts, quiet=quiet)
         except Exception as exc:
             if queries is None:
                 raise

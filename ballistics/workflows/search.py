@@ -179,12 +179,17 @@ class Searcher:
                 f"{self.collection.modality}s", path=path)
         return res
 
-    def search(self, query: PreparedCasing, options: SearchOptions | None = None
-               ) -> SearchResult:
-        """Search one prepared query."""
+    def search(self, query: PreparedCasing, options: SearchOptions | None = None, *,
+               quiet: bool = False) -> SearchResult:
+        """Search one prepared query.
+
+        The re-ranking shows a progress bar on a terminal (stderr; one step per compared
+        candidate, after 2 s); ``quiet=True`` hides it. It does not change the result.
+        """
         from ballistics.matching import compare_many
         from ballistics.matching.evidence import evaluate_rows
         from ballistics.matching.lr import feature_dict
+        from ballistics.progress import progress
 
         options = options or SearchOptions()
         col = self.collection
@@ -208,9 +213,13 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
-        comps = (compare_many(query.scan, cand_scans, preset, device=options.device,
-                              workers=options.workers)
-                 if cand_scans else [])
+        comps = []
+        if cand_scans:
+            with progress(total=len(cand_scans), desc="re-rank", unit="casing", quiet=quiet,
+                          delay=2.0, leave=False) as bar:
+                comps = compare_many(query.scan, cand_scans, preset, device=options.device,
+                                     workers=options.workers,
+                                     callback=lambda _i, _c: bar.update(1))
         t3 = time.perf_counter()
         feats = [feature_dict(c) for c in comps]
         scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
@@ -253,11 +262,13 @@ def search(
     *,
     embedder: Any = None,
     audit: bool = True,
+    quiet: bool = False,
 ) -> SearchResult:
-    """Search one query file against a collection (see :class:`Searcher`)."""
+    """Search one query file against a collection (see :class:`Searcher`; ``quiet``: no
+    progress bar)."""
     options = options or SearchOptions()
     s = Searcher(collection, device=options.device, embedder=embedder)
-    result = s.search(s.prepare(query, options), options)
+    result = s.search(s.prepare(query, options), options, quiet=quiet)
     if audit:
         audit_search(s.collection, options, [result])
     return result
