@@ -8,30 +8,12 @@ small inputs show them."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from tests.terminal import run_tty
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory) -> Path:
-    """Four synthetic casings (2 firearms, 717 x 717 points at 6.25 µm) in a collection."""
-    root = tmp_path_factory.mktemp("progress")
-    rc, _, err = run_tty("synth", str(root / "s"), "--firearms", "2", "--casings", "2",
-                         "--spacing-um", "6.25")
-    assert rc == 0, err
-    assert "synth" in err and "casing" in err  # the generator's bar
-    rc, _, err = run_tty("ingest", str(root / "s"), "--collection", str(root / "lab"),
-                         "--labels", str(root / "s" / "manifest.csv"), "--model", "baseline",
-                         "--quiet")
-    assert rc == 0, err
-    assert "ingest" not in err  # --quiet: no bar
-    return root
-
-
-def test_search_shows_the_re_ranking_bar_and_quiet_hides_it(lab):
+def test_search_shows_the_re_ranking_bar_and_quiet_hides_it(synth_lab):
+    lab = synth_lab
     args = ["search", str(lab / "s" / "F001-01.x3p"), "--collection", str(lab / "lab"),
             "--json", "--workers", "1"]
     rc, out, err = run_tty(*args)
