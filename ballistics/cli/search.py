@@ -201,8 +201,9 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
             if html_out is not None and report:
                 pairs = _pair_reports(res, html_out, pair_reports, searcher, collection, opts,
                                       case, quiet)
-                out["pair_reports"] = [{k: v for k, v in e.items() if k != "href"}
-                                       for e in pairs]
+                if pair_reports:
+                    out["pair_reports"] = [{k: v for k, v in e.items() if k != "href"}
+                                           for e in pairs]
             doc = search_document(res, case=case, pair_reports=pairs,
                                   parameters=_report_parameters(searcher, collection, opts))
             hashes = write_report_files(doc, out, html_out, pdf_out)
@@ -210,7 +211,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
                             "sha256": hashes,
                             **({"pair_reports": [{"html": e["html"], "sha256": e["sha256"]}
                                                  for e in pairs if e["html"]]}
-                               if pairs else {})})
+                               if pairs and pair_reports else {})})
             for key, label in (("report", "report"), ("report_pdf", "pdf")):
                 if key in out and not (as_json or queries is not None):
                     fmt = "html" if key == "report" else "pdf"
