@@ -117,13 +117,24 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, ca
 
         calibration = collection_calibration(collection, required=True)
 
+    from ballistics.progress import progress
+
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     scans = []
-    for path in (reference, target):
-        scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
-                         verify=not no_verify, strict=strict, modality=modality)
-        scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
-    result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+    # one step per stage: reading and preparing each scan, then the comparison
+    with progress(total=3, desc="compare", unit="step", quiet=quiet, delay=2.0,
+                  bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+        for name, path in (("reference", reference), ("target", target)):
+            bar.set_postfix_str(f"reading and preparing the {name}")
+            scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
+                             verify=not no_verify, strict=strict, modality=modality)
+            scans.append(prepare_for_comparison(scan, preset,
+                                                processed=True if processed else None))
+            bar.update(1)
+        bar.set_postfix_str("comparing (both directions)")
+        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+        bar.set_postfix_str("done")
+        bar.update(1)
     evidence = evaluate(result, calibration)
     out = result.to_dict()
     out.update(evidence.to_dict())

@@ -25,3 +25,27 @@ def test_search_shows_the_re_ranking_bar_and_quiet_hides_it(synth_lab):
     a, b = json.loads(out), json.loads(out_quiet)
     assert [(c["id"], c["score"], c["cmc_count"]) for c in a["candidates"]] == \
         [(c["id"], c["score"], c["cmc_count"]) for c in b["candidates"]]
+
+
+def test_compare_shows_its_stages_and_quiet_hides_them(synth_lab):
+    s = synth_lab / "s"
+    args = ["compare", str(s / "F001-01.x3p"), str(s / "F001-02.x3p"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "compare: 3/3" in err and "preparing the target" in err and "comparing" in err
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0, err_quiet
+    assert "compare:" not in err_quiet
+    a, b = json.loads(out), json.loads(out_quiet)
+    assert (a["cmc_count_combined"], a["score"]) == (b["cmc_count_combined"], b["score"])
+
+
+def test_verify_shows_a_bar_over_the_shards(synth_lab):
+    args = ["verify", "--collection", str(synth_lab / "lab"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    n = len(json.loads((synth_lab / "lab" / "manifest.json").read_text())["shards"])
+    assert "verify" in err and f"{n}/{n}" in err and "shard" in err
+    assert json.loads(out)["ok"] is True
+    rc, _, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and "verify" not in err_quiet
