@@ -31,6 +31,7 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     pdf_option,
+    quiet_option,
     scan_read_options,
     threads_option,
     write_report_files,
@@ -206,7 +207,7 @@ def _land_task(path: str, spacing_um: float | None, verify: bool, strict: bool,
 
 
 def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
-                     strict: bool, modality: str | None = None
+                     strict: bool, modality: str | None = None, quiet: bool = False
                      ) -> tuple[list[Any], list[Any], list[str]]:
     """Signatures and scans of every land file, in order, with the warnings met.
 
@@ -214,7 +215,7 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
     (:func:`ballistics.device.configured_threads`, ``--threads``) they are read and
     extracted in forked worker processes, one thread each, as long as torch is not loaded
     (a process forked after torch started its threads can hang); a bar on stderr shows the
-    lands done once it takes longer than a second."""
+    lands done once it takes longer than a second (not with ``quiet``)."""
     import multiprocessing as mp
     import sys
     from concurrent.futures import ProcessPoolExecutor
@@ -224,7 +225,7 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
 
     args = [(str(f), spacing_um, verify, strict, modality) for f in files]
     workers = min(configured_threads(), len(files))
-    bar = progress(total=len(files), desc="lands", unit="land", delay=1.0)
+    bar = progress(total=len(files), desc="lands", unit="land", delay=1.0, quiet=quiet)
     try:
         if workers > 1 and "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
@@ -265,10 +266,11 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
 @case_options
 @threads_option
 @json_option
+@quiet_option
 @scan_read_options
 @handle_errors
 def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_path: str | None,
-                        case: Any, as_json: bool, spacing_um: float | None,
+                        case: Any, as_json: bool, quiet: bool, spacing_um: float | None,
                         modality: str | None, no_verify: bool,
                         strict: bool) -> None:
     """Compare two bullets land by land (one X3P per land, sorted by file name) and find the
@@ -278,7 +280,7 @@ def compare_bullets_cmd(dir_a: str, dir_b: str, report_path: str | None, pdf_pat
     check_report_paths(report_path, pdf_path)
     files_a, files_b = _land_files(dir_a), _land_files(dir_b)
     sigs, read, warns = _land_signatures([*files_a, *files_b], spacing_um, not no_verify,
-                                         strict, modality)
+                                         strict, modality, quiet)
     sigs_a, sigs_b = sigs[: len(files_a)], sigs[len(files_a):]
     scans = [read[: len(files_a)], read[len(files_a):]]
     with warnings.catch_warnings(record=True) as caught:

@@ -49,3 +49,25 @@ def test_verify_shows_a_bar_over_the_shards(synth_lab):
     assert json.loads(out)["ok"] is True
     rc, _, err_quiet = run_tty(*args, "--quiet")
     assert rc == 0 and "verify" not in err_quiet
+
+
+def test_compare_bullets_lands_bar_and_quiet(tmp_path):
+    from ballistics.datasets.synthetic.striae import (
+        fire_bullet,
+        make_barrel,
+        striae_params,
+        write_bullet,
+    )
+
+    p = striae_params("easy", land_length_um=150.0, land_width_um=1000.0)
+    barrel = make_barrel("B9", 9, p)
+    write_bullet(fire_bullet(barrel, 1, p), tmp_path / "a")
+    write_bullet(fire_bullet(barrel, 2, p), tmp_path / "b")
+    n = len(list((tmp_path / "a").glob("*.x3p"))) * 2
+    args = ["compare-bullets", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "lands" in err and f"{n}/{n}" in err
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and f"{n}/{n}" not in err_quiet
+    assert json.loads(out)["sam"] == json.loads(out_quiet)["sam"]
