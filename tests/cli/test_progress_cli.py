@@ -71,3 +71,13 @@ def test_compare_bullets_lands_bar_and_quiet(tmp_path):
     rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
     assert rc == 0 and f"{n}/{n}" not in err_quiet
     assert json.loads(out)["sam"] == json.loads(out_quiet)["sam"]
+
+
+def test_preprocess_shows_its_stages_and_quiet_hides_them(synth_lab, tmp_path):
+    args = ["preprocess", str(synth_lab / "s" / "F002-01.x3p"), str(tmp_path / "p.x3p"),
+            "--figure", str(tmp_path / "p.png")]
+    rc, _, err = run_tty(*args)
+    assert rc == 0, err
+    assert "preprocess: 4/4" in err and "segmenting" in err
+    rc, _, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and "preprocess:" not in err_quiet
