@@ -121,8 +121,10 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, ca
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     scans = []
-    # one step per stage: reading and preparing each scan, then the comparison
-    with progress(total=3, desc="compare", unit="step", quiet=quiet, delay=2.0,
+    from ballistics.matching.breechface.comparison import STAGES
+
+    # one step per stage: reading and preparing each scan, then the comparison's stages
+    with progress(total=2 + len(STAGES), desc="compare", unit="step", quiet=quiet, delay=2.0,
                   bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
         for name, path in (("reference", reference), ("target", target)):
             bar.set_postfix_str(f"reading and preparing the {name}")
@@ -131,8 +133,14 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, ca
             scans.append(prepare_for_comparison(scan, preset,
                                                 processed=True if processed else None))
             bar.update(1)
-        bar.set_postfix_str("comparing (both directions)")
-        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+
+        def stage(name: str) -> None:
+            if name != STAGES[0]:
+                bar.update(1)
+            bar.set_postfix_str(name)
+
+        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device,
+                             stage=stage)
         bar.set_postfix_str("done")
         bar.update(1)
     evidence = evaluate(result, calibration)
