@@ -136,3 +136,17 @@ def test_devices_agree(small_pair, device):
     cpu = compare(ref, same, SMALL.replace(search="pyramid"), device="cpu")
     assert out.cmc_count == cpu.cmc_count
     assert out.theta_deg == cpu.theta_deg
+
+
+def test_stage_callback_reports_the_stages_in_order_and_changes_nothing(small_pair,
+                                                                       same_and_other):
+    from ballistics.matching.breechface.comparison import STAGES
+
+    ref, same, _ = small_pair
+    seen: list[str] = []
+    c = compare(ref, same, SMALL, device="cpu", stage=seen.append)
+    assert seen == list(STAGES)
+    base = same_and_other[0]
+    assert (c.cmc_count, c.cmc_count_combined, c.theta_deg, c.dx_um, c.ccf_max) == \
+        (base.cmc_count, base.cmc_count_combined, base.theta_deg, base.dx_um, base.ccf_max)
+    assert c.features == base.features
