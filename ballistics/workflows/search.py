@@ -219,7 +219,8 @@ class Searcher:
                           delay=2.0, leave=False) as bar:
                 comps = compare_many(query.scan, cand_scans, preset, device=options.device,
                                      workers=options.workers,
-                                     callback=lambda _i, _c: bar.update(1))
+                                     callback=None if bar.disable
+                                     else lambda _i, _c: bar.update(1))
         t3 = time.perf_counter()
         feats = [feature_dict(c) for c in comps]
         scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
