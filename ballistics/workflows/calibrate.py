@@ -76,8 +76,6 @@ def compare_pairs(
             comps = compare_many(ref, targets, preset, device=device, workers=workers,
                                  callback=None if bar.disable
                                  else lambda _i, _c: bar.update(1))
-            if bar.disable:
-                bar.update(len(ks))
             for k, c in zip(ks, comps, strict=True):
                 out[k] = feature_dict(c)
     finally:
