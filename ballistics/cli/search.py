@@ -216,6 +216,10 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
                 if key in out and not (as_json or queries is not None):
                     fmt = "html" if key == "report" else "pdf"
                     click.echo(f"{label}: {out[key]} (sha256 {hashes[fmt]})", err=True)
+            written = [e["html"] for e in pairs or () if e["html"]]
+            if written and not (as_json or queries is not None):
+                click.echo(f"pair reports: {len(written)} in {Path(written[0]).parent}",
+                           err=True)
         if as_json or queries is not None:
             emit_json(out)
         elif csv_path != "-":
