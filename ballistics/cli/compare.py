@@ -96,15 +96,27 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     scans = []
-    with progress(total=3, desc="read, prepare, compare", unit="step", quiet=quiet,
-                  delay=1.0) as bar:
-        for path in (reference, target):
+    from ballistics.matching.breechface.comparison import STAGES
+
+    # one step per stage: reading and preparing each scan, then the comparison's stages
+    with progress(total=2 + len(STAGES), desc="compare", unit="step", quiet=quiet, delay=2.0,
+                  bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+        for name, path in (("reference", reference), ("target", target)):
+            bar.set_postfix_str(f"reading and preparing the {name}")
             scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
                              verify=not no_verify, strict=strict, modality=modality)
             scans.append(prepare_for_comparison(scan, preset,
                                                 processed=True if processed else None))
             bar.update(1)
-        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
+
+        def stage(name: str) -> None:
+            if name != STAGES[0]:
+                bar.update(1)
+            bar.set_postfix_str(name)
+
+        result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device,
+                             stage=stage)
+        bar.set_postfix_str("done")
         bar.update(1)
     evidence = evaluate(result, calibration)
     out = result.to_dict()

@@ -22,6 +22,7 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    quiet_option,
     scan_read_options,
     threads_option,
 )
@@ -44,10 +45,11 @@ from ballistics.errors import ParameterError
                    "the primer and firing-pin circles, with a legend and colour bar.")
 @threads_option
 @json_option
+@quiet_option
 @scan_read_options
 @handle_errors
 def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | None,
-               target_um: float | None, figure_path: str | None, as_json: bool,
+               target_um: float | None, figure_path: str | None, as_json: bool, quiet: bool,
                spacing_um: float | None, modality: str | None, no_verify: bool,
                strict: bool) -> None:
     """Preprocess scan IN for comparison and write OUT.x3p (with its provenance).
@@ -66,18 +68,32 @@ def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | 
     if target_um is not None:
         params = params.replace(resample=dataclasses.replace(params.resample,
                                                              spacing_um=target_um))
-    with np.errstate(all="ignore"):
-        scan = read_scan(input_path, spacing_um=spacing_um, verify=not no_verify,
-                         strict=strict, modality=modality)
-        mask = read_mask_png(mask_path, scan.shape) if mask_path else None
-        res = run(scan, params, mask=mask)
-    out = write_x3p(res.scan, output_path)
-    if figure_path:
-        from ballistics.report.segmentation import save_segmentation_figure
+    from ballistics.progress import progress
 
-        # one panel 9 in wide at 120 dpi: about 1100 px with its colour bar and legend
-        save_segmentation_figure([(Path(input_path).name, scan, res.segmentation)],
-                                 figure_path, ncols=1, panel_in=9.0, dpi=120)
+    # one step per stage: reading, preprocessing, writing (and the figure)
+    with progress(total=4 if figure_path else 3, desc="preprocess", unit="step", quiet=quiet,
+                  delay=2.0, bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+        bar.set_postfix_str("reading")
+        with np.errstate(all="ignore"):
+            scan = read_scan(input_path, spacing_um=spacing_um, verify=not no_verify,
+                             strict=strict, modality=modality)
+            mask = read_mask_png(mask_path, scan.shape) if mask_path else None
+            bar.update(1)
+            bar.set_postfix_str("segmenting, levelling, filtering, resampling")
+            res = run(scan, params, mask=mask)
+        bar.update(1)
+        bar.set_postfix_str("writing")
+        out = write_x3p(res.scan, output_path)
+        bar.update(1)
+        if figure_path:
+            from ballistics.report.segmentation import save_segmentation_figure
+
+            bar.set_postfix_str("drawing the figure")
+            # one panel 9 in wide at 120 dpi: about 1100 px with its colour bar and legend
+            save_segmentation_figure([(Path(input_path).name, scan, res.segmentation)],
+                                     figure_path, ncols=1, panel_in=9.0, dpi=120)
+            bar.update(1)
+        bar.set_postfix_str("done")
     if as_json:
         d = res.to_dict()
         d["input"] = {"path": str(input_path), "sha256": scan.sha256,

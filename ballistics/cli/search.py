@@ -71,6 +71,19 @@ def _report_parameters(searcher: Any, collection: str, opts: Any) -> dict[str, A
     }
 
 
+def _pair_reports(res: Any, html_out: str, n: int, searcher: Any, collection: str, opts: Any,
+                  case: Any, quiet: bool) -> list[dict[str, Any]]:
+    """Write the top ``n`` pair reports of one query into ``<html_out stem>_pairs/``."""
+    from ballistics.workflows.search import write_pair_reports
+
+    out = Path(html_out)
+    own = searcher.calibration.source == "collection"
+    return write_pair_reports(res, out.with_name(f"{out.stem}_pairs"), n, options=opts,
+                              case=case, calibration=searcher.calibration,
+                              collection=collection if own else None,
+                              relative_to=out.parent, quiet=quiet)
+
+
 def _print_table(result) -> None:
     click.echo(f"query: {result.query['path']} (sha256 {result.query['sha256'][:12]})")
     click.echo(f"calibration: {result.calibration['source']}")
@@ -101,6 +114,11 @@ def _print_table(result) -> None:
               help="A file listing query paths, one per line: prints JSON Lines.")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write an HTML report (for --queries: one page per query, OUT-<n>.html).")
+@click.option("--pair-reports", "pair_reports", type=click.IntRange(0, 100_000), default=0,
+              show_default=True, metavar="N",
+              help="With --report: also write the full pair report (as 'compare --report') "
+                   "of the top N hits into REPORT_pairs/ and link each hit to it; the other "
+                   "hits show the command that writes theirs.")
 @pdf_option
 @case_options
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
@@ -114,16 +132,17 @@ def _print_table(result) -> None:
 @quiet_option
 @handle_errors
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report,
-           pdf_path, case, preset, workers, csv_path, device, spacing_um, modality, no_verify,
-           strict, as_json, quiet) -> None:
+           pair_reports, pdf_path, case, preset, workers, csv_path, device, spacing_um,
+           modality, no_verify, strict, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison.
 
     --report writes an HTML report, --pdf the same as PDF (for --queries one per query,
     OUT-<n>.html / OUT-<n>.pdf); the case options head them; the audit log records the
-    case and each report's SHA-256.
+    case and each report's SHA-256. --pair-reports N also writes the full comparison report
+    of each of the top N hits (OUT_pairs/NN-<id>.html beside OUT.html).
     """
     from ballistics.collection.reader import parse_filters
-    from ballistics.errors import InputError
+    from ballistics.errors import InputError, ParameterError
     from ballistics.progress import progress
     from ballistics.workflows.search import Searcher, SearchOptions, audit_search
 
@@ -131,6 +150,9 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         raise InputError("give one QUERY or --queries FILE_LIST")
     check_csv_target(csv_path, stdout_taken=as_json or queries is not None)
     check_report_paths(report, pdf_path)
+    if pair_reports and not report:
+        raise ParameterError("--pair-reports needs --report OUT.html (the pair reports are "
+                             "written beside it, in OUT_pairs/)")
     opts = SearchOptions(
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
@@ -156,7 +178,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
     for n, p in enumerate(progress(paths, desc="search", unit="query",
                                    quiet=quiet or len(paths) == 1)):
         try:
-            res = searcher.search(searcher.prepare(p, opts), opts)
+            res = searcher.search(searcher.prepare(p, opts), opts, quiet=quiet)
         except Exception as exc:
             if queries is None:
                 raise
@@ -173,17 +195,31 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         if report or pdf_path:
             from ballistics.report.search import search_document
 
-            doc = search_document(res, case=case,
-                                  parameters=_report_parameters(searcher, collection, opts))
             html_out, pdf_out = (_nth(report, n, queries, ".html"),
                                  _nth(pdf_path, n, queries, ".pdf"))
+            pairs = None
+            if html_out is not None and report:
+                pairs = _pair_reports(res, html_out, pair_reports, searcher, collection, opts,
+                                      case, quiet)
+                if pair_reports:
+                    out["pair_reports"] = [{k: v for k, v in e.items() if k != "href"}
+                                           for e in pairs]
+            doc = search_document(res, case=case, pair_reports=pairs,
+                                  parameters=_report_parameters(searcher, collection, opts))
             hashes = write_report_files(doc, out, html_out, pdf_out)
             reports.append({"query": res.query["path"], "html": html_out, "pdf": pdf_out,
-                            "sha256": hashes})
+                            "sha256": hashes,
+                            **({"pair_reports": [{"html": e["html"], "sha256": e["sha256"]}
+                                                 for e in pairs if e["html"]]}
+                               if pairs and pair_reports else {})})
             for key, label in (("report", "report"), ("report_pdf", "pdf")):
                 if key in out and not (as_json or queries is not None):
                     fmt = "html" if key == "report" else "pdf"
                     click.echo(f"{label}: {out[key]} (sha256 {hashes[fmt]})", err=True)
+            written = [e["html"] for e in pairs or () if e["html"]]
+            if written and not (as_json or queries is not None):
+                click.echo(f"pair reports: {len(written)} in {Path(written[0]).parent}",
+                           err=True)
         if as_json or queries is not None:
             emit_json(out)
         elif csv_path != "-":

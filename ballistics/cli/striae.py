@@ -140,6 +140,10 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         parameters: dict[str, Any] = {
             "kind": kind, "region (µm, y0, x0, y1, x1)": "automatic" if reg is None else reg,
             "mask": mask_path or "none"}
+        for name, proposed in zip((Path(a).name, Path(b).name), out["proposed_region_um"],
+                                  strict=True):
+            if proposed is not None:  # the band the command chose itself
+                parameters[f"band used on {name} (µm, y0, x0, y1, x1; proposed)"] = proposed
         if mask_path:
             parameters["mask SHA-256"] = _sha256(mask_path)
         parameters.update({f"compare {k}": v for k, v in params_dict(params).items()})
@@ -153,6 +157,10 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         click.echo(f"{a} vs {b} ({kind}): CCF {c.ccf_max:.3f} at lag {c.lag_um:.1f} µm, "
                    f"CMS {c.cms}, overlap {c.overlap_um:.0f} µm, directions "
                    f"{sa.direction_deg:.2f}° / {sb.direction_deg:.2f}°")
+        for name, proposed in zip((a, b), out["proposed_region_um"], strict=True):
+            if proposed is not None:
+                box = ", ".join(f"{v:.0f}" for v in proposed)
+                click.echo(f"band used on {name} (proposed): {box} µm (y0, x0, y1, x1)")
 
 
 def _sha256(path: str) -> str:
@@ -217,7 +225,7 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
     (:func:`ballistics.device.configured_threads`, ``--threads``) they are read and
     extracted in forked worker processes, one thread each, as long as torch is not loaded
     (a process forked after torch started its threads can hang); a bar on stderr shows the
-    lands done once it takes longer than a second."""
+    lands done once it takes longer than a second (not with ``quiet``)."""
     import multiprocessing as mp
     import sys
     from concurrent.futures import ProcessPoolExecutor

@@ -6,7 +6,18 @@ import sys
 
 import click
 
-from ballistics.cli.common import echo_err, emit_json, handle_errors, json_option
+from ballistics.cli.common import echo_err, emit_json, handle_errors, json_option, quiet_option
+
+
+def _verify(col, quick: bool, quiet: bool) -> dict:
+    """``col.verify`` with a bar over the shards (on a terminal, after 2 s)."""
+    from ballistics.progress import progress
+
+    shards = col.manifest.get("shards") if isinstance(col.manifest, dict) else None
+    n = len(shards) if isinstance(shards, list) else 0
+    with progress(total=n or None, desc="verify", unit="shard", quiet=quiet,
+                  delay=2.0) as bar:
+        return col.verify(full=not quick, callback=lambda _f: bar.update(1))
 
 
 @click.command("verify")
@@ -18,8 +29,9 @@ from ballistics.cli.common import echo_err, emit_json, handle_errors, json_optio
               help="Remove damaged shards from the collection and list the files to ingest "
                    "again.")
 @json_option
+@quiet_option
 @handle_errors
-def verify(collection, quick, drop_damaged, as_json) -> None:
+def verify(collection, quick, drop_damaged, as_json, quiet) -> None:
     """Verify the manifest, every shard, the index and the calibration of a collection
     (exit 1 if damaged)."""
     from ballistics.collection.audit import log_event
@@ -29,7 +41,7 @@ def verify(collection, quick, drop_damaged, as_json) -> None:
 
     # opened without checks: listing what is damaged is the point
     col = Collection.open(collection, check=False)
-    report = col.verify(full=not quick)
+    report = _verify(col, quick, quiet)
     if drop_damaged and report["problems"]:
         if any(p["file"] == MANIFEST_NAME for p in report["problems"]):
             raise CollectionCorruptError(
@@ -43,7 +55,7 @@ def verify(collection, quick, drop_damaged, as_json) -> None:
             if any(p["file"].startswith("index/") for p in report["problems"]):
                 col.update_index(lock=lock, rebuild=True)
                 col = col.refresh()
-        report["after"] = col.verify(full=not quick)
+        report["after"] = _verify(col, quick, quiet)
     log_event(col.directory, "verify", {"quick": quick, "drop_damaged": drop_damaged},
               result={"ok": report["ok"], "problems": len(report["problems"]),
                       "count": report["count"], "generation": report["generation"]})

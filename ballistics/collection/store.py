@@ -25,7 +25,7 @@ re-exported here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +179,11 @@ class Collection(CollectionWriter):
         """The (not yet acquired) write lock of this collection."""
         return CollectionLock(self.directory, command)
 
-    def verify(self, *, full: bool = True) -> dict[str, Any]:
-        """Check every file the manifest lists against its SHA-256 and size.
+    def verify(self, *, full: bool = True, callback: Callable[[str], None] | None = None
+               ) -> dict[str, Any]:
+        """Check every file the manifest lists against its SHA-256 and size
+        (``callback(shard_file)`` after each shard: progress bars).
 
         See :func:`~ballistics.collection.verify.verify_collection`.
         """
-        return verify_collection(self, full=full)
+        return verify_collection(self, full=full, callback=callback)

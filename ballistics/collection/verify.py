@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ballistics.collection import shards as shard_io
@@ -18,7 +19,8 @@ MANIFEST_FIX = ("restore manifest.json from a backup (`--drop-damaged` cannot re
                 "every other check trusts the manifest)")
 
 
-def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, Any]:
+def verify_collection(col: CollectionReader, *, full: bool = True,
+                      callback: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Check the manifest's own checksum and every file it lists against its SHA-256 and
     size.
 
@@ -30,6 +32,9 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
     full
         Also read every dataset of every shard (Fletcher-32 chunk checksums and the
         digests of the small datasets).
+    callback
+        Called with each shard's file name after it is checked (progress bars); the
+        manifest lists ``len(col.manifest["shards"])`` of them.
 
     Returns
     -------
@@ -51,23 +56,10 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
                 "warnings": [], "orphans": [],
                 "index": {"kind": None, "covers": 0, "pending": None}}
     for entry in manifest["shards"]:
-        p = col.directory / entry["file"]
         checked += 1
-        if not p.is_file():
-            problems.append({"file": entry["file"], "problem": "missing", "fix": SHARD_FIX})
-            continue
-        if p.stat().st_size != entry["bytes"]:
-            problems.append({"file": entry["file"], "problem":
-                             f"has {p.stat().st_size} bytes, the manifest recorded "
-                             f"{entry['bytes']} (truncated or altered)", "fix": SHARD_FIX})
-            continue
-        if file_sha256(p) != entry["sha256"]:
-            problems.append({"file": entry["file"], "problem": "checksum mismatch",
-                             "fix": SHARD_FIX})
-            continue
-        if full:
-            for msg in shard_io.check_shard(p, digest=entry.get("datasets_sha256")):
-                problems.append({"file": entry["file"], "problem": msg, "fix": SHARD_FIX})
+        problems += _shard_problems(col, entry, full)
+        if callback is not None:
+            callback(entry["file"])
     index_cover = 0
     entry = manifest.get("index")
     if entry:
@@ -108,3 +100,21 @@ def verify_collection(col: CollectionReader, *, full: bool = True) -> dict[str, 
         "index": {"kind": (entry or {}).get("kind"), "covers": index_cover,
                   "pending": col.count - index_cover},
     }
+
+
+def _shard_problems(col: CollectionReader, entry: dict[str, Any], full: bool
+                    ) -> list[dict[str, str]]:
+    """The problems of one shard the manifest lists (missing, size, checksum, chunks)."""
+    p = col.directory / entry["file"]
+    if not p.is_file():
+        return [{"file": entry["file"], "problem": "missing", "fix": SHARD_FIX}]
+    if p.stat().st_size != entry["bytes"]:
+        return [{"file": entry["file"], "problem":
+                 f"has {p.stat().st_size} bytes, the manifest recorded "
+                 f"{entry['bytes']} (truncated or altered)", "fix": SHARD_FIX}]
+    if file_sha256(p) != entry["sha256"]:
+        return [{"file": entry["file"], "problem": "checksum mismatch", "fix": SHARD_FIX}]
+    if not full:
+        return []
+    return [{"file": entry["file"], "problem": msg, "fix": SHARD_FIX}
+            for msg in shard_io.check_shard(p, digest=entry.get("datasets_sha256"))]

@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ballistics.scan import Scan
 
-__all__ = ["Document", "Paragraph", "Picture", "Section", "Table", "cell_text", "file_sha256",
+__all__ = ["Document", "Link", "Paragraph", "Picture", "Section", "Table", "cell_text",
+           "file_sha256",
            "format_value", "inputs_table", "params_text", "preprocessing_table",
            "render_html", "write_html", "write_reports"]
 
@@ -74,8 +75,21 @@ def params_text(params: Mapping[str, Any], prefix: str = "") -> str:
     return ", ".join(parts) if parts else "none"
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to another file: ``text`` shown, ``href`` (a path relative
+    to the report, or a URL) the target; the HTML renders a link, the PDF the text and the
+    target."""
+
+    text: str
+    href: str
+
+
 def cell_text(v: Any, floatfmt: str = ".3f") -> str:
-    """One table cell as text: floats with ``floatfmt``, the rest as :func:`format_value`."""
+    """One table cell as text: floats with ``floatfmt``, a :class:`Link` as ``text
+    (href)``, the rest as :func:`format_value`."""
+    if isinstance(v, Link):
+        return f"{v.text} ({v.href})"
     if isinstance(v, float) and math.isfinite(v):
         return format(v, floatfmt)
     return format_value(v)
@@ -253,8 +267,15 @@ def _html_table(t: Table) -> str:
         cls = " class='wrap'" if len(text) > 40 else ""
         return f"<td{cls}>{html.escape(text)}</td>"
 
+    def cell(value: Any, text: str) -> str:
+        if isinstance(value, Link):
+            return (f"<td><a href=\"{html.escape(value.href, quote=True)}\">"
+                    f"{html.escape(value.text)}</a></td>")
+        return td(text)
+
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
-    body = "".join("<tr>" + "".join(td(c) for c in r) + "</tr>" for r in t.text_rows())
+    body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(raw, r, strict=True))
+                   + "</tr>" for raw, r in zip(t.rows, t.text_rows(), strict=True))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -4,6 +4,7 @@ candidates, aligned."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from ballistics.report._figures import new_figure, normalise, overlay_legend, ov
 from ballistics.report.case import CaseInfo
 from ballistics.report.document import (
     Document,
+    Link,
     Paragraph,
     Picture,
     Section,
@@ -107,7 +109,8 @@ def _calibration_rows(cal: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None = None,
-                    parameters: dict[str, Any] | None = None) -> Document:
+                    parameters: dict[str, Any] | None = None,
+                    pair_reports: Sequence[Mapping[str, Any]] | None = None) -> Document:
     """The report of one :class:`~ballistics.workflows.search.SearchResult` as a
     :class:`~ballistics.report.document.Document` (HTML and/or PDF with
     :func:`~ballistics.report.document.write_reports`).
@@ -117,20 +120,30 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
     search ``parameters`` the caller gives (collection, filters, shortlist, ...) and the
     re-ranking comparison's parameters, the query beside its top ``max_figures`` candidates
     aligned, warnings.
+
+    ``pair_reports`` (one mapping per candidate, in rank order:
+    :func:`ballistics.workflows.search.write_pair_reports`) adds a "full report" column:
+    a link to the candidate's pair report (``href``, relative to this report) where one was
+    written, else the ``command`` that writes it.
     """
     from ballistics.matching.evidence import preset_name, verbal_scale
 
     cal = result.calibration
-    rows = [
+    rows: list[tuple[Any, ...]] = [
         (c["rank"], c["id"], ", ".join(f"{k}={v}" for k, v in c["labels"].items()),
          "-" if c["cmc_count"] is None else c["cmc_count"], f"{float(c['score']):.2f}",
          f"{float(c['log10_lr']):+.2f}", verbal_scale(float(c["log10_lr"])),
          f"{float(c['embedding_similarity']):.3f}")
         for c in result.candidates
     ]
-    ranked: list[Any] = [Table(["rank", "id", "labels", "CMC (combined)", "score",
-                                "log10 LR", "verbal equivalent (ENFSI)",
-                                "embedding similarity"], rows)]
+    headers = ["rank", "id", "labels", "CMC (combined)", "score", "log10 LR",
+               "verbal equivalent (ENFSI)", "embedding similarity"]
+    if pair_reports is not None:
+        headers.append("full report")
+        rows = [(*row, Link("pair report", str(pr["href"])) if pr.get("href")
+                 else str(pr["command"]))
+                for row, pr in zip(rows, pair_reports, strict=True)]
+    ranked: list[Any] = [Table(headers, rows)]
     if cal.get("source") == "synthetic-default":
         ranked.append(Paragraph("The likelihood ratios come from the default calibration "
                                 "fitted on synthetic data, not on this lab's casings.", "bad"))

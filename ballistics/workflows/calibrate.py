@@ -74,7 +74,8 @@ def compare_pairs(
             ref = col.surfaces([i])[0]
             targets = col.surfaces([pairs[k][1] for k in ks])
             comps = compare_many(ref, targets, preset, device=device, workers=workers,
-                                 callback=lambda _i, _c: bar.update(1))
+                                 callback=None if bar.disable
+                                 else lambda _i, _c: bar.update(1))
             for k, c in zip(ks, comps, strict=True):
                 out[k] = feature_dict(c)
     finally:

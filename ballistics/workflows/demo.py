@@ -75,7 +75,7 @@ def run_demo(
     results, queries = [], []
     hits = 0
     for path, firearm in held:
-        res = searcher.search(searcher.prepare(path, opts), opts)
+        res = searcher.search(searcher.prepare(path, opts), opts, quiet=quiet)
         results.append(res)
         best = res.candidates[0] if res.candidates else None
         hit = best is not None and best["labels"].get("firearm_id") == firearm

@@ -179,12 +179,17 @@ class Searcher:
                 f"{self.collection.modality}s", path=path)
         return res
 
-    def search(self, query: PreparedCasing, options: SearchOptions | None = None
-               ) -> SearchResult:
-        """Search one prepared query."""
+    def search(self, query: PreparedCasing, options: SearchOptions | None = None, *,
+               quiet: bool = False) -> SearchResult:
+        """Search one prepared query.
+
+        The re-ranking shows a progress bar on a terminal (stderr; one step per compared
+        candidate, after 2 s); ``quiet=True`` hides it. It does not change the result.
+        """
         from ballistics.matching import compare_many
         from ballistics.matching.evidence import evaluate_rows
         from ballistics.matching.lr import feature_dict
+        from ballistics.progress import progress
 
         options = options or SearchOptions()
         col = self.collection
@@ -208,9 +213,14 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
-        comps = (compare_many(query.scan, cand_scans, preset, device=options.device,
-                              workers=options.workers)
-                 if cand_scans else [])
+        comps = []
+        if cand_scans:
+            with progress(total=len(cand_scans), desc="re-rank", unit="casing", quiet=quiet,
+                          delay=2.0, leave=False) as bar:
+                comps = compare_many(query.scan, cand_scans, preset, device=options.device,
+                                     workers=options.workers,
+                                     callback=None if bar.disable
+                                     else lambda _i, _c: bar.update(1))
         t3 = time.perf_counter()
         feats = [feature_dict(c) for c in comps]
         scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
@@ -253,11 +263,13 @@ def search(
     *,
     embedder: Any = None,
     audit: bool = True,
+    quiet: bool = False,
 ) -> SearchResult:
-    """Search one query file against a collection (see :class:`Searcher`)."""
+    """Search one query file against a collection (see :class:`Searcher`; ``quiet``: no
+    progress bar)."""
     options = options or SearchOptions()
     s = Searcher(collection, device=options.device, embedder=embedder)
-    result = s.search(s.prepare(query, options), options)
+    result = s.search(s.prepare(query, options), options, quiet=quiet)
     if audit:
         audit_search(s.collection, options, [result])
     return result
@@ -286,3 +298,123 @@ def audit_search(col: Collection, options: SearchOptions, results: Sequence[Sear
         result["reports"] = [dict(r) for r in reports]
     log_event(col.directory, "search", {**params, "generation": col.generation},
               inputs=[r.query for r in results], result=result)
+
+
+def compare_command(query_path: str, candidate_path: str, report_path: str | Path, *,
+                    options: SearchOptions | None = None, case: Mapping[str, Any] | None = None,
+                    collection: str | Path | None = None) -> str:
+    """The ``ballistics compare`` command line that writes a search hit's full pair report.
+
+    The query is the reference, the candidate the target, as in the search;
+    ``options`` carries the search's preset and how the query was read (``--processed``,
+    ``--spacing-um``, ``--modality``, ``--no-verify``, ``--strict``); ``case`` the case
+    fields; ``collection`` (given when the collection has a calibration of its own) makes
+    the score and LR use it, as the search did. Every argument is quoted for a POSIX
+    shell.
+    """
+    import shlex
+
+    o = options or SearchOptions()
+    args = ["ballistics", "compare", str(query_path), str(candidate_path),
+            "--report", str(report_path)]
+    if o.compare_preset not in (None, "default"):
+        args += ["--preset", str(o.compare_preset)]
+    if o.processed:
+        args.append("--processed")
+    if o.spacing_um is not None:
+        args += ["--spacing-um", f"{float(o.spacing_um):g}"]
+    if o.modality is not None:
+        args += ["--modality", o.modality]
+    if not o.verify:
+        args.append("--no-verify")
+    if o.strict:
+        args.append("--strict")
+    if collection is not None:
+        args += ["--collection", str(collection)]
+    for key, value in (case or {}).items():
+        if value is not None:
+            args += [f"--{key}", str(value)]
+    return shlex.join(args)
+
+
+def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
+                       options: SearchOptions | None = None, case: Any = None,
+                       calibration: Any = None, collection: str | Path | None = None,
+                       relative_to: str | Path | None = None, quiet: bool = False
+                       ) -> list[dict[str, Any]]:
+    """Write the full comparison report of each of a search's top ``n`` candidates.
+
+    Each report is the one ``ballistics compare QUERY CANDIDATE --report`` writes (the
+    query as reference; the case fields, the inputs with their SHA-256 and preprocessing,
+    every parameter, the score and LR, the figures), made from the search's own comparison,
+    as ``directory/NN-<id>.html`` (``NN`` the rank, two digits).
+
+    Parameters
+    ----------
+    result
+        The search (its ``comparisons`` and scans, as :meth:`Searcher.search` returns them).
+    directory
+        Folder of the pair reports (created).
+    n
+        Reports written: the top ``n`` candidates (0: none).
+    options, case, collection
+        The search's options, the case (:class:`~ballistics.report.case.CaseInfo`) and the
+        collection (named in the command only when its own calibration scored the search):
+        they go into each report and into the command of the candidates left out.
+    calibration
+        The calibration of the search (default: the package's synthetic one).
+    relative_to
+        Folder the ``href`` of each entry is relative to (the search report's).
+    quiet
+        No progress bar.
+
+    Returns
+    -------
+    list of dict
+        One per candidate, in rank order: ``rank``, ``id``, ``html`` (the path written, or
+        ``None`` beyond ``n``), ``sha256`` (of that file, or ``None``), ``href`` (``html``
+        relative to ``relative_to``, or ``None``) and ``command`` (the ``ballistics
+        compare`` command line that writes the same report).
+    """
+    import os
+
+    from ballistics.matching.evidence import evaluate
+    from ballistics.progress import progress
+    from ballistics.report.case import CaseInfo
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import write_html
+
+    check_range("n", n, 0, 100_000)
+    case = case if case is not None else CaseInfo()
+    directory = Path(directory)
+    base = Path(relative_to) if relative_to is not None else directory
+    qpath = str(result.query["path"])
+    todo = min(n, len(result.candidates), len(result.comparisons))
+    out: list[dict[str, Any]] = []
+    with progress(total=todo, desc="pair reports", unit="report", quiet=quiet,
+                  delay=2.0) as bar:
+        for i, c in enumerate(result.candidates):
+            name = f"{c['rank']:02d}-{_file_safe(str(c['id']))}.html"
+            path = directory / name
+            entry: dict[str, Any] = {
+                "rank": c["rank"], "id": c["id"], "html": None, "sha256": None, "href": None,
+                "command": compare_command(qpath, c["path"], path, options=options,
+                                           case=case.to_dict(), collection=collection)}
+            if i < todo:
+                comp = result.comparisons[i]
+                doc = compare_document(result.query_scan, result.candidate_scans[i], comp,
+                                       paths=(qpath, str(c["path"])),
+                                       evidence=evaluate(comp, calibration), case=case)
+                entry["sha256"] = write_html(doc, path)
+                entry["html"] = str(path)
+                entry["href"] = Path(os.path.relpath(path, base)).as_posix()
+                bar.update(1)
+            out.append(entry)
+    return out
+
+
+def _file_safe(text: str) -> str:
+    """``text`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_``."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:80] or "_"

@@ -250,6 +250,18 @@ def test_compare_striae_proposes_the_aperture_shear_band(tmp_path) -> None:
         assert res.exit_code == 0, res.output
         out[name] = json.loads(res.stdout.strip().splitlines()[-1])
     assert any("proposed automatically" in w for w in out["same"]["warnings"])
+    # the band chosen on each scan is in the JSON and in the report's parameters
+    bands = out["same"]["proposed_region_um"]
+    assert len(bands) == 2 and all(len(bx) == 4 and bx[2] > bx[0] and bx[3] > bx[1]
+                                   for bx in bands)
+    report = tmp_path / "shear.html"
+    res = CliRunner().invoke(main, ["compare-striae", a, b, "--kind", "aperture-shear",
+                                    "--json", "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    html = report.read_text()
+    for name, bx in zip(("a.x3p", "b.x3p"), bands, strict=True):
+        assert f"band used on {name}" in html
+        assert "[" + ", ".join(f"{v:.6g}" for v in bx) + "]" in html
     assert out["same"]["ccf_max"] > 0.8            # measured 0.94
     assert out["different"]["ccf_max"] < 0.5       # measured 0.36
     assert out["same"]["cms"] > 3 * out["different"]["cms"]

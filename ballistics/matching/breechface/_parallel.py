@@ -60,6 +60,10 @@ def _compare_chunk(query: Scan, chunk: Sequence[Scan], params: Any,
         return compare_many(query, chunk, params, rotation=rotation, device="cpu")
 
 
+#: most candidates per worker task when a callback reports progress
+CALLBACK_CHUNK = 4
+
+
 def _context() -> mp.context.BaseContext:
     # spawn, not fork: a process forked after torch started its OpenMP threads can hang in
     # its first parallel region (seen in the test suite)
@@ -87,7 +91,8 @@ def compare_many_workers(
     workers
         Worker processes (>= 2; use :func:`compare_many` for one).
     callback
-        ``callback(i, comparison)`` for each candidate, in order, as its chunk finishes.
+        ``callback(i, comparison)`` for each candidate, in order, as its chunk finishes
+        (chunks of at most :data:`CALLBACK_CHUNK` candidates then).
 
     Returns
     -------
@@ -98,8 +103,12 @@ def compare_many_workers(
     if n == 0:
         return []
     # a few chunks per worker balance uneven comparison costs; each chunk prepares the
-    # query once
+    # query once (cheap: its cells). With a callback (a progress bar) chunks hold at most
+    # CALLBACK_CHUNK candidates so that it is called every few seconds; the comparisons
+    # and their order are the same.
     n_chunks = min(n, workers * 3)
+    if callback is not None:
+        n_chunks = min(n, max(n_chunks, -(-n // CALLBACK_CHUNK)))
     bounds = [round(i * n / n_chunks) for i in range(n_chunks + 1)]
     chunks = [list(candidates[bounds[i]:bounds[i + 1]]) for i in range(n_chunks)]
     out: list[Any] = []

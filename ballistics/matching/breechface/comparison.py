@@ -292,11 +292,19 @@ def _cells_table(d: Direction, *, counts: bool = False) -> list[dict[str, Any]]:
     return out
 
 
+#: the stages of one comparison, in order, as :func:`compare` reports them to ``stage``
+STAGES = ("registration and cells, reference -> target", "cells, target -> reference",
+          "combining the directions")
+
+
 def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: torch.device,
-                      warn: list[str], cache_rotations: bool) -> Comparison:
+                      warn: list[str], cache_rotations: bool,
+                      stage: Callable[[str], None] | None = None) -> Comparison:
     t0 = time.perf_counter()
     spacing = ref.scan.spacing_um
     pose: RobustPose | None = None
+    if stage is not None:
+        stage(STAGES[0])
     if p.rotation == "full":
         pose = robust_pose(ref.tensor, tgt.tensor, ref.cells(p), p, spacing)
         reg, fwd_angles = pose.registration, pose.angles
@@ -310,8 +318,12 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
                             angles=fwd_angles)
         fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
                          spacing)
+    if stage is not None:
+        stage(STAGES[1])
     rev = _direction(tgt.cells(p), ref.rotated(rev_angles, cache_rotations), rev_angles, p,
                      spacing)
+    if stage is not None:
+        stage(STAGES[2])
     comb = combine_directions(fwd.rows, fwd.original, fwd.high, rev.rows, rev.original,
                               rev.high, p.ttheta_deg)
     theta, dx, dy, how = _consensus(fwd, reg)
@@ -353,6 +365,7 @@ def compare(
     *,
     rotation: str | tuple[float, float, float] | None = None,
     device: str | torch.device = "auto",
+    stage: Callable[[str], None] | None = None,
 ) -> Comparison:
     """Compare two processed scans in both directions.
 
@@ -368,6 +381,9 @@ def compare(
         Override of the rotation search: ``"full"`` or ``"MIN,MAX,STEP"`` / ``(min, max, step)``.
     device
         ``"auto"``, ``"cpu"`` or ``"cuda[:N]"``.
+    stage
+        ``stage(name)`` is called as each of the :data:`STAGES` begins (progress bars; no
+        effect on the result).
 
     Returns
     -------
@@ -380,7 +396,7 @@ def compare(
     dev = resolve_device(device)
     warn: list[str] = []
     a, b = _harmonise(reference, target, warn)
-    out = _compare_prepared(_Prepared(a, dev), _Prepared(b, dev), p, dev, warn, False)
+    out = _compare_prepared(_Prepared(a, dev), _Prepared(b, dev), p, dev, warn, False, stage)
     _emit(warn)
     return out
 

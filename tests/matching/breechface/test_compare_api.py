@@ -81,6 +81,25 @@ def test_compare_many_on_worker_processes_equals_the_serial_run(small_pair):
         compare_many(ref, cands, SMALL, device="cpu", workers=-1)
 
 
+def test_progress_callback_chunks_change_no_comparison(small_pair, monkeypatch):
+    """With a callback the candidates go to the workers in smaller chunks (here one each,
+    8 chunks instead of 6): the same comparisons, in the same order."""
+    from ballistics.matching.breechface import _parallel
+
+    ref, same, other = small_pair
+    cands = [same, other] * 4
+    plain = compare_many(ref, cands, SMALL, device="cpu", workers=2)
+    monkeypatch.setattr(_parallel, "CALLBACK_CHUNK", 1)
+    seen: list[int] = []
+    fine = compare_many(ref, cands, SMALL, device="cpu", workers=2,
+                        callback=lambda i, c: seen.append(i))
+    assert seen == list(range(len(cands)))
+    for a, b in zip(plain, fine, strict=True):
+        assert (a.cmc_count, a.cmc_count_combined, a.theta_deg) == \
+            (b.cmc_count, b.cmc_count_combined, b.theta_deg)
+        np.testing.assert_equal(a.features, b.features)  # NaN == NaN here
+
+
 def test_different_spacing_is_resampled_with_a_warning(small_pair):
     ref, same, _ = small_pair
     fine = Scan(np.repeat(np.repeat(same.heights, 2, 0), 2, 1), (3.125, 3.125))
@@ -136,3 +155,17 @@ def test_devices_agree(small_pair, device):
     cpu = compare(ref, same, SMALL.replace(search="pyramid"), device="cpu")
     assert out.cmc_count == cpu.cmc_count
     assert out.theta_deg == cpu.theta_deg
+
+
+def test_stage_callback_reports_the_stages_in_order_and_changes_nothing(small_pair,
+                                                                       same_and_other):
+    from ballistics.matching.breechface.comparison import STAGES
+
+    ref, same, _ = small_pair
+    seen: list[str] = []
+    c = compare(ref, same, SMALL, device="cpu", stage=seen.append)
+    assert seen == list(STAGES)
+    base = same_and_other[0]
+    assert (c.cmc_count, c.cmc_count_combined, c.theta_deg, c.dx_um, c.ccf_max) == \
+        (base.cmc_count, base.cmc_count_combined, base.theta_deg, base.dx_um, base.ccf_max)
+    np.testing.assert_equal(c.features, base.features)

@@ -1,0 +1,84 @@
+"""Progress bars of the long commands: shown on a terminal (stderr), gone with --quiet, and
+without effect on the results.
+
+Every command runs as a user runs it (``python -m ballistics``) with stderr on a
+pseudo-terminal; the bars' delay is set to 0 (``BALLISTICS_PROGRESS_DELAY``) so that these
+small inputs show them."""
+
+from __future__ import annotations
+
+import json
+
+from tests.terminal import run_tty
+
+
+def test_search_shows_the_re_ranking_bar_and_quiet_hides_it(synth_lab):
+    lab = synth_lab
+    args = ["search", str(lab / "s" / "F001-01.x3p"), "--collection", str(lab / "lab"),
+            "--json", "--workers", "1"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "re-rank" in err and "3/3" in err and "casing" in err
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0, err_quiet
+    assert "re-rank" not in err_quiet and "3/3" not in err_quiet
+    a, b = json.loads(out), json.loads(out_quiet)
+    assert [(c["id"], c["score"], c["cmc_count"]) for c in a["candidates"]] == \
+        [(c["id"], c["score"], c["cmc_count"]) for c in b["candidates"]]
+
+
+def test_compare_shows_its_stages_and_quiet_hides_them(synth_lab):
+    s = synth_lab / "s"
+    args = ["compare", str(s / "F001-01.x3p"), str(s / "F001-02.x3p"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "compare: 5/5" in err and "preparing the target" in err
+    assert "cells, target -> reference" in err  # the comparison's own stages
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0, err_quiet
+    assert "compare:" not in err_quiet
+    a, b = json.loads(out), json.loads(out_quiet)
+    assert (a["cmc_count_combined"], a["score"]) == (b["cmc_count_combined"], b["score"])
+
+
+def test_verify_shows_a_bar_over_the_shards(synth_lab):
+    args = ["verify", "--collection", str(synth_lab / "lab"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    n = len(json.loads((synth_lab / "lab" / "manifest.json").read_text())["shards"])
+    assert "verify" in err and f"{n}/{n}" in err and "shard" in err
+    assert json.loads(out)["ok"] is True
+    rc, _, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and "verify" not in err_quiet
+
+
+def test_compare_bullets_lands_bar_and_quiet(tmp_path):
+    from ballistics.datasets.synthetic.striae import (
+        fire_bullet,
+        make_barrel,
+        striae_params,
+        write_bullet,
+    )
+
+    p = striae_params("easy", land_length_um=150.0, land_width_um=1000.0)
+    barrel = make_barrel("B9", 9, p)
+    write_bullet(fire_bullet(barrel, 1, p), tmp_path / "a")
+    write_bullet(fire_bullet(barrel, 2, p), tmp_path / "b")
+    n = len(list((tmp_path / "a").glob("*.x3p"))) * 2
+    args = ["compare-bullets", str(tmp_path / "a"), str(tmp_path / "b"), "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "lands" in err and f"{n}/{n}" in err
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and f"{n}/{n}" not in err_quiet
+    assert json.loads(out)["sam"] == json.loads(out_quiet)["sam"]
+
+
+def test_preprocess_shows_its_stages_and_quiet_hides_them(synth_lab, tmp_path):
+    args = ["preprocess", str(synth_lab / "s" / "F002-01.x3p"), str(tmp_path / "p.x3p"),
+            "--figure", str(tmp_path / "p.png")]
+    rc, _, err = run_tty(*args)
+    assert rc == 0, err
+    assert "preprocess: 4/4" in err and "segmenting" in err
+    rc, _, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and "preprocess:" not in err_quiet

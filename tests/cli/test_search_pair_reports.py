@@ -1,0 +1,70 @@
+"""``search --report OUT.html --pair-reports N``: the full pair report of the top N hits,
+linked from the search report; the other hits name the command that writes theirs, and
+that command reproduces the search's numbers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ballistics.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_search_writes_and_links_the_top_pair_reports(synth_lab, tmp_path):
+    q = str(synth_lab / "s" / "F001-01.x3p")
+    report = tmp_path / "case" / "search.html"
+    r = CliRunner().invoke(main, [
+        "search", q, "--collection", str(synth_lab / "lab"), "--json", "--quiet",
+        "--workers", "1", "--report", str(report), "--pair-reports", "2",
+        "--case", "2026-0412", "--examiner", "J. Doe"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    pairs = out["pair_reports"]
+    assert [p["rank"] for p in pairs] == [c["rank"] for c in out["candidates"]] == [1, 2, 3]
+    assert [p["id"] for p in pairs] == [c["id"] for c in out["candidates"]]
+    page = report.read_text()
+    for p in pairs[:2]:
+        path = Path(p["html"])
+        assert path.parent == report.parent / "search_pairs"
+        assert path.name.startswith(f"{p['rank']:02d}-{p['id']}")
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == p["sha256"]
+        assert f'<a href="search_pairs/{path.name}">' in page
+        pair = path.read_text()
+        # the compare report: case, both inputs with their SHA-256, the counts, the LR
+        assert "2026-0412" in pair and "J. Doe" in pair
+        assert out["query"]["sha256"] in pair and "CMC count" in pair and "log10 LR" in pair
+    assert pairs[2]["html"] is None and pairs[2]["sha256"] is None
+    assert not (report.parent / "search_pairs" / f"03-{pairs[2]['id']}.html").exists()
+    assert "ballistics compare" in page and "--case 2026-0412" in page
+    # the audit log names the pair reports and their SHA-256
+    audit = (synth_lab / "lab" / "audit.jsonl").read_text().strip().splitlines()[-1]
+    assert pairs[0]["sha256"] in audit
+
+    # the third hit's command, run as printed, writes its report with the search's numbers
+    cmd = shlex.split(pairs[2]["command"])
+    assert cmd[:2] == ["ballistics", "compare"]
+    done = subprocess.run([sys.executable, "-m", "ballistics", *cmd[1:], "--json", "--quiet"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    cmp = json.loads(done.stdout)
+    hit = out["candidates"][2]
+    assert cmp["cmc_count_combined"] == hit["cmc_count"]
+    assert cmp["score"] == hit["score"] and cmp["log10_lr"] == hit["log10_lr"]
+    assert Path(cmp["report"]).is_file() and cmp["case"]["case"] == "2026-0412"
+
+
+def test_pair_reports_need_a_report(synth_lab):
+    r = CliRunner().invoke(main, ["search", str(synth_lab / "s" / "F001-01.x3p"),
+                                  "--collection", str(synth_lab / "lab"), "--quiet",
+                                  "--pair-reports", "1"])
+    assert r.exit_code == 2 and "--pair-reports needs --report" in r.stderr
