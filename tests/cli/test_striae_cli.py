@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.datasets.synthetic.striae import (
@@ -19,6 +18,7 @@ from ballistics.datasets.synthetic.striae import (
     write_bullet,
 )
 from ballistics.scan import Scan
+from tests.clirunner import CliRunner
 
 
 def _write(scan: Scan, path) -> str:
