@@ -73,9 +73,8 @@ def small_study(real: Path, out: Path) -> list[Path]:
 
 
 def compute_search(real: Path, work: Path) -> dict[str, Any]:
-    from click.testing import CliRunner
-
     from ballistics.cli import main
+    from tests.clirunner import CliRunner
 
     files = small_study(real, work)
     col = work / "col"
@@ -98,6 +97,7 @@ def compute_search(real: Path, work: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     import tempfile
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.clirunner
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
     real = Path(sys.argv[1]) if len(sys.argv) > 1 else default
     with tempfile.TemporaryDirectory() as tmp:

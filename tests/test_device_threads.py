@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from ballistics import device as dev
 from ballistics.cli import main
 from ballistics.errors import ParameterError
+from tests.clirunner import CliRunner
 
 HEAVY = (["compare"], ["compare-striae"], ["compare-bullets"], ["search"], ["calibrate"],
          ["ingest"], ["embed"], ["train"], ["demo"], ["preprocess"], ["synth"],

@@ -203,6 +203,10 @@ def _read_png(data: bytes, path: Path, log: WarningLog) -> tuple[np.ndarray, Any
     else:
         arr, info = _decode_pil(data, path)
         _note_frames(info, log)
+        if hdr["bit_depth"] == 16 and arr.ndim == 2 and arr.dtype == np.int32:
+            # older Pillow (10.0, say) opens 16-bit grey as 32-bit mode "I"; the samples are
+            # 0..65535, so keep the file's own depth (reported in the metadata)
+            arr = arr.astype(np.uint16)
     spacing = None
     if hdr["phys"] is not None:
         ppx, ppy, unit = hdr["phys"]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 CASINGS = ["TW08-01", "TW08-02", "TW08-03", "TW09-01", "TW09-02", "TW10-01", "TW10-02"]

@@ -15,10 +15,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.collection.audit import read_audit
+from tests.clirunner import CliRunner
 
 
 def _run(*args: str):

@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.scan import Scan
+from tests.clirunner import CliRunner
 from tests.surfaces import ellipse_surface, turned
 
 

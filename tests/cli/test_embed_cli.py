@@ -8,12 +8,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.models.cnn import save_checkpoint
 from ballistics.models.inputs import InputParams
 from ballistics.models.network import NetConfig, PolarNet
+from tests.clirunner import CliRunner
 
 SMALL = NetConfig(input=InputParams(spacing_um=75.0, size=64), n_rings=16, ring_step_um=150.0,
                   n_angles=64, widths=(4, 8, 8, 16, 16), dim=16)

@@ -34,9 +34,8 @@ def test_python_m_ballistics_help_names_the_command_and_a_bad_command_exits_2():
 
 
 def test_usage_errors_are_one_line_and_exit_2():
-    from click.testing import CliRunner
-
     from ballistics.cli import main
+    from tests.clirunner import CliRunner
 
     for args, words in ((["compare"], "Missing argument 'REFERENCE'"),
                         (["compare", "a", "b", "--preset", "nope"], "Invalid value for '--preset'"),
@@ -52,9 +51,8 @@ def test_usage_errors_are_one_line_and_exit_2():
 
 
 def test_output_paths_are_checked_before_any_work(tmp_path):
-    from click.testing import CliRunner
-
     from ballistics.cli import main
+    from tests.clirunner import CliRunner
 
     a_file = tmp_path / "f"
     a_file.write_text("x")

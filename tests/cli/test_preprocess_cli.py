@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from ballistics.cli import COMMANDS, main
+from tests.clirunner import CliRunner
 
 
 @pytest.fixture(scope="module")

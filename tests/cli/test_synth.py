@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 
 
 def test_synth_json_and_files(tmp_path):

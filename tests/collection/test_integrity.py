@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.collection import shards as shard_io
@@ -23,6 +22,7 @@ from ballistics.collection.manifest import CHECKSUM_KEY, LEGACY_WARNING, MANIFES
 from ballistics.collection.store import Collection
 from ballistics.errors import CollectionCorruptError
 from ballistics.scan import Scan
+from tests.clirunner import CliRunner
 from tests.surfaces import ellipse_surface, turned
 
 FIREARMS = (("W04", 4), ("W05", 5), ("W06", 6))

@@ -6,11 +6,11 @@ import inspect
 import json
 
 import numpy as np
-from click.testing import CliRunner
 from PIL import Image
 from x3p_builders import build_x3p, surface
 
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 
 
 def _runner() -> CliRunner:

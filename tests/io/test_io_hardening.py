@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from x3p_builders import build_x3p, main_xml, md5, surface
 
@@ -32,6 +31,7 @@ from ballistics.errors import (
     UnsafeFileError,
 )
 from ballistics.io import read_scan, scan_info
+from tests.clirunner import CliRunner
 
 Z = surface(6, 9)
 DATA = Z.astype("<f8").tobytes()

@@ -7,10 +7,10 @@ import json
 import math
 
 import pytest
-from click.testing import CliRunner
 
 from ballistics.matching.evidence import evaluate, preset_name, verbal_scale
 from ballistics.matching.lr import load_default
+from tests.clirunner import CliRunner
 
 
 @pytest.mark.parametrize(("llr", "words"), [

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 
 
 def _run(*args: str):

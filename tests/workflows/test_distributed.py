@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.collection.store import Collection
 from ballistics.errors import CollectionError, DependencyError, ParameterError
 from ballistics.workflows import _distributed_tasks as tasks
 from ballistics.workflows.ingest import IngestOptions
 from ballistics.workflows.ingest import ingest as local_ingest
+from tests.clirunner import CliRunner
 
 distributed = pytest.importorskip("distributed")
 

@@ -39,12 +39,18 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 
 def firearm_seed(seed: int, k: int) -> int:
     """Seed of firearm ``k`` (0-based) of a study generated with ``seed``."""
-    return int(np.random.SeedSequence([seed, 0, k]).generate_state(1, np.uint64)[0] >> 1)
+    return _seed63([seed, 0, k])
 
 
 def casing_seed(seed: int, k: int, j: int) -> int:
     """Seed of casing ``j`` of firearm ``k`` of a study generated with ``seed``."""
-    return int(np.random.SeedSequence([seed, 1, k, j]).generate_state(1, np.uint64)[0] >> 1)
+    return _seed63([seed, 1, k, j])
+
+
+def _seed63(entropy: list[int]) -> int:
+    # Shift a Python int: NumPy < 2 refuses ``np.uint64 >> int`` (it promotes the pair to
+    # float64), NumPy 2 does not; the value is the same either way.
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
 
 
 def pixels_per_metre(spacing_um: float) -> int:
