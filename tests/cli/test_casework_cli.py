@@ -8,9 +8,9 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 from tests.report.test_casework_report import pdf_page_count, pdf_text
 
 

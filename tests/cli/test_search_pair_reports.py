@@ -12,9 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,6 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
-from click.testing import CliRunner
 from PIL import Image
 from x3p_builders import build_x3p, surface
 
@@ -35,6 +34,7 @@ from ballistics.errors import (
 from ballistics.io import SUPPORTED_SUFFIXES, file_format, read_scan, scan_info
 from ballistics.io._common import OTHER_FORMATS, OTHER_SUFFIXES
 from ballistics.workflows.ingest import IngestOptions
+from tests.clirunner import CliRunner
 
 surfalize = pytest.importorskip("surfalize")
 from surfalize import Surface  # noqa: E402

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
+from tests.clirunner import CliRunner
 from tests.conftest import REPO
 
 TUTORIAL = REPO / "docs" / "tutorial.md"

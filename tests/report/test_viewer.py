@@ -11,13 +11,13 @@ import re
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ballistics.cli import main
 from ballistics.errors import ParameterError
 from ballistics.report.case import CaseInfo
 from ballistics.report.viewer import downsample, viewer_data, viewer_html
 from ballistics.scan import Scan
+from tests.clirunner import CliRunner
 from tests.surfaces import ellipse_surface, turned
 
 
