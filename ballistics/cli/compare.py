@@ -79,8 +79,15 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
               help="Rotation search in degrees (default: full for --preset default, "
                    "-30,30,3 for cmcR).")
+@click.option("--preprocess", "preprocess_mode",
+              type=click.Choice(["auto", "raw", "processed"], case_sensitive=False),
+              default=None,
+              help="auto (default): apply the preset's steps each input still needs, as "
+                   "measured (levelled? filtered? cut to the breech face? resampled?); raw: "
+                   "all of them; processed: none.")
 @click.option("--processed", is_flag=True,
-              help="The inputs are already processed: use them as they are.")
+              help="The inputs are already processed: use them as they are "
+                   "(= --preprocess processed).")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @pdf_option
@@ -95,21 +102,28 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, pdf_path, case, collection,
-            csv_path, device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+def compare(reference, target, preset, rotation, preprocess_mode, processed, report, pdf_path,
+            case, collection, csv_path, device, spacing_um, modality, no_verify, strict, as_json,
+            quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
-    Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
-    or --processed is given. --report writes the examiner's HTML report, --pdf the same as
-    PDF; --case, --exhibit, --examiner, --notes (or --case-file) head both.
+    Each input gets the preset's preprocessing steps it still needs: a scan with this
+    toolkit's provenance is used as it is, other scans are measured (cut to the breech face?
+    levelled? band-pass filtered? at the preset's spacing?) unless --preprocess raw or
+    --preprocess processed (--processed) forces the decision. --report writes the examiner's
+    HTML report, --pdf the same as PDF; --case, --exhibit, --examiner, --notes (or
+    --case-file) head both.
     """
     from ballistics.device import configured_threads
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
     from ballistics.matching.evidence import evaluate
-    from ballistics.preprocess import prepare_for_comparison
+    from ballistics.preprocess import prepare_detected
 
     check_csv_target(csv_path, stdout_taken=as_json)
+    mode = (preprocess_mode or ("processed" if processed else "auto")).lower()
+    if processed and mode != "processed":
+        raise click.UsageError(f"--processed contradicts --preprocess {mode}")
     check_report_paths(report, pdf_path)
     calibration = None
     if collection is not None:
@@ -118,27 +132,32 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, ca
         calibration = collection_calibration(collection, required=True)
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
-    scans = []
+    scans, detections = [], []
     for path in (reference, target):
         scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
                          verify=not no_verify, strict=strict, modality=modality)
-        scans.append(prepare_for_comparison(scan, preset, processed=True if processed else None))
+        prepared, detection = prepare_detected(scan, preset, mode)
+        scans.append(prepared)
+        detections.append(detection.to_dict())
     result = run_compare(scans[0], scans[1], preset, rotation=rotation, device=device)
     evidence = evaluate(result, calibration)
     out = result.to_dict()
     out.update(evidence.to_dict())
     out["threads"] = configured_threads()  # the CPU threads the comparison ran with
-    for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
+    for key, path, scan, det in (("reference", reference, scans[0], detections[0]),
+                                 ("target", target, scans[1], detections[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256
         out[key]["preprocessing"] = preprocessing_steps(scan)
+        out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
     if report or pdf_path:
         from ballistics.report.compare import compare_document
 
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
-                               paths=(str(reference), str(target)))
+                               paths=(str(reference), str(target)),
+                               detected=(detections[0], detections[1]))
         write_report_files(doc, out, report, pdf_path)
     if csv_path:
         write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))

@@ -9,6 +9,7 @@ the features, warnings and software versions (:func:`compare_document`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +173,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                      names: tuple[str, str] | None = None,
                      paths: tuple[str | None, str | None] | None = None,
                      evidence: Evidence | None = None,
-                     case: CaseInfo | None = None) -> Document:
+                     case: CaseInfo | None = None,
+                     detected: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]
+                     | None = None) -> Document:
     """The report of one comparison as a :class:`~ballistics.report.document.Document`
     (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
@@ -180,7 +183,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     lists the preprocessing, their ``sha256`` is the file's); ``paths`` the files they were
     read from (default: ``Scan.source``); ``evidence``
     (:func:`ballistics.matching.evidence.evaluate`) adds the score, the LR on the ENFSI
-    verbal scale and the calibration it came from; ``case`` the case fields.
+    verbal scale and the calibration it came from; ``case`` the case fields; ``detected`` the
+    preprocessing detected for each input (:meth:`ballistics.preprocess.Detection.to_dict`).
     """
     c = comparison
     paths = paths or (reference.source, target.source)
@@ -234,7 +238,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
             "clockwise positive with row 0 at the top); dx, dy are the displacement of the "
             "reference cells' content in the rotated target.")]),
         Section("Inputs", [inputs_table([(names[0], paths[0], reference),
-                                         (names[1], paths[1], target)])]),
+                                         (names[1], paths[1], target)],
+                                        detected=detected)]),
         Section("Preprocessing", [preprocessing_table([(names[0], reference),
                                                        (names[1], target)])]),
         Section("Comparison parameters", [Table(["parameter", "value"], params)]),
