@@ -71,12 +71,15 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
 
 
 def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,
-                 processed: bool, collection: str | None, device: str,
+                 collection: str | None, device: str,
                  spacing_um: float | None, modality: str | None, no_verify: bool,
-                 strict: bool, case: Any, quiet: bool = False
-                 ) -> tuple[list[Any], Any, Any, dict[str, Any]]:
+                 strict: bool, case: Any, quiet: bool = False, mode: str = "auto",
+                 processed: bool = False) -> tuple[list[Any], Any, Any, dict[str, Any]]:
     """Read, prepare and compare two scan files as ``compare`` and ``view`` do (a progress
-    bar of the three steps on a TTY unless ``quiet``).
+    bar of the steps on a TTY unless ``quiet``).
+
+    ``mode`` is ``--preprocess``: ``auto`` (the steps each input still needs, as measured),
+    ``raw`` or ``processed``; ``processed=True`` is ``mode="processed"``.
 
     Returns the two prepared scans, the :class:`~ballistics.matching.breechface.Comparison`,
     the evidence (score, LR) and the JSON object of ``compare --json`` (without warnings).
@@ -85,7 +88,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
     from ballistics.matching.evidence import evaluate
-    from ballistics.preprocess import prepare_for_comparison
+    from ballistics.preprocess import prepare_detected
     from ballistics.progress import progress
 
     calibration = None
@@ -95,7 +98,8 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         calibration = collection_calibration(collection, required=True)
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
-    scans = []
+    mode = "processed" if processed else mode.lower()
+    scans, detections = [], []
     from ballistics.matching.breechface.comparison import STAGES
 
     # one step per stage: reading and preparing each scan, then the comparison's stages
@@ -105,8 +109,9 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
             bar.set_postfix_str(f"reading and preparing the {name}")
             scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
                              verify=not no_verify, strict=strict, modality=modality)
-            scans.append(prepare_for_comparison(scan, preset,
-                                                processed=True if processed else None))
+            prepared, detection = prepare_detected(scan, preset, mode)
+            scans.append(prepared)
+            detections.append(detection.to_dict())
             bar.update(1)
 
         def stage(name: str) -> None:
@@ -122,10 +127,12 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     out = result.to_dict()
     out.update(evidence.to_dict())
     out["threads"] = configured_threads()  # the CPU threads the comparison ran with
-    for key, path, scan in (("reference", reference, scans[0]), ("target", target, scans[1])):
+    for key, path, scan, det in (("reference", reference, scans[0], detections[0]),
+                                 ("target", target, scans[1], detections[1])):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256
         out[key]["preprocessing"] = preprocessing_steps(scan)
+        out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
     return scans, result, evidence, out
 
@@ -170,8 +177,15 @@ def write_viewer_file(path: str, scans: list[Any], result: Any, evidence: Any, c
 @click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
               help="Rotation search in degrees (default: full for --preset default, "
                    "-30,30,3 for cmcR).")
+@click.option("--preprocess", "preprocess_mode",
+              type=click.Choice(["auto", "raw", "processed"], case_sensitive=False),
+              default=None,
+              help="auto (default): apply the preset's steps each input still needs, as "
+                   "measured (levelled? filtered? cut to the breech face? resampled?); raw: "
+                   "all of them; processed: none.")
 @click.option("--processed", is_flag=True,
-              help="The inputs are already processed: use them as they are.")
+              help="The inputs are already processed: use them as they are "
+                   "(= --preprocess processed).")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @pdf_option
@@ -188,21 +202,27 @@ def write_viewer_file(path: str, scans: list[Any], result: Any, evidence: Any, c
 @json_option
 @quiet_option
 @handle_errors
-def compare(reference, target, preset, rotation, processed, report, pdf_path, viewer, case,
-            collection, csv_path, device, spacing_um, modality, no_verify, strict, as_json,
-            quiet) -> None:
+def compare(reference, target, preset, rotation, preprocess_mode, processed, report, pdf_path,
+            viewer, case, collection, csv_path, device, spacing_um, modality, no_verify, strict,
+            as_json, quiet) -> None:
     """Compare REFERENCE with TARGET (both directions) and print the CMC counts and pose.
 
-    Raw scans are preprocessed with the preset unless they carry this toolkit's provenance
-    or --processed is given. --report writes the examiner's HTML report, --pdf the same as
-    PDF; --case, --exhibit, --examiner, --notes (or --case-file) head both. --viewer writes
-    the interactive viewer page (as ``ballistics view``).
+    Each input gets the preset's preprocessing steps it still needs: a scan with this
+    toolkit's provenance is used as it is, other scans are measured (cut to the breech face?
+    levelled? band-pass filtered? at the preset's spacing?) unless --preprocess raw or
+    --preprocess processed (--processed) forces the decision. --report writes the examiner's
+    HTML report, --pdf the same as PDF; --case, --exhibit, --examiner, --notes (or
+    --case-file) head both. --viewer writes the interactive viewer page (as ``ballistics
+    view``).
     """
     check_csv_target(csv_path, stdout_taken=as_json)
+    mode = (preprocess_mode or ("processed" if processed else "auto")).lower()
+    if processed and mode != "processed":
+        raise click.UsageError(f"--processed contradicts --preprocess {mode}")
     check_report_paths(report, pdf_path)
     check_viewer_path(viewer, report, pdf_path)
     scans, result, evidence, out = compare_pair(
-        reference, target, preset=preset, rotation=rotation, processed=processed,
+        reference, target, preset=preset, rotation=rotation, mode=mode,
         collection=collection, device=device, spacing_um=spacing_um, modality=modality,
         no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     warns = [*scans[0].warnings, *scans[1].warnings, *result.warnings, *evidence.warnings]
@@ -214,7 +234,9 @@ def compare(reference, target, preset, rotation, processed, report, pdf_path, vi
 
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
                                paths=(str(reference), str(target)),
-                               viewer=(viewer, out["viewer_sha256"]) if viewer else None)
+                               viewer=(viewer, out["viewer_sha256"]) if viewer else None,
+                               detected=(out["reference"]["preprocessing_detected"],
+                                         out["target"]["preprocessing_detected"]))
         write_report_files(doc, out, report, pdf_path)
     if csv_path:
         write_csv(csv_path, CELL_CSV_COLUMNS, cell_csv_rows(result))

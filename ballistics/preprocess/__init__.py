@@ -7,6 +7,8 @@ Main entry points::
     res = preprocess(scan, "default")        # or "cmcR", or a PreprocessParams
     res.scan, res.primer, res.firing_pin, res.quality, res.to_dict()
     ready = prepare_for_comparison(scan)     # raises UnfitScanError with the reason
+    det = detect_preprocessing(scan)         # what was done already (cmcR, TopMatch files)
+    ready, det = prepare_detected(scan, "default", "auto")   # only the steps still needed
 
 Lengths are µm, arrays ``(rows, cols) = (y, x)``, NaN = missing; circle centres are ``[y, x]``
 in µm from the input scan's first point.
@@ -18,6 +20,13 @@ import sys as _sys
 import types as _types
 from typing import Any
 
+from ballistics.preprocess.detect import (
+    Detection,
+    DetectParams,
+    StepDecision,
+    detect_preprocessing,
+    prepare_detected,
+)
 from ballistics.preprocess.filters import (
     bandpass,
     gaussian_filter_nan,
@@ -54,6 +63,8 @@ from ballistics.preprocess.segment import Segmentation, segment
 __all__ = [
     "PRESETS",
     "Circle",
+    "DetectParams",
+    "Detection",
     "FilterParams",
     "LevelParams",
     "PreprocessParams",
@@ -63,11 +74,13 @@ __all__ = [
     "ResampleParams",
     "SegmentParams",
     "Segmentation",
+    "StepDecision",
     "assess",
     "bandpass",
     "circle_mask",
     "crop_to_mask",
     "decimate",
+    "detect_preprocessing",
     "flatten_illumination",
     "gaussian_filter_nan",
     "gaussian_regression_nan",
@@ -81,6 +94,7 @@ __all__ = [
     "lowpass",
     "noise_level",
     "normalize_contrast",
+    "prepare_detected",
     "prepare_for_comparison",
     "preprocess",
     "resample",

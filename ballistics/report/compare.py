@@ -9,6 +9,7 @@ the features, warnings and software versions (:func:`compare_document`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,7 +174,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                      paths: tuple[str | None, str | None] | None = None,
                      evidence: Evidence | None = None,
                      case: CaseInfo | None = None,
-                     viewer: tuple[str, str] | None = None) -> Document:
+                     viewer: tuple[str, str] | None = None,
+                     detected: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]
+                     | None = None) -> Document:
     """The report of one comparison as a :class:`~ballistics.report.document.Document`
     (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
@@ -183,7 +186,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     (:func:`ballistics.matching.evidence.evaluate`) adds the score, the LR on the ENFSI
     verbal scale and the calibration it came from; ``case`` the case fields; ``viewer``
     (path, SHA-256) the interactive viewer page written for the same comparison
-    (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash.
+    (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash;
+    ``detected`` the preprocessing detected for each input
+    (:meth:`ballistics.preprocess.Detection.to_dict`).
     """
     c = comparison
     paths = paths or (reference.source, target.source)
@@ -240,7 +245,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                          f"(SHA-256 {viewer[1]}); open it in a browser, no network needed.",
                          "plain")] if viewer else [])]),
         Section("Inputs", [inputs_table([(names[0], paths[0], reference),
-                                         (names[1], paths[1], target)])]),
+                                         (names[1], paths[1], target)],
+                                        detected=detected)]),
         Section("Preprocessing", [preprocessing_table([(names[0], reference),
                                                        (names[1], target)])]),
         Section("Comparison parameters", [Table(["parameter", "value"], params)]),

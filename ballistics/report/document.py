@@ -191,13 +191,17 @@ def _summary_step(scan: Scan) -> Mapping[str, Any] | None:
     return next((s for s in scan.provenance if s.get("name") == "preprocess"), None)
 
 
-def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]]) -> Table:
+def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
+                 detected: Sequence[Mapping[str, Any] | None] | None = None) -> Table:
     """The "Inputs" table: for each ``(name, path, scan)``, one after the other, the file,
     the SHA-256 of its bytes (as read: the raw file, or the processed file that was given),
     the modality, the raw scan the preprocessing started from (points, spacing, SHA-256
     where the provenance records them), the scan compared (points, spacing, missing
     fraction) and how it was preprocessed. ``scan`` is the scan as compared (after
     preprocessing); its ``sha256`` is the file's (:class:`~ballistics.scan.Scan`).
+    ``detected``: per input, the preprocessing detected before the comparison
+    (:meth:`ballistics.preprocess.Detection.to_dict`): one row per step, applied or skipped,
+    with its evidence.
     """
     def raw(scan: Scan, key: str) -> Any:
         s = _summary_step(scan)
@@ -218,8 +222,20 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]]) -> Table:
         return (f"ballistics {s.get('version', '?')}, preset {preset}, "
                 f"{len(scan.provenance)} step(s) (see Preprocessing)")
 
+    def detection_rows(det: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+        if not det:
+            return []
+        head = (f"{det.get('state', '?')} ({det.get('source', '?')}, mode "
+                f"{det.get('mode', '?')})")
+        out = [("preprocessing detected", head)]
+        for st in det.get("steps", []):
+            verb = "applied" if st.get("needed") else "skipped"
+            out.append((f"  {st.get('step')}", f"{verb}: {st.get('evidence', '')}"))
+        return out
+
     rows: list[tuple[str, str, Any]] = []
-    for name, path, scan in inputs:
+    dets = list(detected) if detected is not None else [None] * len(inputs)
+    for (name, path, scan), det in zip(inputs, dets, strict=True):
         facts = [
             ("file", path or scan.source or "–"),
             ("SHA-256 of the file", scan.sha256 or "–"),
@@ -231,6 +247,7 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]]) -> Table:
             ("compared: spacing (µm)", sp(scan.spacing_um)),
             ("compared: missing fraction", f"{scan.missing_fraction:.3f}"),
             ("preprocessing", how(scan)),
+            *detection_rows(det),
         ]
         rows += [(name if k == 0 else "", item, value) for k, (item, value) in enumerate(facts)]
     return Table(["input", "item", "value"], rows)

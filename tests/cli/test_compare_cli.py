@@ -155,3 +155,59 @@ def test_compare_csv_to_stdout(files):
     assert len(rows) == 128 and "CMC count" not in res.stdout  # the table alone
     res = CliRunner().invoke(main, [*base, "--csv", "-", "--json"])
     assert res.exit_code == 2 and "--csv -" in res.stderr and not res.stdout
+
+
+@pytest.fixture(scope="module")
+def annuli(tmp_path_factory):
+    """Two band-limited surfaces cut to an annulus (a hole in the middle), as cmcR writes
+    processed breech faces, without this toolkit's provenance."""
+    from ballistics.io import write_x3p
+
+    d = tmp_path_factory.mktemp("annuli")
+    ref = ellipse_surface(3)
+    yy, xx = np.mgrid[: ref.shape[0], : ref.shape[1]]
+    hole = (yy - ref.shape[0] / 2) ** 2 + (xx - ref.shape[1] / 2) ** 2 < 22 ** 2
+    paths = []
+    for name, h in (("a.x3p", ref), ("b.x3p", turned(ref))):
+        p = d / name
+        write_x3p(Scan(np.where(hole, np.nan, h).astype(np.float32), (12.5, 12.5)), p)
+        paths.append(str(p))
+    return paths, d
+
+
+def _compare_json(args):
+    res = CliRunner().invoke(main, ["compare", *args, "--preset", "cmcR", "--rotation", "-6,3,3",
+                                    "--json", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_compare_auto_detects_processed_inputs(annuli):
+    (a, b), d = annuli
+    report = d / "r.html"
+    auto = _compare_json([a, b, "--report", str(report)])
+    forced = _compare_json([a, b, "--processed"])
+    same = _compare_json([a, b, "--preprocess", "processed"])
+    for key in ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "theta_deg"):
+        assert auto[key] == forced[key] == same[key]
+    det = auto["reference"]["preprocessing_detected"]
+    assert det["mode"] == "auto" and det["source"] == "measured" and det["state"] == "processed"
+    assert [s["step"] for s in det["steps"]] == ["segment", "level", "filter", "resample"]
+    assert all(not s["needed"] and s["evidence"] for s in det["steps"])
+    assert any("preprocessing detected" in w for w in auto["warnings"])
+    assert forced["target"]["preprocessing_detected"]["source"] == "forced"
+    assert not any("preprocessing detected" in w for w in forced["warnings"])
+    text = report.read_text()
+    assert "preprocessing detected" in text and "skipped: centre valid fraction" in text
+
+
+def test_compare_preprocess_raw_and_conflicts(annuli):
+    (a, b), _ = annuli
+    res = CliRunner().invoke(main, ["compare", a, b, "--processed", "--preprocess", "raw"])
+    assert res.exit_code == 2 and "contradicts" in res.output
+    # forced raw: every step applied, and a warning that the measurement disagrees
+    raw = _compare_json([a, b, "--preprocess", "raw"])
+    det = raw["reference"]["preprocessing_detected"]
+    assert det["state"] == "raw" and det["source"] == "forced"
+    assert "bandpass" in [s["name"] for s in raw["reference"]["preprocessing"]]
+    assert any("treated as raw (forced)" in w for w in raw["warnings"])
