@@ -100,7 +100,8 @@ def handle_errors(func: F) -> F:
 
     :class:`BallisticsError` exits with its ``exit_code`` (2 bad input, 1 otherwise); any
     other exception exits 1 with its type and message (still no traceback). Warnings from
-    third-party libraries are silenced; ``ScanWarning`` is printed once as ``warning: ...``.
+    third-party libraries are silenced; ``ScanWarning`` is printed once as ``warning: ...``
+    when the command succeeds (a failed command prints its one error line only).
     """
 
     @functools.wraps(func)
@@ -108,13 +109,17 @@ def handle_errors(func: F) -> F:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore")
             warnings.simplefilter("always", ScanWarning)
+            ok = False
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
+                ok = True
+                return result
+            except (click.exceptions.Exit, SystemExit):
+                ok = True  # the command's own exit: its warnings stand
+                raise
             except BallisticsError as exc:
                 echo_err(f"error: {exc}")
                 sys.exit(exc.exit_code)
-            except click.exceptions.Exit:
-                raise
             except click.ClickException:
                 raise
             except KeyboardInterrupt:
@@ -128,7 +133,7 @@ def handle_errors(func: F) -> F:
                 sys.exit(1)
             finally:
                 seen: set[str] = set()
-                for w in caught:
+                for w in caught if ok else ():
                     msg = str(w.message)
                     if issubclass(w.category, ScanWarning) and msg not in seen:
                         seen.add(msg)
