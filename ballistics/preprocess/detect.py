@@ -462,7 +462,9 @@ def prepare_detected(scan: Scan, preset: str | PreprocessParams = "default",
         disagree = [x.step for x in det.decisions if x.needed != forced]
         if disagree and det.source == "measured" and scan.modality != "image":
             notes.append(f"{name}: treated as {mode} (forced) but the measurement finds "
-                         f"{', '.join(disagree)} {'already done' if forced else 'still needed'}")
+                         f"{', '.join(disagree)} {'already done' if forced else 'still needed'}"
+                         + ("" if forced else "; a comparison of it (counts, score, LR) is not "
+                            "reliable: --preprocess auto applies what is missing"))
         det = Detection(det.facts, tuple(StepDecision(x.step, forced, f"forced {mode}; "
                                                       f"measured: {x.evidence}")
                                          for x in det.decisions),
