@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,46 @@ from ballistics.workflows.ingest import (
     load_model,
     prepare_casing,
 )
+
+#: Re-ranking modes of :class:`SearchOptions`.
+RERANK_MODES = ("early", "full")
+
+
+def settle_ranking(bounds: np.ndarray, top: int, complete: Any) -> dict[int, float]:
+    """Complete candidates until the ``top`` best are known.
+
+    Parameters
+    ----------
+    bounds
+        ``(N,)`` upper bounds of the candidates' scores (``inf``: unbounded).
+    top
+        How many best candidates must be known.
+    complete
+        ``complete(indices) -> scores``: the exact scores of those candidates (called
+        twice at most: the ``top`` highest bounds, then every other candidate whose bound
+        reaches the ``top``-th exact score found).
+
+    Returns
+    -------
+    dict
+        ``{index: score}`` of the completed candidates. Every candidate left out has a
+        bound below the ``top``-th best completed score, so the ``top`` best of all are
+        among the completed ones.
+    """
+    b = np.where(np.isnan(bounds), np.inf, np.asarray(bounds, float))
+    order = [int(i) for i in np.argsort(-b, kind="stable")]
+    done: dict[int, float] = {}
+    batch = order[:top]
+    while batch:
+        done.update(zip(batch, (float(x) for x in complete(batch)), strict=True))
+        if len(done) < top:
+            batch = [i for i in order if i not in done]
+            continue
+        kth = sorted(done.values(), reverse=True)[top - 1]
+        # a bound summed in another order than the score may differ in its last bits
+        floor = kth - 1e-9 * (1.0 + abs(kth))
+        batch = [i for i in order if i not in done and b[i] >= floor]
+    return done
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,13 @@ class SearchOptions:
     workers
         CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
         usable core, 1 = in this process with torch's threads. Ignored on CUDA.
+    rerank
+        ``"early"``: every candidate gets the comparison's first stage (the pose and the
+        forward direction), and the rest of the comparison only where it can change the
+        top ``top``: the score model is linear, so the first stage bounds each candidate's
+        score; a candidate whose bound is below the ``top``-th score already known is
+        left out (same candidates, order and numbers as ``"full"``). ``"full"``: every
+        candidate compared in full (the reference).
     """
 
     top: int = 10
@@ -73,8 +121,10 @@ class SearchOptions:
     strict: bool = False
     workers: int | None = None
     modality: str | None = None
+    rerank: str = "early"
 
     def __post_init__(self) -> None:
+        check_choice("rerank", self.rerank, RERANK_MODES)
         check_range("top", self.top, 1, 100_000)
         check_range("shortlist", self.shortlist, 1, 100_000)
         if self.workers is not None:
@@ -182,7 +232,6 @@ class Searcher:
     def search(self, query: PreparedCasing, options: SearchOptions | None = None
                ) -> SearchResult:
         """Search one prepared query."""
-        from ballistics.matching import compare_many
         from ballistics.matching.evidence import evaluate_rows
         from ballistics.matching.lr import feature_dict
 
@@ -208,17 +257,17 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
-        comps = (compare_many(query.scan, cand_scans, preset, device=options.device,
-                              workers=options.workers)
-                 if cand_scans else [])
+        comps, done = self._rerank(query, cand_scans, preset, options)
         t3 = time.perf_counter()
-        feats = [feature_dict(c) for c in comps]
-        scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
+        idx = sorted(comps)
+        feats = [feature_dict(comps[i]) for i in idx]
+        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset)
         warnings.extend(w for w in shared if w not in warnings)
-        cmc = np.array([float(getattr(c, "cmc_count_combined", math.nan)) for c in comps])
-        order = sorted(range(len(comps)),
-                       key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),
-                                      -exact[i], rows_l[i]))[: options.top]
+        scores = dict(zip(idx, (float(x) for x in sc), strict=True))
+        llr = dict(zip(idx, (float(x) for x in ll), strict=True))
+        cmc = {i: float(getattr(comps[i], "cmc_count_combined", math.nan)) for i in idx}
+        order = sorted(idx, key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),
+                                           -exact[i], rows_l[i]))[: options.top]
         candidates = []
         for rank, i in enumerate(order, start=1):
             r = rows_l[i]
@@ -239,11 +288,54 @@ class Searcher:
             calibration=self.calibration.describe(),
             candidates=candidates, warnings=warnings,
             timing_s={"embed": t1 - t0, "shortlist": t2 - t1, "rerank": t3 - t2,
-                      "total": t4 - t0, "reranked": len(comps)},
+                      "total": t4 - t0, "reranked": len(cand_scans), "completed": done},
             query_scan=query.scan,
             candidate_scans=[cand_scans[i] for i in order],
             comparisons=[comps[i] for i in order],
         )
+
+    def _rerank(self, query: PreparedCasing, cand_scans: Sequence[Any], preset: str,
+                options: SearchOptions) -> tuple[dict[int, Any], int]:
+        """The comparisons needed for the top ``options.top`` (all with ``rerank="full"``):
+        ``({candidate index: Comparison}, how many were completed)``."""
+        from ballistics.device import resolve_device
+        from ballistics.matching import compare_many
+        from ballistics.matching.breechface import (
+            compare_forward,
+            finish_comparisons,
+            worker_pool,
+        )
+        from ballistics.matching.lr import feature_dict
+
+        n = len(cand_scans)
+        if n == 0:
+            return {}, 0
+        if options.rerank == "full" or n <= options.top:
+            every = compare_many(query.scan, cand_scans, preset, device=options.device,
+                                 workers=options.workers)
+            return dict(enumerate(every)), n
+        model = self.calibration.score_model
+        with ExitStack() as stack:
+            pool = None
+            if resolve_device(options.device).type == "cpu" and options.workers != 1:
+                from ballistics.matching.breechface._parallel import resolve_workers
+
+                if resolve_workers(options.workers, n) > 1:
+                    pool = stack.enter_context(worker_pool(options.workers))
+            stages = compare_forward(query.scan, cand_scans, preset, device=options.device,
+                                     workers=options.workers, pool=pool)
+            bounds = model.upper_bound([st.feature_bounds() for st in stages])
+            comps: dict[int, Any] = {}
+
+            def complete(idx: list[int]) -> np.ndarray:
+                out = finish_comparisons(query.scan, [cand_scans[i] for i in idx],
+                                         [stages[i] for i in idx], device=options.device,
+                                         workers=options.workers, pool=pool)
+                comps.update(zip(idx, out, strict=True))
+                return model.score([feature_dict(c) for c in out])
+
+            settle_ranking(bounds, options.top, complete)
+        return comps, len(comps)
 
 
 def search(
