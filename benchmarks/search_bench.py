@@ -12,7 +12,11 @@ Sections (each recorded separately; one that fails records its error and the res
   ``BALLISTICS_SEARCH_BENCH_WORKERS``, default 2) and the end-to-end search latency with
   100 re-ranked candidates, with the per-comparison cost of the re-ranking.
 - ``end_to_end_weller`` (not with ``quick``): the same on real-size scans, a collection of
-  the 95 processed Weller casings and two of them as queries (94 re-ranked).
+  the 95 processed Weller casings and ``weller_queries`` (default 2) of them as queries (94
+  re-ranked). Both end-to-end sections search each query twice in the same process, with
+  the early-stopping re-rank (the default; its timings are the main keys) and with the full
+  re-rank (``full_*``), in alternating order: the paired ratio ``early_over_full`` and
+  ``identical_top`` (same candidates, order, scores and LRs).
 - Weller search: see ``benchmarks/weller_search_bench.py`` (its own harness part).
 - ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
   F firearms x 4 casings, queries = a fifth casing of Q of those firearms; top-1/top-10

@@ -156,3 +156,25 @@ def test_rerank_option_is_checked():
 
     with pytest.raises(BallisticsError, match="rerank"):
         SearchOptions(rerank="fast")
+
+
+def test_two_stages_on_worker_processes_equal_the_serial_ones(small_weller):
+    from ballistics.io import read_scan
+    from ballistics.matching.breechface import (
+        compare_forward,
+        finish_comparisons,
+        worker_pool,
+    )
+
+    scans = [read_scan(small_weller / f"{n}.x3p") for n in CASINGS[:4]]
+    q, cands = scans[0], scans[1:]
+    serial = finish_comparisons(q, cands, compare_forward(q, cands, device="cpu"), device="cpu")
+    with worker_pool(2) as pool:
+        stages = compare_forward(q, cands, device="cpu", pool=pool)
+        assert [st.ncc_at_pose for st in stages] == pytest.approx(
+            [c.features["ncc_at_pose"] for c in serial], abs=1e-6)
+        done = finish_comparisons(q, cands[1:], stages[1:], device="cpu", pool=pool)
+    # the workers run one thread: counts and pose are the same, correlations to rounding
+    for a, b in zip(serial[1:], done, strict=True):
+        assert a.cmc_count_combined == b.cmc_count_combined and a.theta_deg == b.theta_deg
+        assert a.features["ncc_at_pose"] == pytest.approx(b.features["ncc_at_pose"], abs=1e-6)
