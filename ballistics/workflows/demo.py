@@ -54,8 +54,8 @@ def run_demo(
     720 x 720 points at 6.25 µm). The ingested scans' X3P files are deleted once the
     collection holds them (``keep_scans=True`` keeps them): the collection stores each
     casing's processed surface, so the search does not need them, and random float32
-    heights hardly compress (about 1.4 MB per file). The held-out queries, the masks and
-    ``manifest.csv`` stay in ``out/scans``.
+    heights hardly compress (about 1.4 MB per file); so are the held-out casings not
+    searched. The queries, the masks and ``manifest.csv`` stay in ``out/scans``.
 
     Returns
     -------
@@ -83,10 +83,14 @@ def run_demo(
     summary = ingest(refs, out / "collection", labels=manifest,
                      options=IngestOptions(model=model, workers=workers), quiet=quiet)
     if not keep_scans:
-        for path in refs:
+        used = {p for p, _ in held}
+        unused = [manifest.parent / r["path"] for r in rows
+                  if r["casing_index"] == last and manifest.parent / r["path"] not in used]
+        for path in [*refs, *unused]:
             path.unlink(missing_ok=True)
-        say(f"      (the {len(refs)} ingested X3P files were deleted: the collection holds "
-            "their surfaces; --keep-scans keeps them)")
+        say(f"      (the {len(refs)} ingested X3P files and the {len(unused)} held-out ones "
+            "not searched were deleted: the collection holds the surfaces; --keep-scans "
+            "keeps them)")
     t2 = time.perf_counter()
     say(f"[3/4] searching {len(held)} held-out casings (shortlist {shortlist}, top {top})")
     searcher = Searcher(out / "collection")
