@@ -15,7 +15,9 @@ Sections (each recorded separately; one that fails records its error and the res
   the 95 processed Weller casings and ``weller_queries`` (default 2) of them as queries (94
   re-ranked). Both end-to-end sections search each query twice in the same process, with
   the early-stopping re-rank (the default; its timings are the main keys) and with the full
-  re-rank (``full_*``), in alternating order: the paired ratio ``early_over_full`` and
+  re-rank (``full_*``), in alternating order, both on ``BALLISTICS_SEARCH_BENCH_WORKERS``
+  worker processes (default 2; not the load-dependent automatic count, which may differ
+  between the two): the paired ratio ``early_over_full`` and
   ``identical_top`` (same candidates, order, scores and LRs).
 - Weller search: see ``benchmarks/weller_search_bench.py`` (its own harness part).
 - ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
@@ -298,7 +300,7 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
                      options=IngestOptions(model=model, workers=workers), quiet=True)
     t_ing = time.perf_counter() - t0
     per_query = _timed_searches(root / "col", [q["path"] for q in held[:n_q]],
-                                SearchOptions(top=10, shortlist=shortlist))
+                                SearchOptions(top=10, shortlist=shortlist, workers=workers))
     med = _median(per_query)
     return {
         "data": f"synthetic realistic, 3.125 um topographies, {n_f} firearms x 4 = "
@@ -338,7 +340,8 @@ def bench_end_to_end_weller(work: Path, model: str | None, n_queries: int = 2
     n_queries = max(1, min(int(n_queries), len(rows)))
     queries = [rows[i * len(rows) // n_queries]["path"] for i in range(n_queries)]
     per_query = _timed_searches(root / "col", queries,
-                                SearchOptions(top=10, shortlist=100, processed=True))
+                                SearchOptions(top=10, shortlist=100, processed=True,
+                                              workers=workers))
     for path, p in zip(queries, per_query, strict=True):
         p["query"] = Path(path).name
         p["full_per_100_s"] = (p["full_end_to_end_s"] - p["full_rerank"]
