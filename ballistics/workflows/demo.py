@@ -97,21 +97,22 @@ def run_demo(
     opts = SearchOptions(top=top, shortlist=shortlist)
     results, queries = [], []
     hits = 0
-    for path, firearm in held:
-        res = searcher.search(searcher.prepare(path, opts), opts)
-        results.append(res)
-        best = res.candidates[0] if res.candidates else None
-        hit = best is not None and best["labels"].get("firearm_id") == firearm
-        hits += int(hit)
-        say(f"\nquery {path.name} (fired in {firearm}):")
-        say(f"  {'rank':>4}  {'id':<12} {'firearm':<8} {'CMC':>4} {'score':>7} {'log10 LR':>8}")
-        for c in res.candidates:
-            mark = "  <- same firearm" if c["labels"].get("firearm_id") == firearm else ""
-            say(f"  {c['rank']:>4}  {c['id']:<12} {c['labels'].get('firearm_id', ''):<8} "
-                f"{c['cmc_count'] if c['cmc_count'] is not None else '-':>4} "
-                f"{c['score']:>7.2f} {c['log10_lr']:>8.2f}{mark}")
-        queries.append({"query": res.query, "firearm_id": firearm, "top1_hit": hit,
-                        "candidates": res.candidates})
+    with searcher.keep_workers(workers):  # started once for every query
+        for path, firearm in held:
+            res = searcher.search(searcher.prepare(path, opts), opts)
+            results.append(res)
+            best = res.candidates[0] if res.candidates else None
+            hit = best is not None and best["labels"].get("firearm_id") == firearm
+            hits += int(hit)
+            say(f"\nquery {path.name} (fired in {firearm}):")
+            say(f"  {'rank':>4}  {'id':<12} {'firearm':<8} {'CMC':>4} {'score':>7} {'log10 LR':>8}")
+            for c in res.candidates:
+                mark = "  <- same firearm" if c["labels"].get("firearm_id") == firearm else ""
+                say(f"  {c['rank']:>4}  {c['id']:<12} {c['labels'].get('firearm_id', ''):<8} "
+                    f"{c['cmc_count'] if c['cmc_count'] is not None else '-':>4} "
+                    f"{c['score']:>7.2f} {c['log10_lr']:>8.2f}{mark}")
+            queries.append({"query": res.query, "firearm_id": firearm, "top1_hit": hit,
+                            "candidates": res.candidates})
     audit_search(searcher.collection, opts, results)
     t3 = time.perf_counter()
     report = write_search_report(results[0], out / "report.html") if results else None

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,26 @@ class Searcher:
         check_model(self.collection, self.embedder, model)
         self.calibration = collection_calibration(self.collection)
         self.device = device
+        self._pool: Any = None
+
+    @contextmanager
+    def keep_workers(self, workers: int | None = None) -> Iterator[Searcher]:
+        """Within the ``with`` block, every CPU search re-ranks on one set of ``workers``
+        worker processes (``None`` or 0: one per core), started once: a batch of queries
+        saves the start-up of the processes (an interpreter and torch each) per query.
+        With one worker, nothing is started."""
+        from ballistics.matching.breechface import worker_pool
+        from ballistics.matching.breechface._parallel import resolve_workers
+
+        if resolve_workers(workers, 1 << 20) <= 1 or self._pool is not None:
+            yield self
+            return
+        with worker_pool(workers) as pool:
+            self._pool = pool
+            try:
+                yield self
+            finally:
+                self._pool = None
 
     def prepare(self, path: str | Path, options: SearchOptions) -> PreparedCasing:
         """Read and prepare a query like the collection's casings (raises on failure)."""
@@ -310,21 +330,22 @@ class Searcher:
         n = len(cand_scans)
         if n == 0:
             return {}, 0
-        if options.rerank == "full" or n <= options.top:
+        kept = self._pool if resolve_device(options.device).type == "cpu" else None
+        if (options.rerank == "full" or n <= options.top) and kept is None:
             every = compare_many(query.scan, cand_scans, preset, device=options.device,
                                  workers=options.workers)
             return dict(enumerate(every)), n
         model = self.calibration.score_model
         with ExitStack() as stack:
-            pool = None
-            if resolve_device(options.device).type == "cpu" and options.workers != 1:
+            pool = kept
+            if pool is None and resolve_device(options.device).type == "cpu" \
+                    and options.workers != 1:
                 from ballistics.matching.breechface._parallel import resolve_workers
 
                 if resolve_workers(options.workers, n) > 1:
                     pool = stack.enter_context(worker_pool(options.workers))
             stages = compare_forward(query.scan, cand_scans, preset, device=options.device,
                                      workers=options.workers, pool=pool)
-            bounds = model.upper_bound([st.feature_bounds() for st in stages])
             comps: dict[int, Any] = {}
 
             def complete(idx: list[int]) -> np.ndarray:
@@ -334,7 +355,11 @@ class Searcher:
                 comps.update(zip(idx, out, strict=True))
                 return model.score([feature_dict(c) for c in out])
 
-            settle_ranking(bounds, options.top, complete)
+            if options.rerank == "full" or n <= options.top:
+                complete(list(range(n)))  # the same comparisons as compare_many, in stages
+            else:
+                bounds = model.upper_bound([st.feature_bounds() for st in stages])
+                settle_ranking(bounds, options.top, complete)
         return comps, len(comps)
 
 

@@ -178,3 +178,18 @@ def test_two_stages_on_worker_processes_equal_the_serial_ones(small_weller):
     for a, b in zip(serial[1:], done, strict=True):
         assert a.cmc_count_combined == b.cmc_count_combined and a.theta_deg == b.theta_deg
         assert a.features["ncc_at_pose"] == pytest.approx(b.features["ncc_at_pose"], abs=1e-6)
+
+
+def test_kept_workers_give_the_same_search(collection, small_weller):
+    s = Searcher(collection, device="cpu")
+    q = s.prepare(small_weller / "TW01-01.x3p", SearchOptions(processed=True))
+    base = SearchOptions(top=2, shortlist=7, processed=True, workers=1, device="cpu")
+    ref = s.search(q, base).candidates
+    with s.keep_workers(2):
+        assert s._pool is not None
+        for mode in ("early", "full"):
+            got = s.search(q, SearchOptions(top=2, shortlist=7, processed=True, rerank=mode,
+                                            device="cpu"))
+            assert [c["id"] for c in got.candidates] == [c["id"] for c in ref]
+            assert [c["cmc_count"] for c in got.candidates] == [c["cmc_count"] for c in ref]
+    assert s._pool is None
