@@ -107,6 +107,9 @@ PARTS: tuple[Part, ...] = (
     Part("threads_bench", "benchmarks.threads_bench", ("speed",),
          "compare beside 0, 1, 2 CPU-bound competitors: torch default threads vs "
          "configure_threads (paired A/B, ratios to idle)", per_device=False),
+    Part("demo_bench", "benchmarks.demo_bench", ("speed",),
+         "ballistics demo end to end: wall time alone and beside a CPU-bound competitor, "
+         "disk use", per_device=False),
     Part("cluster_bench", "benchmarks.cluster_bench", ("speed",),
          "ingest on a Dask cluster: casings/s against workers", per_device=False),
     Part("scale", "benchmarks.scale", ("scale", "speed"),

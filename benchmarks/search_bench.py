@@ -12,7 +12,13 @@ Sections (each recorded separately; one that fails records its error and the res
   ``BALLISTICS_SEARCH_BENCH_WORKERS``, default 2) and the end-to-end search latency with
   100 re-ranked candidates, with the per-comparison cost of the re-ranking.
 - ``end_to_end_weller`` (not with ``quick``): the same on real-size scans, a collection of
-  the 95 processed Weller casings and two of them as queries (94 re-ranked).
+  the 95 processed Weller casings and ``weller_queries`` (default 2) of them as queries (94
+  re-ranked). Both end-to-end sections search each query twice in the same process, with
+  the early-stopping re-rank (the default; its timings are the main keys) and with the full
+  re-rank (``full_*``), in alternating order, both on ``BALLISTICS_SEARCH_BENCH_WORKERS``
+  worker processes (default 2; not the load-dependent automatic count, which may differ
+  between the two): the paired ratio ``early_over_full`` and
+  ``identical_top`` (same candidates, order, scores and LRs).
 - Weller search: see ``benchmarks/weller_search_bench.py`` (its own harness part).
 - ``synthetic``: ``realistic`` (and ``hard``) synthetic study: a collection of
   F firearms x 4 casings, queries = a fifth casing of Q of those firearms; top-1/top-10
@@ -239,22 +245,34 @@ def bench_store_scaling(quick: bool) -> dict[str, Any]:
 
 
 def _timed_searches(collection: Path, queries: list[str], opts: Any) -> list[dict[str, Any]]:
-    """Search each query file in ``collection``: per query the preparation time, the search's
-    own timings (``embed``, ``shortlist``, ``rerank``, ``total``, ``reranked``), the end-to-end
-    time and the re-ranking cost per comparison."""
+    """Search each query file in ``collection`` with the early-stopping re-rank (the
+    default) and with the full re-rank, in alternating order (paired, same process): per
+    query the preparation time, the early search's own timings (``embed``, ``shortlist``,
+    ``rerank``, ``total``, ``reranked``, ``completed``), the end-to-end time, the full
+    re-rank's ``full_rerank``/``full_end_to_end_s``, their ratio and whether both return
+    the same candidates (ids, order, scores, LRs)."""
+    from dataclasses import replace
+
     from ballistics.workflows.search import Searcher
 
     searcher = Searcher(collection)
     per_query = []
-    for path in queries:
+    for qi, path in enumerate(queries):
         t = time.perf_counter()
         prepared = searcher.prepare(path, opts)
         t_prep = time.perf_counter() - t
-        res = searcher.search(prepared, opts)
-        n_cmp = int(res.timing_s["reranked"])
-        per_query.append({"prepare_s": t_prep, **{k: float(v) for k, v in res.timing_s.items()},
-                          "end_to_end_s": t_prep + res.timing_s["total"],
-                          "per_comparison_s": res.timing_s["rerank"] / max(n_cmp, 1)})
+        res = {}
+        for mode in (("full", "early") if qi % 2 == 0 else ("early", "full")):
+            res[mode] = searcher.search(prepared, replace(opts, rerank=mode))
+        e, f = res["early"], res["full"]
+        n_cmp = int(f.timing_s["reranked"])
+        per_query.append({"prepare_s": t_prep, **{k: float(v) for k, v in e.timing_s.items()},
+                          "end_to_end_s": t_prep + e.timing_s["total"],
+                          "full_rerank": float(f.timing_s["rerank"]),
+                          "full_end_to_end_s": t_prep + f.timing_s["total"],
+                          "early_over_full": e.timing_s["total"] / f.timing_s["total"],
+                          "identical_top": e.candidates == f.candidates,
+                          "per_comparison_s": f.timing_s["rerank"] / max(n_cmp, 1)})
     return per_query
 
 
@@ -282,7 +300,7 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
                      options=IngestOptions(model=model, workers=workers), quiet=True)
     t_ing = time.perf_counter() - t0
     per_query = _timed_searches(root / "col", [q["path"] for q in held[:n_q]],
-                                SearchOptions(top=10, shortlist=shortlist))
+                                SearchOptions(top=10, shortlist=shortlist, workers=workers))
     med = _median(per_query)
     return {
         "data": f"synthetic realistic, 3.125 um topographies, {n_f} firearms x 4 = "
@@ -291,16 +309,19 @@ def bench_end_to_end(quick: bool, work: Path, model: str | None) -> dict[str, An
         "ingest": {"casings": summary.ingested, "seconds": t_ing, "workers": workers,
                    "casings_per_s": summary.ingested / t_ing},
         "search_median": med, "per_query": per_query,
+        "identical_top_all": all(p["identical_top"] for p in per_query),
         "note": "re-ranking is ballistics.matching at the commit benchmarked; "
                 "per_comparison_s x 100 estimates the re-ranking part of a search",
     }
 
 
-def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
+def bench_end_to_end_weller(work: Path, model: str | None, n_queries: int = 2
+                            ) -> dict[str, Any]:
     """End-to-end ``search`` latency on real-size scans: the 95 processed Weller casings
-    (about 560 x 560 points at 6.25 µm) ingested, two of them searched with shortlist 100
-    (their own scan is left out, so 94 are re-ranked); ``per_100_s`` scales the re-ranking
-    to 100 candidates."""
+    (about 560 x 560 points at 6.25 µm) ingested, ``n_queries`` of them (spread over the
+    list; default two) searched with shortlist 100
+    (their own scan is left out, so 94 are re-ranked); ``full_per_100_s`` scales the full
+    re-ranking to 100 candidates."""
     from ballistics.datasets.manifest import read_manifest
     from ballistics.workflows.demo import _default_model
     from ballistics.workflows.ingest import IngestOptions, ingest
@@ -316,20 +337,24 @@ def bench_end_to_end_weller(work: Path, model: str | None) -> dict[str, Any]:
                      options=IngestOptions(model=model, workers=workers, processed=True),
                      quiet=True)
     t_ing = time.perf_counter() - t0
-    queries = [rows[0]["path"], rows[len(rows) // 2]["path"]]
+    n_queries = max(1, min(int(n_queries), len(rows)))
+    queries = [rows[i * len(rows) // n_queries]["path"] for i in range(n_queries)]
     per_query = _timed_searches(root / "col", queries,
-                                SearchOptions(top=10, shortlist=100, processed=True))
+                                SearchOptions(top=10, shortlist=100, processed=True,
+                                              workers=workers))
     for path, p in zip(queries, per_query, strict=True):
         p["query"] = Path(path).name
-        p["per_100_s"] = p["end_to_end_s"] - p["rerank"] + 100 * p["per_comparison_s"]
+        p["full_per_100_s"] = (p["full_end_to_end_s"] - p["full_rerank"]
+                               + 100 * p["per_comparison_s"])
     med = _median(per_query)
     return {
         "data": f"Weller 2012 processed casings (CC-BY 4.0), {summary.ingested} ingested "
-                "with --processed, 2 of them as queries (own scan left out)",
+                f"with --processed, {n_queries} of them as queries (own scan left out)",
         "model": model, "shortlist": 100,
         "ingest": {"casings": summary.ingested, "seconds": t_ing, "workers": workers,
                    "casings_per_s": summary.ingested / t_ing},
         "search_median": med, "per_query": per_query,
+        "identical_top_all": all(p["identical_top"] for p in per_query),
     }
 
 
@@ -416,9 +441,11 @@ def bench_synthetic(quick: bool, difficulty: str, work: Path, out_dir: Path,
 
 
 def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
-        sections: str | Sequence[str] | None = None) -> dict[str, Any]:
+        sections: str | Sequence[str] | None = None, weller_queries: int = 2
+        ) -> dict[str, Any]:
     """Run every section (or those named in ``sections``, a sequence or a comma-separated
-    string; default ``BALLISTICS_SEARCH_BENCH_ONLY``, else all); returns the JSON-able results."""
+    string; default ``BALLISTICS_SEARCH_BENCH_ONLY``, else all); ``weller_queries``: queries
+    of ``end_to_end_weller``. Returns the JSON-able results."""
     warnings.simplefilter("ignore")
     out_dir = Path(out_dir)
     model = os.environ.get("BALLISTICS_SEARCH_BENCH_MODEL")
@@ -436,7 +463,8 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
         work = Path(tmp)
         parts["end_to_end"] = lambda: bench_end_to_end(quick, work, model)
         if not quick and (DATA / "real" / "weller" / "manifest.csv").is_file():
-            parts["end_to_end_weller"] = lambda: bench_end_to_end_weller(work, model)
+            parts["end_to_end_weller"] = lambda: bench_end_to_end_weller(work, model,
+                                                                         weller_queries)
         parts["synthetic_realistic"] = lambda: bench_synthetic(quick, "realistic", work,
                                                                   out_dir, model)
         parts["synthetic_hard"] = lambda: bench_synthetic(True, "hard", work, out_dir,

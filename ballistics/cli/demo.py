@@ -17,26 +17,31 @@ from ballistics.cli.common import (
 @click.command("demo")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="ballistics-demo",
               show_default=True, help="Folder for the scans, the collection and the report.")
-@click.option("--firearms", type=int, default=50, show_default=True,
+@click.option("--firearms", type=int, default=12, show_default=True,
               help="Synthetic firearms in the collection.")
-@click.option("--casings", type=int, default=4, show_default=True,
+@click.option("--casings", type=int, default=3, show_default=True,
               help="Casings per firearm in the collection (one more is held out).")
-@click.option("--queries", type=int, default=5, show_default=True,
+@click.option("--queries", type=int, default=3, show_default=True,
               help="Held-out casings searched.")
-@click.option("--shortlist", type=int, default=20, show_default=True,
+@click.option("--shortlist", type=int, default=10, show_default=True,
               help="Casings re-ranked per query.")
 @click.option("--model", default=None, help="Embedder (default: cnn, else baseline).")
 @click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--keep-scans", is_flag=True,
+              help="Keep the ingested casings' X3P files (deleted by default: the collection "
+                   "holds their surfaces; about 1.4 MB each).")
 @threads_option
 @json_option
 @quiet_option
 @handle_errors
-def demo(out, firearms, casings, queries, shortlist, model, workers, as_json, quiet) -> None:
+def demo(out, firearms, casings, queries, shortlist, model, workers, keep_scans, as_json,
+         quiet) -> None:
     """Generate synthetic casings, ingest them, search held-out ones, write report.html."""
     from ballistics.workflows.demo import run_demo
 
     say = echo_err if as_json else click.echo
     result = run_demo(out, n_firearms=firearms, n_casings=casings, n_queries=queries,
-                      shortlist=shortlist, model=model, workers=workers, quiet=quiet, say=say)
+                      shortlist=shortlist, model=model, workers=workers, keep_scans=keep_scans,
+                      quiet=quiet, say=say)
     if as_json:
         emit_json(result)

@@ -62,7 +62,7 @@ def _report_parameters(searcher: Any, collection: str, opts: Any) -> dict[str, A
         "collection": str(collection), "collection generation": col.generation,
         "casings in the collection": col.count,
         "embedding model": (col.embedding_info or {}).get("model"),
-        "top": opts.top, "shortlist": opts.shortlist,
+        "top": opts.top, "shortlist": opts.shortlist, "re-ranking": opts.rerank,
         "where": dict(opts.where) if opts.where else "none",
         "exclude": dict(opts.exclude) if opts.exclude else "none",
         "query processed": {True: "yes (--processed)", None: "by its provenance"}.get(
@@ -124,6 +124,10 @@ def _print_table(result) -> None:
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="CPU processes for the re-ranking, sharing --threads (0 = one per thread).")
+@click.option("--rerank", type=click.Choice(["early", "full"]), default="early",
+              show_default=True,
+              help="early: complete a comparison only where it can change the top (same "
+                   "result as full, faster); full: every shortlisted casing compared in full.")
 @csv_option("the candidates (one row each; for --queries, of every query)")
 @device_option
 @scan_read_options
@@ -132,8 +136,8 @@ def _print_table(result) -> None:
 @quiet_option
 @handle_errors
 def search(query, collection, top, shortlist, where, exclude, processed, queries, report,
-           pair_reports, pdf_path, case, preset, workers, csv_path, device, spacing_um,
-           modality, no_verify, strict, as_json, quiet) -> None:
+           pair_reports, pdf_path, case, preset, workers, rerank, csv_path, device,
+           spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison.
 
     --report writes an HTML report, --pdf the same as PDF (for --queries one per query,
@@ -157,7 +161,7 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
         exclude=parse_filters(exclude) or None, processed=True if processed else None,
         compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
-        strict=strict, workers=workers, modality=modality,
+        strict=strict, workers=workers, modality=modality, rerank=rerank,
     )
     if not (Path(collection) / "manifest.json").is_file():
         raise InputError("not a collection (no manifest.json); give the folder that "

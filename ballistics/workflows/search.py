@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,46 @@ from ballistics.workflows.ingest import (
     load_model,
     prepare_casing,
 )
+
+#: Re-ranking modes of :class:`SearchOptions`.
+RERANK_MODES = ("early", "full")
+
+
+def settle_ranking(bounds: np.ndarray, top: int, complete: Any) -> dict[int, float]:
+    """Complete candidates until the ``top`` best are known.
+
+    Parameters
+    ----------
+    bounds
+        ``(N,)`` upper bounds of the candidates' scores (``inf``: unbounded).
+    top
+        How many best candidates must be known.
+    complete
+        ``complete(indices) -> scores``: the exact scores of those candidates (called
+        twice at most: the ``top`` highest bounds, then every other candidate whose bound
+        reaches the ``top``-th exact score found).
+
+    Returns
+    -------
+    dict
+        ``{index: score}`` of the completed candidates. Every candidate left out has a
+        bound below the ``top``-th best completed score, so the ``top`` best of all are
+        among the completed ones.
+    """
+    b = np.where(np.isnan(bounds), np.inf, np.asarray(bounds, float))
+    order = [int(i) for i in np.argsort(-b, kind="stable")]
+    done: dict[int, float] = {}
+    batch = order[:top]
+    while batch:
+        done.update(zip(batch, (float(x) for x in complete(batch)), strict=True))
+        if len(done) < top:
+            batch = [i for i in order if i not in done]
+            continue
+        kth = sorted(done.values(), reverse=True)[top - 1]
+        # a bound summed in another order than the score may differ in its last bits
+        floor = kth - 1e-9 * (1.0 + abs(kth))
+        batch = [i for i in order if i not in done and b[i] >= floor]
+    return done
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,13 @@ class SearchOptions:
     workers
         CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
         usable core, 1 = in this process with torch's threads. Ignored on CUDA.
+    rerank
+        ``"early"``: every candidate gets the comparison's first stage (the pose and the
+        forward direction), and the rest of the comparison only where it can change the
+        top ``top``: the score model is linear, so the first stage bounds each candidate's
+        score; a candidate whose bound is below the ``top``-th score already known is
+        left out (same candidates, order and numbers as ``"full"``). ``"full"``: every
+        candidate compared in full (the reference).
     """
 
     top: int = 10
@@ -73,8 +121,10 @@ class SearchOptions:
     strict: bool = False
     workers: int | None = None
     modality: str | None = None
+    rerank: str = "early"
 
     def __post_init__(self) -> None:
+        check_choice("rerank", self.rerank, RERANK_MODES)
         check_range("top", self.top, 1, 100_000)
         check_range("shortlist", self.shortlist, 1, 100_000)
         if self.workers is not None:
@@ -158,6 +208,26 @@ class Searcher:
         check_model(self.collection, self.embedder, model)
         self.calibration = collection_calibration(self.collection)
         self.device = device
+        self._pool: Any = None
+
+    @contextmanager
+    def keep_workers(self, workers: int | None = None) -> Iterator[Searcher]:
+        """Within the ``with`` block, every CPU search re-ranks on one set of ``workers``
+        worker processes (``None`` or 0: one per core), started once: a batch of queries
+        saves the start-up of the processes (an interpreter and torch each) per query.
+        With one worker, nothing is started."""
+        from ballistics.matching.breechface import worker_pool
+        from ballistics.matching.breechface._parallel import resolve_workers
+
+        if resolve_workers(workers, 1 << 20) <= 1 or self._pool is not None:
+            yield self
+            return
+        with worker_pool(workers) as pool:
+            self._pool = pool
+            try:
+                yield self
+            finally:
+                self._pool = None
 
     def prepare(self, path: str | Path, options: SearchOptions) -> PreparedCasing:
         """Read and prepare a query like the collection's casings (raises on failure)."""
@@ -183,10 +253,9 @@ class Searcher:
                quiet: bool = False) -> SearchResult:
         """Search one prepared query.
 
-        The re-ranking shows a progress bar on a terminal (stderr; one step per compared
-        candidate, after 2 s); ``quiet=True`` hides it. It does not change the result.
+        The re-ranking shows a progress bar on a terminal (stderr; one step per candidate
+        compared, after 2 s); ``quiet=True`` hides it. It does not change the result.
         """
-        from ballistics.matching import compare_many
         from ballistics.matching.evidence import evaluate_rows
         from ballistics.matching.lr import feature_dict
         from ballistics.progress import progress
@@ -213,22 +282,20 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
-        comps = []
-        if cand_scans:
-            with progress(total=len(cand_scans), desc="re-rank", unit="casing", quiet=quiet,
-                          delay=2.0, leave=False) as bar:
-                comps = compare_many(query.scan, cand_scans, preset, device=options.device,
-                                     workers=options.workers,
-                                     callback=None if bar.disable
-                                     else lambda _i, _c: bar.update(1))
+        with progress(total=len(cand_scans), desc="re-rank", unit="casing", quiet=quiet,
+                      delay=2.0, leave=False) as bar:
+            comps, done = self._rerank(query, cand_scans, preset, options,
+                                       None if bar.disable else bar)
         t3 = time.perf_counter()
-        feats = [feature_dict(c) for c in comps]
-        scores, llr, shared = evaluate_rows(feats, self.calibration, preset=preset)
+        idx = sorted(comps)
+        feats = [feature_dict(comps[i]) for i in idx]
+        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset)
         warnings.extend(w for w in shared if w not in warnings)
-        cmc = np.array([float(getattr(c, "cmc_count_combined", math.nan)) for c in comps])
-        order = sorted(range(len(comps)),
-                       key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),
-                                      -exact[i], rows_l[i]))[: options.top]
+        scores = dict(zip(idx, (float(x) for x in sc), strict=True))
+        llr = dict(zip(idx, (float(x) for x in ll), strict=True))
+        cmc = {i: float(getattr(comps[i], "cmc_count_combined", math.nan)) for i in idx}
+        order = sorted(idx, key=lambda i: (-scores[i], -np.nan_to_num(cmc[i], nan=-1.0),
+                                           -exact[i], rows_l[i]))[: options.top]
         candidates = []
         for rank, i in enumerate(order, start=1):
             r = rows_l[i]
@@ -249,11 +316,76 @@ class Searcher:
             calibration=self.calibration.describe(),
             candidates=candidates, warnings=warnings,
             timing_s={"embed": t1 - t0, "shortlist": t2 - t1, "rerank": t3 - t2,
-                      "total": t4 - t0, "reranked": len(comps)},
+                      "total": t4 - t0, "reranked": len(cand_scans), "completed": done},
             query_scan=query.scan,
             candidate_scans=[cand_scans[i] for i in order],
             comparisons=[comps[i] for i in order],
         )
+
+    def _rerank(self, query: PreparedCasing, cand_scans: Sequence[Any], preset: str,
+                options: SearchOptions, bar: Any = None) -> tuple[dict[int, Any], int]:
+        """The comparisons needed for the top ``options.top`` (all with ``rerank="full"``):
+        ``({candidate index: Comparison}, how many were completed)``. ``bar`` (a progress
+        bar or ``None``) moves by one per candidate's first stage and per completion (its
+        total grows by the completions); the work and the results are the same without."""
+        from ballistics.device import resolve_device
+        from ballistics.matching import compare_many
+        from ballistics.matching.breechface import (
+            compare_forward,
+            finish_comparisons,
+            worker_pool,
+        )
+        from ballistics.matching.breechface._parallel import CALLBACK_CHUNK
+        from ballistics.matching.lr import feature_dict
+
+        n = len(cand_scans)
+        if n == 0:
+            return {}, 0
+        kept = self._pool if resolve_device(options.device).type == "cpu" else None
+        if (options.rerank == "full" or n <= options.top) and kept is None:
+            every = compare_many(query.scan, cand_scans, preset, device=options.device,
+                                 workers=options.workers,
+                                 callback=None if bar is None else lambda _i, _c: bar.update(1))
+            return dict(enumerate(every)), n
+        model = self.calibration.score_model
+        with ExitStack() as stack:
+            pool = kept
+            if pool is None and resolve_device(options.device).type == "cpu" \
+                    and options.workers != 1:
+                from ballistics.matching.breechface._parallel import resolve_workers
+
+                if resolve_workers(options.workers, n) > 1:
+                    pool = stack.enter_context(worker_pool(options.workers))
+            if bar is None:
+                stages = compare_forward(query.scan, cand_scans, preset, device=options.device,
+                                         workers=options.workers, pool=pool)
+            else:  # in chunks, so that the bar moves every few seconds (same stages)
+                step = max(CALLBACK_CHUNK, 2 * (pool.workers if pool is not None else 1))
+                stages = []
+                for at in range(0, n, step):
+                    part = list(cand_scans[at:at + step])
+                    stages += compare_forward(query.scan, part, preset,
+                                              device=options.device,
+                                              workers=options.workers, pool=pool)
+                    bar.update(len(part))
+            comps: dict[int, Any] = {}
+
+            def complete(idx: list[int]) -> np.ndarray:
+                out = finish_comparisons(query.scan, [cand_scans[i] for i in idx],
+                                         [stages[i] for i in idx], device=options.device,
+                                         workers=options.workers, pool=pool)
+                comps.update(zip(idx, out, strict=True))
+                if bar is not None:
+                    bar.total += len(idx)
+                    bar.update(len(idx))
+                return model.score([feature_dict(c) for c in out])
+
+            if options.rerank == "full" or n <= options.top:
+                complete(list(range(n)))  # the same comparisons as compare_many, in stages
+            else:
+                bounds = model.upper_bound([st.feature_bounds() for st in stages])
+                settle_ranking(bounds, options.top, complete)
+        return comps, len(comps)
 
 
 def search(

@@ -260,6 +260,12 @@ def test_demo_end_to_end_small(tmp_path):
     assert len(q["candidates"]) == 2 and q["candidates"][0]["rank"] == 1
     assert Path(out["report"]).read_text().count("<img") >= 1
     assert "calibration: synthetic-default" in r.stderr and "report:" in r.stderr
+    # the ingested and the unsearched held-out X3P files are gone, the query stays
+    scans = tmp_path / "demo" / "scans"
+    assert [p.name for p in scans.glob("*.x3p")] == [Path(q["query"]["path"]).name]
+    assert (scans / "manifest.csv").is_file() and out["scans_kept"] is False
+    total = sum(f.stat().st_size for f in (tmp_path / "demo").rglob("*") if f.is_file())
+    assert out["disk_bytes"] == total
 
 
 def test_search_bad_filters_queries_and_collection_exit_2(collection, study, tmp_path):

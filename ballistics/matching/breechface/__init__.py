@@ -4,6 +4,10 @@ Public names (loaded lazily: torch is imported at the first comparison):
 
 - :func:`compare`, :func:`compare_many`, :class:`Comparison`, :class:`Direction`
   (``comparison``): both directions of a pair, the CMC counts, the pose, the features;
+- :func:`compare_forward`, :class:`ForwardStage`, :func:`finish_comparisons`
+  (``comparison``), :func:`worker_pool` (``_parallel``): :func:`compare_many` in two
+  stages (pose and forward direction with bounds on the features, then the rest), for
+  re-ranking that completes only the comparisons that can change a ranking;
 - :class:`CompareParams`, :data:`PRESETS`, :func:`get_params`, :func:`parse_rotation`
   (``params``): the presets ``"default"`` and ``"cmcR"``;
 - :data:`FEATURE_NAMES` (``features``): the ACES-style feature vector of a comparison;
@@ -23,6 +27,10 @@ _LAZY = {
     "compare_many": "comparison",
     "Comparison": "comparison",
     "Direction": "comparison",
+    "ForwardStage": "comparison",
+    "compare_forward": "comparison",
+    "finish_comparisons": "comparison",
+    "worker_pool": "_parallel",
     "CompareParams": "params",
     "PRESETS": "params",
     "get_params": "params",

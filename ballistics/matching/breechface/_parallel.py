@@ -64,6 +64,60 @@ def _compare_chunk(query: Scan, chunk: Sequence[Scan], params: Any,
 CALLBACK_CHUNK = 4
 
 
+def _run_chunk(kind: str, query: Scan, chunk: Sequence[Any], params: Any) -> list[Any]:
+    import warnings
+
+    from ballistics.matching.breechface import comparison as c
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if kind == "forward":
+            return c.compare_forward(query, chunk, params, device="cpu")
+        cands = [x[0] for x in chunk]
+        stages = [x[1] for x in chunk]
+        return c.finish_comparisons(query, cands, stages, device="cpu")
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A process pool that knows its size (``workers``)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers, mp_context=_context(), initializer=_init_worker,
+                         initargs=(threads_per_worker(workers), os.getpid()))
+        self.workers = workers
+
+
+def worker_pool(workers: int | None) -> WorkerPool:
+    """Started CPU worker processes for :func:`compare_forward` and
+    :func:`finish_comparisons` (``pool=``), reused over several calls; use it as a context
+    manager. ``workers`` as in :func:`resolve_workers` (``None`` or 0: one per core)."""
+    return WorkerPool(resolve_workers(workers, 1 << 20))
+
+
+def run_workers(kind: str, query: Scan, items: Sequence[Any], params: Any, *,
+                workers: int | None, pool: WorkerPool | None = None
+                ) -> list[Any] | None:
+    """``kind`` (``"forward"``/``"finish"``) over ``items`` in chunks on a pool (``pool`` or
+    one started for this call); ``None`` when one worker is enough (the caller runs it)."""
+    n = len(items)
+    if n == 0:
+        return []
+    n_workers = pool.workers if pool is not None else resolve_workers(workers, n)
+    if n_workers <= 1 and pool is None:
+        return None
+    n_chunks = min(n, max(1, n_workers) * 3)
+    bounds = [round(i * n / n_chunks) for i in range(n_chunks + 1)]
+    chunks = [list(items[bounds[i]:bounds[i + 1]]) for i in range(n_chunks)]
+    own = pool is None
+    ex = pool if pool is not None else WorkerPool(n_workers)
+    try:
+        futures = [ex.submit(_run_chunk, kind, query, ch, params) for ch in chunks]
+        return [x for fut in futures for x in fut.result()]
+    finally:
+        if own:
+            ex.shutdown()
+
+
 def _context() -> mp.context.BaseContext:
     # spawn, not fork: a process forked after torch started its OpenMP threads can hang in
     # its first parallel region (seen in the test suite)
@@ -124,4 +178,5 @@ def compare_many_workers(
     return out
 
 
-__all__ = ["compare_many_workers", "resolve_workers", "usable_cores"]
+__all__ = ["compare_many_workers", "resolve_workers", "run_workers", "usable_cores",
+           "worker_pool"]

@@ -8,6 +8,7 @@ reuses the query's prepared cells, rotations and transforms.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings as _warnings
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from ballistics.matching.breechface._decision import (
     Combined,
     HighResult,
     Rows,
+    _max_cmc_theta,
     combine_directions,
     high_cmc,
     original_cmc,
@@ -39,9 +41,9 @@ from ballistics.matching.breechface._engine import (
 )
 from ballistics.matching.breechface._pose_ncc import ncc_at_pose
 from ballistics.matching.breechface._registration import Registration, register_full
-from ballistics.matching.breechface._robust import RobustPose, robust_pose
+from ballistics.matching.breechface._robust import robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
-from ballistics.matching.breechface.features import aces_features
+from ballistics.matching.breechface.features import FEATURE_NAMES, aces_features
 from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
 from ballistics.params import check_choice
 from ballistics.scan import Scan
@@ -297,19 +299,74 @@ STAGES = ("registration and cells, reference -> target", "cells, target -> refer
           "combining the directions")
 
 
-def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: torch.device,
-                      warn: list[str], cache_rotations: bool,
-                      stage: Callable[[str], None] | None = None) -> Comparison:
+@dataclass
+class ForwardStage:
+    """The first half of a comparison: the pose, the forward direction and what follows
+    from them alone (:func:`compare_forward`; :func:`finish_comparisons` completes it).
+
+    ``feature_bounds`` gives, for every feature of the finished comparison, the interval it
+    will lie in: exact for the features of the forward direction and the pose
+    (``ncc_at_pose``, ``cmc_count``, ...), a range for those the reverse direction sets.
+    """
+
+    params: CompareParams
+    registration: Registration
+    forward: Direction
+    rev_angles: list[float]
+    consensus: tuple[float, float, float, str]
+    ncc_at_pose: float
+    switch_note: str | None
+    warnings: list[str]
+    seconds: float
+    device: str
+
+    def feature_bounds(self) -> dict[str, tuple[float, float]]:
+        """``{feature: (lo, hi)}`` for the finished comparison's features (NaN = the
+        value is NaN; infinite = not bounded)."""
+        fwd, p = self.forward, self.params
+        n1 = fwd.cmc_count
+        k = float(fwd.result.geometry.n_cells)
+        # combine_directions: without a forward CMC or a forward High CMC mode the combined
+        # count is min(forward, reverse) <= forward; otherwise at most the grid's cells
+        t1 = _max_cmc_theta(fwd.rows, fwd.high, p.ttheta_deg)
+        fails = n1 == 0 or t1 is None
+        comb_hi = float(n1) if fails else max(float(n1), k)
+        inf = math.inf
+        out: dict[str, tuple[float, float]] = {name: (-inf, inf) for name in FEATURE_NAMES}
+        reg = self.registration
+        scores = np.array([s for s in reg.per_angle if s > -1.5], float)
+        margin = float(scores.max() - np.median(scores)) if scores.size else math.nan
+        n_valid_f = float(fwd.n_valid_cells)
+        exact = {
+            "ccf_max": float(reg.ncc), "ccf_margin": margin, "cmc_count": float(n1),
+            "cmc_count_high": float(fwd.high_count),
+            "cmc_fraction": float(n1 / n_valid_f) if n_valid_f > 0 else math.nan,
+            "consensus_from_cmc": 1.0 if self.consensus[3] == "original CMCs" else 0.0,
+            "ncc_at_pose": float(self.ncc_at_pose),
+        }
+        out.update({name: (v, v) for name, v in exact.items()})
+        out["cmc_count_combined"] = (0.0, comb_hi)
+        out["cmc_count_reverse"] = (0.0, k)
+        out["high_cmc_passed"] = (0.0, 0.0 if fails else 1.0)
+        out["n_cells_valid"] = (0.0, n_valid_f)
+        return out
+
+
+def _forward_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: torch.device,
+                      warn: list[str], cache_rotations: bool) -> ForwardStage:
     t0 = time.perf_counter()
     spacing = ref.scan.spacing_um
-    pose: RobustPose | None = None
-    if stage is not None:
-        stage(STAGES[0])
+    switch_note = None
     if p.rotation == "full":
         pose = robust_pose(ref.tensor, tgt.tensor, ref.cells(p), p, spacing)
         reg, fwd_angles = pose.registration, pose.angles
         rev_angles = [-a for a in fwd_angles]
         fwd = _as_direction(pose.forward, p)
+        if pose.switched:
+            th = pose.registration.theta_deg
+            switch_note = (f"the cells' vote overruled the whole-scan correlation peak: pose "
+                           f"{th:g}° ({pose.votes[th]} CMC-θ votes) instead of "
+                           f"{pose.theta0_deg:g}° ({pose.vote_c0} votes)")
     else:
         fwd_angles = p.grid_angles()
         rev_angles = fwd_angles
@@ -318,15 +375,32 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
                             angles=fwd_angles)
         fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
                          spacing)
+    theta, dx, dy, how = _consensus(fwd, reg)
+    ncc = ncc_at_pose(ref.tensor, tgt.tensor, wrap_angle(theta),
+                      int(round(dy / spacing[0])), int(round(dx / spacing[1])))
+    return ForwardStage(params=p, registration=reg, forward=fwd, rev_angles=list(rev_angles),
+                        consensus=(theta, dx, dy, how), ncc_at_pose=ncc,
+                        switch_note=switch_note, warnings=list(warn),
+                        seconds=time.perf_counter() - t0, device=str(device))
+
+
+def _finish_prepared(ref: _Prepared, tgt: _Prepared, st: ForwardStage,
+                     cache_rotations: bool,
+                     stage: Callable[[str], None] | None = None) -> Comparison:
+    t0 = time.perf_counter()
+    p = st.params
+    spacing = ref.scan.spacing_um
+    warn = list(st.warnings)
+    fwd, reg = st.forward, st.registration
     if stage is not None:
         stage(STAGES[1])
-    rev = _direction(tgt.cells(p), ref.rotated(rev_angles, cache_rotations), rev_angles, p,
-                     spacing)
+    rev = _direction(tgt.cells(p), ref.rotated(st.rev_angles, cache_rotations), st.rev_angles,
+                     p, spacing)
     if stage is not None:
         stage(STAGES[2])
     comb = combine_directions(fwd.rows, fwd.original, fwd.high, rev.rows, rev.original,
                               rev.high, p.ttheta_deg)
-    theta, dx, dy, how = _consensus(fwd, reg)
+    theta, dx, dy, how = st.consensus
     n_valid = min(fwd.n_valid_cells, rev.n_valid_cells)
     if n_valid < p.min_valid_cells:
         warn.append(
@@ -334,23 +408,28 @@ def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
             "counts rest on little surface")
     feats = aces_features(fwd, rev, comb, reg, p)
     feats["consensus_from_cmc"] = 1.0 if how == "original CMCs" else 0.0
-    feats["ncc_at_pose"] = ncc_at_pose(ref.tensor, tgt.tensor, wrap_angle(theta),
-                                       int(round(dy / spacing[0])), int(round(dx / spacing[1])))
-    if pose is not None and pose.switched:
-        th = pose.registration.theta_deg
-        warn.append(f"the cells' vote overruled the whole-scan correlation peak: pose "
-                    f"{th:g}° ({pose.votes[th]} CMC-θ votes) instead of {pose.theta0_deg:g}° "
-                    f"({pose.vote_c0} votes)")
+    feats["ncc_at_pose"] = st.ncc_at_pose
+    if st.switch_note is not None:
+        warn.append(st.switch_note)
     cmp = Comparison(
         reference=_describe(ref.scan), target=_describe(tgt.scan), params=p,
         cmc_count=fwd.cmc_count, cmc_count_high=fwd.high_count,
         cmc_count_combined=int(comb.count), cmc_count_reverse=rev.cmc_count,
         theta_deg=wrap_angle(theta), dx_um=dx, dy_um=dy, ccf_max=float(reg.ncc),
         cells=_cells_table(fwd), features=feats, forward=fwd, reverse=rev, combined=comb,
-        registration=reg, spacing_um=spacing, device=str(device),
-        seconds=time.perf_counter() - t0, warnings=tuple(dict.fromkeys(warn)),
+        registration=reg, spacing_um=spacing, device=st.device,
+        seconds=st.seconds + time.perf_counter() - t0, warnings=tuple(dict.fromkeys(warn)),
     )
     return cmp
+
+
+def _compare_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: torch.device,
+                      warn: list[str], cache_rotations: bool,
+                      stage: Callable[[str], None] | None = None) -> Comparison:
+    if stage is not None:
+        stage(STAGES[0])
+    st = _forward_prepared(ref, tgt, p, device, warn, cache_rotations)
+    return _finish_prepared(ref, tgt, st, cache_rotations, stage)
 
 
 def _emit(warn: list[str]) -> None:
@@ -397,7 +476,7 @@ def compare(
     warn: list[str] = []
     a, b = _harmonise(reference, target, warn)
     out = _compare_prepared(_Prepared(a, dev), _Prepared(b, dev), p, dev, warn, False, stage)
-    _emit(warn)
+    _emit(list(out.warnings))
     return out
 
 
@@ -442,11 +521,91 @@ def compare_many(
             prepared = {key: _Prepared(a, dev)}
         q = prepared[key]
         cmp = _compare_prepared(q, _Prepared(b, dev), p, dev, warn, p.rotation == "grid")
-        _emit(warn)
+        _emit(list(cmp.warnings))
         out.append(cmp)
         if callback is not None:
             callback(i, cmp)
     return out
 
 
-__all__ = ["Comparison", "Direction", "compare", "compare_many"]
+def _over_candidates(query: Scan, candidates: Sequence[Scan], dev: torch.device,
+                     step: Callable[[int, _Prepared, _Prepared, list[str]], Any]) -> list[Any]:
+    """``step(i, prepared query, prepared candidate, warnings)`` for each candidate, the
+    query prepared once per spacing (as :func:`compare_many`)."""
+    prepared: dict[tuple[float, float], _Prepared] = {}
+    out = []
+    for i, cand in enumerate(candidates):
+        warn: list[str] = []
+        a, b = _harmonise(query, cand, warn)
+        if a.spacing_um not in prepared:
+            prepared = {a.spacing_um: _Prepared(a, dev)}
+        out.append(step(i, prepared[a.spacing_um], _Prepared(b, dev), warn))
+    return out
+
+
+def compare_forward(
+    query: Scan,
+    candidates: Sequence[Scan],
+    params: str | CompareParams = "default",
+    *,
+    rotation: str | tuple[float, float, float] | None = None,
+    device: str | torch.device = "auto",
+    workers: int | None = 1,
+    pool: Any = None,
+) -> list[ForwardStage]:
+    """The first half of :func:`compare_many`: the pose and the forward direction of each
+    candidate (:class:`ForwardStage`, with bounds on the features of the whole comparison).
+
+    :func:`finish_comparisons` completes any of them into the :class:`Comparison` that
+    :func:`compare_many` returns, with the same numbers. ``workers`` as in
+    :func:`compare_many`; ``pool`` (:func:`ballistics.matching.breechface.worker_pool`)
+    reuses started worker processes.
+    """
+    p = parse_rotation(rotation, get_params(params))
+    dev = resolve_device(device)
+    if dev.type == "cpu" and (pool is not None or (workers != 1 and len(candidates) > 1)):
+        from ballistics.matching.breechface._parallel import run_workers
+
+        out_w = run_workers("forward", query, list(candidates), p, workers=workers, pool=pool)
+        if out_w is not None:
+            return out_w
+    grid = p.rotation == "grid"
+    return _over_candidates(query, candidates, dev, lambda i, q, c, warn: _forward_prepared(
+        q, c, p, dev, warn, grid))
+
+
+def finish_comparisons(
+    query: Scan,
+    candidates: Sequence[Scan],
+    stages: Sequence[ForwardStage],
+    *,
+    device: str | torch.device = "auto",
+    workers: int | None = 1,
+    pool: Any = None,
+) -> list[Comparison]:
+    """Complete :func:`compare_forward`'s stages (the reverse direction, the combined
+    counts, the features): the comparisons :func:`compare_many` gives for these candidates."""
+    if len(stages) != len(candidates):
+        raise ValueError("one stage per candidate is needed")
+    dev = resolve_device(device)
+    if dev.type == "cpu" and (pool is not None or (workers != 1 and len(candidates) > 1)):
+        from ballistics.matching.breechface._parallel import run_workers
+
+        out_w = run_workers("finish", query, list(zip(candidates, stages, strict=True)), None,
+                            workers=workers, pool=pool)
+        if out_w is not None:
+            for cmp in out_w:
+                _emit(list(cmp.warnings))
+            return out_w
+    grid = stages[0].params.rotation == "grid" if stages else False
+
+    def step(i: int, q: _Prepared, c: _Prepared, warn: list[str]) -> Comparison:
+        cmp = _finish_prepared(q, c, stages[i], grid)
+        _emit(list(cmp.warnings))
+        return cmp
+
+    return _over_candidates(query, candidates, dev, step)
+
+
+__all__ = ["Comparison", "Direction", "ForwardStage", "compare", "compare_forward",
+           "compare_many", "finish_comparisons"]

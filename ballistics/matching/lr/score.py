@@ -124,6 +124,23 @@ class ScoreModel:
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
         return z @ np.asarray(self.coef) + self.intercept
 
+    def upper_bound(self, bounds: Sequence[Mapping[str, tuple[float, float]]]) -> np.ndarray:
+        """The highest score ``(N,)`` each row can reach when each feature lies in its
+        interval ``{name: (lo, hi)}`` (a NaN end: the feature is missing and imputed, as
+        :meth:`score` does; a feature absent from a row is unbounded; ``inf`` when a
+        feature with a non-zero coefficient is unbounded on that side)."""
+        coef = np.asarray(self.coef)
+        out = np.full(len(bounds), float(self.intercept))
+        for i, row in enumerate(bounds):
+            for j, name in enumerate(self.names):
+                lo, hi = row.get(name, (-math.inf, math.inf))
+                if coef[j] == 0.0:
+                    continue
+                end = hi if coef[j] > 0 else lo
+                x = self.fill[j] if math.isnan(end) else end
+                out[i] += coef[j] * (x - self.mean[j]) / self.scale[j]
+        return out
+
     def missing(self, row: Mapping[str, float]) -> list[str]:
         """Features the model uses that ``row`` lacks (they are imputed)."""
         return [n for n in self.names if n not in row or not math.isfinite(float(row[n]))]
