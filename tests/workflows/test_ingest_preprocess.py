@@ -22,7 +22,7 @@ from ballistics.workflows.ingest import (
     prepare_casing,
     preprocess_mode,
 )
-from ballistics.workflows.search import SearchOptions, collection_preprocess
+from ballistics.workflows.search import SearchOptions, collection_preprocess, compare_command
 from tests.clirunner import CliRunner
 from tests.surfaces import ellipse_surface, turned
 
@@ -93,6 +93,10 @@ def test_modes_and_their_older_spelling():
     assert SearchOptions(processed=True).preprocess == "processed"
     with pytest.raises(ParameterError):
         SearchOptions(processed=True, preprocess="raw")
+    # a hit's pair-report command prepares the query as the search did
+    cmd = compare_command("q.x3p", "c.x3p", "r.html", options=SearchOptions(processed=True))
+    assert cmd.endswith("--preprocess processed")
+    assert "--preprocess" not in compare_command("q.x3p", "c.x3p", "r.html")
     # collections written before modes were recorded
     assert collection_preprocess({"preprocess": {"preset": "default", "processed": True}}) \
         == {"preset": "default", "mode": "processed"}
