@@ -179,6 +179,38 @@ def scan_read_options(func: F) -> F:
     return func
 
 
+def preprocess_options(what: str = "The inputs are") -> Callable[[F], F]:
+    """``--preprocess auto|raw|processed`` and its older alias ``--processed``, taken by every
+    command that prepares scans (``what`` starts the alias's help: "The inputs are",
+    "The query is"); :func:`resolve_preprocess` turns the two into the mode."""
+
+    def deco(func: F) -> F:
+        func = click.option(
+            "--processed", is_flag=True,
+            help=f"{what} already processed: use as given (= --preprocess processed).",
+        )(func)
+        func = click.option(
+            "--preprocess", "preprocess_mode",
+            type=click.Choice(["auto", "raw", "processed"], case_sensitive=False),
+            default=None,
+            help="auto (default): apply the preset's steps each scan still needs, as "
+                 "measured (levelled? filtered? cut to the breech face? resampled?); raw: "
+                 "all of them; processed: none.",
+        )(func)
+        return func
+
+    return deco
+
+
+def resolve_preprocess(preprocess_mode: str | None, processed: bool) -> str:
+    """The mode of ``--preprocess`` and ``--processed``: ``--processed`` with ``--preprocess
+    auto`` or ``raw`` is a usage error (exit 2)."""
+    mode = (preprocess_mode or ("processed" if processed else "auto")).lower()
+    if processed and mode != "processed":
+        raise click.UsageError(f"--processed contradicts --preprocess {mode}")
+    return mode
+
+
 def _configure_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     """Apply ``--threads`` (or ``BALLISTICS_THREADS``, or the automatic count) as the options
     are parsed, before the command imports torch."""

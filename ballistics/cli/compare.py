@@ -17,7 +17,9 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     pdf_option,
+    preprocess_options,
     quiet_option,
+    resolve_preprocess,
     scan_read_options,
     threads_option,
     write_csv,
@@ -177,15 +179,7 @@ def write_viewer_file(path: str, scans: list[Any], result: Any, evidence: Any, c
 @click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
               help="Rotation search in degrees (default: full for --preset default, "
                    "-30,30,3 for cmcR).")
-@click.option("--preprocess", "preprocess_mode",
-              type=click.Choice(["auto", "raw", "processed"], case_sensitive=False),
-              default=None,
-              help="auto (default): apply the preset's steps each input still needs, as "
-                   "measured (levelled? filtered? cut to the breech face? resampled?); raw: "
-                   "all of them; processed: none.")
-@click.option("--processed", is_flag=True,
-              help="The inputs are already processed: use them as they are "
-                   "(= --preprocess processed).")
+@preprocess_options("The inputs are")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @pdf_option
@@ -216,9 +210,7 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
     view``).
     """
     check_csv_target(csv_path, stdout_taken=as_json)
-    mode = (preprocess_mode or ("processed" if processed else "auto")).lower()
-    if processed and mode != "processed":
-        raise click.UsageError(f"--processed contradicts --preprocess {mode}")
+    mode = resolve_preprocess(preprocess_mode, processed)
     check_report_paths(report, pdf_path)
     check_viewer_path(viewer, report, pdf_path)
     scans, result, evidence, out = compare_pair(

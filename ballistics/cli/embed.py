@@ -2,11 +2,14 @@
 
 HDF5 datasets: ``embeddings`` (N x D float32, rows L2-normalised, one per input in the order
 given) and ``paths`` (the inputs as given, UTF-8 strings); attributes ``model``,
-``model_hash``, ``dim``, ``version``. Raw inputs are preprocessed with the ``default`` preset;
-``--processed`` uses them as they are (already processed files, e.g. cmcR exports). When any
+``model_hash``, ``dim``, ``version``. Each input gets the ``default`` preset's preprocessing
+steps it still needs, as measured (``--preprocess auto``, the default); ``--preprocess raw``
+applies all of them, ``--preprocess processed`` (``--processed``) none (already processed
+files, e.g. cmcR exports). When any
 input cannot be embedded, nothing is written and the command exits 2 naming the file.
 Stdout: with ``--json`` one object ``{out, n, dim, model, model_hash, device, seconds,
-version, warnings}``; otherwise a one-line summary.
+version, preprocessing_detected, warnings}`` (``preprocessing_detected``: one detection per
+input, in order); otherwise a one-line summary.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    preprocess_options,
     quiet_option,
+    resolve_preprocess,
     scan_read_options,
     threads_option,
 )
@@ -57,8 +62,7 @@ def write_embeddings(path: str | os.PathLike[str], embeddings: np.ndarray, paths
               help="HDF5 file to write (datasets 'embeddings' and 'paths').")
 @click.option("--model", default="cnn", show_default=True,
               help="cnn (shipped weights), baseline (non-learned), or a weights file PATH.")
-@click.option("--processed", is_flag=True,
-              help="Inputs are already processed breech faces: do not preprocess them.")
+@preprocess_options("The inputs are")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 100000),
               help="Scans per forward pass.")
 @device_option
@@ -67,18 +71,21 @@ def write_embeddings(path: str | os.PathLike[str], embeddings: np.ndarray, paths
 @json_option
 @scan_read_options
 @handle_errors
-def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_size: int,
+def embed(files: tuple[str, ...], out: str, model: str, preprocess_mode: str | None,
+          processed: bool, batch_size: int,
           device: str, quiet: bool, as_json: bool, spacing_um: float | None,
           modality: str | None, no_verify: bool, strict: bool) -> None:
     """Embed the casings in FILES with a rotation-invariant model and write vectors to --out."""
     from ballistics.io import read_scan
     from ballistics.models import load_embedder
-    from ballistics.preprocess import prepare_for_comparison
     from ballistics.progress import progress
+    from ballistics.workflows.ingest import prepare_scan
 
+    mode = resolve_preprocess(preprocess_mode, processed)
     t0 = time.perf_counter()
     emb = load_embedder(model, device=device)
     warns: list[str] = []
+    detected: list[dict[str, object]] = []
     vecs = np.empty((len(files), emb.dim), dtype=np.float32)
     bar = progress(total=len(files), desc="embedding", unit="scan", quiet=quiet)
     for i in range(0, len(files), batch_size):  # read, prepare and embed batch by batch
@@ -87,11 +94,11 @@ def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_s
             scan = read_scan(path, spacing_um=spacing_um, verify=not no_verify, strict=strict,
                              modality=modality)
             try:
-                scan = prepare_for_comparison(scan, "default",
-                                              processed=True if processed else None)
+                scan, det = prepare_scan(scan, "default", mode)
             except InputError as exc:
                 raise InputError(f"cannot embed: {exc.message}", path=path) from None
             warns.extend(f"{path}: {w}" for w in scan.warnings if f"{path}: {w}" not in warns)
+            detected.append(det)
             scans.append(scan)
         try:
             vecs[i:i + len(scans)] = emb.embed(scans, batch_size=batch_size)
@@ -106,7 +113,8 @@ def embed(files: tuple[str, ...], out: str, model: str, processed: bool, batch_s
         "version": __version__})
     seconds = time.perf_counter() - t0
     result = {"out": str(out), "n": len(files), "dim": emb.dim, "model": emb.name,
-              "model_hash": emb.model_hash, "device": dev, "seconds": seconds}
+              "model_hash": emb.model_hash, "device": dev, "seconds": seconds,
+              "preprocessing_detected": detected}
     if as_json:
         emit_json(result, warnings_=warns)
     else:

@@ -13,7 +13,9 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     log_to_stderr,
+    preprocess_options,
     quiet_option,
+    resolve_preprocess,
     scan_read_options,
     threads_option,
 )
@@ -27,8 +29,7 @@ from ballistics.cli.common import (
               help="CSV with a 'path' column (path or file name) and label columns.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes reading and preprocessing in parallel (they share --threads).")
-@click.option("--processed", is_flag=True,
-              help="Inputs are already processed: use them as they are.")
+@preprocess_options("The inputs are")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted ingest (its inputs when none are given).")
 @click.option("--model", default=None,
@@ -52,9 +53,9 @@ from ballistics.cli.common import (
 @json_option
 @quiet_option
 @handle_errors
-def ingest(inputs, collection, labels, workers, processed, resume, model, preset, batch_size,
-           commit_every, update_labels, scheduler, device, spacing_um, modality, no_verify, strict,
-           as_json, quiet) -> None:
+def ingest(inputs, collection, labels, workers, preprocess_mode, processed, resume, model,
+           preset, batch_size, commit_every, update_labels, scheduler, device, spacing_um,
+           modality, no_verify, strict, as_json, quiet) -> None:
     """Ingest SCANS_OR_DIRS into the collection: preprocess, embed, commit, index.
 
     Files already in the collection (same SHA-256) are skipped (with a warning when the
@@ -62,6 +63,11 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
     scans in a folder (STEM_mask.png, STEM_shear.png, as `ballistics synth` writes them)
     are not scans and are skipped. A file that cannot be read or is unfit is reported and
     the others go on. Exit code 2 when any file failed.
+
+    Each file gets the preset's preprocessing steps it still needs, as measured (or all of
+    them with --preprocess raw, none with --preprocess processed / --processed); the
+    decision is stored with the casing (its metadata's preprocessing_detected) and the
+    mode in the collection's manifest.
     """
     from ballistics.errors import InputError
     from ballistics.workflows.ingest import IngestOptions, discover_inputs
@@ -73,8 +79,9 @@ def ingest(inputs, collection, labels, workers, processed, resume, model, preset
             raise InputError("no scan files found (" + ", ".join(inputs) + "); give X3P or "
                              "image files, or folders that hold them")
 
+    mode = resolve_preprocess(preprocess_mode, processed)
     opts = IngestOptions(
-        processed=True if processed else None, preset=preset, spacing_um=spacing_um,
+        preprocess=mode, preset=preset, spacing_um=spacing_um,
         modality=modality,
         verify=not no_verify, strict=strict, model=model, device=device, workers=workers,
         batch_size=batch_size, commit_every=commit_every, update_labels=update_labels,

@@ -18,7 +18,9 @@ from ballistics.cli.common import (
     handle_errors,
     json_option,
     pdf_option,
+    preprocess_options,
     quiet_option,
+    resolve_preprocess,
     scan_read_options,
     threads_option,
     write_csv,
@@ -65,8 +67,10 @@ def _report_parameters(searcher: Any, collection: str, opts: Any) -> dict[str, A
         "top": opts.top, "shortlist": opts.shortlist, "re-ranking": opts.rerank,
         "where": dict(opts.where) if opts.where else "none",
         "exclude": dict(opts.exclude) if opts.exclude else "none",
-        "query processed": {True: "yes (--processed)", None: "by its provenance"}.get(
-            opts.processed, str(opts.processed)),
+        "query preprocessing": {"auto": "auto (the steps it still needs, as measured)",
+                                "raw": "raw (every step, forced)",
+                                "processed": "processed (used as given, forced)"}.get(
+            opts.preprocess, str(opts.preprocess)),
         "device": opts.device, "workers": opts.workers,
     }
 
@@ -109,7 +113,7 @@ def _print_table(result) -> None:
               help="Only casings with this label (repeatable; values of one column are OR'ed).")
 @click.option("--exclude", multiple=True, metavar="COLUMN=VALUE",
               help="Leave out casings with this label (repeatable).")
-@click.option("--processed", is_flag=True, help="The query is already processed.")
+@preprocess_options("The query is")
 @click.option("--queries", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A file listing query paths, one per line: prints JSON Lines.")
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
@@ -135,9 +139,9 @@ def _print_table(result) -> None:
 @json_option
 @quiet_option
 @handle_errors
-def search(query, collection, top, shortlist, where, exclude, processed, queries, report,
-           pair_reports, pdf_path, case, preset, workers, rerank, csv_path, device,
-           spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+def search(query, collection, top, shortlist, where, exclude, preprocess_mode, processed,
+           queries, report, pair_reports, pdf_path, case, preset, workers, rerank, csv_path,
+           device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
     """Search QUERY against the collection: shortlist by embedding, re-rank by comparison.
 
     --report writes an HTML report, --pdf the same as PDF (for --queries one per query,
@@ -159,7 +163,8 @@ def search(query, collection, top, shortlist, where, exclude, processed, queries
                              "written beside it, in OUT_pairs/)")
     opts = SearchOptions(
         top=top, shortlist=shortlist, where=parse_filters(where) or None,
-        exclude=parse_filters(exclude) or None, processed=True if processed else None,
+        exclude=parse_filters(exclude) or None,
+        preprocess=resolve_preprocess(preprocess_mode, processed),
         compare_preset=preset, device=device, spacing_um=spacing_um, verify=not no_verify,
         strict=strict, workers=workers, modality=modality, rerank=rerank,
     )

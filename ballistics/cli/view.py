@@ -11,7 +11,9 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    preprocess_options,
     quiet_option,
+    resolve_preprocess,
     scan_read_options,
     threads_option,
 )
@@ -29,8 +31,7 @@ from ballistics.cli.compare import check_viewer_path, compare_pair, write_viewer
 @click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
               help="Rotation search in degrees (default: full for --preset default, "
                    "-30,30,3 for cmcR).")
-@click.option("--processed", is_flag=True,
-              help="The inputs are already processed: use them as they are.")
+@preprocess_options("The inputs are")
 @case_options
 @click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
               help="Use this collection's own calibration for the score and LR.")
@@ -40,8 +41,8 @@ from ballistics.cli.compare import check_viewer_path, compare_pair, write_viewer
 @json_option
 @quiet_option
 @handle_errors
-def view(reference, target, out_path, preset, rotation, processed, case, collection, device,
-         spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
+def view(reference, target, out_path, preset, rotation, preprocess_mode, processed, case,
+         collection, device, spacing_um, modality, no_verify, strict, as_json, quiet) -> None:
     """Compare REFERENCE with TARGET and write the interactive viewer page to --out.
 
     The page needs no server and no network: open it in any browser. It shows both
@@ -52,7 +53,8 @@ def view(reference, target, out_path, preset, rotation, processed, case, collect
     """
     check_viewer_path(out_path, None, None)
     scans, result, evidence, out = compare_pair(
-        reference, target, preset=preset, rotation=rotation, processed=processed,
+        reference, target, preset=preset, rotation=rotation,
+        mode=resolve_preprocess(preprocess_mode, processed),
         collection=collection, device=device, spacing_um=spacing_um, modality=modality,
         no_verify=no_verify, strict=strict, case=case, quiet=quiet)
     write_viewer_file(out_path, scans, result, evidence, case, out,

@@ -251,8 +251,7 @@ class IngestJob:
             info, emb = self._model(model, options.device)
             check_model(col, _Hash(info["model_hash"]), model)
             if not col.embedding_info.get("model_hash"):
-                col.set_embedding_info(info, lock=lock, preprocess={
-                    "preset": options.preset, "processed": options.processed})
+                col.set_embedding_info(info, lock=lock, preprocess=options.settings)
                 col = col.refresh()
             summary.model = col.embedding_info
 
@@ -344,7 +343,7 @@ class _Run:
         self.labels = label_table
         self.emb = emb
         self.model_hash = str(info["model_hash"])
-        self.prepare = {"processed": options.processed, "preset": options.preset,
+        self.prepare = {"mode": options.preprocess, "preset": options.preset,
                         "spacing_um": options.spacing_um, "verify": options.verify,
                         "strict": options.strict, "modality": options.modality}
         self.window = max(4, 2 * self.ex.slots) if self.ex.remote else 4 * self.ex.slots

@@ -42,8 +42,8 @@ class IngestOptions:
     Parameters
     ----------
     processed
-        ``True``: inputs are already processed (used as they are); ``None``: decided per
-        file (scans carrying this toolkit's provenance are used as they are).
+        ``True``: the older spelling of ``preprocess="processed"``; ``None`` (default):
+        ``preprocess`` decides.
     preset
         Preprocessing preset for raw inputs.
     spacing_um
@@ -70,6 +70,10 @@ class IngestOptions:
     modality
         What files that do not say hold (see :func:`ballistics.io.read_scan`): ``None`` as
         the file says, ``"topography"`` reads image files as height maps in µm.
+    preprocess
+        ``"auto"`` (default): each file gets the preset's steps it still needs, as measured
+        (:func:`ballistics.preprocess.prepare_detected`; a scan with this toolkit's
+        provenance is used as it is); ``"raw"``: every step; ``"processed"``: none.
     """
 
     processed: bool | None = None
@@ -84,9 +88,11 @@ class IngestOptions:
     commit_every: int = 64
     update_labels: bool = False
     modality: str | None = None
+    preprocess: str = "auto"
 
     def __post_init__(self) -> None:
         check_range("workers", self.workers, 1, 256)
+        object.__setattr__(self, "preprocess", preprocess_mode(self.preprocess, self.processed))
         check_range("batch_size", self.batch_size, 1, 4096)
         check_range("commit_every", self.commit_every, 1, 1_000_000)
         if self.spacing_um is not None:
@@ -94,15 +100,94 @@ class IngestOptions:
         if self.modality is not None:
             check_choice("modality", self.modality, ("topography", "image"))
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The collection manifest's ``preprocess`` object: ``{"preset", "mode",
+        "processed"}`` (``processed``, ``True`` for mode ``"processed"`` else ``None``, is
+        what older versions read)."""
+        return {"preset": self.preset, "mode": self.preprocess,
+                "processed": True if self.preprocess == "processed" else None}
+
+
+def preprocess_mode(mode: str | None, processed: bool | None = None) -> str:
+    """The preprocessing mode (``"auto"``, ``"raw"`` or ``"processed"``) of ``mode`` and the
+    older ``processed`` flag (``True`` = ``"processed"``, ``False`` = ``"raw"``, ``None`` =
+    ``mode``; ``mode`` ``None`` = ``"auto"``).
+
+    Raises
+    ------
+    ParameterError
+        An unknown mode, or a ``processed`` flag that contradicts an explicit mode.
+    """
+    from ballistics.errors import ParameterError
+    from ballistics.preprocess.detect import MODES
+
+    m = (mode or "auto").lower()
+    check_choice("preprocess", m, MODES)
+    if processed is None:
+        return m
+    flag = "processed" if processed else "raw"
+    if m not in ("auto", flag):
+        raise ParameterError(f"processed={processed} contradicts preprocess={m!r}; give one")
+    return flag
+
+
+#: the key of a prepared scan's ``metadata`` (and so of a collection entry's) that holds
+#: :meth:`Detection.to_dict <ballistics.preprocess.Detection.to_dict>`: what preprocessing
+#: the file was found to have had and which steps were applied; entries of collections
+#: ingested before it existed lack it ("unknown")
+DETECTED_KEY = "preprocessing_detected"
+
+
+def detected_of(scan: Scan) -> dict[str, Any] | None:
+    """The recorded detection of a prepared (or stored) scan, ``None`` when unknown."""
+    from ballistics.scan import thaw
+
+    det = scan.metadata.get(DETECTED_KEY)
+    return None if det is None else dict(thaw(det))
+
+
+def prepare_scan(scan: Scan, preset: str = "default", mode: str = "auto"
+                 ) -> tuple[Scan, dict[str, Any]]:
+    """Prepare a read scan for comparison or embedding as ``mode`` says and record it.
+
+    :func:`ballistics.preprocess.prepare_detected`, with the detection's JSON object also
+    stored in the prepared scan's metadata under :data:`DETECTED_KEY` (a scan that
+    already holds one, as a collection's stored surfaces do, keeps it).
+
+    Returns
+    -------
+    tuple
+        ``(prepared scan, detection dict)``.
+
+    Raises
+    ------
+    UnfitScanError
+        The quality verdict rejects the scan.
+    """
+    from ballistics.preprocess import prepare_detected
+    from ballistics.scan import thaw
+
+    prepared, det = prepare_detected(scan, preset, mode)
+    out = det.to_dict()
+    if DETECTED_KEY not in prepared.metadata:
+        prepared = prepared.replace(metadata={**thaw(prepared.metadata), DETECTED_KEY: out})
+    return prepared, out
+
 
 @dataclass(frozen=True, eq=False)
 class PreparedCasing:
-    """One casing read and prepared for comparison (before embedding)."""
+    """One casing read and prepared for comparison (before embedding).
+
+    ``detected`` is the preprocessing detection's JSON object
+    (:meth:`Detection.to_dict <ballistics.preprocess.Detection.to_dict>`).
+    """
 
     path: str
     sha256: str
     scan: Scan
     warnings: tuple[str, ...] = ()
+    detected: dict[str, Any] | None = None
 
 
 @dataclass
@@ -261,29 +346,32 @@ def prepare_casing(
     verify: bool = True,
     strict: bool = False,
     modality: str | None = None,
+    mode: str = "auto",
 ) -> PreparedCasing | Failure:
     """Read and prepare one casing for comparison (pure; runs in a worker process).
 
-    Returns a :class:`Failure` (never raises) for a file that cannot be read or is unfit.
+    ``mode`` is the preprocessing mode (:func:`prepare_scan`); ``processed`` its older
+    spelling (see :func:`preprocess_mode`). Returns a :class:`Failure` (never raises) for a
+    file that cannot be read or is unfit.
     """
     import warnings
 
     from ballistics.io import read_scan
-    from ballistics.preprocess import prepare_for_comparison
 
     try:
+        mode = preprocess_mode(mode, processed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
                              modality=modality)
-            prepared = prepare_for_comparison(scan, preset, processed=processed)
+            prepared, detected = prepare_scan(scan, preset, mode)
         sha = scan.sha256
         if not sha:
             from ballistics.io import sha256_file
 
             sha = sha256_file(path)
         return PreparedCasing(path=str(path), sha256=sha, scan=prepared,
-                              warnings=tuple(prepared.warnings))
+                              warnings=tuple(prepared.warnings), detected=detected)
     except BallisticsError as exc:
         return Failure(path=str(path), reason=exc.message, error=type(exc).__name__)
     except MemoryError:

@@ -33,6 +33,7 @@ from ballistics.workflows.ingest import (
     embed_prepared,
     load_model,
     prepare_casing,
+    preprocess_mode,
 )
 
 #: Re-ranking modes of :class:`SearchOptions`.
@@ -76,6 +77,16 @@ def settle_ranking(bounds: np.ndarray, top: int, complete: Any) -> dict[int, flo
     return done
 
 
+def collection_preprocess(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"preset", "mode"}``: how a collection's casings were prepared, from its
+    manifest's ``preprocess`` object; ``mode`` is ``"unknown"`` for a collection ingested
+    before modes were recorded without ``--processed`` (then each file was preprocessed
+    unless it carried this toolkit's provenance)."""
+    pre = manifest.get("preprocess") or {}
+    mode = pre.get("mode") or ("processed" if pre.get("processed") else "unknown")
+    return {"preset": str(pre.get("preset") or "default"), "mode": str(mode)}
+
+
 @dataclass(frozen=True)
 class SearchOptions:
     """Search parameters.
@@ -90,13 +101,19 @@ class SearchOptions:
     where, exclude
         Label filters ``{column: [values]}`` applied before the shortlist.
     processed
-        ``True``: the query is already processed; ``None``: decided by its provenance.
+        ``True``: the older spelling of ``preprocess="processed"``; ``None``: ``preprocess``
+        decides.
     compare_preset
         Comparison preset for re-ranking (``None`` = the collection's).
     device
         Compute device for embedding and comparison.
     spacing_um, verify, strict, modality
         How the query is read (see :func:`ballistics.io.read_scan`).
+    preprocess
+        How the query is prepared, with the collection's preset: ``"auto"`` (default): the
+        steps it still needs, measured on the query itself (whatever mode built the
+        collection: its stored casings are all prepared, so the query must end prepared
+        too); ``"raw"``: every step; ``"processed"``: none.
     workers
         CPU worker processes of the re-ranking (one thread each): ``None`` or 0 = one per
         usable core, 1 = in this process with torch's threads. Ignored on CUDA.
@@ -122,9 +139,11 @@ class SearchOptions:
     workers: int | None = None
     modality: str | None = None
     rerank: str = "early"
+    preprocess: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("rerank", self.rerank, RERANK_MODES)
+        object.__setattr__(self, "preprocess", preprocess_mode(self.preprocess, self.processed))
         check_range("top", self.top, 1, 100_000)
         check_range("shortlist", self.shortlist, 1, 100_000)
         if self.workers is not None:
@@ -230,10 +249,16 @@ class Searcher:
                 self._pool = None
 
     def prepare(self, path: str | Path, options: SearchOptions) -> PreparedCasing:
-        """Read and prepare a query like the collection's casings (raises on failure)."""
-        pre = self.collection.manifest.get("preprocess") or {}
-        res = prepare_casing(path, processed=options.processed,
-                             preset=str(pre.get("preset") or "default"),
+        """Read and prepare a query like the collection's casings (raises on failure).
+
+        The query gets the collection's preset, in ``options.preprocess`` mode (``auto``:
+        measured on the query itself). When the collection's casings were forced (built
+        with ``--preprocess raw`` or ``processed``) and the auto measurement of the query
+        finds it otherwise, the query's warnings say so: the two were not prepared alike
+        unless the collection's files really were what the collection was told.
+        """
+        pre = collection_preprocess(self.collection.manifest)
+        res = prepare_casing(path, mode=options.preprocess, preset=pre["preset"],
                              spacing_um=options.spacing_um, verify=options.verify,
                              strict=options.strict, modality=options.modality)
         if isinstance(res, Failure):
@@ -247,6 +272,16 @@ class Searcher:
             raise ModalityMismatchError(
                 f"the query is a {res.scan.modality}, the collection holds "
                 f"{self.collection.modality}s", path=path)
+        det = res.detected or {}
+        if (options.preprocess == "auto" and pre["mode"] in ("raw", "processed")
+                and det.get("source") == "measured" and det.get("state") != pre["mode"]):
+            import dataclasses
+
+            res = dataclasses.replace(res, warnings=(*res.warnings, (
+                f"the query was measured {det.get('state')} and prepared so, but the "
+                f"collection's casings were all treated as {pre['mode']} (ingest "
+                f"--preprocess {pre['mode']}); give --preprocess {pre['mode']} to treat the "
+                "query alike")))
         return res
 
     def search(self, query: PreparedCasing, options: SearchOptions | None = None, *,
@@ -312,7 +347,8 @@ class Searcher:
                     warnings.append(msg)
         t4 = time.perf_counter()
         return SearchResult(
-            query={"path": query.path, "sha256": query.sha256},
+            query={"path": query.path, "sha256": query.sha256,
+                   "preprocessing_detected": query.detected},
             calibration=self.calibration.describe(),
             candidates=candidates, warnings=warnings,
             timing_s={"embed": t1 - t0, "shortlist": t2 - t1, "rerank": t3 - t2,
@@ -438,7 +474,7 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
     """The ``ballistics compare`` command line that writes a search hit's full pair report.
 
     The query is the reference, the candidate the target, as in the search;
-    ``options`` carries the search's preset and how the query was read (``--processed``,
+    ``options`` carries the search's preset and how the query was read (``--preprocess``,
     ``--spacing-um``, ``--modality``, ``--no-verify``, ``--strict``); ``case`` the case
     fields; ``collection`` (given when the collection has a calibration of its own) makes
     the score and LR use it, as the search did. Every argument is quoted for a POSIX
@@ -451,8 +487,8 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
             "--report", str(report_path)]
     if o.compare_preset not in (None, "default"):
         args += ["--preset", str(o.compare_preset)]
-    if o.processed:
-        args.append("--processed")
+    if o.preprocess != "auto":
+        args += ["--preprocess", o.preprocess]
     if o.spacing_um is not None:
         args += ["--spacing-um", f"{float(o.spacing_um):g}"]
     if o.modality is not None:
