@@ -17,8 +17,13 @@ def _points(
     heights: np.ndarray, spacing_um: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (µm, right), y_up (µm, displayed up) and height of the valid points."""
-    rows, cols = np.nonzero(np.isfinite(heights))
-    return cols * spacing_um[1], -rows * spacing_um[0], heights[rows, cols].astype(np.float64)
+    # boolean-mask indexing walks the map in the same (row-major) order as np.nonzero, with
+    # the same products, at a fraction of the cost of fancy indexing by (rows, cols)
+    ok = np.isfinite(heights)
+    nr, nc = heights.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(nr) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, heights[ok].astype(np.float64)
 
 
 def _across(x: np.ndarray, y_up: np.ndarray, direction_deg: float) -> np.ndarray:
