@@ -18,6 +18,8 @@ the stria (the stria and its flanks) must reach ``shape_min_corr``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -64,6 +66,58 @@ def _extrema_sets(v: np.ndarray, prominences: tuple[float, ...]
     return out
 
 
+def _extrema_sets_many(arrays: Sequence[np.ndarray], prominences: Sequence[tuple[float, ...]]
+                       ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    """``[_extrema_sets(v, p) for v, p in zip(arrays, prominences)]`` with one
+    ``find_peaks`` and one ``peak_prominences`` call per sign for all arrays (the same values:
+    :func:`_extrema_sets` is the reference it is tested against).
+
+    The arrays are laid end to end with a ``+inf`` sample between them (and at both ends) in
+    the searched signal: a sample next to ``+inf`` is never a peak, and the search for a
+    peak's bases stops at the first higher sample, so every peak, prominence and sub-sample
+    position is that of its own array searched alone; the ``+inf`` samples' own peaks are
+    dropped.
+    """
+    from scipy import signal
+
+    if not arrays:
+        return []
+    sizes = np.array([v.size for v in arrays], np.intp)
+    starts = np.concatenate([[1], np.cumsum(sizes[:-1] + 1) + 1])  # first sample of each
+    total = int(sizes.sum()) + sizes.size + 1
+    parts = []
+    for sign in (1.0, -1.0):
+        x = np.full(total, np.inf)
+        for v, s0 in zip(arrays, starts, strict=True):
+            x[s0 : s0 + v.size] = sign * v
+        k, _ = signal.find_peaks(x)
+        k = k[np.isfinite(x[k])]
+        prom = signal.peak_prominences(x, k)[0] if k.size else np.zeros(0)
+        seg = np.searchsorted(starts, k, side="right") - 1
+        p = (k - starts[seg]).astype(np.float64)
+        y0, y1, y2 = x[k - 1], x[k], x[k + 1]
+        den = y0 - 2.0 * y1 + y2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shift = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
+        p += np.clip(shift, -0.5, 0.5)
+        parts.append((seg, p, np.full(k.size, int(sign)), prom))
+    seg = np.concatenate([pt[0] for pt in parts])
+    pos = np.concatenate([pt[1] for pt in parts])
+    kind = np.concatenate([pt[2] for pt in parts])
+    prom = np.concatenate([pt[3] for pt in parts])
+    # by array, then position; ties in position keep peaks before valleys (a stable sort of
+    # the peaks followed by the valleys, as _extrema_sets does)
+    order = np.lexsort((np.arange(seg.size), pos, seg))
+    seg, pos, kind, prom = seg[order], pos[order], kind[order], prom[order]
+    bounds = np.searchsorted(seg, np.arange(len(arrays) + 1))
+    out = []
+    for i, thr in enumerate(prominences):
+        lo, hi = bounds[i], bounds[i + 1]
+        pi, ki, ri = pos[lo:hi], kind[lo:hi], prom[lo:hi]
+        out.append([(pi[m], ki[m]) for m in (ri >= t for t in thr)])
+    return out
+
+
 def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarray:
     """Pearson correlation of two NaN-free, equally long arrays in a moving window.
 
@@ -82,15 +136,14 @@ def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarr
     """
     size = 2 * max(1, int(half_width)) + 1
 
-    def mean(x: np.ndarray) -> np.ndarray:
-        return ndimage.uniform_filter1d(x, size, mode="reflect")
-
-    ma, mb = mean(a), mean(b)
-    cov = mean(a * b) - ma * mb
-    var = np.maximum(mean(a * a) - ma**2, 0.0) * np.maximum(mean(b * b) - mb**2, 0.0)
+    # the five moving means in one call (the filter runs along each row alone)
+    ma, mb, mab, maa, mbb = ndimage.uniform_filter1d(np.stack([a, b, a * b, a * a, b * b]),
+                                                     size, axis=-1, mode="reflect")
+    cov = mab - ma * mb
+    var = np.maximum(maa - ma**2, 0.0) * np.maximum(mbb - mb**2, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(var > 1e-30, cov / np.sqrt(var), 0.0)
-    return np.clip(r, -1.0, 1.0)
+    return np.minimum(np.maximum(r, -1.0), 1.0)
 
 
 def _shape_ok(lc: np.ndarray | None, p: float, shift: float, min_corr: float) -> bool:
@@ -112,7 +165,7 @@ def _near_same_type(px: np.ndarray, kx: np.ndarray, py: np.ndarray, ky: np.ndarr
             continue
         p = px[sel]
         i = np.searchsorted(q, p)
-        lo, hi = q[np.clip(i - 1, 0, q.size - 1)], q[np.clip(i, 0, q.size - 1)]
+        lo, hi = q[np.maximum(i - 1, 0)], q[np.minimum(i, q.size - 1)]
         out[sel] = (np.abs(lo - p) <= tolerance) | (np.abs(hi - p) <= tolerance)
     return out
 
@@ -122,15 +175,19 @@ def _shape_ok_all(lc: np.ndarray | None, p: np.ndarray, shift: float, min_corr: 
     """:func:`_shape_ok` of every stria at once."""
     if lc is None:
         return np.ones(p.size, bool)
-    return lc[np.clip(np.round(p - shift), 0, lc.size - 1).astype(np.intp)] >= min_corr
+    return lc[_index(p, shift, lc.size)] >= min_corr
 
 
-def _longest_run(flags: list[bool], value: bool) -> int:
-    best = run = 0
-    for f in flags:
-        run = run + 1 if f == value else 0
-        best = max(best, run)
-    return best
+def _index(p: np.ndarray, shift: float, size: int) -> np.ndarray:
+    """The sample nearest to each position ``p - shift``, clipped to ``[0, size)``."""
+    return np.minimum(np.maximum(np.round(p - shift), 0), size - 1).astype(np.intp)
+
+
+def _longest_run(flags: list[bool] | np.ndarray, value: bool) -> int:
+    """Length of the longest run of ``value`` in ``flags``."""
+    ends = np.concatenate(([-1], np.flatnonzero(np.asarray(flags, bool) != value),
+                           [len(flags)]))
+    return int((ends[1:] - ends[:-1]).max()) - 1
 
 
 def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float,
@@ -177,21 +234,85 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
 
     Returns ``(cms, cnms, matches, non_matches, sum_peaks)``.
     """
+    inputs = _striae_inputs(a, b)
+    if inputs is None:
+        return 0, 0, 0, 0, 0.0
+    av, bv = inputs
+    sd_a, sd_b = float(np.std(av)), float(np.std(bv))
+    lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
+    ext_a = _extrema_sets(av, (prominence_rq * sd_a, *(r * sd_a for r in lenient)))
+    ext_b = _extrema_sets(bv, (prominence_rq * sd_b, *(r * sd_b for r in lenient)))
+    return _match_extrema(av, bv, sd_a, sd_b, ext_a, ext_b, tolerance, tolerance_gap_fraction,
+                          lenient_prominence_rq is not None, shift_b, shape_window,
+                          shape_min_corr)
+
+
+def match_striae_sum_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, float, float]],
+                          prominence_rq: float, tolerance_gap_fraction: float = 0.0, *,
+                          lenient_prominence_rq: float | None = None, shape_window: int = 0,
+                          shape_min_corr: float = 0.5
+                          ) -> list[tuple[int, int, int, int, float]]:
+    """:func:`match_striae_sum` of many pairs ``(a, b, tolerance, shift_b)`` at once.
+
+    The peaks, valleys and prominences of every pair's signatures are found in one pass over
+    all of them (:func:`_extrema_sets_many`) instead of four ``scipy.signal`` calls per pair;
+    the results are identical to calling :func:`match_striae_sum` on each pair.
+    """
+    lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
+    prepared = [_striae_inputs(a, b) for a, b, _, _ in pairs]
+    arrays: list[np.ndarray] = []
+    thresholds: list[tuple[float, ...]] = []
+    sds: list[tuple[float, float]] = []
+    for inp in prepared:
+        if inp is None:
+            continue
+        av, bv = inp
+        sd_a, sd_b = float(np.std(av)), float(np.std(bv))
+        sds.append((sd_a, sd_b))
+        arrays += [av, bv]
+        thresholds += [(prominence_rq * sd_a, *(r * sd_a for r in lenient)),
+                       (prominence_rq * sd_b, *(r * sd_b for r in lenient))]
+    ext = _extrema_sets_many(arrays, thresholds)
+    out: list[tuple[int, int, int, int, float]] = []
+    k = 0
+    for (_, _, tolerance, shift_b), inp in zip(pairs, prepared, strict=True):
+        if inp is None:
+            out.append((0, 0, 0, 0, 0.0))
+            continue
+        av, bv = inp
+        sd_a, sd_b = sds[k]
+        out.append(_match_extrema(av, bv, sd_a, sd_b, ext[2 * k], ext[2 * k + 1], tolerance,
+                                  tolerance_gap_fraction, lenient_prominence_rq is not None,
+                                  shift_b, shape_window, shape_min_corr))
+        k += 1
+    return out
+
+
+def _striae_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Both signatures over the stretch where both are valid (NaN gaps inside it filled by
+    interpolation), or None when fewer than 5 samples are."""
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 5:
-        return 0, 0, 0, 0, 0.0
+        return None
     idx = np.flatnonzero(ok)
     # extrema inside the longest valid stretch set; NaN gaps are filled by interpolation
     av = np.interp(np.arange(idx[0], idx[-1] + 1), idx, a[idx])
     bv = np.interp(np.arange(idx[0], idx[-1] + 1), idx, b[idx])
-    sd_a, sd_b = float(np.std(av)), float(np.std(bv))
-    lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
-    (pa, ka), *len_a = _extrema_sets(av, (prominence_rq * sd_a,
-                                          *(r * sd_a for r in lenient)))
-    (pb, kb), *len_b = _extrema_sets(bv, (prominence_rq * sd_b,
-                                          *(r * sd_b for r in lenient)))
+    return av, bv
+
+
+def _match_extrema(av: np.ndarray, bv: np.ndarray, sd_a: float, sd_b: float,
+                   ext_a: list[tuple[np.ndarray, np.ndarray]],
+                   ext_b: list[tuple[np.ndarray, np.ndarray]], tolerance: float,
+                   tolerance_gap_fraction: float, directed: bool, shift_b: float,
+                   shape_window: int, shape_min_corr: float
+                   ) -> tuple[int, int, int, int, float]:
+    """The matching of :func:`match_striae_sum` once the extrema sets are known."""
+    (pa, ka), *len_a = ext_a
+    (pb, kb), *len_b = ext_b
     pb = pb + shift_b
-    gaps = np.concatenate([np.diff(pa), np.diff(pb)])
+    gaps = (np.concatenate([np.diff(pa), np.diff(pb)]) if tolerance_gap_fraction > 0
+            else np.zeros(0))
     if gaps.size and tolerance_gap_fraction > 0:
         # dense striae make chance matches likely: never accept more than a fraction of the
         # typical distance between neighbouring peaks and valleys
@@ -201,9 +322,9 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
     height = 0.5 * (np.abs(av) + np.abs(bv)) / (rms if rms > 0 else 1.0)
 
     def _heights(p: np.ndarray, shift: float) -> np.ndarray:
-        return height[np.clip(np.round(p - shift), 0, height.size - 1).astype(np.intp)]
+        return height[_index(p, shift, height.size)]
 
-    if lenient_prominence_rq is not None:
+    if directed:
         runs, bad, hits, misses, sums = [], [], [], [], []
         # dx: the shift already in px's positions; dy: the one to add to the other's
         for (px, kx), (py, ky), dx, dy in (((pa, ka), len_b[0], 0.0, shift_b),
@@ -212,11 +333,10 @@ def match_striae_sum(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_
             fl = (_near_same_type(px, kx, py, ky, tolerance)
                   & _shape_ok_all(lc, px, dx, shape_min_corr))
             sums.append(float(_heights(px[fl], dx).sum()))
-            flags = fl.tolist()
-            runs.append(_longest_run(flags, True))
-            bad.append(_longest_run(flags, False))
-            hits.append(int(sum(flags)))
-            misses.append(len(flags) - int(sum(flags)))
+            runs.append(_longest_run(fl, True))
+            bad.append(_longest_run(fl, False))
+            hits.append(int(fl.sum()))
+            misses.append(fl.size - int(fl.sum()))
         return min(runs), max(bad), min(hits), max(misses), min(sums)
     used_b = np.zeros(pb.size, bool)
     events: list[tuple[float, bool]] = []

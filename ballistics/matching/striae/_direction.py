@@ -17,8 +17,13 @@ def _points(
     heights: np.ndarray, spacing_um: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """x (µm, right), y_up (µm, displayed up) and height of the valid points."""
-    rows, cols = np.nonzero(np.isfinite(heights))
-    return cols * spacing_um[1], -rows * spacing_um[0], heights[rows, cols].astype(np.float64)
+    # boolean-mask indexing walks the map in the same (row-major) order as np.nonzero, with
+    # the same products, at a fraction of the cost of fancy indexing by (rows, cols)
+    ok = np.isfinite(heights)
+    nr, nc = heights.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(nr) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, heights[ok].astype(np.float64)
 
 
 def _across(x: np.ndarray, y_up: np.ndarray, direction_deg: float) -> np.ndarray:
@@ -51,7 +56,8 @@ def bin_profile(
     t = s - s0  # in place from here: this runs hundreds of times per land on 1e5 points
     t /= bin_um
     t += 0.5
-    idx = np.floor(t, out=t).astype(np.int64)
+    # t >= 0.5 when the origin is the smallest s: truncation is the floor there
+    idx = (t if origin is None else np.floor(t, out=t)).astype(np.int64)
     n = int(idx.max()) + 1
     counts = np.bincount(idx, minlength=n).astype(np.float64)
     sums = np.bincount(idx, weights=z, minlength=n)
@@ -62,12 +68,13 @@ def bin_profile(
     return means, counts, s0
 
 
-def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[float, float]
-                   ) -> float:
+def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[float, float],
+                   var_z: float | None = None) -> float:
     """Variance of the band-passed profile of bin means over the variance that unstructured
     heights would give (``var(z) * mean(1 / count)``): about 1 or less without striae, large
     along striae. The normalisation also removes the bias of bins holding more points at some
-    angles than at others."""
+    angles than at others. ``var_z`` is ``var(z)`` when known (the same points are scored at
+    many angles)."""
     means, counts, _ = bin_profile(s, z, bin_um, min_fraction=0.2)
     valid = np.isfinite(means)
     if valid.sum() < 8:
@@ -76,7 +83,8 @@ def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[floa
     hp = m - gaussian_smooth_1d(m, band[1], bin_um)
     if band[0] > 0:
         hp = gaussian_smooth_1d(hp, band[0], bin_um)
-    floor = float(np.var(z)) * float(np.mean(1.0 / counts[valid]))
+    var = float(np.var(z)) if var_z is None else var_z
+    floor = var * float(np.mean(1.0 / counts[valid]))
     return float(np.nanvar(hp)) / max(floor, 1e-300)
 
 
@@ -138,6 +146,7 @@ def estimate_direction(
         pick = np.random.default_rng(seed).choice(z.size, max_points, replace=False)
         x, y, z = x[pick], y[pick], z[pick]
     z = _texture(x, y, z)
+    var_z = float(np.var(z))
     step = min(spacing_um)
     diag = math.hypot(x.max() - x.min(), y.max() - y.min())
     # coarse: 1° steps over 180°, bins wide enough that 1° of error moves a stria < 1/2 bin
@@ -147,7 +156,8 @@ def estimate_direction(
     if around_deg is not None and search_half_deg < 90.0:
         angles = around_deg + np.arange(-search_half_deg, search_half_deg + 0.5, 1.0)
     scores = np.array(
-        [_profile_score(_across(x, y, a), z, coarse_bin, coarse_band) for a in angles]
+        [_profile_score(_across(x, y, a), z, coarse_bin, coarse_band, var_z)
+         for a in angles]
     )
     if not np.any(scores > 0):
         raise NoSignatureError("no striation signature: the region is flat or too small")
@@ -157,7 +167,8 @@ def estimate_direction(
     fine_band = (2.0 * step, highpass_cutoff_um)
     for half, inc in ((2.0, 0.25), (0.3, 0.05)):
         cand = best + np.arange(-half, half + inc / 2, inc)
-        sc = np.array([_profile_score(_across(x, y, a), z, step, fine_band) for a in cand])
+        sc = np.array([_profile_score(_across(x, y, a), z, step, fine_band, var_z)
+                       for a in cand])
         k = int(np.argmax(sc))
         best = float(cand[k])
         if 0 < k < len(cand) - 1:

@@ -60,9 +60,11 @@ def remove_form(values: np.ndarray, degree: int, *, robust: bool = True) -> np.n
     coef: np.ndarray = np.zeros(degree + 1)
     for _ in range(4 if robust else 1):
         coef = np.polynomial.polynomial.polyfit(t[use], v[use], degree)
+        if not robust:
+            break
         resid = v - np.polynomial.polynomial.polyval(t, coef)
         mad = np.nanmedian(np.abs(resid[valid])) * 1.4826
-        if not robust or mad <= 0:
+        if mad <= 0:
             break
         new = valid & (np.abs(resid) < 3.0 * mad)
         if new.sum() <= degree + 1 or np.array_equal(new, use):

@@ -39,7 +39,7 @@ from ballistics.matching.striae._types import Signature
 from ballistics.matching.striae.compare import (
     StriaeCompareParams,
     StriaeComparison,
-    _compare_arrays,
+    _compare_many,
     _min_overlap,
     _prepared,
     compare_signatures,
@@ -148,7 +148,8 @@ def _land_pairs(lands_a: list[Signature | None], lands_b: list[Signature | None]
                 ) -> list[list[StriaeComparison | None]]:
     """Every land of A against every land of B, each pair once (the phases only regroup
     them). Lands of one spacing (the usual case: one instrument) are prepared once each and
-    their cross-correlation curves computed in one batch of FFTs (:func:`ccf_curves`);
+    their cross-correlation curves computed in one batch of FFTs (:func:`ccf_curves`) and
+    their striae counted in one batch (:func:`match_striae_sum_many`);
     otherwise, and for reversed comparisons, pair by pair with
     :func:`compare_signatures`."""
     na, nb = len(lands_a), len(lands_b)
@@ -174,13 +175,11 @@ def _land_pairs(lands_a: list[Signature | None], lands_b: list[Signature | None]
         va, vb = [prep["a", i] for i in ia], [prep["b", j] for j in ib]
         mins = np.array([[_min_overlap(x, y, params) for y in vb] for x in va], int)
         curves = ccf_curves(va, vb, mins) if va and vb else []
-        for p, i in enumerate(ia):
-            for q, j in enumerate(ib):
-                try:
-                    pairs[i][j] = _compare_arrays(va[p], vb[q], step, params, [],
-                                                  curve=curves[p][q])
-                except NoSignatureError:
-                    continue
+        where = [(i, j) for i in ia for j in ib]
+        done = _compare_many([(va[p], vb[q], curves[p][q]) for p in range(len(ia))
+                              for q in range(len(ib))], step, params)
+        for (i, j), c in zip(where, done, strict=True):
+            pairs[i][j] = c
         return pairs
     for i in ia:
         for j in ib:

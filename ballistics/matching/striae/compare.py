@@ -41,7 +41,7 @@ import numpy as np
 from ballistics._version import __version__
 from ballistics.errors import NoSignatureError, ParameterError, ScanWarning
 from ballistics.matching.striae._ccf import _trim, ccf_curve, resample_signature
-from ballistics.matching.striae._cms import match_striae_sum
+from ballistics.matching.striae._cms import match_striae_sum, match_striae_sum_many
 from ballistics.matching.striae._filters import gaussian_smooth_1d
 from ballistics.matching.striae._types import Signature
 from ballistics.params import check_range, params_dict
@@ -227,7 +227,64 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
                     curve: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                     ) -> StriaeComparison:
     """Compare two prepared arrays; ``curve`` is their :func:`ccf_curve` when computed
-    already (bullets compute every land pair's curve in one batch)."""
+    already."""
+    al = _align(va, vb, step, params, curve)
+    striae = match_striae_sum(al.ca, al.cb, params.match_tolerance_um / step,
+                              params.prominence_rq, params.tolerance_gap_fraction,
+                              lenient_prominence_rq=params.lenient_prominence_rq,
+                              shift_b=-al.frac,
+                              shape_window=int(round(params.shape_window_um / step)),
+                              shape_min_corr=params.shape_min_corr)
+    return _result(al, striae, warns)
+
+
+def _compare_many(items: list[tuple[np.ndarray, np.ndarray,
+                                    tuple[np.ndarray, np.ndarray, np.ndarray]]],
+                  step: float, params: StriaeCompareParams) -> list[StriaeComparison | None]:
+    """:func:`_compare_arrays` of many prepared pairs ``(va, vb, curve)`` (one spacing),
+    the striae of all of them counted in one batch (:func:`match_striae_sum_many`); None
+    where a pair cannot be compared."""
+    aligned: list[_Aligned | None] = []
+    for va, vb, curve in items:
+        try:
+            aligned.append(_align(va, vb, step, params, curve))
+        except NoSignatureError:
+            aligned.append(None)
+    ok = [al for al in aligned if al is not None]
+    striae = iter(match_striae_sum_many(
+        [(al.ca, al.cb, params.match_tolerance_um / step, -al.frac) for al in ok],
+        params.prominence_rq, params.tolerance_gap_fraction,
+        lenient_prominence_rq=params.lenient_prominence_rq,
+        shape_window=int(round(params.shape_window_um / step)),
+        shape_min_corr=params.shape_min_corr))
+    return [None if al is None else _result(al, next(striae), []) for al in aligned]
+
+
+@dataclass(frozen=True)
+class _Aligned:
+    """Two prepared signatures aligned at their best lag (see :func:`_align`)."""
+
+    va: np.ndarray
+    vb: np.ndarray
+    step: float
+    r: np.ndarray
+    lags: np.ndarray
+    n: np.ndarray
+    k: int
+    lag: int
+    al: np.ndarray
+    bl: np.ndarray
+    both: np.ndarray
+    ca: np.ndarray
+    cb: np.ndarray
+    frac: float
+
+
+def _align(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeCompareParams,
+           curve: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> _Aligned:
+    """The best lag of two prepared arrays and the arrays aligned there; ``curve`` is their
+    :func:`ccf_curve` when computed already (bullets compute every land pair's curve in one
+    batch)."""
     min_overlap = _min_overlap(va, vb, params)
     lags, r, n = curve if curve is not None else ccf_curve(va, vb, min_overlap)
     r = r.copy()
@@ -259,22 +316,26 @@ def _compare_arrays(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeC
         den = r[k - 1] - 2.0 * r[k] + r[k + 1]
         if den < 0:
             frac = float(np.clip(0.5 * (r[k - 1] - r[k + 1]) / den, -0.5, 0.5))
-    cms, cnms, m, nm, sum_peaks = match_striae_sum(ca, cb, params.match_tolerance_um / step,
-                                    params.prominence_rq, params.tolerance_gap_fraction,
-                                    lenient_prominence_rq=params.lenient_prominence_rq,
-                                    shift_b=-frac,
-                                    shape_window=int(round(params.shape_window_um / step)),
-                                    shape_min_corr=params.shape_min_corr)
+    return _Aligned(va=va, vb=vb, step=step, r=r, lags=lags, n=n, k=k, lag=lag, al=al, bl=bl,
+                    both=both, ca=ca, cb=cb, frac=frac)
+
+
+def _result(a: _Aligned, striae: tuple[int, int, int, int, float], warns: list[str]
+            ) -> StriaeComparison:
+    """The comparison of an aligned pair with its striae counts."""
+    cms, cnms, m, nm, sum_peaks = striae
+    al, bl, both, step, k = a.al, a.bl, a.both, a.step, a.k
     diff = al[both] - bl[both]
     d = float(np.sqrt(np.mean(diff**2)))
     d_abs = float(np.mean(np.abs(diff)))
     scale = math.sqrt(float(np.mean(al[both] ** 2) + np.mean(bl[both] ** 2)) / 2.0)
     return StriaeComparison(
-        ccf_max=float(r[k]), lag_um=lag * step, overlap_um=float(n[k]) * step, cms=cms, cnms=cnms,
-        matches=m, non_matches=nm, d_um=d, d_normalised=d / scale if scale > 0 else float("nan"),
-        length_a_um=float(np.isfinite(va).sum() * step),
-        length_b_um=float(np.isfinite(vb).sum() * step), spacing_um=step,
-        ccf_curve=r, lags_um=lags * step, aligned=(al, bl), warnings=tuple(warns),
+        ccf_max=float(a.r[k]), lag_um=a.lag * step, overlap_um=float(a.n[k]) * step, cms=cms,
+        cnms=cnms, matches=m, non_matches=nm, d_um=d,
+        d_normalised=d / scale if scale > 0 else float("nan"),
+        length_a_um=float(np.isfinite(a.va).sum() * step),
+        length_b_um=float(np.isfinite(a.vb).sum() * step), spacing_um=step,
+        ccf_curve=a.r, lags_um=a.lags * step, aligned=(al, bl), warnings=tuple(warns),
         d_abs_um=d_abs, d_abs_normalised=d_abs / scale if scale > 0 else float("nan"),
         sum_peaks=sum_peaks,
     )

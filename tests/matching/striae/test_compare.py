@@ -323,3 +323,70 @@ def test_shape_criterion_separates_synthetic_marks() -> None:
     print({k: (np.median(v), max(v)) for k, v in scores.items()})
     assert np.mean(scores[(False, "new")]) < np.mean(scores[(False, "old")])
     assert np.median(scores[(True, "new")]) > max(scores[(False, "new")])
+
+
+def test_batched_extrema_equal_the_per_signature_ones() -> None:
+    """One find_peaks pass over arrays laid end to end finds, per array, exactly the peaks,
+    valleys, prominences and sub-sample positions of that array searched alone (the
+    reference, :func:`_extrema_sets`), edges and plateaus included."""
+    from ballistics.matching.striae._cms import _extrema_sets, _extrema_sets_many
+
+    rng = np.random.default_rng(11)
+    arrays = [_striae(n, s) for s, n in enumerate((400, 3, 57, 1200, 9))]
+    arrays.append(np.round(_striae(300, 9), 1))  # plateaus
+    arrays.append(np.linspace(0.0, 1.0, 50))  # monotone: no extrema
+    arrays.append(np.r_[5.0, _striae(80, 4), 5.0])  # highest at both ends
+    thresholds = [tuple(float(t) for t in rng.uniform(0.0, 1.0, size=2) * np.std(v))
+                  for v in arrays]
+    batched = _extrema_sets_many(arrays, thresholds)
+    assert len(batched) == len(arrays)
+    found = 0
+    for v, thr, got in zip(arrays, thresholds, batched, strict=True):
+        ref = _extrema_sets(v, thr)
+        assert len(got) == len(ref) == 2
+        for (p1, k1), (p2, k2) in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(p1, p2)
+            np.testing.assert_array_equal(k1, k2)
+            found += p1.size
+    assert found > 100
+    assert _extrema_sets_many([], []) == []
+
+
+@pytest.mark.parametrize("lenient", [0.0, None])
+def test_batched_striae_equal_the_pairwise_ones(lenient) -> None:
+    from ballistics.matching.striae._cms import match_striae_sum, match_striae_sum_many
+
+    rng = np.random.default_rng(5)
+    pairs = []
+    for s in range(6):
+        a = _striae(500, s)
+        b = 0.7 * a + 0.5 * _striae(500, 100 + s) if s % 2 else _striae(500, 200 + s)
+        a[rng.integers(0, 500, 8)] = np.nan
+        b[: 10 * s] = np.nan
+        pairs.append((a, b, float(rng.uniform(1.0, 3.0)), float(rng.uniform(-0.5, 0.5))))
+    pairs.append((np.full(20, np.nan), _striae(20, 1), 2.0, 0.0))  # nothing to compare
+    kw = {"lenient_prominence_rq": lenient, "shape_window": 12, "shape_min_corr": 0.5}
+    got = match_striae_sum_many(pairs, 1.0, 0.0, **kw)
+    ref = [match_striae_sum(a, b, tol, 1.0, 0.0, shift_b=sh, **kw) for a, b, tol, sh in pairs]
+    assert got == ref
+    assert ref[-1] == (0, 0, 0, 0, 0.0) and max(r[0] for r in ref) >= 3
+
+
+def test_bullet_comparison_batch_equals_the_pair_by_pair_path(synthetic_bullets) -> None:
+    """compare_bullets counts the striae of all 36 land pairs in one batch; every land pair's
+    scores equal those of compare_signatures on that pair alone (the reference path)."""
+    _, sigs = synthetic_bullets
+    r = compare_bullets(sigs[0], sigs[2])
+    counts = ("cms", "cnms", "matches", "non_matches")
+    values = ("ccf_max", "lag_um", "overlap_um", "d_um", "d_normalised", "d_abs_um",
+              "sum_peaks", "length_a_um", "length_b_um")
+    for i, a in enumerate(sigs[0]):
+        for j, b in enumerate(sigs[2]):
+            got, ref = r.pairs[i][j], compare_signatures(a, b)
+            assert got is not None
+            assert [getattr(got, k) for k in counts] == [getattr(ref, k) for k in counts]
+            # the batched FFTs may round differently (~1e-15) from a single pair's
+            for k in values:
+                assert getattr(got, k) == pytest.approx(getattr(ref, k), rel=0, abs=1e-9), k
+            np.testing.assert_allclose(got.ccf_curve, ref.ccf_curve, rtol=0, atol=1e-9)
+    assert np.nansum(r.cms) > 0
