@@ -40,7 +40,8 @@ import numpy as np
 from ballistics.errors import BallisticsError, ParameterError
 from ballistics.matching.evidence import bound_note, verbal_scale
 from ballistics.matching.lr import Calibration, ScoreModel
-from ballistics.matching.striae import BulletComparison, StriaeComparison, phase_pairs
+from ballistics.matching.striae import BulletComparison, StriaeComparison
+from ballistics.matching.striae.bullets import phase_means
 
 __all__ = ["BULLET_FEATURES", "BULLET_FILE", "LAND_FEATURES", "BulletEvidence", "BulletModel",
            "bullet_features", "evaluate_bullets", "land_features", "land_score_matrix",
@@ -86,16 +87,6 @@ def land_score_matrix(result: BulletComparison, land_model: ScoreModel) -> np.nd
     return out
 
 
-def _phase_means(m: np.ndarray) -> np.ndarray:
-    na, nb = m.shape
-    means = np.full(nb, np.nan)
-    for k in range(nb):
-        v = [m[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(m[i, j])]
-        if v:
-            means[k] = float(np.mean(v))
-    return means
-
-
 def bullet_features(result: BulletComparison, land_scores: np.ndarray) -> dict[str, float]:
     """The named features of a bullet comparison (:data:`BULLET_FEATURES`) from its land-pair
     score matrix; also ``land_best_phase`` (not a model input)."""
@@ -106,7 +97,7 @@ def phase_features(land_scores: np.ndarray, phase_margin: float, phase_z: float
                    ) -> dict[str, float]:
     """:func:`bullet_features` from the land-pair score matrix and the CCF phases'
     ``phase_margin`` and ``phase_z``."""
-    means = _phase_means(land_scores)
+    means = phase_means(land_scores)
     fin = np.sort(means[np.isfinite(means)])[::-1]
     nan = math.nan
     best = int(np.nanargmax(means)) if fin.size else -1

@@ -221,7 +221,7 @@ def compare_bullets(
     # the longer bullet keeps its positions; only the shorter one's lands move
     for rows in _placements(na, n):
         for cols in _placements(nb, n):
-            sams = _phase_sams(_arrange(pairs0, rows, cols, n)[0])
+            sams = phase_means(_arrange(pairs0, rows, cols, n)[0])
             sam = float(np.nanmax(sams)) if np.isfinite(sams).any() else -np.inf
             if sam > best_sam:
                 best_rows, best_cols, best_sam = rows, cols, sam
@@ -238,7 +238,7 @@ def compare_bullets(
     gaps_b = tuple(int(k) for k in range(ccf.shape[1])
                    if k not in best_cols or lands_b[best_cols.index(k)] is None)
     na, nb = ccf.shape
-    scores = [float(v) for v in _phase_sams(ccf)]
+    scores = [float(v) for v in phase_means(ccf)]
     if not np.isfinite(scores).any():
         raise NoSignatureError("no striation signature: no land pair could be compared")
     best = int(np.nanargmax(scores))
@@ -280,12 +280,13 @@ def _arrange(pairs0: list[list[StriaeComparison | None]], rows: list[int], cols:
     return ccf, cms, pairs
 
 
-def _phase_sams(ccf: np.ndarray) -> np.ndarray:
-    """SAM of every cyclic phase of a square matrix (NaN where no pair of it was compared)."""
-    na, nb = ccf.shape
+def phase_means(m: np.ndarray) -> np.ndarray:
+    """Mean of every cyclic phase's pairs of a land-by-land matrix (:func:`phase_pairs`;
+    the SAM when ``m`` holds CCFs), over its finite entries; NaN where none is finite."""
+    na, nb = m.shape
     out = np.full(nb, np.nan)
     for k in range(nb):
-        vals = [ccf[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(ccf[i, j])]
+        vals = [m[i, j] for i, j in phase_pairs(na, nb, k) if np.isfinite(m[i, j])]
         if vals:
             out[k] = float(np.mean(vals))
     return out
