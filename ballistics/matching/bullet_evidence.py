@@ -30,16 +30,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ballistics.errors import BallisticsError, ParameterError
+from ballistics.errors import ParameterError
 from ballistics.matching.evidence import bound_note, verbal_scale
 from ballistics.matching.lr import Calibration, ScoreModel
+from ballistics.matching.lr.calibration import package_document
 from ballistics.matching.striae import BulletComparison, StriaeComparison
 from ballistics.matching.striae.bullets import phase_means
 
@@ -146,19 +146,8 @@ def load_bullet_default() -> BulletModel:
     BallisticsError
         When the package data file is missing (a broken installation).
     """
-    ref = resources.files("ballistics.matching.lr").joinpath("data", BULLET_FILE)
-    try:
-        text = ref.read_text(encoding="utf-8")
-    except (OSError, FileNotFoundError):
-        raise BallisticsError(
-            f"the bullet model ballistics/matching/lr/data/{BULLET_FILE} is missing; "
-            "reinstall ballistics"
-        ) from None
-    m = BulletModel.from_dict(json.loads(text))
-    cal = m.calibration
-    return BulletModel(m.land_model, Calibration(
-        score_model=cal.score_model, lr=cal.lr, source="synthetic-default",
-        metrics=cal.metrics, fitted=cal.fitted, version=cal.version))
+    m = BulletModel.from_dict(package_document(BULLET_FILE, "the bullet model"))
+    return BulletModel(m.land_model, replace(m.calibration, source="synthetic-default"))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,23 @@ class Calibration:
             raise BallisticsError(f"cannot read the calibration ({exc})", path=path) from None
 
 
+def package_document(name: str, what: str, remedy: str = "reinstall ballistics") -> Any:
+    """The JSON document ``name`` shipped in ``ballistics/matching/lr/data/``.
+
+    Raises
+    ------
+    BallisticsError
+        When the file is missing (a broken installation): names ``what`` and ``remedy``.
+    """
+    ref = resources.files("ballistics.matching.lr").joinpath("data", name)
+    try:
+        text = ref.read_text(encoding="utf-8")
+    except (OSError, FileNotFoundError):
+        raise BallisticsError(
+            f"{what} ballistics/matching/lr/data/{name} is missing; {remedy}") from None
+    return json.loads(text)
+
+
 def load_default() -> Calibration:
     """The calibration fitted on synthetic data that ships with the package.
 
@@ -202,17 +219,10 @@ def load_default() -> Calibration:
     BallisticsError
         When the package data file is missing (a broken installation).
     """
-    ref = resources.files("ballistics.matching.lr").joinpath("data", DEFAULT_FILE)
-    try:
-        text = ref.read_text(encoding="utf-8")
-    except (OSError, FileNotFoundError):
-        raise BallisticsError(
-            f"the default calibration ballistics/matching/lr/data/{DEFAULT_FILE} is missing; "
-            "reinstall ballistics or fit one with `ballistics calibrate --collection DIR`"
-        ) from None
-    cal = Calibration.from_dict(json.loads(text))
-    return Calibration(score_model=cal.score_model, lr=cal.lr, source="synthetic-default",
-                       metrics=cal.metrics, fitted=cal.fitted, version=cal.version)
+    cal = Calibration.from_dict(package_document(
+        DEFAULT_FILE, "the default calibration",
+        "reinstall ballistics or fit one with `ballistics calibrate --collection DIR`"))
+    return replace(cal, source="synthetic-default")
 
 
 # ---- cross-validation over sources ------------------------------------------------------
