@@ -8,6 +8,7 @@ import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
+    F,
     case_options,
     check_csv_target,
     check_report_paths,
@@ -170,25 +171,38 @@ def write_viewer_file(path: str, scans: list[Any], result: Any, evidence: Any, c
     return sha
 
 
+def comparison_options(func: F) -> F:
+    """``--preset``, ``--rotation`` and ``--preprocess``/``--processed``: how ``compare``
+    and ``view`` prepare and compare a pair."""
+    func = preprocess_options("The inputs are")(func)
+    func = click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
+                        help="Rotation search in degrees (default: full for --preset default, "
+                             "-30,30,3 for cmcR).")(func)
+    return click.option("--preset", type=click.Choice(["default", "cmcR"], case_sensitive=False),
+                        default="default", show_default=True,
+                        help="default: full rotation; cmcR: the cmcR README settings "
+                             "(-30..30 by 3).")(func)
+
+
+def calibration_option(func: F) -> F:
+    """``--collection``: the calibration of the score and LR."""
+    return click.option(
+        "--collection", "collection", type=click.Path(file_okay=False), default=None,
+        help="Use this collection's own calibration for the score and LR (default: the "
+             "synthetic calibration shipped with the package).")(func)
+
+
 @click.command("compare")
 @click.argument("reference", type=click.Path())
 @click.argument("target", type=click.Path())
-@click.option("--preset", type=click.Choice(["default", "cmcR"], case_sensitive=False),
-              default="default", show_default=True,
-              help="default: full rotation; cmcR: the cmcR README settings (-30..30 by 3).")
-@click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
-              help="Rotation search in degrees (default: full for --preset default, "
-                   "-30,30,3 for cmcR).")
-@preprocess_options("The inputs are")
+@comparison_options
 @click.option("--report", "report", type=OUTPUT_FILE, default=None,
               help="Write the examiner's HTML report here.")
 @pdf_option
 @click.option("--viewer", "viewer", type=OUTPUT_FILE, default=None, metavar="FILE",
               help="Write the interactive viewer page (self-contained HTML) here.")
 @case_options
-@click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
-              help="Use this collection's own calibration for the score and LR (default: "
-                   "the synthetic calibration shipped with the package).")
+@calibration_option
 @csv_option("the cells of both directions (cmcR's column names, µm)")
 @device_option
 @scan_read_options

@@ -11,13 +11,18 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
-    preprocess_options,
     quiet_option,
     resolve_preprocess,
     scan_read_options,
     threads_option,
 )
-from ballistics.cli.compare import check_viewer_path, compare_pair, write_viewer_file
+from ballistics.cli.compare import (
+    calibration_option,
+    check_viewer_path,
+    compare_pair,
+    comparison_options,
+    write_viewer_file,
+)
 
 
 @click.command("view")
@@ -25,16 +30,9 @@ from ballistics.cli.compare import check_viewer_path, compare_pair, write_viewer
 @click.argument("target", type=click.Path())
 @click.option("--out", "out_path", type=OUTPUT_FILE, required=True, metavar="FILE",
               help="Write the viewer page (one self-contained HTML file) here.")
-@click.option("--preset", type=click.Choice(["default", "cmcR"], case_sensitive=False),
-              default="default", show_default=True,
-              help="default: full rotation; cmcR: the cmcR README settings (-30..30 by 3).")
-@click.option("--rotation", default=None, metavar="full|MIN,MAX,STEP",
-              help="Rotation search in degrees (default: full for --preset default, "
-                   "-30,30,3 for cmcR).")
-@preprocess_options("The inputs are")
+@comparison_options
 @case_options
-@click.option("--collection", "collection", type=click.Path(file_okay=False), default=None,
-              help="Use this collection's own calibration for the score and LR.")
+@calibration_option
 @device_option
 @scan_read_options
 @threads_option
