@@ -189,7 +189,7 @@ def calibration_option(func: F) -> F:
     return click.option(
         "--collection", "collection", type=click.Path(file_okay=False), default=None,
         help="Use this collection's own calibration for the score and LR (default: the "
-             "synthetic calibration shipped with the package).")(func)
+             "calibration shipped with the package).")(func)
 
 
 @click.command("compare")

@@ -4,9 +4,9 @@
 :class:`Evidence`: the score model's score over the comparison's features, its calibrated
 ``log10 LR`` (bounded as the calibration data allow), the verbal equivalent on the ENFSI
 scale, and a description of the calibration it came from (source, data, preset, held-out
-Cllr). Without a calibration, the one shipped with the package (fitted on synthetic
-casings; flagged ``"synthetic-default"``) is used; a collection's own calibration
-(:meth:`Calibration.from_dict` of its document) is preferred where one exists.
+Cllr). Without a calibration, the one shipped with the package (fitted on public reference
+studies and synthetic casings; flagged ``"synthetic-default"``) is used; a collection's own
+calibration (:meth:`Calibration.from_dict` of its document) is preferred where one exists.
 
 The software proposes; the examiner decides: the LR is a measurement with the stated
 calibration's limits, not a conclusion.
@@ -39,8 +39,9 @@ _VERBAL = (
 )
 
 SYNTHETIC_CAVEAT = ("the LR comes from the calibration shipped with the package, fitted on "
-                    "synthetic casings; calibrate on the lab's own reference data "
-                    "(ballistics calibrate) for casework")
+                    "public reference studies and synthetic casings, not on this lab's; "
+                    "calibrate on the lab's own reference data (ballistics calibrate) for "
+                    "casework")
 
 
 def preset_name(params: Any) -> str | None:

@@ -219,8 +219,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         ]
         if cal.get("source") == "synthetic-default":
             blocks.append(Paragraph("The likelihood ratio comes from the default calibration "
-                                    "fitted on synthetic casings, not on this lab's "
-                                    "reference data.", "bad"))
+                                    "fitted on public studies and synthetic casings, not on "
+                                    "this lab's reference data.", "bad"))
     cell_rows = [
         (f"{x['index'][0]},{x['index'][1]}", _fmt(x["valid"]), _fmt(x["dx_um"]),
          _fmt(x["dy_um"]), _fmt(x["theta_deg"]),

@@ -157,7 +157,11 @@ def fit_synthetic_default(
     device: str = "cpu",
     quiet: bool = False,
 ) -> Any:
-    """Fit the default calibration shipped in ``ballistics/matching/lr/data`` on synthetic data.
+    """Fit a calibration on synthetic casings (PAV over :data:`DEFAULT_SCORE_FEATURES`).
+
+    The shipped default until 2026-12-07; the default in ``ballistics/matching/lr/data`` is
+    now fitted across real and synthetic studies by ``python -m benchmarks.default_calibration``
+    (see ``docs/compare.md``).
 
     Fires ``n_casings`` casings from each of ``n_firearms`` synthetic firearms (in memory),
     prepares them with the ``default`` preset, compares every same-firearm pair and
@@ -168,18 +172,13 @@ def fit_synthetic_default(
     Returns
     -------
     Calibration
-        Also written to ``out`` (default: the package data file).
+        Also written to ``out`` when given.
     """
     import dataclasses
 
     from ballistics.datasets.synthetic import fire, make_firearm, params_for
     from ballistics.matching import compare_many
-    from ballistics.matching.lr import (
-        DEFAULT_FILE,
-        DEFAULT_SCORE_FEATURES,
-        feature_dict,
-        fit_calibration,
-    )
+    from ballistics.matching.lr import DEFAULT_SCORE_FEATURES, feature_dict, fit_calibration
     from ballistics.preprocess import prepare_for_comparison
 
     params = dataclasses.replace(params_for(difficulty, spacing_um=spacing_um), class_seed=seed)
@@ -212,16 +211,16 @@ def fit_synthetic_default(
                         f"{spacing_um} um, seed {seed}", "compare_preset": "default",
                 "preprocess_preset": "default", "pairs": len(pairs)},
     )
-    if out is None:
-        out = Path(__file__).resolve().parents[1] / "matching" / "lr" / "data" / DEFAULT_FILE
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    cal.save(out)
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        cal.save(out)
     return cal
 
 
-if __name__ == "__main__":  # python -m ballistics.workflows.calibrate: refit the shipped default
+if __name__ == "__main__":  # python -m ballistics.workflows.calibrate OUT.json [--quiet]
     import sys
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = fit_synthetic_default(quiet="--quiet" in sys.argv)
-    logger.info("synthetic default refitted: %s", result.metrics)
+    args = [a for a in sys.argv[1:] if a != "--quiet"]
+    result = fit_synthetic_default(args[0] if args else None, quiet="--quiet" in sys.argv)
+    logger.info("synthetic calibration fitted: %s", result.metrics)

@@ -35,9 +35,9 @@ def test_evaluate_from_features_and_preset_names():
     cal = load_default()
     lo, hi = cal.lr.bounds
     strong = {"cmc_count": 25, "cmc_count_reverse": 24, "cmc_count_combined": 30,
-              "cmc_count_high": 25, "ccf_max": 0.6, "ncc_at_pose": 0.6}
+              "cmc_count_high": 25, "ccf_max": 0.6, "ncc_at_pose": 0.6, "theta_sd_deg": 1.0}
     weak = {"cmc_count": 0, "cmc_count_reverse": 0, "cmc_count_combined": 0,
-            "cmc_count_high": 0, "ccf_max": 0.05, "ncc_at_pose": 0.05}
+            "cmc_count_high": 0, "ccf_max": 0.05, "ncc_at_pose": 0.05, "theta_sd_deg": 3.3}
     es, ew = evaluate(strong), evaluate(weak)
     assert es.score > ew.score and lo <= ew.log10_lr < 0 < es.log10_lr <= hi
     assert "same source" in es.verbal and "different sources" in ew.verbal

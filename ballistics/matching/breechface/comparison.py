@@ -43,7 +43,7 @@ from ballistics.matching.breechface._pose_ncc import ncc_at_pose
 from ballistics.matching.breechface._registration import Registration, register_full
 from ballistics.matching.breechface._robust import robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
-from ballistics.matching.breechface.features import FEATURE_NAMES, aces_features
+from ballistics.matching.breechface.features import FEATURE_NAMES, _direction_stats, aces_features
 from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
 from ballistics.params import check_choice
 from ballistics.scan import Scan
@@ -349,6 +349,13 @@ class ForwardStage:
         out["cmc_count_reverse"] = (0.0, k)
         out["high_cmc_passed"] = (0.0, 0.0 if fails else 1.0)
         out["n_cells_valid"] = (0.0, n_valid_f)
+        # theta_sd_deg: the mean of the two directions' spreads (the forward one alone when
+        # the reverse has none); the reverse spread lies in [0, range / sqrt(2)] of its grid
+        f_sd = _direction_stats(fwd)["theta_sd"]
+        if math.isfinite(f_sd):
+            rev_hi = ((max(self.rev_angles) - min(self.rev_angles)) / math.sqrt(2.0)
+                      if self.rev_angles else inf)
+            out["theta_sd_deg"] = (f_sd / 2.0, max(f_sd, (f_sd + rev_hi) / 2.0))
         return out
 
 

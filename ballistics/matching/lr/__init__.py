@@ -4,7 +4,8 @@
   comparison features) and :func:`feature_dict`;
 - :mod:`~ballistics.matching.lr.calibration`: :class:`LRCalibration` (PAV or logistic, clipped
   to empirical bounds), :class:`Calibration` (score model + calibration, JSON),
-  :func:`fit_calibration` (cross-validated over sources), :func:`load_default` (the shipped
+  :func:`fit_calibration` (cross-validated over sources), :func:`fit_across_studies`
+  (equal study weights, measured leaving each study out), :func:`load_default` (the shipped
   synthetic-default calibration);
 - :mod:`~ballistics.matching.lr.metrics`: :func:`cllr`, :func:`cllr_min`,
   :func:`misleading_rates`, :func:`auc`.
@@ -16,6 +17,7 @@ from ballistics.matching.lr.calibration import (
     DEFAULT_FILE,
     Calibration,
     LRCalibration,
+    fit_across_studies,
     fit_calibration,
     load_default,
     source_folds,
@@ -41,6 +43,7 @@ __all__ = [
     "cllr_min",
     "feature_dict",
     "feature_matrix",
+    "fit_across_studies",
     "fit_calibration",
     "load_default",
     "misleading_rates",

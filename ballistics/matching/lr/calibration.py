@@ -19,8 +19,10 @@ slides) out: :func:`source_folds`. Metrics: Cllr (Brümmer & du Preez 2006), Cll
 Cllr after an oracle PAV recalibration: the discrimination loss alone) and the rates of
 misleading evidence (same-source pairs with LR < 1, different-source pairs with LR > 1).
 
-A default calibration fitted on synthetic data ships in ``ballistics/matching/lr/data``;
-every output that uses it is flagged ``"synthetic-default"``.
+A default calibration ships in ``ballistics/matching/lr/data`` (fitted by
+:func:`fit_across_studies` on public reference studies and synthetic casings, built by
+``python -m benchmarks.default_calibration``); every output that uses it is flagged
+``"synthetic-default"``.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ def package_document(name: str, what: str, remedy: str = "reinstall ballistics")
 
 
 def load_default() -> Calibration:
-    """The calibration fitted on synthetic data that ships with the package.
+    """The default calibration that ships with the package (flagged ``synthetic-default``).
 
     Raises
     ------
@@ -332,3 +334,101 @@ def fit_calibration(
                               fitted=dict(fitted or {}))
     report = {"metrics": metrics, "oof_log10_lr": oof_llr, "oof_score": oof_score}
     return calibration, report
+
+
+def _study_calibration(rows: Sequence[Mapping[str, float]], y: np.ndarray,
+                       studies: Sequence[str], features: Sequence[str] | None,
+                       c: float) -> tuple[ScoreModel, LRCalibration]:
+    """Score model with equal study weights; its log-odds is the (natural-log) LR."""
+    sm = ScoreModel.fit(rows, y, names=features, groups=studies, c=c)
+    n_ss, n_ds = int(y.sum()), int((~y).sum())
+    bounds = (-math.log10(n_ss + 1), math.log10(n_ds + 1))
+    return sm, LRCalibration(method="logistic", bounds=bounds, a=1.0, b=0.0)
+
+
+def fit_across_studies(
+    rows: Sequence[Mapping[str, float]],
+    same_source: Sequence[bool] | np.ndarray,
+    studies: Sequence[str],
+    *,
+    features: Sequence[str] | None = None,
+    c: float = 1.0,
+    source: str = "collection",
+    fitted: Mapping[str, Any] | None = None,
+) -> tuple[Calibration, dict[str, Any]]:
+    """Fit a :class:`Calibration` on pairs of several studies, measured leaving each study out.
+
+    The score model is a logistic regression in which every study weighs the same within
+    each class (:meth:`ScoreModel.fit` with ``groups``); its class-balanced log-odds is taken
+    as the natural-log LR (``method="logistic"``, ``a=1``, ``b=0``: no second stage fitted to
+    the pooled scores, which on separated studies would extrapolate the easy studies'
+    same-source pairs into the range where only weaker studies have them), clipped to the
+    empirical bounds of :meth:`LRCalibration.fit`.
+
+    Parameters
+    ----------
+    rows
+        Feature dicts of the pairs (:func:`feature_dict`).
+    same_source
+        True for same-source pairs.
+    studies
+        The study (data set, scanner, laboratory) of each pair.
+    features
+        Feature names of the score model (default: every feature present in half the rows).
+    c
+        Inverse regularisation strength of the logistic regression.
+
+    Returns
+    -------
+    calibration, report
+        The model fitted on every pair; its ``metrics`` are those of the leave-one-study-out
+        LRs pooled over the studies (``per_study``: each held-out study's), and the report
+        holds the out-of-study ``log10_lr`` and ``scores``.
+
+    Raises
+    ------
+    ParameterError
+        When the inputs differ in length or a class has fewer than 2 pairs.
+    """
+    y = np.asarray(same_source, bool)
+    st = [str(s) for s in studies]
+    st_arr = np.asarray(st)
+    if len(rows) != len(y) or len(st) != len(y):
+        raise ParameterError("rows, same_source and studies must have one entry per pair")
+    if y.sum() < 2 or (~y).sum() < 2:
+        raise ParameterError(
+            f"calibration needs at least 2 same-source and 2 different-source pairs, got "
+            f"{int(y.sum())} and {int((~y).sum())}")
+    oof_llr = np.full(len(y), np.nan)
+    oof_score = np.full(len(y), np.nan)
+    per_study: dict[str, Any] = {}
+    for name in sorted(set(st)):
+        test = np.flatnonzero(st_arr == name)
+        train = np.flatnonzero(st_arr != name)
+        yt = y[train]
+        if yt.sum() < 2 or (~yt).sum() < 2:
+            continue
+        sm, lr = _study_calibration([rows[int(i)] for i in train], yt,
+                                    [st[int(i)] for i in train], features, c)
+        s = sm.score([rows[int(i)] for i in test])
+        oof_score[test], oof_llr[test] = s, lr.log10_lr(s)
+        yy = y[test]
+        entry: dict[str, Any] = {"pairs": len(test), "same_source": int(yy.sum())}
+        if yy.any() and (~yy).any():
+            entry.update(cllr=cllr(oof_llr[test], yy), auc=auc(s, yy))
+        per_study[name] = entry
+    ok = np.isfinite(oof_llr)
+    metrics: dict[str, Any] = {
+        "n_pairs": len(y), "n_same_source": int(y.sum()), "n_different_source": int((~y).sum()),
+        "n_studies": len(set(st)), "evaluated_pairs": int(ok.sum()),
+        "cv": "leave one study out", "per_study": per_study,
+    }
+    if ok.any() and y[ok].any() and (~y[ok]).any():
+        metrics.update(
+            cllr=cllr(oof_llr[ok], y[ok]), cllr_min=cllr_min(oof_score[ok], y[ok]),
+            auc=auc(oof_score[ok], y[ok]), misleading=misleading_rates(oof_llr[ok], y[ok]),
+        )
+    sm, lr = _study_calibration(list(rows), y, st, features, c)
+    calibration = Calibration(score_model=sm, lr=lr, source=source, metrics=metrics,
+                              fitted=dict(fitted or {}))
+    return calibration, {"metrics": metrics, "oof_log10_lr": oof_llr, "oof_score": oof_score}

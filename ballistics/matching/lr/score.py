@@ -17,27 +17,32 @@ from ballistics.errors import ParameterError
 
 #: Comparison attributes added to ``.features`` when present (see :func:`feature_dict`).
 BASE_FEATURES = ("cmc_count", "cmc_count_high", "cmc_count_combined", "ccf_max")
-#: Features of the shipped synthetic-default score model: the two-direction CMC count and the
-#: whole-scan correlation at the cells' consensus pose. Both transfer between data sets;
-#: ``ccf_max`` (the best correlation over the full circle at the coarse spacing) does not: on
-#: weak granular marks different-source pairs reach it as well (see docs/compare.md).
-#: Nuisance features such as the number of valid cells depend on a scanner's coverage.
-DEFAULT_SCORE_FEATURES = ("cmc_count_combined", "ncc_at_pose")
+#: Features of the shipped default score model: the whole-scan correlation at the cells'
+#: consensus pose and the spread of the cells' best angles. Both measure a pair against its
+#: own null: ``ncc_at_pose`` scores one pose (not the best of many), and the cells of a
+#: different-source pair pick their angles at random, so ``theta_sd_deg`` lies near 3 degrees
+#: in every study (2.5-3.7 on Weller, Fadul, DFSC and synthetic sets) whatever the marks'
+#: strength. The CMC count does not transfer: a raw Fadul casing against its own mirror
+#: image keeps 16 CMCs (see docs/dev/loso-calibration.md). ``theta_sd_deg`` depends on the
+#: rotation search: the calibration holds for the full circle of the ``default`` preset.
+DEFAULT_SCORE_FEATURES = ("ncc_at_pose", "theta_sd_deg")
 
 
 def feature_dict(comparison: Any) -> dict[str, float]:
     """The named numeric features of a comparison (a ``Comparison`` or a mapping).
 
     Takes ``comparison.features`` (the ACES-style vector) and adds the CMC counts and
-    ``ccf_max`` attributes. Non-numeric values are ignored, non-finite ones become NaN.
+    ``ccf_max`` attributes; a mapping without a ``"features"`` key is itself a feature
+    mapping. Non-numeric values are ignored, non-finite ones become NaN.
     """
     if isinstance(comparison, Mapping):
-        raw: dict[str, Any] = dict(comparison.get("features") or {})
-        for k in BASE_FEATURES:
-            if k in comparison and k not in raw:
-                raw[k] = comparison[k]
-        if not raw:
-            raw = dict(comparison)
+        if "features" not in comparison:  # a flat feature mapping
+            raw: dict[str, Any] = dict(comparison)
+        else:
+            raw = dict(comparison.get("features") or {})
+            for k in BASE_FEATURES:
+                if k in comparison and k not in raw:
+                    raw[k] = comparison[k]
     else:
         raw = dict(getattr(comparison, "features", None) or {})
         for k in BASE_FEATURES:
@@ -64,6 +69,23 @@ def feature_matrix(rows: Sequence[Mapping[str, float]], names: Sequence[str]) ->
     return x
 
 
+def _balanced_weights(y: np.ndarray, groups: Sequence[str] | None) -> np.ndarray:
+    """Sample weights giving each class half the total weight and, with ``groups``, each
+    group the same share of its class."""
+    g = np.zeros(len(y), int) if groups is None else np.unique(np.asarray(groups),
+                                                              return_inverse=True)[1]
+    if len(g) != len(y):
+        raise ParameterError("groups must have one label per row")
+    w = np.zeros(len(y))
+    for cls_ in (True, False):
+        in_cls = y == cls_
+        present = np.unique(g[in_cls])
+        for k in present:
+            m = in_cls & (g == k)
+            w[m] = 0.5 * len(y) / (len(present) * m.sum())
+    return w
+
+
 @dataclass(frozen=True)
 class ScoreModel:
     """Logistic regression over standardised comparison features (JSON-serialisable).
@@ -83,9 +105,14 @@ class ScoreModel:
     @classmethod
     def fit(
         cls, rows: Sequence[Mapping[str, float]], same_source: np.ndarray, *, c: float = 1.0,
-        names: Sequence[str] | None = None,
+        names: Sequence[str] | None = None, groups: Sequence[str] | None = None,
     ) -> ScoreModel:
-        """Fit on feature rows (dicts) and labels (True = same source)."""
+        """Fit on feature rows (dicts) and labels (True = same source).
+
+        ``groups`` (one label per row, e.g. the study a pair comes from): every group weighs
+        the same within each class, however many pairs it has, so that one large study does
+        not set the score's scale for the others; classes stay balanced either way.
+        """
         from sklearn.linear_model import LogisticRegression
 
         y = np.asarray(same_source, bool)
@@ -108,8 +135,8 @@ class ScoreModel:
         scale = x.std(axis=0)
         scale = np.where(scale > 1e-12, scale, 1.0)
         z = (x - mean) / scale
-        lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
-        lr.fit(z, y)
+        lr = LogisticRegression(C=c, max_iter=2000)
+        lr.fit(z, y, sample_weight=_balanced_weights(y, groups))
         return cls(
             names=tuple(names), fill=tuple(map(float, fill)), mean=tuple(map(float, mean)),
             scale=tuple(map(float, scale)), coef=tuple(map(float, lr.coef_[0])),

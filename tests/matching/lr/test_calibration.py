@@ -10,6 +10,7 @@ import pytest
 
 from ballistics.errors import ParameterError
 from ballistics.matching.lr import (
+    DEFAULT_SCORE_FEATURES,
     Calibration,
     LRCalibration,
     ScoreModel,
@@ -17,6 +18,7 @@ from ballistics.matching.lr import (
     cllr,
     cllr_min,
     feature_dict,
+    fit_across_studies,
     fit_calibration,
     load_default,
     misleading_rates,
@@ -135,6 +137,9 @@ def test_feature_dict_from_mapping_and_object():
     assert f["cmc_count_combined"] == 7.0 and f["ccf_max"] == 0.4
     g = feature_dict({"features": {"x": 2}, "cmc_count_combined": 4})
     assert g == {"x": 2.0, "cmc_count_combined": 4.0}
+    # a flat mapping is a feature mapping: every numeric entry counts
+    flat = feature_dict({"cmc_count_combined": 4, "ncc_at_pose": 0.3, "name": "x"})
+    assert flat == {"cmc_count_combined": 4.0, "ncc_at_pose": 0.3}
 
 
 def test_shipped_default_is_flagged_synthetic():
@@ -142,3 +147,63 @@ def test_shipped_default_is_flagged_synthetic():
     assert cal.source == "synthetic-default"
     assert cal.describe()["source"] == "synthetic-default"
     assert cal.metrics.get("cllr") is not None
+    assert tuple(cal.score_model.names) == DEFAULT_SCORE_FEATURES
+    assert cal.metrics["cv"] == "leave one study out"
+    for study in cal.metrics["per_study"].values():
+        if "auc" in study:  # every study of the shipped default ranks its pairs
+            assert study["auc"] >= 0.98
+
+
+def _study(name: str, n: int, ss_at: float, seed: int):
+    """Pairs of one study: the feature ``x`` of same-source pairs around ``ss_at``, of
+    different-source pairs around 0."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4 == 0
+    rows = [{"x": float(rng.normal(ss_at if s else 0.0, 0.5))} for s in y]
+    return rows, y, [name] * n
+
+
+def test_study_weights_give_a_small_study_its_share():
+    big = _study("big", 400, 6.0, 1)
+    small = _study("small", 40, 2.0, 2)
+    rows, st = big[0] + small[0], big[2] + small[2]
+    y = np.concatenate([big[1], small[1]])
+    pooled = ScoreModel.fit(rows, y)
+    weighted = ScoreModel.fit(rows, y, groups=st)
+    weak_ss = [r for r, s, g in zip(rows, y, st, strict=True) if s and g == "small"]
+    # the small study's same-source pairs count for half of their class, not a tenth
+    assert weighted.score(weak_ss).mean() > pooled.score(weak_ss).mean()
+    # without groups, sample weights equal sklearn's class-balanced fit
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[r["x"]] for r in rows])
+    ref = LogisticRegression(class_weight="balanced", max_iter=2000).fit(
+        (x - x.mean()) / x.std(), y)
+    assert pooled.coef[0] == pytest.approx(ref.coef_[0, 0], rel=1e-4)
+    with pytest.raises(ParameterError):
+        ScoreModel.fit(rows, y, groups=st[:3])
+
+
+def test_fit_across_studies_tests_each_study_on_the_others():
+    parts = [_study("a", 200, 4.0, 1), _study("b", 120, 3.0, 2), _study("c", 80, 5.0, 3)]
+    rows = [r for p in parts for r in p[0]]
+    y = np.concatenate([p[1] for p in parts])
+    st = [g for p in parts for g in p[2]]
+    cal, rep = fit_across_studies(rows, y, st, features=("x",))
+    assert set(cal.metrics["per_study"]) == {"a", "b", "c"}
+    assert cal.metrics["evaluated_pairs"] == len(y) and cal.metrics["auc"] > 0.95
+    # the LR is the score model's log-odds, within the pair-count bounds
+    s, llr = cal.apply(rows)
+    lo, hi = cal.lr.bounds
+    assert lo == pytest.approx(-math.log10(y.sum() + 1))
+    assert np.allclose(llr, np.clip(s / math.log(10), lo, hi))
+    # a study's held-out LRs do not depend on its own labels
+    y2 = y.copy()
+    c = np.array(st) == "c"
+    y2[c] = ~y2[c]
+    _, rep2 = fit_across_studies(rows, y2, st, features=("x",))
+    assert np.allclose(rep["oof_log10_lr"][c], rep2["oof_log10_lr"][c])
+    assert not np.allclose(rep["oof_log10_lr"][~c], rep2["oof_log10_lr"][~c])
+    assert Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))).lr == cal.lr
+    with pytest.raises(ParameterError):
+        fit_across_studies(rows, y, st[:-1])
