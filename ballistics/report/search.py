@@ -145,8 +145,9 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
                 for row, pr in zip(rows, pair_reports, strict=True)]
     ranked: list[Any] = [Table(headers, rows)]
     if cal.get("source") == "synthetic-default":
-        ranked.append(Paragraph("The likelihood ratios come from the default calibration "
-                                "fitted on synthetic data, not on this lab's casings.", "bad"))
+        ranked.append(Paragraph("The likelihood ratios come from the package's default "
+                                "calibration (fitted on public studies and synthetic "
+                                "casings), not on this lab's casings.", "bad"))
     qscan = result.query_scan
     query: list[Any] = []
     if qscan is not None:
