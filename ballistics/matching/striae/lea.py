@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.errors import NoSignatureError
+from ballistics.matching.striae._direction import direction_of_points
 from ballistics.matching.striae.signatures import (
     StriationParams,
     _across,
@@ -37,7 +38,6 @@ from ballistics.matching.striae.signatures import (
     _warn,
     across_step_um,
     bin_profile,
-    estimate_direction,
     gaussian_smooth_1d,
     signature_along,
     signature_from_profile,
@@ -111,7 +111,12 @@ def cylinder_axis_deg(heights: np.ndarray, spacing_um: tuple[float, float],
     an arc across the bullet and nearly straight along it, and the striae run along it. None
     when neither sag clearly dominates.
     """
-    x, y, z = _points(np.asarray(heights), spacing_um)
+    return _axis_of_points(*_points(np.asarray(heights), spacing_um), max_points)
+
+
+def _axis_of_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, max_points: int = 100_000
+                    ) -> float | None:
+    """:func:`cylinder_axis_deg` of the valid points ``_points(heights, spacing_um)``."""
     if z.size < 50:
         return None
     if z.size > max_points:
@@ -149,12 +154,13 @@ def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, floa
     """Return the land with striae along the columns, the direction there, and whether the
     scan was transposed (striae along the rows in the file)."""
     params = params or LeaParams()
-    h = np.asarray(scan.heights, np.float64)
-    axis = cylinder_axis_deg(h, scan.spacing_um)
-    est = estimate_direction(h, scan.spacing_um,
-                             highpass_cutoff_um=params.striation.highpass_cutoff_um,
-                             max_points=150_000, around_deg=axis,
-                             search_half_deg=90.0 if axis is None else 20.0)
+    # the valid points are gathered once for both estimates
+    pts = _points(np.asarray(scan.heights, np.float64), scan.spacing_um)
+    axis = _axis_of_points(*pts)
+    est = direction_of_points(*pts, scan.spacing_um,
+                              highpass_cutoff_um=params.striation.highpass_cutoff_um,
+                              max_points=150_000, around_deg=axis,
+                              search_half_deg=90.0 if axis is None else 20.0)
     d = est.direction_deg
     if abs(d) < 45.0:
         t = scan.replace(heights=np.ascontiguousarray(scan.heights.T),
