@@ -177,9 +177,12 @@ def _band_points(heights: np.ndarray, spacing_um: tuple[float, float], r0: int, 
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_points` of rows ``r0:r1`` only (same values, same order): a crosscut band is a
     few tens of rows of a land, so the other rows are never looked at."""
-    rows, cols = np.nonzero(np.isfinite(heights[r0:r1]))
-    rows += r0
-    return cols * spacing_um[1], -rows * spacing_um[0], heights[rows, cols].astype(np.float64)
+    band = heights[r0:r1]
+    ok = np.isfinite(band)
+    nr, nc = band.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(r0, r1) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, band[ok].astype(np.float64)
 
 
 def crosscut_profile(
@@ -199,10 +202,12 @@ def crosscut_profile(
     # origin fixed at the left edge of the band centre so crosscuts share one axis
     yc = -(r0 + r1) / 2 * dy
     origin = float(_across(np.array([0.0]), np.array([yc]), direction_deg)[0])
-    s = s - origin
+    s -= origin
     step = across_step_um(spacing_um, direction_deg)
     keep = s >= -0.5 * step
-    prof, _, _ = bin_profile(s[keep], z[keep], step, origin=0.0, min_fraction=0.3)
+    if not keep.all():
+        s, z = s[keep], z[keep]
+    prof, _, _ = bin_profile(s, z, step, origin=0.0, min_fraction=0.3)
     return prof, 0.0
 
 
