@@ -290,10 +290,17 @@ def choose_crosscut(
     one. A groove not found at the chosen height is replaced by the median of that groove over
     the heights where it was found (the shoulders run along the striae).
 
+    The heights are examined in order and the search stops at the first stable one, so its
+    crosscuts past the next height are never extracted (most lands are stable near the start:
+    2 of 20-odd crosscuts on 11 of the 12 Hamby 44 lands); without a stable height every
+    height is examined.
+
     Returns
     -------
     tuple
-        ``(y_um, table, grooves)``; ``grooves`` is None when no crosscut shows a land.
+        ``(y_um, table, grooves)``: ``table`` has one row (``y_um``, ``ccf_next``,
+        ``grooves_found``) per height examined, up to the chosen one when it is stable, else
+        every height; ``grooves`` is None when no crosscut shows a land.
     """
     params = params or LeaParams()
     step = across_step_um(spacing_um, direction_deg)
@@ -303,32 +310,44 @@ def choose_crosscut(
                    params.crosscut_step_um)
     if ys.size == 0:
         ys = np.array([extent / 2])
-    res = [_crosscut_signature(crosscut_profile(heights, spacing_um, y, params.crosscut_band_um,
-                                                direction_deg)[0], step, params) for y in ys]
-    sigs = [r[0] for r in res]
-    grooves = [r[1] for r in res]
+    # candidate heights are examined in order, lazily: the search stops at the first stable one
+    res: list[tuple[np.ndarray | None, Grooves | None] | None] = [None] * len(ys)
+
+    def at(k: int) -> tuple[np.ndarray | None, Grooves | None]:
+        r = res[k]
+        if r is None:
+            prof = crosscut_profile(heights, spacing_um, float(ys[k]), params.crosscut_band_um,
+                                    direction_deg)[0]
+            r = res[k] = _crosscut_signature(prof, step, params)
+        return r
 
     def both(k: int) -> bool:
-        g = grooves[k]
+        g = at(k)[1]
         return g is not None and g.left_found and g.right_found
 
-    table: list[dict[str, Any]] = []
-    for k, y in enumerate(ys):
-        nxt = float("nan")
+    def ccf_next(k: int) -> float:
         if k + 1 < len(ys):
-            s0, s1 = sigs[k], sigs[k + 1]
+            s0, s1 = at(k)[0], at(k + 1)[0]
             if s0 is not None and s1 is not None:
-                nxt = _corr(s0, s1)
-        g = grooves[k]
-        table.append({"y_um": float(y), "ccf_next": nxt,
-                      "grooves_found": bool(both(k)) if g is not None else False})
-    scores = np.array([r["ccf_next"] for r in table])
-    ok_both = np.array([both(k) and k + 1 < len(ys) and both(k + 1) for k in range(len(ys))])
+                return _corr(s0, s1)
+        return float("nan")
+
     chosen: int | None = None
-    for k in range(len(ys)):
-        if ok_both[k] and np.isfinite(scores[k]) and scores[k] >= params.min_crosscut_ccf:
-            chosen = k
-            break
+    for k in range(len(ys) - 1):
+        if both(k) and both(k + 1):
+            c = ccf_next(k)
+            if np.isfinite(c) and c >= params.min_crosscut_ccf:
+                chosen = k
+                break
+    examined = len(ys) if chosen is None else chosen + 1
+    table: list[dict[str, Any]] = []
+    for k in range(examined):
+        g = at(k)[1]
+        table.append({"y_um": float(ys[k]), "ccf_next": ccf_next(k),
+                      "grooves_found": bool(both(k)) if g is not None else False})
+    grooves = [r[1] if r is not None else None for r in res]
+    scores = np.array([r["ccf_next"] for r in table])
+    ok_both = np.array([both(k) and k + 1 < len(ys) and both(k + 1) for k in range(examined)])
     if chosen is None:
         for pool in (ok_both & np.isfinite(scores), np.isfinite(scores)):
             if pool.any():
