@@ -9,6 +9,9 @@ reported with both medians:
 - seconds per land of :func:`lea_signature` (read scans given);
 - wall time of ``compare-bullets A B --quiet`` (separate processes, reading included).
 
+Each is timed in wall seconds and in CPU seconds (user + system, the process's and its
+children's: the CLI's worker processes included).
+
 It also checks that both engines give the same matrices and best phase (the speed work must
 not change results). The earlier commit is exported with ``git archive`` and imported as
 ``ballistics_base`` (see ``benchmarks/compare_ab.py``).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,24 +37,39 @@ REPO = Path(__file__).resolve().parents[1]
 HAMBY = REPO.parent / "shared" / "data" / "real" / "bullets" / "hamby44"
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and of its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _paired(runs: dict[str, Any], reps: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"base": [], "new": []}
+    """Wall seconds (``base``, ``new``) and CPU seconds (``base_cpu``, ``new_cpu``) of each
+    repetition, the two engines alternating."""
+    times: dict[str, list[float]] = {"base": [], "new": [], "base_cpu": [], "new_cpu": []}
     for i in range(reps):
         for k in (("base", "new") if i % 2 == 0 else ("new", "base")):
-            t0 = time.perf_counter()
+            c0, t0 = _cpu_s(), time.perf_counter()
             runs[k]()
             times[k].append(time.perf_counter() - t0)
+            times[k + "_cpu"].append(_cpu_s() - c0)
     return times
 
 
 def _summary(times: dict[str, list[float]], per: float = 1.0) -> dict[str, float]:
-    """Medians (and min) of ``per / time`` or of the times, and the median paired ratio."""
+    """Medians (and min) of ``per / time`` or of the times, and the median paired ratio; the
+    same for the CPU seconds."""
     return {
         "base_median_s": statistics.median(times["base"]) / per,
         "new_median_s": statistics.median(times["new"]) / per,
         "new_min_s": min(times["new"]) / per,
         "speedup_median_paired": statistics.median(
             o / n for n, o in zip(times["new"], times["base"], strict=True)),
+        "base_cpu_median_s": statistics.median(times["base_cpu"]) / per,
+        "new_cpu_median_s": statistics.median(times["new_cpu"]) / per,
+        "cpu_ratio_median_paired": statistics.median(
+            o / n for n, o in zip(times["new_cpu"], times["base_cpu"], strict=True)),
     }
 
 

@@ -238,6 +238,11 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
     bar = progress(total=len(files), desc="lands", unit="land", delay=1.0, quiet=quiet)
     try:
         if workers > 1 and "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
+            # imported here, once, before the fork: each worker would otherwise import the
+            # extraction (scipy.ndimage and the striae package, about 0.9 s of CPU) itself
+            import ballistics.io
+            import ballistics.matching.striae.lea  # noqa: F401
+
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
                                      initializer=worker_initializer,
                                      initargs=(1,)) as pool:

@@ -170,14 +170,6 @@ def _near_same_type(px: np.ndarray, kx: np.ndarray, py: np.ndarray, ky: np.ndarr
     return out
 
 
-def _shape_ok_all(lc: np.ndarray | None, p: np.ndarray, shift: float, min_corr: float
-                  ) -> np.ndarray:
-    """:func:`_shape_ok` of every stria at once."""
-    if lc is None:
-        return np.ones(p.size, bool)
-    return lc[_index(p, shift, lc.size)] >= min_corr
-
-
 def _index(p: np.ndarray, shift: float, size: int) -> np.ndarray:
     """The sample nearest to each position ``p - shift``, clipped to ``[0, size)``."""
     return np.minimum(np.maximum(np.round(p - shift), 0), size - 1).astype(np.intp)
@@ -188,6 +180,19 @@ def _longest_run(flags: list[bool] | np.ndarray, value: bool) -> int:
     ends = np.concatenate(([-1], np.flatnonzero(np.asarray(flags, bool) != value),
                            [len(flags)]))
     return int((ends[1:] - ends[:-1]).max()) - 1
+
+
+def _longest_runs(flags: np.ndarray) -> tuple[int, int]:
+    """``(_longest_run(flags, True), _longest_run(flags, False))`` from one run-length
+    encoding of the boolean array ``flags``."""
+    if flags.size == 0:
+        return 0, 0
+    starts = np.flatnonzero(np.concatenate(([True], flags[1:] != flags[:-1])))
+    lengths = np.diff(np.append(starts, flags.size))
+    true_runs = lengths[flags[starts]]
+    false_runs = lengths[~flags[starts]]
+    return (int(true_runs.max()) if true_runs.size else 0,
+            int(false_runs.max()) if false_runs.size else 0)
 
 
 def match_striae(a: np.ndarray, b: np.ndarray, tolerance: float, prominence_rq: float,
@@ -330,11 +335,14 @@ def _match_extrema(av: np.ndarray, bv: np.ndarray, sd_a: float, sd_b: float,
         for (px, kx), (py, ky), dx, dy in (((pa, ka), len_b[0], 0.0, shift_b),
                                            ((pb, kb), len_a[0], shift_b, 0.0)):
             py = py + dy
-            fl = (_near_same_type(px, kx, py, ky, tolerance)
-                  & _shape_ok_all(lc, px, dx, shape_min_corr))
-            sums.append(float(_heights(px[fl], dx).sum()))
-            runs.append(_longest_run(fl, True))
-            bad.append(_longest_run(fl, False))
+            at = _index(px, dx, height.size)  # lc, when given, is as long as height
+            fl = _near_same_type(px, kx, py, ky, tolerance)
+            if lc is not None:
+                fl &= lc[at] >= shape_min_corr
+            sums.append(float(height[at[fl]].sum()))
+            run, gap = _longest_runs(fl)
+            runs.append(run)
+            bad.append(gap)
             hits.append(int(fl.sum()))
             misses.append(fl.size - int(fl.sum()))
         return min(runs), max(bad), min(hits), max(misses), min(sums)

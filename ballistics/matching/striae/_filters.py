@@ -63,7 +63,7 @@ def remove_form(values: np.ndarray, degree: int, *, robust: bool = True) -> np.n
         if not robust:
             break
         resid = v - np.polynomial.polynomial.polyval(t, coef)
-        mad = np.nanmedian(np.abs(resid[valid])) * 1.4826
+        mad = np.median(np.abs(resid[valid])) * 1.4826  # no NaN left: np.median suffices
         if mad <= 0:
             break
         new = valid & (np.abs(resid) < 3.0 * mad)

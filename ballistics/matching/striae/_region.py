@@ -10,8 +10,6 @@ from scipy import ndimage as ndi
 from ballistics.errors import EmptyScanError, NoSignatureError, ParameterError
 from ballistics.matching.striae._types import StriationParams
 from ballistics.params import check_range
-from ballistics.preprocess.filters import gaussian_filter_nan, sigma_um
-from ballistics.preprocess.geometry import Circle, circle_mask
 from ballistics.scan import Scan
 
 
@@ -125,6 +123,11 @@ def propose_aperture_shear(
     NoSignatureError
         When no window shows striae across the outline.
     """
+    # here: importing the preprocess package (segmentation, detection, OpenCV) costs about
+    # 0.1 s, which land signatures and bullet comparisons never need
+    from ballistics.preprocess.filters import gaussian_filter_nan, sigma_um
+    from ballistics.preprocess.geometry import Circle, circle_mask
+
     params = params or StriationParams.for_kind("aperture-shear")
     check_range("firing_pin_radius_um", firing_pin_radius_um, 0, None, lo_open=True)
     check_range("n_sectors", n_sectors, 4, 360)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.errors import NoSignatureError
+from ballistics.matching.striae._direction import direction_of_points
 from ballistics.matching.striae.signatures import (
     StriationParams,
     _across,
@@ -37,7 +38,6 @@ from ballistics.matching.striae.signatures import (
     _warn,
     across_step_um,
     bin_profile,
-    estimate_direction,
     gaussian_smooth_1d,
     signature_along,
     signature_from_profile,
@@ -111,7 +111,12 @@ def cylinder_axis_deg(heights: np.ndarray, spacing_um: tuple[float, float],
     an arc across the bullet and nearly straight along it, and the striae run along it. None
     when neither sag clearly dominates.
     """
-    x, y, z = _points(np.asarray(heights), spacing_um)
+    return _axis_of_points(*_points(np.asarray(heights), spacing_um), max_points)
+
+
+def _axis_of_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, max_points: int = 100_000
+                    ) -> float | None:
+    """:func:`cylinder_axis_deg` of the valid points ``_points(heights, spacing_um)``."""
     if z.size < 50:
         return None
     if z.size > max_points:
@@ -149,12 +154,13 @@ def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, floa
     """Return the land with striae along the columns, the direction there, and whether the
     scan was transposed (striae along the rows in the file)."""
     params = params or LeaParams()
-    h = np.asarray(scan.heights, np.float64)
-    axis = cylinder_axis_deg(h, scan.spacing_um)
-    est = estimate_direction(h, scan.spacing_um,
-                             highpass_cutoff_um=params.striation.highpass_cutoff_um,
-                             max_points=150_000, around_deg=axis,
-                             search_half_deg=90.0 if axis is None else 20.0)
+    # the valid points are gathered once for both estimates
+    pts = _points(np.asarray(scan.heights, np.float64), scan.spacing_um)
+    axis = _axis_of_points(*pts)
+    est = direction_of_points(*pts, scan.spacing_um,
+                              highpass_cutoff_um=params.striation.highpass_cutoff_um,
+                              max_points=150_000, around_deg=axis,
+                              search_half_deg=90.0 if axis is None else 20.0)
     d = est.direction_deg
     if abs(d) < 45.0:
         t = scan.replace(heights=np.ascontiguousarray(scan.heights.T),
@@ -171,9 +177,12 @@ def _band_points(heights: np.ndarray, spacing_um: tuple[float, float], r0: int, 
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_points` of rows ``r0:r1`` only (same values, same order): a crosscut band is a
     few tens of rows of a land, so the other rows are never looked at."""
-    rows, cols = np.nonzero(np.isfinite(heights[r0:r1]))
-    rows += r0
-    return cols * spacing_um[1], -rows * spacing_um[0], heights[rows, cols].astype(np.float64)
+    band = heights[r0:r1]
+    ok = np.isfinite(band)
+    nr, nc = band.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(r0, r1) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, band[ok].astype(np.float64)
 
 
 def crosscut_profile(
@@ -193,10 +202,12 @@ def crosscut_profile(
     # origin fixed at the left edge of the band centre so crosscuts share one axis
     yc = -(r0 + r1) / 2 * dy
     origin = float(_across(np.array([0.0]), np.array([yc]), direction_deg)[0])
-    s = s - origin
+    s -= origin
     step = across_step_um(spacing_um, direction_deg)
     keep = s >= -0.5 * step
-    prof, _, _ = bin_profile(s[keep], z[keep], step, origin=0.0, min_fraction=0.3)
+    if not keep.all():
+        s, z = s[keep], z[keep]
+    prof, _, _ = bin_profile(s, z, step, origin=0.0, min_fraction=0.3)
     return prof, 0.0
 
 
@@ -279,10 +290,17 @@ def choose_crosscut(
     one. A groove not found at the chosen height is replaced by the median of that groove over
     the heights where it was found (the shoulders run along the striae).
 
+    The heights are examined in order and the search stops at the first stable one, so its
+    crosscuts past the next height are never extracted (most lands are stable near the start:
+    2 of 20-odd crosscuts on 11 of the 12 Hamby 44 lands); without a stable height every
+    height is examined.
+
     Returns
     -------
     tuple
-        ``(y_um, table, grooves)``; ``grooves`` is None when no crosscut shows a land.
+        ``(y_um, table, grooves)``: ``table`` has one row (``y_um``, ``ccf_next``,
+        ``grooves_found``) per height examined, up to the chosen one when it is stable, else
+        every height; ``grooves`` is None when no crosscut shows a land.
     """
     params = params or LeaParams()
     step = across_step_um(spacing_um, direction_deg)
@@ -292,32 +310,44 @@ def choose_crosscut(
                    params.crosscut_step_um)
     if ys.size == 0:
         ys = np.array([extent / 2])
-    res = [_crosscut_signature(crosscut_profile(heights, spacing_um, y, params.crosscut_band_um,
-                                                direction_deg)[0], step, params) for y in ys]
-    sigs = [r[0] for r in res]
-    grooves = [r[1] for r in res]
+    # candidate heights are examined in order, lazily: the search stops at the first stable one
+    res: list[tuple[np.ndarray | None, Grooves | None] | None] = [None] * len(ys)
+
+    def at(k: int) -> tuple[np.ndarray | None, Grooves | None]:
+        r = res[k]
+        if r is None:
+            prof = crosscut_profile(heights, spacing_um, float(ys[k]), params.crosscut_band_um,
+                                    direction_deg)[0]
+            r = res[k] = _crosscut_signature(prof, step, params)
+        return r
 
     def both(k: int) -> bool:
-        g = grooves[k]
+        g = at(k)[1]
         return g is not None and g.left_found and g.right_found
 
-    table: list[dict[str, Any]] = []
-    for k, y in enumerate(ys):
-        nxt = float("nan")
+    def ccf_next(k: int) -> float:
         if k + 1 < len(ys):
-            s0, s1 = sigs[k], sigs[k + 1]
+            s0, s1 = at(k)[0], at(k + 1)[0]
             if s0 is not None and s1 is not None:
-                nxt = _corr(s0, s1)
-        g = grooves[k]
-        table.append({"y_um": float(y), "ccf_next": nxt,
-                      "grooves_found": bool(both(k)) if g is not None else False})
-    scores = np.array([r["ccf_next"] for r in table])
-    ok_both = np.array([both(k) and k + 1 < len(ys) and both(k + 1) for k in range(len(ys))])
+                return _corr(s0, s1)
+        return float("nan")
+
     chosen: int | None = None
-    for k in range(len(ys)):
-        if ok_both[k] and np.isfinite(scores[k]) and scores[k] >= params.min_crosscut_ccf:
-            chosen = k
-            break
+    for k in range(len(ys) - 1):
+        if both(k) and both(k + 1):
+            c = ccf_next(k)
+            if np.isfinite(c) and c >= params.min_crosscut_ccf:
+                chosen = k
+                break
+    examined = len(ys) if chosen is None else chosen + 1
+    table: list[dict[str, Any]] = []
+    for k in range(examined):
+        g = at(k)[1]
+        table.append({"y_um": float(ys[k]), "ccf_next": ccf_next(k),
+                      "grooves_found": bool(both(k)) if g is not None else False})
+    grooves = [r[1] if r is not None else None for r in res]
+    scores = np.array([r["ccf_next"] for r in table])
+    ok_both = np.array([both(k) and k + 1 < len(ys) and both(k + 1) for k in range(examined)])
     if chosen is None:
         for pool in (ok_both & np.isfinite(scores), np.isfinite(scores)):
             if pool.any():

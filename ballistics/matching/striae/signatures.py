@@ -11,8 +11,12 @@ A striated mark is a set of parallel grooves. Its comparable content is one prof
    projected onto the axis across candidate striae directions and binned; the band-passed
    profile of bin means has the largest variance when the bins follow the striae. A coarse
    search over 180° (wide bins) is refined to 0.05° (full resolution) and a parabola through
-   the best three angles. No image rotation or interpolation is involved, and missing points
-   are simply left out, so NaN and anisotropic spacing need no special care.
+   the best three angles. The coarse search first scores every angle on one point in eight
+   (one vectorised pass) and scores exactly only the angles that can hold the maximum (and
+   their neighbours), falling back to scoring every angle exactly when the best is not among
+   them (the same angle as the exhaustive search on every synthetic and Hamby 44 land
+   tested). No image rotation or interpolation is involved, and missing points are simply
+   left out, so NaN and anisotropic spacing need no special care.
 3. **Profile**: NaN-aware mean of the points of each bin (``spacing_um`` wide) across the
    striae; bins seen by too few points are missing.
 4. **Signature** (:func:`signature_from_profile`): form removed by a least-squares

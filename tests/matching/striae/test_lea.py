@@ -100,3 +100,29 @@ def test_anisotropic_land_is_sampled_across_the_striae(synthetic_land) -> None:
     assert compare_signatures(sig, s_rows).ccf_max > 0.9
     with pytest.warns(ScanWarning, match="resampled"):
         assert compare_signatures(sig, s_cols).ccf_max > 0.8
+
+
+def test_crosscut_search_stops_at_the_first_stable_height(synthetic_land) -> None:
+    from ballistics.matching.striae.lea import choose_crosscut, orient_land
+
+    scan, _ = synthetic_land
+    land, direction, _ = orient_land(scan)
+    h = np.array(land.heights, np.float64)
+    p = LeaParams()
+    y, table, grooves = choose_crosscut(h, land.spacing_um, direction, p)
+    # no height is stable at a required agreement of 1: every height is examined
+    _, full, _ = choose_crosscut(h, land.spacing_um, direction, LeaParams(min_crosscut_ccf=1.0))
+    assert len(full) > len(table) >= 1
+    for row, ref in zip(table, full, strict=False):
+        assert row["y_um"] == ref["y_um"] and row["grooves_found"] == ref["grooves_found"]
+        assert row["ccf_next"] == ref["ccf_next"] or (
+            np.isnan(row["ccf_next"]) and np.isnan(ref["ccf_next"]))
+
+    def stable(k: int) -> bool:
+        return (full[k]["grooves_found"] and full[k + 1]["grooves_found"]
+                and full[k]["ccf_next"] >= p.min_crosscut_ccf)
+
+    k = len(table) - 1
+    assert stable(k) and not any(stable(i) for i in range(k))
+    assert y == table[k]["y_um"] + p.crosscut_step_um / 2
+    assert grooves is not None and grooves.left_found and grooves.right_found
