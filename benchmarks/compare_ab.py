@@ -7,14 +7,17 @@ exported with ``git archive`` into a temporary folder and imported under another
 name (``ballistics_base``).
 
 ``python benchmarks/compare_ab.py BASE_COMMIT [--preset cmcR] [--threads 2] [--pairs 20]
-[--scans A.x3p B.x3p]`` (default scans: the processed Fadul pair; paths relative to
-``../shared/data/real``).
+[--scans A.x3p B.x3p ...]`` (default scans: the processed Fadul pair; paths relative to
+``../shared/data/real``). With more than two scans, each run is ``compare_many`` of the first
+against the others (what a search's re-ranking does: the query prepared once); the CPU
+seconds of each run (``time.process_time``) are paired as well as the wall seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import re
 import statistics
 import subprocess
@@ -47,8 +50,8 @@ def main() -> None:
     ap.add_argument("--preset", default="cmcR")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=20)
-    ap.add_argument("--scans", nargs=2, default=["fadul1-1_processed.x3p",
-                                                 "fadul1-2_processed.x3p"])
+    ap.add_argument("--scans", nargs="+", default=["fadul1-1_processed.x3p",
+                                                   "fadul1-2_processed.x3p"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="ballistics_ab_"))
     _export(args.base, tmp)
@@ -64,24 +67,35 @@ def main() -> None:
     from ballistics.io import read_scan
 
     a = read_scan(DATA / args.scans[0])
-    b = read_scan(DATA / args.scans[1])
     # each engine gets scans of its own package (isinstance checks differ between them)
-    a0, b0 = read_base(DATA / args.scans[0]), read_base(DATA / args.scans[1])
-    runs = {"base": lambda: base.compare(a0, b0, args.preset, device="cpu"),
-            "new": lambda: new.compare(a, b, args.preset, device="cpu")}
+    a0 = read_base(DATA / args.scans[0])
+    if len(args.scans) == 2:
+        b = read_scan(DATA / args.scans[1])
+        b0 = read_base(DATA / args.scans[1])
+        runs = {"base": lambda: [base.compare(a0, b0, args.preset, device="cpu")],
+                "new": lambda: [new.compare(a, b, args.preset, device="cpu")]}
+    else:
+        bs = [read_scan(DATA / s) for s in args.scans[1:]]
+        bs0 = [read_base(DATA / s) for s in args.scans[1:]]
+        runs = {"base": lambda: base.compare_many(a0, bs0, args.preset, device="cpu"),
+                "new": lambda: new.compare_many(a, bs, args.preset, device="cpu")}
     times: dict[str, list[float]] = {"base": [], "new": []}
-    counts = {k: (f().cmc_count, f().theta_deg) for k, f in runs.items()}   # warm-up
+    cpu: dict[str, list[float]] = {"base": [], "new": []}
+    counts = {k: [(c.cmc_count, c.theta_deg, c.features) for c in f()]
+              for k, f in runs.items()}   # warm-up
     for i in range(args.pairs):
         for k in (("base", "new") if i % 2 == 0 else ("new", "base")):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             runs[k]()
             times[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
     ratio = statistics.median(n / o for n, o in zip(times["new"], times["base"], strict=True))
-    print(f"{args.preset}, {args.threads} threads, {args.pairs} pairs: base {args.base} median "
-          f"{statistics.median(times['base']):.4f} s (min {min(times['base']):.4f}), this tree "
-          f"median {statistics.median(times['new']):.4f} s (min {min(times['new']):.4f}), "
-          f"median ratio {ratio:.3f}; CMC count, theta: base {counts['base']}, new "
-          f"{counts['new']}")
+    cpu_ratio = statistics.median(n / o for n, o in zip(cpu["new"], cpu["base"], strict=True))
+    print(f"{args.preset}, {args.threads} threads, {args.pairs} pairs, {len(args.scans) - 1} "
+          f"target(s): base {args.base} median {statistics.median(times['base']):.4f} s (min "
+          f"{min(times['base']):.4f}), this tree median {statistics.median(times['new']):.4f} s "
+          f"(min {min(times['new']):.4f}), median ratio {ratio:.3f} (CPU s {cpu_ratio:.3f}); "
+          f"identical results: {json.dumps(counts['base']) == json.dumps(counts['new'])}")
 
 
 if __name__ == "__main__":

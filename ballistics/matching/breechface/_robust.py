@@ -39,11 +39,12 @@ from ballistics.matching.breechface._engine import (
     register_cells,
 )
 from ballistics.matching.breechface._registration import (
+    Levels,
     Registration,
     _circle,
     _local_maxima,
     _scan,
-    block_mean,
+    as_levels,
     register_full,
 )
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
@@ -140,11 +141,15 @@ def _concat(parts: Sequence[DirectionResult], order: Sequence[float]) -> Directi
                    target_missing=cat("target_missing"), joint_missing=cat("joint_missing"))
 
 
-def robust_pose(reference: torch.Tensor, target: torch.Tensor, cells: PreparedCells,
-                p: CompareParams, spacing: tuple[float, float]) -> RobustPose:
+def robust_pose(reference: torch.Tensor | Levels, target: torch.Tensor | Levels,
+                cells: PreparedCells, p: CompareParams, spacing: tuple[float, float]
+                ) -> RobustPose:
     """The full-circle pose of ``target`` on ``reference`` (see the module docstring) and
-    the forward registrations of ``cells`` over the fine grid around it."""
-    reg = register_full(reference, target, spacing, coarse_spacing_um=p.coarse_spacing_um,
+    the forward registrations of ``cells`` over the fine grid around it. The scans are
+    height maps or their :class:`~._registration.Levels` (coarse levels computed once)."""
+    ref_l, tgt_l = as_levels(reference), as_levels(target)
+    reference, target = ref_l.heights, tgt_l.heights
+    reg = register_full(ref_l, tgt_l, spacing, coarse_spacing_um=p.coarse_spacing_um,
                         step_deg=p.coarse_step_deg, prescreen=p.coarse_prescreen)
     c0 = round(wrap_angle(reg.theta_deg), 9)
     first = _register(cells, target, [c0], p, spacing)
@@ -155,8 +160,9 @@ def robust_pose(reference: torch.Tensor, target: torch.Tensor, cells: PreparedCe
         factor = max(1, int(round(p.coarse_spacing_um / max(spacing))))
         screen = 2 * factor if p.coarse_prescreen > 0 else factor
         sigma_px = p.lnorm_sigma_um / (screen * max(spacing))
-        a = local_normalise(block_mean(reference, screen), sigma_px)
-        b = local_normalise(block_mean(target, screen), sigma_px)
+        key = ("lnorm", screen, sigma_px)
+        a = ref_l.memo(key, lambda: local_normalise(ref_l.mean(screen), sigma_px))
+        b = tgt_l.memo(key, lambda: local_normalise(tgt_l.mean(screen), sigma_px))
         circle = _circle(p.coarse_step_deg)
         batch = tuning_for(reference.device).registration_batch
         scores, _ = _scan(a, b, circle, batch)
@@ -174,8 +180,8 @@ def robust_pose(reference: torch.Tensor, target: torch.Tensor, cells: PreparedCe
                 chosen, switched = best, True
                 kept = _angle_slice(res, [cands.index(best)])
                 fine = [round(wrap_angle(chosen + s * p.coarse_step_deg), 9) for s in (-1, 0, 1)]
-                _, (val, _th, dy, dx) = _scan(block_mean(reference, factor),
-                                              block_mean(target, factor), fine, batch)
+                _, (val, _th, dy, dx) = _scan(ref_l.mean(factor), tgt_l.mean(factor),
+                                              fine, batch)
                 reg = Registration(theta_deg=float(chosen), dy_um=dy * factor * spacing[0],
                                    dx_um=dx * factor * spacing[1], ncc=float(val),
                                    per_angle=reg.per_angle)

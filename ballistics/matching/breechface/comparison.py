@@ -40,7 +40,7 @@ from ballistics.matching.breechface._engine import (
     register_cells,
 )
 from ballistics.matching.breechface._pose_ncc import ncc_at_pose
-from ballistics.matching.breechface._registration import Registration, register_full
+from ballistics.matching.breechface._registration import Levels, Registration, register_full
 from ballistics.matching.breechface._robust import robust_pose
 from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
 from ballistics.matching.breechface.features import FEATURE_NAMES, _direction_stats, aces_features
@@ -171,6 +171,7 @@ class _Prepared:
     def __init__(self, scan: Scan, device: torch.device) -> None:
         self.scan = scan
         self.tensor = torch.from_numpy(np.array(scan.heights, dtype=np.float32)).to(device)
+        self.levels = Levels(self.tensor)   # coarse levels, computed once per scan
         self._cells: dict[Any, PreparedCells] = {}
         self._rot: dict[tuple[float, ...], torch.Tensor] = {}
 
@@ -365,7 +366,7 @@ def _forward_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
     spacing = ref.scan.spacing_um
     switch_note = None
     if p.rotation == "full":
-        pose = robust_pose(ref.tensor, tgt.tensor, ref.cells(p), p, spacing)
+        pose = robust_pose(ref.levels, tgt.levels, ref.cells(p), p, spacing)
         reg, fwd_angles = pose.registration, pose.angles
         rev_angles = [-a for a in fwd_angles]
         fwd = _as_direction(pose.forward, p)
@@ -377,7 +378,7 @@ def _forward_prepared(ref: _Prepared, tgt: _Prepared, p: CompareParams, device: 
     else:
         fwd_angles = p.grid_angles()
         rev_angles = fwd_angles
-        reg = register_full(ref.tensor, tgt.tensor, spacing,
+        reg = register_full(ref.levels, tgt.levels, spacing,
                             coarse_spacing_um=p.coarse_spacing_um, step_deg=p.coarse_step_deg,
                             angles=fwd_angles)
         fwd = _direction(ref.cells(p), tgt.rotated(fwd_angles, cache_rotations), fwd_angles, p,
