@@ -349,6 +349,7 @@ def calibrate_collection(
         )
     chosen = sample_pairs(sources, sampling)
     record = sampling_record(sources, chosen, sampling)
+    record["reference"] = "the casing of the pair in most pairs (plan_batches)"
     logger.info("calibration pairs: %d same-source of %d, %d different-source of %d",
                 record["same_source"]["chosen"], record["same_source"]["available"],
                 record["different_source"]["chosen"], record["different_source"]["available"])
