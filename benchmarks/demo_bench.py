@@ -7,7 +7,8 @@ to its exit (the HTML report is written before it exits). Conditions alternate: 
 ``python -c "while True: pass"`` (started a second before, killed after); ``repeats`` pairs
 (quick: 1). Per run: wall seconds, the demo's own stage times, the bytes of the output
 folder, the top-1 hits; per condition the median, and the median of the paired
-competitor/idle ratios.
+competitor/idle ratios. The machine's load average (1 minute) before and after each run is
+recorded: on a shared machine it says how much else ran.
 
 Run: ``python -m benchmarks speed --only demo_bench``.
 """
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def _demo(out: Path) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "ballistics", "demo", "--out", str(out),
                         "--quiet", "--json"], capture_output=True, text=True, env=env,
@@ -41,7 +43,8 @@ def _demo(out: Path) -> dict[str, Any]:
     doc = json.loads(r.stdout)
     return {"wall_s": wall, "stages_s": doc["seconds"], "disk_mb": doc["disk_bytes"] / 1e6,
             "top1_hits": doc["top1_hits"], "n_queries": doc["n_queries"],
-            "ingested": doc["ingested"]}
+            "ingested": doc["ingested"], "load_before": load0,
+            "load_after": os.getloadavg()[0]}
 
 
 def run(quick: bool = False, out_dir: Path = Path("."), repeats: int = 2) -> dict[str, Any]:
@@ -69,6 +72,8 @@ def run(quick: bool = False, out_dir: Path = Path("."), repeats: int = 2) -> dic
     ratios = [c["wall_s"] / i["wall_s"] for i, c in zip(runs["idle"], runs["competitor"],
                                                         strict=True)]
     return {"data": "ballistics demo, default sizes (synthetic realistic, 6.25 um)",
+            "load_median": statistics.median(r["load_before"] for rs in runs.values()
+                                             for r in rs),
             "n_pairs": n, "median": med, "competitor_over_idle": statistics.median(ratios),
             "runs": runs,
             "targets": {"wall_s": 120.0, "disk_mb": 50.0}}

@@ -13,22 +13,30 @@ from ballistics.cli.common import (
     threads_option,
 )
 
+#: ballistics.workflows.calibrate.DEFAULT_PAIRS (not imported: the CLI loads light)
+DEFAULT_PAIRS = 500
 
 @click.command("calibrate")
 @click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
               help="Collection directory.")
 @click.option("--source-column", default="firearm_id", show_default=True,
               help="Label column naming each casing's source (firearm, slide).")
-@click.option("--max-different", type=int, default=1000, show_default=True,
-              help="Different-source pairs sampled (all same-source pairs are used).")
-@click.option("--max-same", type=int, default=None, help="Cap on same-source pairs.")
+@click.option("--pairs", type=click.IntRange(0, None), default=DEFAULT_PAIRS, show_default=True,
+              help="Total pair budget: same-source pairs take up to half, spread evenly over "
+                   "the sources, different-source pairs the rest, spread over the pairs of "
+                   "sources (0 = every pair).")
+@click.option("--max-same", type=click.IntRange(0, None), default=None,
+              help="Same-source pairs (default: up to half of --pairs).")
+@click.option("--max-different", type=click.IntRange(0, None), default=None,
+              help="Different-source pairs (default: the rest of --pairs).")
 @click.option("--method", "lr_method", type=click.Choice(["pav", "logistic"]), default="pav",
               show_default=True, help="Score to log10 LR calibration.")
 @click.option("--folds", type=int, default=None,
               help="Cross-validation folds over sources (default: leave one source out up "
                    "to 20 sources, else 10).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the pair sampling and the cross-validation folds.")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
               help="CPU processes comparing the pairs, sharing --threads (0 = one per thread).")
 @device_option
@@ -36,13 +44,13 @@ from ballistics.cli.common import (
 @json_option
 @quiet_option
 @handle_errors
-def calibrate(collection, source_column, max_different, max_same, lr_method, folds, preset, seed,
-              workers, device, as_json, quiet) -> None:
+def calibrate(collection, source_column, pairs, max_same, max_different, lr_method, folds, preset,
+              seed, workers, device, as_json, quiet) -> None:
     """Fit, cross-validate (leaving whole sources out) and store the calibration."""
     from ballistics.workflows.calibrate import calibrate_collection
 
     summary = calibrate_collection(
-        collection, source_column=source_column, max_same=max_same,
+        collection, source_column=source_column, pairs=pairs, max_same=max_same,
         max_different=max_different, lr_method=lr_method, n_folds=folds, preset=preset,
         device=device, workers=workers, seed=seed, quiet=quiet,
     )
@@ -50,6 +58,13 @@ def calibrate(collection, source_column, max_different, max_same, lr_method, fol
         emit_json(summary)
         return
     m = summary["calibration"]["metrics"]
+    smp = summary["sampling"]
+    click.echo(
+        f"pairs sampled (seed {smp['seed']}): {smp['same_source']['chosen']} of "
+        f"{smp['same_source']['available']} same-source, {smp['different_source']['chosen']} "
+        f"of {smp['different_source']['available']} different-source; "
+        f"{smp['sources_in_pairs']} of {smp['sources']} sources in them"
+    )
     click.echo(
         f"{collection}: calibration fitted on {m.get('n_same_source')} same-source and "
         f"{m.get('n_different_source')} different-source pairs from {m.get('n_sources')} "

@@ -1,10 +1,18 @@
 """Fit a collection's own score model and LR calibration from its labelled casings.
 
-Pairs: every same-source pair (casings sharing the ``source_column`` label) up to
-``max_same``, and a seeded random sample of different-source pairs up to ``max_different``.
+Pairs (:func:`sample_pairs`, :class:`PairSampling`): a total budget (default
+:data:`DEFAULT_PAIRS`), so that the time does not grow with the collection. Same-source
+pairs (casings sharing the ``source_column`` label) take up to half of it, spread evenly
+over the sources; different-source pairs the rest, spread evenly over the pairs of sources
+so that every source appears. ``max_same``/``max_different`` override the two shares.
 Each pair is compared with the collection's comparison preset (full rotation), its
 features go to :func:`ballistics.matching.lr.calibration.fit_calibration`, and the result
-(cross-validated leaving whole sources out) is stored in the collection.
+(cross-validated leaving whole sources out) is stored in the collection with the sampling
+that chose its pairs.
+
+The comparisons (:func:`compare_pairs`) read each casing once, make the casing shared by
+most pairs the reference of all of them (one prepared query serves many candidates) and
+run on one pool of worker processes for the whole calibration.
 """
 
 from __future__ import annotations
@@ -12,7 +20,11 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+import warnings
+from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +32,360 @@ import numpy as np
 
 from ballistics.collection.audit import log_event
 from ballistics.collection.store import Collection
-from ballistics.errors import InputError
+from ballistics.errors import InputError, ParameterError
 from ballistics.progress import progress
+from ballistics.scan import Scan
 
 logger = logging.getLogger(__name__)
 
+#: default total pair budget of ``ballistics calibrate``
+DEFAULT_PAIRS = 500
+
+#: most candidates per worker task (the query is prepared once per task; smaller tasks
+#: move the progress bar more often)
+TASK_CANDIDATES = 6
+
+
+@dataclass(frozen=True)
+class PairSampling:
+    """How :func:`sample_pairs` chooses the calibration pairs.
+
+    Parameters
+    ----------
+    pairs
+        Total pair budget; ``None`` or 0: no budget (every same-source and every
+        different-source pair, unless capped below).
+    max_same
+        Same-source pairs (fewer when fewer exist); ``None``: up to half of ``pairs``.
+    max_different
+        Different-source pairs (fewer when fewer exist); ``None``: the rest of ``pairs``.
+    seed
+        Seed of the random choices (same seed, same labels: same pairs).
+    """
+
+    pairs: int | None = DEFAULT_PAIRS
+    max_same: int | None = None
+    max_different: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("pairs", "max_same", "max_different"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise ParameterError(f"{name} must be a whole number >= 0 or None, got {v!r}")
+        if self.pairs is not None and 0 < self.pairs < 2:
+            raise ParameterError(f"pairs must be 0 (no budget) or >= 2, got {self.pairs}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ParameterError(f"seed must be an integer, got {self.seed!r}")
+
+
+def _spread(sizes: Sequence[int], n: int, order: Sequence[int]) -> list[int]:
+    """How many of ``n`` items each group takes: as even as the groups' ``sizes`` allow
+    (water filling); the groups first in ``order`` take the remainder."""
+    take = [0] * len(sizes)
+    left = min(n, sum(sizes))
+    while left > 0:
+        open_ = [g for g in order if take[g] < sizes[g]]
+        share = max(1, left // len(open_))
+        for g in open_:
+            add = min(share, sizes[g] - take[g], left)
+            take[g] += add
+            left -= add
+            if left == 0:
+                break
+    return take
+
 
 def sample_pairs(
+    sources: Sequence[str | None], sampling: PairSampling | None = None,
+) -> list[tuple[int, int]]:
+    """Row pairs ``(i, j)``, ``i < j``, for calibration: the same-source ones, then the
+    different-source ones, each sorted; rows without a source are left out.
+
+    Same-source pairs are spread evenly over the sources (a source with few pairs gives
+    its unused share to the others), different-source pairs evenly over the pairs of
+    sources, ordered so that the first ones cover every source; within a source or a pair
+    of sources the casings are drawn at random (``sampling.seed``).
+    """
+    sp = sampling or PairSampling()
+    rng = np.random.default_rng(sp.seed)
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(sources):
+        if s not in (None, ""):
+            groups.setdefault(str(s), []).append(i)
+    names = sorted(groups)
+    n_same_avail = sum(len(g) * (len(g) - 1) // 2 for g in groups.values())
+    n_rows = sum(len(g) for g in groups.values())
+    n_diff_avail = n_rows * (n_rows - 1) // 2 - n_same_avail
+    budget = sp.pairs or None
+    if sp.max_same is not None:
+        n_same = min(sp.max_same, n_same_avail)
+    else:
+        n_same = n_same_avail if budget is None else min(n_same_avail, budget // 2)
+    if sp.max_different is not None:
+        n_diff = min(sp.max_different, n_diff_avail)
+    else:
+        n_diff = n_diff_avail if budget is None else min(n_diff_avail, budget - n_same)
+
+    same: list[tuple[int, int]] = []
+    in_source = [list(itertools.combinations(groups[s], 2)) for s in names]
+    take = _spread([len(p) for p in in_source], n_same,
+                   [int(k) for k in rng.permutation(len(names))])
+    for cand, k in zip(in_source, take, strict=True):
+        if k:
+            same.extend(cand[int(x)] for x in rng.choice(len(cand), k, replace=False))
+
+    diff: list[tuple[int, int]] = []
+    source_pairs = list(itertools.combinations(range(len(names)), 2))
+    perm = [int(k) for k in rng.permutation(len(source_pairs))]
+    covered: set[int] = set()
+    first: list[int] = []
+    for g in perm:  # pairs of sources that bring a source not yet covered go first
+        a, b = source_pairs[g]
+        if a not in covered or b not in covered:
+            first.append(g)
+            covered.update((a, b))
+    order = first + [g for g in perm if g not in set(first)]
+    sizes = [len(groups[names[a]]) * len(groups[names[b]]) for a, b in source_pairs]
+    take = _spread(sizes, n_diff, order)
+    for (a, b), size, k in zip(source_pairs, sizes, take, strict=True):
+        if not k:
+            continue
+        ga, gb = groups[names[a]], groups[names[b]]
+        for x in rng.choice(size, k, replace=False):
+            i, j = ga[int(x) // len(gb)], gb[int(x) % len(gb)]
+            diff.append((min(i, j), max(i, j)))
+    return sorted(same) + sorted(diff)
+
+
+def sampling_record(
+    sources: Sequence[str | None], pairs: Sequence[tuple[int, int]], sampling: PairSampling,
+) -> dict[str, Any]:
+    """What the calibration records about its pairs: the settings, the pairs available and
+    chosen of each kind, and the sources with the fewest and most pairs."""
+    labelled = [s for s in sources if s not in (None, "")]
+    per_source = Counter(labelled)
+    n_same_avail = sum(n * (n - 1) // 2 for n in per_source.values())
+    n_rows = len(labelled)
+    n_same = sum(sources[i] == sources[j] for i, j in pairs)
+    in_pairs = Counter(str(sources[k]) for ij in pairs for k in ij)
+    return {
+        "method": "stratified", **asdict(sampling),
+        "same_source": {"chosen": n_same, "available": n_same_avail},
+        "different_source": {"chosen": len(pairs) - n_same,
+                             "available": n_rows * (n_rows - 1) // 2 - n_same_avail},
+        "sources": len(per_source),
+        "sources_in_pairs": len(in_pairs),
+        "pairs_per_source": {"min": min(in_pairs.values(), default=0),
+                             "max": max(in_pairs.values(), default=0)},
+    }
+
+
+def plan_batches(
+    pairs: Sequence[tuple[int, int]], max_candidates: int | None = None,
+) -> list[tuple[int, list[int]]]:
+    """Group the pairs into ``(reference row, [pair index, ...])`` batches: repeatedly the
+    row in most pairs not yet planned becomes the reference of all of them (ties: the
+    lowest row), so one prepared reference serves many candidates. Batches longer than
+    ``max_candidates`` are split into near-equal parts. Deterministic."""
+    left: dict[int, set[int]] = {}
+    for k, (i, j) in enumerate(pairs):
+        left.setdefault(i, set()).add(k)
+        left.setdefault(j, set()).add(k)
+    batches: list[tuple[int, list[int]]] = []
+    while left:
+        ref = min(left, key=lambda r: (-len(left[r]), r))
+        ks = sorted(left.pop(ref))
+        for k in ks:
+            i, j = pairs[k]
+            other = j if i == ref else i
+            left[other].discard(k)
+            if not left[other]:
+                del left[other]
+        n_parts = 1 if not max_candidates else -(-len(ks) // max_candidates)
+        bounds = [round(p * len(ks) / n_parts) for p in range(n_parts + 1)]
+        batches.extend((ref, ks[bounds[p]:bounds[p + 1]]) for p in range(n_parts))
+    return batches
+
+
+def _other(pair: tuple[int, int], ref: int) -> int:
+    """The row of ``pair`` that is not ``ref``."""
+    return pair[1] if pair[0] == ref else pair[0]
+
+
+def _compare_task(query: Scan, candidates: Sequence[Scan], preset: str, device: str,
+                  callback: Any = None) -> list[tuple[dict[str, float], list[str]]]:
+    """The feature dicts (and warnings) of ``query`` against each candidate (a worker
+    task; ``callback(i, comparison)`` after each)."""
+    from ballistics.matching import compare_many
+    from ballistics.matching.lr import feature_dict
+
+    with warnings.catch_warnings():  # compare_pairs logs them once per message
+        warnings.simplefilter("ignore")
+        comps = compare_many(query, candidates, preset, device=device, callback=callback)
+    return [(feature_dict(c), list(c.warnings)) for c in comps]
+
+
+def compare_pairs(
+    col: Collection, pairs: Sequence[tuple[int, int]], *, preset: str = "default",
+    device: str = "auto", workers: int | None = 1, quiet: bool = False,
+) -> list[dict[str, float]]:
+    """Feature dicts of the pairs, in their order.
+
+    The batches of :func:`plan_batches` are compared by
+    :func:`ballistics.matching.compare_many` (the batch's reference as the query), on
+    ``workers`` CPU processes started once for all of them and sharing the thread budget
+    (``None`` or 0: as many as it allows; 1: in this process, as on a GPU). Each casing is
+    read from the collection once; the progress bar moves with every batch (every pair in
+    one process).
+    """
+    from ballistics.device import resolve_device
+    from ballistics.matching.breechface import worker_pool
+    from ballistics.matching.breechface._parallel import resolve_workers
+
+    dev = resolve_device(device)
+    n_workers = resolve_workers(workers, len(pairs)) if dev.type == "cpu" else 1
+    batches = plan_batches(pairs, TASK_CANDIDATES if n_workers > 1 else None)
+    uses = Counter(r for ref, ks in batches for r in (ref, *(_other(pairs[k], ref) for k in ks)))
+    cache: dict[int, Scan] = {}
+
+    def load(rows: Sequence[int]) -> list[Scan]:
+        """The surfaces of ``rows``, each read once and kept while a batch still needs it."""
+        need = sorted({r for r in rows if r not in cache})
+        if need:
+            cache.update(zip(need, col.surfaces(need), strict=True))
+        got = [cache[r] for r in rows]
+        for r in rows:
+            uses[r] -= 1
+            if uses[r] == 0:
+                del cache[r]
+        return got
+
+    out: list[dict[str, float]] = [{} for _ in pairs]
+    warned: Counter[str] = Counter()
+
+    def store(ks: Sequence[int], results: Sequence[tuple[dict[str, float], list[str]]]
+              ) -> None:
+        for k, (feat, warn) in zip(ks, results, strict=True):
+            out[k] = feat
+            warned.update(set(warn))
+
+    bar = progress(total=len(pairs), desc="compare", unit="pair", quiet=quiet)
+    try:
+        if n_workers <= 1:
+            for ref, ks in batches:
+                query, *cands = load([ref, *(_other(pairs[k], ref) for k in ks)])
+                store(ks, _compare_task(query, cands, preset, str(dev),
+                                        callback=lambda _i, _c: bar.update(1)))
+        else:
+            with worker_pool(n_workers) as pool:
+                pending: dict[Future[Any], list[int]] = {}
+                todo = iter(batches)
+                while True:
+                    while len(pending) < 2 * n_workers:
+                        nxt = next(todo, None)
+                        if nxt is None:
+                            break
+                        ref, ks = nxt
+                        query, *cands = load([ref, *(_other(pairs[k], ref) for k in ks)])
+                        pending[pool.submit(_compare_task, query, cands, preset, "cpu")] = ks
+                    if not pending:
+                        break
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        ks = pending.pop(fut)
+                        store(ks, fut.result())
+                        bar.update(len(ks))
+    finally:
+        bar.close()
+    for msg, n in sorted(warned.items()):
+        logger.warning("%d of %d calibration comparisons: %s", n, len(pairs), msg)
+    return out
+
+
+def calibrate_collection(
+    collection: str | Path,
+    *,
+    source_column: str = "firearm_id",
+    pairs: int | None = DEFAULT_PAIRS,
+    max_same: int | None = None,
+    max_different: int | None = None,
+    lr_method: str = "pav",
+    n_folds: int | None = None,
+    preset: str | None = None,
+    device: str = "auto",
+    workers: int | None = 0,
+    seed: int = 0,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Fit and store the collection's calibration; return a summary with the CV metrics.
+
+    ``pairs``, ``max_same``, ``max_different``, ``seed``: the pair sampling
+    (:class:`PairSampling`; recorded in the calibration's ``fitted["sampling"]`` and the
+    summary's ``sampling``). ``workers``: CPU processes comparing the pairs (``None`` or
+    0: as many as the thread budget allows, see :func:`ballistics.configure_threads`; 1:
+    in this process).
+
+    Raises
+    ------
+    InputError
+        When fewer than two sources are labelled in ``source_column``.
+    ParameterError
+        When a sampling setting is out of range.
+    """
+    from ballistics.matching.lr import fit_calibration
+
+    t0 = time.perf_counter()
+    sampling = PairSampling(pairs=pairs, max_same=max_same, max_different=max_different,
+                            seed=seed)
+    col = Collection.open(collection)
+    cols = col.columns()
+    sources = [lab.get(source_column) for lab in cols["labels"]]
+    if len({s for s in sources if s}) < 2:
+        raise InputError(
+            f"calibration needs casings of at least two sources in the label column "
+            f"{source_column!r}; columns present: {col.manifest.get('label_columns')}",
+            path=col.directory,
+        )
+    chosen = sample_pairs(sources, sampling)
+    record = sampling_record(sources, chosen, sampling)
+    record["reference"] = "the casing of the pair in most pairs (plan_batches)"
+    logger.info("calibration pairs: %d same-source of %d, %d different-source of %d",
+                record["same_source"]["chosen"], record["same_source"]["available"],
+                record["different_source"]["chosen"], record["different_source"]["available"])
+    preset = preset or (col.manifest.get("compare") or {}).get("preset", "default")
+    rows = compare_pairs(col, chosen, preset=preset, device=device, workers=workers,
+                         quiet=quiet)
+    same = [sources[i] == sources[j] for i, j in chosen]
+    pair_sources = [(str(sources[i]), str(sources[j])) for i, j in chosen]
+    cal, _ = fit_calibration(
+        rows, same, pair_sources, lr_method=lr_method, n_folds=n_folds, seed=seed,
+        source="collection",
+        fitted={"collection": str(col.directory), "generation": col.generation,
+                "source_column": source_column, "compare_preset": preset,
+                "pairs": len(chosen), "seed": seed, "sampling": record},
+    )
+    with col.lock("calibrate") as lock:
+        col = col.refresh()
+        col.set_calibration(cal.to_dict(), lock=lock)
+    summary = {"collection": str(col.directory), "calibration": cal.describe(),
+               "sampling": record, "seconds": time.perf_counter() - t0}
+    log_event(col.directory, "calibrate",
+              {"source_column": source_column, "pairs": pairs, "max_same": max_same,
+               "max_different": max_different, "lr_method": lr_method, "preset": preset,
+               "seed": seed},
+              result={"metrics": dict(cal.metrics), "sampling": record})
+    return summary
+
+
+def sample_pairs_uniform(
     sources: Sequence[str | None], *, max_same: int | None = None, max_different: int = 2000,
     seed: int = 0,
 ) -> list[tuple[int, int]]:
     """Row pairs ``(i, j)``, ``i < j``: same-source ones (all, or a sample of ``max_same``)
-    then a sample of different-source ones; rows without a source are left out."""
+    then a uniform sample of different-source ones; rows without a source are left out.
+    The sample of the shipped default calibration (:func:`fit_synthetic_default`);
+    ``calibrate`` uses :func:`sample_pairs`."""
     rng = np.random.default_rng(seed)
     idx = [i for i, s in enumerate(sources) if s not in (None, "")]
     same = [(i, j) for i, j in itertools.combinations(idx, 2) if sources[i] == sources[j]]
@@ -51,98 +405,6 @@ def sample_pairs(
                 chosen.add((i, j))
         diff = sorted(chosen)
     return same + diff
-
-
-def compare_pairs(
-    col: Collection, pairs: Sequence[tuple[int, int]], *, preset: str = "default",
-    device: str = "auto", workers: int | None = 1, quiet: bool = False,
-) -> list[dict[str, float]]:
-    """Feature dicts of the pairs, comparing each reference row with its targets in one
-    :func:`ballistics.matching.compare_many` call (``workers`` CPU processes sharing the
-    thread budget; ``None`` or 0: as many as it allows). The progress bar moves with every
-    comparison."""
-    from ballistics.matching import compare_many
-    from ballistics.matching.lr import feature_dict
-
-    by_ref: dict[int, list[int]] = {}
-    for k, (i, _) in enumerate(pairs):
-        by_ref.setdefault(i, []).append(k)
-    out: list[dict[str, float] | None] = [None] * len(pairs)
-    bar = progress(total=len(pairs), desc="compare", unit="pair", quiet=quiet)
-    try:
-        for i, ks in by_ref.items():
-            ref = col.surfaces([i])[0]
-            targets = col.surfaces([pairs[k][1] for k in ks])
-            comps = compare_many(ref, targets, preset, device=device, workers=workers,
-                                 callback=None if bar.disable
-                                 else lambda _i, _c: bar.update(1))
-            for k, c in zip(ks, comps, strict=True):
-                out[k] = feature_dict(c)
-    finally:
-        bar.close()
-    return [o or {} for o in out]
-
-
-def calibrate_collection(
-    collection: str | Path,
-    *,
-    source_column: str = "firearm_id",
-    max_same: int | None = None,
-    max_different: int = 1000,
-    lr_method: str = "pav",
-    n_folds: int | None = None,
-    preset: str | None = None,
-    device: str = "auto",
-    workers: int | None = 0,
-    seed: int = 0,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Fit and store the collection's calibration; return a summary with the CV metrics.
-
-    ``workers``: CPU processes comparing the pairs (``None`` or 0: as many as the thread
-    budget allows, see :func:`ballistics.configure_threads`; 1: in this process).
-
-    Raises
-    ------
-    InputError
-        When fewer than two sources are labelled in ``source_column``.
-    """
-    from ballistics.matching.lr import fit_calibration
-
-    t0 = time.perf_counter()
-    col = Collection.open(collection)
-    cols = col.columns()
-    sources = [lab.get(source_column) for lab in cols["labels"]]
-    if len({s for s in sources if s}) < 2:
-        raise InputError(
-            f"calibration needs casings of at least two sources in the label column "
-            f"{source_column!r}; columns present: {col.manifest.get('label_columns')}",
-            path=col.directory,
-        )
-    pairs = sample_pairs(sources, max_same=max_same, max_different=max_different, seed=seed)
-    preset = preset or (col.manifest.get("compare") or {}).get("preset", "default")
-    rows = compare_pairs(col, pairs, preset=preset, device=device, workers=workers,
-                         quiet=quiet)
-    same = [sources[i] == sources[j] for i, j in pairs]
-    pair_sources = [(str(sources[i]), str(sources[j])) for i, j in pairs]
-    cal, _ = fit_calibration(
-        rows, same, pair_sources, lr_method=lr_method, n_folds=n_folds, seed=seed,
-        source="collection",
-        fitted={"collection": str(col.directory), "generation": col.generation,
-                "source_column": source_column, "compare_preset": preset,
-                "pairs": len(pairs), "seed": seed},
-    )
-    with col.lock("calibrate") as lock:
-        col = col.refresh()
-        col.set_calibration(cal.to_dict(), lock=lock)
-    summary = {"collection": str(col.directory), "calibration": cal.describe(),
-               "seconds": time.perf_counter() - t0}
-    log_event(col.directory, "calibrate",
-              {"source_column": source_column, "max_same": max_same,
-               "max_different": max_different, "lr_method": lr_method, "preset": preset,
-               "seed": seed},
-              result={"metrics": dict(cal.metrics)})
-    return summary
 
 
 def fit_synthetic_default(
@@ -190,7 +452,7 @@ def fit_synthetic_default(
             assert cas.scan is not None  # a "topography" firing is always measured
             scans.append(prepare_for_comparison(cas.scan, "default"))
             sources.append(f"S{k + 1:03d}")
-    pairs = sample_pairs(sources, max_different=max_different, seed=seed)
+    pairs = sample_pairs_uniform(sources, max_different=max_different, seed=seed)
     by_ref: dict[int, list[int]] = {}
     for n, (i, _) in enumerate(pairs):
         by_ref.setdefault(i, []).append(n)

@@ -251,8 +251,8 @@ def test_sigkill_real_ingest_then_resume(study, tmp_path):
 @pytest.mark.slow
 def test_demo_end_to_end_small(tmp_path):
     r = _run("demo", "--out", str(tmp_path / "demo"), "--firearms", "3", "--casings", "2",
-             "--queries", "1", "--shortlist", "2", "--model", "baseline", "--workers", "1",
-             "--quiet", "--json")
+             "--queries", "1", "--shortlist", "3", "--top", "2", "--model", "baseline",
+             "--workers", "1", "--quiet", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["ingested"] == 6 and out["n_queries"] == 1 and not out["failed"]
@@ -260,7 +260,8 @@ def test_demo_end_to_end_small(tmp_path):
     assert len(q["candidates"]) == 2 and q["candidates"][0]["rank"] == 1
     assert Path(out["report"]).read_text().count("<img") >= 1
     assert "calibration: synthetic-default" in r.stderr and "report:" in r.stderr
-    # the ingested and the unsearched held-out X3P files are gone, the query stays
+    assert set(out["seconds"]) == {"generate", "ingest", "search", "report", "total"}
+    # only the searched held-out casing is generated; the ingested X3P files are gone
     scans = tmp_path / "demo" / "scans"
     assert [p.name for p in scans.glob("*.x3p")] == [Path(q["query"]["path"]).name]
     assert (scans / "manifest.csv").is_file() and out["scans_kept"] is False

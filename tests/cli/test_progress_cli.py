@@ -82,3 +82,21 @@ def test_preprocess_shows_its_stages_and_quiet_hides_them(synth_lab, tmp_path):
     assert "preprocess: 4/4" in err and "segmenting" in err
     rc, _, err_quiet = run_tty(*args, "--quiet")
     assert rc == 0 and "preprocess:" not in err_quiet
+
+
+def test_calibrate_bar_moves_with_each_batch(synth_lab, tmp_path):
+    import re
+    import shutil
+
+    col = tmp_path / "lab"
+    shutil.copytree(synth_lab / "lab", col)
+    args = ["calibrate", "--collection", str(col), "--workers", "2", "--threads", "2",
+            "--device", "cpu", "--json"]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    counts = {int(m) for m in re.findall(r"compare:[^\r\n]*?(\d+)/6", err)}
+    # 6 pairs in batches of their shared reference (3 + 2 + 1): the bar shows the batches
+    assert 6 in counts and counts & {1, 2, 3, 4, 5}, err
+    assert json.loads(out)["sampling"]["same_source"]["chosen"] == 2
+    rc, _, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0 and "compare:" not in err_quiet

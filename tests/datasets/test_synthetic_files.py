@@ -145,3 +145,20 @@ def test_generate_rejects_bad_arguments(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ParameterError):
         generate(tmp_path / "file", 1, 1, quiet=True, **SMALL)
+
+
+def test_per_firearm_casing_counts_give_the_same_files(tmp_path):
+    full = generate(tmp_path / "full", 2, 2, seed=5, quiet=True, **SMALL)
+    part = generate(tmp_path / "part", 2, [2, 1], seed=5, quiet=True, **SMALL)
+    fa, fp = _files(full.parent), _files(part.parent)
+    assert "F002-02.x3p" in fa and "F002-02.x3p" not in fp
+    assert {n for n in fp if n.endswith(".x3p")} == {"F001-01.x3p", "F001-02.x3p",
+                                                     "F002-01.x3p"}
+    for name in fp:
+        if name != "manifest.csv":
+            assert fp[name] == fa[name], name
+    assert len(read_manifest(part)) == 3
+    with pytest.raises(ParameterError, match="one per firearm"):
+        generate(tmp_path / "x", 2, [1, 1, 1], quiet=True, **SMALL)
+    with pytest.raises(ParameterError):
+        generate(tmp_path / "x", 2, [1, 0], quiet=True, **SMALL)

@@ -9,7 +9,7 @@ byte-identical for the same arguments.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,7 @@ def _default_workers(n_firearms: int, n_casings: int, points: int) -> int:
 def generate(
     outdir: str | os.PathLike[str],
     n_firearms: int,
-    n_casings: int,
+    n_casings: int | Sequence[int],
     *,
     modality: str = "topography",
     spacing_um: float = 3.125,
@@ -160,7 +160,8 @@ def generate(
         ``masks/F001-01_shear.png`` (aperture-shear band, when the shot shows one),
         ``manifest.csv``. Existing files of the same names are replaced.
     n_firearms, n_casings
-        Number of firearms, and of casings fired in each.
+        Number of firearms, and of casings fired in each (one count for all, or one per
+        firearm: casing ``j`` of firearm ``k`` is the same file whatever the counts).
     modality
         ``"topography"``, ``"image"`` or ``"both"``.
     spacing_um
@@ -182,10 +183,18 @@ def generate(
     pathlib.Path
         The manifest path.
     """
-    for name, v in (("n_firearms", n_firearms), ("n_casings", n_casings)):
+    def check_count(name: str, v: Any) -> None:
         if not isinstance(v, int) or isinstance(v, bool):
             raise ParameterError(f"{name} must be an integer, got {v!r}")
         check_range(name, v, 1, 100000)
+
+    check_count("n_firearms", n_firearms)
+    counts = [n_casings] * n_firearms if isinstance(n_casings, int) else list(n_casings)
+    for c in counts:
+        check_count("n_casings", c)
+    if len(counts) != n_firearms:
+        raise ParameterError(f"n_casings: {len(counts)} counts for {n_firearms} firearms; "
+                             "give one count, or one per firearm")
     check_choice("modality", modality, MODALITY_CHOICES)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed must be a non-negative integer, got {seed!r}")
@@ -197,28 +206,28 @@ def generate(
     (out / "masks").mkdir(parents=True, exist_ok=True)
     rows_h, cols_w = params.shape
     if workers is None:
-        workers = _default_workers(n_firearms, n_casings, rows_h * cols_w)
+        workers = _default_workers(n_firearms, max(counts), rows_h * cols_w)
     check_range("workers", workers, 1, 256)
     results: dict[int, list[dict[str, Any]]] = {}
-    with progress(total=n_firearms * n_casings, desc="synth", unit="casing", quiet=quiet) as bar:
-        for k, rows in _run(str(out), n_firearms, n_casings, params, seed, modality, workers):
+    with progress(total=sum(counts), desc="synth", unit="casing", quiet=quiet) as bar:
+        for k, rows in _run(str(out), counts, params, seed, modality, workers):
             results[k] = rows
-            bar.update(n_casings)
+            bar.update(counts[k])
     all_rows = [r for k in range(n_firearms) for r in results[k]]
     return write_manifest(out / "manifest.csv", all_rows, MANIFEST_COLUMNS)
 
 
-def _run(outdir: str, n_firearms: int, n_casings: int, params: Any, seed: int, modality: str,
+def _run(outdir: str, counts: Sequence[int], params: Any, seed: int, modality: str,
          workers: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     if workers <= 1:
-        for k in range(n_firearms):
-            yield k, _firearm_task(outdir, k, n_casings, params, seed, modality)
+        for k, n in enumerate(counts):
+            yield k, _firearm_task(outdir, k, n, params, seed, modality)
         return
     # numpy, OpenCV, scipy.fft and zlib release the GIL: threads parallelise the work
     # without the start-up cost and main-module pitfalls of processes.
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_firearm_task, outdir, k, n_casings, params, seed, modality): k
-                   for k in range(n_firearms)}
+        futures = {pool.submit(_firearm_task, outdir, k, n, params, seed, modality): k
+                   for k, n in enumerate(counts)}
         try:
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
