@@ -124,7 +124,7 @@ def run_demo(
     say(f"\n[4/4] report: {report}")
     if results:
         say(f"calibration: {results[0].calibration['source']} (likelihood ratios from the "
-            "default fitted on synthetic data)")
+            "package's default, fitted on public studies and synthetic casings)")
     say(f"top-1 hits: {hits}/{len(held)}; times: generate {t1 - t0:.0f} s, ingest "
         f"{t2 - t1:.0f} s, search {t3 - t2:.0f} s, report {t4 - t3:.0f} s")
     return {
