@@ -78,10 +78,25 @@ def _extrema_sets_many(arrays: Sequence[np.ndarray], prominences: Sequence[tuple
     position is that of its own array searched alone; the ``+inf`` samples' own peaks are
     dropped.
     """
-    from scipy import signal
-
     if not arrays:
         return []
+    seg, pos, kind, prom = _extrema_flat(arrays)
+    bounds = np.searchsorted(seg, np.arange(len(arrays) + 1))
+    out = []
+    for i, thr in enumerate(prominences):
+        lo, hi = bounds[i], bounds[i + 1]
+        pi, ki, ri = pos[lo:hi], kind[lo:hi], prom[lo:hi]
+        out.append([(pi[m], ki[m]) for m in (ri >= t for t in thr)])
+    return out
+
+
+def _extrema_flat(arrays: Sequence[np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The extrema of every array (at least one) as flat arrays ``(array, position, type,
+    prominence)``, ordered by array, then position (peaks before valleys at a tie), as
+    :func:`_extrema_sets_many` describes."""
+    from scipy import signal
+
     sizes = np.array([v.size for v in arrays], np.intp)
     starts = np.concatenate([[1], np.cumsum(sizes[:-1] + 1) + 1])  # first sample of each
     total = int(sizes.sum()) + sizes.size + 1
@@ -108,14 +123,7 @@ def _extrema_sets_many(arrays: Sequence[np.ndarray], prominences: Sequence[tuple
     # by array, then position; ties in position keep peaks before valleys (a stable sort of
     # the peaks followed by the valleys, as _extrema_sets does)
     order = np.lexsort((np.arange(seg.size), pos, seg))
-    seg, pos, kind, prom = seg[order], pos[order], kind[order], prom[order]
-    bounds = np.searchsorted(seg, np.arange(len(arrays) + 1))
-    out = []
-    for i, thr in enumerate(prominences):
-        lo, hi = bounds[i], bounds[i + 1]
-        pi, ki, ri = pos[lo:hi], kind[lo:hi], prom[lo:hi]
-        out.append([(pi[m], ki[m]) for m in (ri >= t for t in thr)])
-    return out
+    return seg[order], pos[order], kind[order], prom[order]
 
 
 def local_correlation(a: np.ndarray, b: np.ndarray, half_width: int) -> np.ndarray:
@@ -260,8 +268,10 @@ def match_striae_sum_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, float, f
     """:func:`match_striae_sum` of many pairs ``(a, b, tolerance, shift_b)`` at once.
 
     The peaks, valleys and prominences of every pair's signatures are found in one pass over
-    all of them (:func:`_extrema_sets_many`) instead of four ``scipy.signal`` calls per pair;
-    the results are identical to calling :func:`match_striae_sum` on each pair.
+    all of them (:func:`_extrema_flat`) instead of four ``scipy.signal`` calls per pair, and
+    directed matching (``lenient_prominence_rq`` given) matches the striae of all pairs
+    together (:func:`_match_directed_many`); the results are identical, to the last bit, to
+    calling :func:`match_striae_sum` on each pair.
     """
     lenient = () if lenient_prominence_rq is None else (lenient_prominence_rq,)
     prepared = [_striae_inputs(a, b) for a, b, _, _ in pairs]
@@ -277,19 +287,160 @@ def match_striae_sum_many(pairs: Sequence[tuple[np.ndarray, np.ndarray, float, f
         arrays += [av, bv]
         thresholds += [(prominence_rq * sd_a, *(r * sd_a for r in lenient)),
                        (prominence_rq * sd_b, *(r * sd_b for r in lenient))]
-    ext = _extrema_sets_many(arrays, thresholds)
-    out: list[tuple[int, int, int, int, float]] = []
-    k = 0
-    for (_, _, tolerance, shift_b), inp in zip(pairs, prepared, strict=True):
-        if inp is None:
-            out.append((0, 0, 0, 0, 0.0))
-            continue
-        av, bv = inp
-        sd_a, sd_b = sds[k]
-        out.append(_match_extrema(av, bv, sd_a, sd_b, ext[2 * k], ext[2 * k + 1], tolerance,
-                                  tolerance_gap_fraction, lenient_prominence_rq is not None,
-                                  shift_b, shape_window, shape_min_corr))
-        k += 1
+    ok = [(inp, tol, shift_b) for (_, _, tol, shift_b), inp in zip(pairs, prepared, strict=True)
+          if inp is not None]
+    if lenient_prominence_rq is None:
+        ext = _extrema_sets_many(arrays, thresholds)
+        done = [_match_extrema(av, bv, sd_a, sd_b, ext[2 * k], ext[2 * k + 1], tol,
+                               tolerance_gap_fraction, False, shift_b, shape_window,
+                               shape_min_corr)
+                for k, (((av, bv), tol, shift_b), (sd_a, sd_b))
+                in enumerate(zip(ok, sds, strict=True))]
+    else:
+        per_array = np.array([(*t, sd) for t, sd
+                              in zip(thresholds, [v for ab in sds for v in ab], strict=True)])
+        done = _match_directed_many([o[0] for o in ok], per_array, [o[1] for o in ok],
+                                    [o[2] for o in ok], tolerance_gap_fraction, shape_window,
+                                    shape_min_corr)
+    it = iter(done)
+    return [(0, 0, 0, 0, 0.0) if inp is None else next(it) for inp in prepared]
+
+
+def _stack_pairs(inputs: Sequence[tuple[np.ndarray, np.ndarray]], half_width: int
+                 ) -> np.ndarray:
+    """The pairs ``(a, b)`` of equally long arrays as rows of one ``(5, n_pairs, width)``
+    array: ``a`` and ``b`` from column 0, each followed by its own reflection over
+    ``half_width`` samples (``mode="reflect"``, when at least that long), zero after; rows
+    2-4 are left for :func:`_local_correlation_stacked`."""
+    h = max(1, int(half_width))
+    width = max(a.size for a, _ in inputs) + h
+    x = np.zeros((5, len(inputs), width))
+    for k, (a, b) in enumerate(inputs):
+        x[0, k, : a.size], x[1, k, : b.size] = a, b
+        if a.size >= h:
+            x[0, k, a.size : a.size + h], x[1, k, b.size : b.size + h] = a[::-1][:h], b[::-1][:h]
+    return x
+
+
+def _local_correlation_stacked(x: np.ndarray, inputs: Sequence[tuple[np.ndarray, np.ndarray]],
+                               half_width: int) -> np.ndarray:
+    """:func:`local_correlation` of every pair of :func:`_stack_pairs`'s ``x`` (built with
+    this ``half_width``) in one ``uniform_filter1d`` call: row ``k`` of the result holds pair
+    ``k``'s (its first ``a.size`` values; the rest is padding).
+
+    Each row starts at column 0 and is followed by its own reflection, as
+    ``mode="reflect"`` extends it alone: the moving sums, which run from the start of each
+    row, then see the same samples in the same order, so every value is bit-identical to the
+    pair's own :func:`local_correlation` (a pair shorter than the half-window, which would
+    need more than one reflection, is computed alone). ``x``'s rows 2-4 are overwritten.
+    """
+    size = 2 * max(1, int(half_width)) + 1
+    np.multiply(x[0], x[1], out=x[2])
+    np.multiply(x[0], x[0], out=x[3])
+    np.multiply(x[1], x[1], out=x[4])
+    ma, mb, mab, maa, mbb = ndimage.uniform_filter1d(x, size, axis=-1, mode="reflect")
+    cov = mab - ma * mb
+    var = np.maximum(maa - ma**2, 0.0) * np.maximum(mbb - mb**2, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(var > 1e-30, cov / np.sqrt(var), 0.0)
+    r = np.minimum(np.maximum(r, -1.0), 1.0)
+    for k, (a, b) in enumerate(inputs):
+        if a.size < size // 2:
+            r[k, : a.size] = local_correlation(a, b, half_width)
+    return r
+
+
+def _match_directed_many(inputs: Sequence[tuple[np.ndarray, np.ndarray]],
+                         thresholds: np.ndarray, tolerances: Sequence[float],
+                         shifts: Sequence[float], tolerance_gap_fraction: float,
+                         shape_window: int, shape_min_corr: float
+                         ) -> list[tuple[int, int, int, int, float]]:
+    """The directed matching of :func:`match_striae_sum` for many pairs ``(av, bv)``
+    (:func:`_striae_inputs`) at once, with the same values (the per-pair function is the
+    reference it is tested against).
+
+    Row ``2 * k`` of ``thresholds`` holds the clear and the lenient prominence and the
+    standard deviation of pair ``k``'s A, row ``2 * k + 1`` those of its B. Array ``2 * k``
+    is pair ``k``'s A and ``2 * k + 1`` its B; segment ``2 * k`` holds A's clear striae,
+    checked against B's extrema, segment ``2 * k + 1`` B's, checked against A's. The
+    extrema of all arrays are found in one pass (:func:`_extrema_flat`) and the striae of
+    all segments are matched together: the nearest same-type extremum of the other
+    signature by one ``searchsorted`` over all segments (keyed by segment and type), the
+    local shapes by one moving-window pass (:func:`_local_correlation_stacked`), the
+    longest runs by one run-length encoding; only the summed heights are added segment by
+    segment (in the per-pair order, so that they round alike).
+    """
+    m = len(inputs)
+    if m == 0:
+        return []
+    arr, pos, kind, prom = _extrema_flat([v for ab in inputs for v in ab])
+    shift = np.repeat(np.column_stack([np.zeros(m), np.asarray(shifts, np.float64)]).ravel(),
+                      np.bincount(arr, minlength=2 * m))
+    pos = np.where(arr % 2 == 1, pos + shift, pos)  # B's extrema shifted by shift_b
+    strict = prom >= thresholds[arr, 0]
+    lenient = prom >= thresholds[arr, 1]
+    tol = np.asarray(tolerances, np.float64)
+    if tolerance_gap_fraction > 0:
+        # dense striae make chance matches likely: never accept more than a fraction of the
+        # typical distance between neighbouring peaks and valleys
+        bounds = np.searchsorted(arr, np.arange(2 * m + 1))
+        for k in range(m):
+            sel = [pos[bounds[i] : bounds[i + 1]][strict[bounds[i] : bounds[i + 1]]]
+                   for i in (2 * k, 2 * k + 1)]
+            gaps = np.concatenate([np.diff(sel[0]), np.diff(sel[1])])
+            if gaps.size:
+                tol[k] = min(tol[k],
+                             max(1.0, tolerance_gap_fraction * float(np.median(gaps))))
+    # the striae (queries) of segment s are array s's clear extrema; the extrema they are
+    # checked against are the lenient ones of the other array of the pair
+    seg, px, kx = arr[strict], pos[strict], kind[strict]
+    dx = shift[strict]  # the shift already in px (0.0 for A)
+    gy, py, ky = arr[lenient] ^ 1, pos[lenient], kind[lenient]
+    size = np.array([a.size for a, _ in inputs], np.intp)
+    tol_q = tol[seg // 2]
+    # the nearest extremum of the same type and segment lies next to each stria in the
+    # order of (segment, type, position); the float key only finds that place, the
+    # distances are computed from the positions themselves
+    big = float(size.max() + 8)
+    gq, gt = 2 * seg + (kx > 0), 2 * gy + (ky > 0)
+    order = np.lexsort((py, gt))
+    py, gt = py[order], gt[order]
+    i = np.searchsorted(gt * big + (py + 2.0), gq * big + (px + 2.0))
+    lo, hi = np.maximum(i - 1, 0), np.minimum(i, py.size - 1)
+    fl = np.zeros(px.size, bool)
+    if py.size:
+        fl = (((gt[lo] == gq) & (i > 0) & (np.abs(py[lo] - px) <= tol_q))
+              | ((gt[hi] == gq) & (i < py.size) & (np.abs(py[hi] - px) <= tol_q)))
+    at = np.minimum(np.maximum(np.round(px - dx), 0), size[seg // 2] - 1).astype(np.intp)
+    x = _stack_pairs(inputs, max(1, int(shape_window)))
+    if shape_window > 0:
+        lc = _local_correlation_stacked(x, inputs, shape_window)
+        fl &= lc[seg // 2, at] >= shape_min_corr
+    sd = thresholds[:, 2].reshape(m, 2)
+    rms = 0.5 * (sd[:, 0] + sd[:, 1])
+    height = 0.5 * (np.abs(x[0]) + np.abs(x[1])) / np.where(rms > 0, rms, 1.0)[:, None]
+    h_at = height[seg // 2, at]
+    n_seg = 2 * m
+    hits = np.bincount(seg[fl], minlength=n_seg)
+    total = np.bincount(seg, minlength=n_seg)
+    run_true = np.zeros(n_seg, np.intp)
+    run_false = np.zeros(n_seg, np.intp)
+    if fl.size:
+        new_run = np.ones(fl.size, bool)
+        new_run[1:] = (fl[1:] != fl[:-1]) | (seg[1:] != seg[:-1])
+        starts = np.flatnonzero(new_run)
+        lengths = np.diff(np.append(starts, fl.size))
+        val = fl[starts]
+        np.maximum.at(run_true, seg[starts][val], lengths[val])
+        np.maximum.at(run_false, seg[starts][~val], lengths[~val])
+    bounds = np.searchsorted(seg, np.arange(n_seg + 1))
+    sums = [float(h_at[b0:b1][fl[b0:b1]].sum()) for b0, b1 in zip(bounds[:-1], bounds[1:],
+                                                                   strict=True)]
+    out = []
+    for k in range(m):
+        g = slice(2 * k, 2 * k + 2)
+        out.append((int(run_true[g].min()), int(run_false[g].max()), int(hits[g].min()),
+                    int((total[g] - hits[g]).max()), min(sums[2 * k], sums[2 * k + 1])))
     return out
 
 
@@ -297,9 +448,11 @@ def _striae_inputs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Both signatures over the stretch where both are valid (NaN gaps inside it filled by
     interpolation), or None when fewer than 5 samples are."""
     ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 5:
-        return None
     idx = np.flatnonzero(ok)
+    if idx.size < 5:
+        return None
+    if idx[-1] - idx[0] + 1 == idx.size:  # no gap to fill (interpolating would copy them)
+        return a[idx[0] : idx[-1] + 1], b[idx[0] : idx[-1] + 1]
     # extrema inside the longest valid stretch set; NaN gaps are filled by interpolation
     av = np.interp(np.arange(idx[0], idx[-1] + 1), idx, a[idx])
     bv = np.interp(np.arange(idx[0], idx[-1] + 1), idx, b[idx])

@@ -40,7 +40,7 @@ from ballistics.matching.striae.compare import (
     StriaeCompareParams,
     StriaeComparison,
     _compare_many,
-    _min_overlap,
+    _min_overlap_n,
     _prepared,
     compare_signatures,
 )
@@ -173,7 +173,9 @@ def _land_pairs(lands_a: list[Signature | None], lands_b: list[Signature | None]
         ia = [i for i in ia if ("a", i) in prep]
         ib = [j for j in ib if ("b", j) in prep]
         va, vb = [prep["a", i] for i in ia], [prep["b", j] for j in ib]
-        mins = np.array([[_min_overlap(x, y, params) for y in vb] for x in va], int)
+        # _min_overlap of every pair, each land's valid samples counted once
+        fa, fb = ([int(np.isfinite(v).sum()) for v in vs] for vs in (va, vb))
+        mins = np.array([[_min_overlap_n(x, y, params) for y in fb] for x in fa], int)
         curves = ccf_curves(va, vb, mins) if va and vb else []
         where = [(i, j) for i in ia for j in ib]
         done = _compare_many([(va[p], vb[q], curves[p][q]) for p in range(len(ia))

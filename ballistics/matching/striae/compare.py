@@ -212,8 +212,12 @@ def compare_signatures(
 
 def _min_overlap(va: np.ndarray, vb: np.ndarray, params: StriaeCompareParams) -> int:
     """Smallest overlap (samples) accepted at a lag."""
-    shorter = min(np.isfinite(va).sum(), np.isfinite(vb).sum())
-    return max(10, int(params.min_overlap_fraction * shorter))
+    return _min_overlap_n(int(np.isfinite(va).sum()), int(np.isfinite(vb).sum()), params)
+
+
+def _min_overlap_n(valid_a: int, valid_b: int, params: StriaeCompareParams) -> int:
+    """:func:`_min_overlap` from the numbers of valid samples."""
+    return max(10, int(params.min_overlap_fraction * min(valid_a, valid_b)))
 
 
 def _prepared(sig: Signature, step: float) -> np.ndarray:
@@ -285,15 +289,16 @@ def _align(va: np.ndarray, vb: np.ndarray, step: float, params: StriaeComparePar
     """The best lag of two prepared arrays and the arrays aligned there; ``curve`` is their
     :func:`ccf_curve` when computed already (bullets compute every land pair's curve in one
     batch)."""
-    min_overlap = _min_overlap(va, vb, params)
-    lags, r, n = curve if curve is not None else ccf_curve(va, vb, min_overlap)
+    if curve is None:
+        curve = ccf_curve(va, vb, _min_overlap(va, vb, params))
+    lags, r, n = curve
     r = r.copy()
     if params.max_lag_um is not None:
         r[np.abs(lags) * step > params.max_lag_um] = np.nan
     if not np.isfinite(r).any():
         raise NoSignatureError(
             "no striation signature: the signatures never overlap enough to be compared "
-            f"(need {min_overlap * step:.0f} µm)"
+            f"(need {_min_overlap(va, vb, params) * step:.0f} µm)"
         )
     k = int(np.nanargmax(r))
     lag = int(lags[k])
@@ -325,10 +330,11 @@ def _result(a: _Aligned, striae: tuple[int, int, int, int, float], warns: list[s
     """The comparison of an aligned pair with its striae counts."""
     cms, cnms, m, nm, sum_peaks = striae
     al, bl, both, step, k = a.al, a.bl, a.both, a.step, a.k
-    diff = al[both] - bl[both]
+    x, y = al[both], bl[both]
+    diff = x - y
     d = float(np.sqrt(np.mean(diff**2)))
     d_abs = float(np.mean(np.abs(diff)))
-    scale = math.sqrt(float(np.mean(al[both] ** 2) + np.mean(bl[both] ** 2)) / 2.0)
+    scale = math.sqrt(float(np.mean(x**2) + np.mean(y**2)) / 2.0)
     return StriaeComparison(
         ccf_max=float(a.r[k]), lag_um=a.lag * step, overlap_um=float(a.n[k]) * step, cms=cms,
         cnms=cnms, matches=m, non_matches=nm, d_um=d,

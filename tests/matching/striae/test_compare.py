@@ -265,6 +265,7 @@ def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
     lands = [[lea_signature(read_scan(p)) for p in sorted((folder / b).glob("*.x3p"))]
              for b in ("bullet1", "bullet2")]
     r = compare_bullets(lands[0], lands[1])
+    _assert_batch_equals_pair_by_pair(r, lands[0], lands[1])
     # bullets 1 and 2 of barrel 1: land i of bullet 1 matches land i + 4 of bullet 2
     assert r.best_phase == 4
     inside = np.array([r.ccf[i, (i + 4) % 6] for i in range(6)])
@@ -352,8 +353,12 @@ def test_batched_extrema_equal_the_per_signature_ones() -> None:
     assert _extrema_sets_many([], []) == []
 
 
-@pytest.mark.parametrize("lenient", [0.0, None])
-def test_batched_striae_equal_the_pairwise_ones(lenient) -> None:
+@pytest.mark.parametrize(("lenient", "gap_fraction", "window"),
+                         [(0.0, 0.0, 12), (None, 0.0, 12), (0.25, 0.3, 12), (0.0, 0.0, 0)])
+def test_batched_striae_equal_the_pairwise_ones(lenient, gap_fraction, window) -> None:
+    """match_striae_sum_many (all pairs' striae matched together) gives, to the last bit,
+    what match_striae_sum gives pair by pair: NaN gaps, shifts, a pair shorter than the
+    shape window, a pair without extrema and one with nothing to compare included."""
     from ballistics.matching.striae._cms import match_striae_sum, match_striae_sum_many
 
     rng = np.random.default_rng(5)
@@ -365,28 +370,52 @@ def test_batched_striae_equal_the_pairwise_ones(lenient) -> None:
         b[: 10 * s] = np.nan
         pairs.append((a, b, float(rng.uniform(1.0, 3.0)), float(rng.uniform(-0.5, 0.5))))
     pairs.append((np.full(20, np.nan), _striae(20, 1), 2.0, 0.0))  # nothing to compare
-    kw = {"lenient_prominence_rq": lenient, "shape_window": 12, "shape_min_corr": 0.5}
-    got = match_striae_sum_many(pairs, 1.0, 0.0, **kw)
-    ref = [match_striae_sum(a, b, tol, 1.0, 0.0, shift_b=sh, **kw) for a, b, tol, sh in pairs]
+    short = _striae(9, 3)
+    pairs.append((short, short + 0.1 * _striae(9, 4), 2.0, 0.2))  # shorter than the window
+    pairs.append((np.linspace(0.0, 1.0, 60), _striae(60, 5), 2.0, 0.0))  # A has no extrema
+    kw = {"lenient_prominence_rq": lenient, "shape_window": window, "shape_min_corr": 0.5}
+    got = match_striae_sum_many(pairs, 1.0, gap_fraction, **kw)
+    ref = [match_striae_sum(a, b, tol, 1.0, gap_fraction, shift_b=sh, **kw)
+           for a, b, tol, sh in pairs]
     assert got == ref
-    assert ref[-1] == (0, 0, 0, 0, 0.0) and max(r[0] for r in ref) >= 3
+    assert [type(v) for v in got[0]] == [int, int, int, int, float]
+    assert ref[6] == (0, 0, 0, 0, 0.0) and max(r[0] for r in ref) >= 3
+    assert ref[8][2] == 0 and ref[8][3] > 0  # no clear stria of A: nothing matches
 
 
-def test_bullet_comparison_batch_equals_the_pair_by_pair_path(synthetic_bullets) -> None:
-    """compare_bullets counts the striae of all 36 land pairs in one batch; every land pair's
-    scores equal those of compare_signatures on that pair alone (the reference path)."""
-    _, sigs = synthetic_bullets
-    r = compare_bullets(sigs[0], sigs[2])
+def _assert_batch_equals_pair_by_pair(r, lands_a, lands_b) -> None:
+    """Every land pair of compare_bullets's batch (CCFs of all pairs in one set of FFTs,
+    striae of all pairs matched together) equals compare_signatures on that pair alone (the
+    reference path): counts exactly, values to 1e-12 (the batched FFTs may round the CCF
+    differently, about 1e-15)."""
     counts = ("cms", "cnms", "matches", "non_matches")
     values = ("ccf_max", "lag_um", "overlap_um", "d_um", "d_normalised", "d_abs_um",
-              "sum_peaks", "length_a_um", "length_b_um")
-    for i, a in enumerate(sigs[0]):
-        for j, b in enumerate(sigs[2]):
+              "d_abs_normalised", "sum_peaks", "length_a_um", "length_b_um")
+    for i, a in enumerate(lands_a):
+        for j, b in enumerate(lands_b):
             got, ref = r.pairs[i][j], compare_signatures(a, b)
             assert got is not None
             assert [getattr(got, k) for k in counts] == [getattr(ref, k) for k in counts]
-            # the batched FFTs may round differently (~1e-15) from a single pair's
             for k in values:
-                assert getattr(got, k) == pytest.approx(getattr(ref, k), rel=0, abs=1e-9), k
-            np.testing.assert_allclose(got.ccf_curve, ref.ccf_curve, rtol=0, atol=1e-9)
+                assert getattr(got, k) == pytest.approx(getattr(ref, k), rel=0, abs=1e-12), k
+            np.testing.assert_allclose(got.ccf_curve, ref.ccf_curve, rtol=0, atol=1e-12)
+
+
+def test_bullet_comparison_batch_equals_the_pair_by_pair_path(synthetic_bullets) -> None:
+    _, sigs = synthetic_bullets
+    r = compare_bullets(sigs[0], sigs[2])
+    _assert_batch_equals_pair_by_pair(r, sigs[0], sigs[2])
     assert np.nansum(r.cms) > 0
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "realistic", "hard"])
+def test_bullet_batch_equals_pair_by_pair_at_every_difficulty(difficulty) -> None:
+    p = striae_params(difficulty, land_length_um=200.0, land_width_um=1000.0)
+    barrel = make_barrel("B1", 41, p)
+    bullets = [fire_bullet(barrel, 1, p), fire_bullet(barrel, 2, p),
+               fire_bullet(make_barrel("B2", 42, p), 3, p)]
+    sigs = [[lea_signature(s) for s in b.lands] for b in bullets]
+    for other in (1, 2):  # same barrel, different barrel
+        r = compare_bullets(sigs[0], sigs[other])
+        _assert_batch_equals_pair_by_pair(r, sigs[0], sigs[other])
+        assert np.nansum(r.cms) > 0
