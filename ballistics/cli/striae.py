@@ -239,8 +239,10 @@ def _land_signatures(files: list[Path], spacing_um: float | None, verify: bool,
     try:
         if workers > 1 and "fork" in mp.get_all_start_methods() and "torch" not in sys.modules:
             # imported here, once, before the fork: each worker would otherwise import the
-            # extraction (scipy.ndimage and the striae package, about 0.9 s of CPU) itself
+            # extraction (scipy.ndimage and the striae package, about 0.9 s of CPU) and the
+            # X3P reader (about 0.07 s) itself
             import ballistics.io
+            import ballistics.io.x3p
             import ballistics.matching.striae.lea  # noqa: F401
 
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"),
