@@ -258,6 +258,26 @@ def source_folds(
     return out
 
 
+def _check_classes(y: np.ndarray, hint: str = "") -> None:
+    """Raise ParameterError unless ``y`` has at least 2 pairs of each class."""
+    if y.sum() < 2 or (~y).sum() < 2:
+        raise ParameterError(
+            f"calibration needs at least 2 same-source and 2 different-source pairs, got "
+            f"{int(y.sum())} and {int((~y).sum())}{hint}")
+
+
+def _pooled_metrics(oof_llr: np.ndarray, oof_score: np.ndarray, y: np.ndarray
+                    ) -> dict[str, Any]:
+    """Cllr, Cllr-min, AUC and misleading rates of the held-out LRs and scores (the
+    pairs with a finite LR); empty when those lack a class."""
+    ok = np.isfinite(oof_llr)
+    if not (ok.any() and y[ok].any() and (~y[ok]).any()):
+        return {}
+    return {"cllr": cllr(oof_llr[ok], y[ok]), "cllr_min": cllr_min(oof_score[ok], y[ok]),
+            "auc": auc(oof_score[ok], y[ok]),
+            "misleading": misleading_rates(oof_llr[ok], y[ok])}
+
+
 def fit_calibration(
     rows: Sequence[Mapping[str, float]],
     same_source: Sequence[bool] | np.ndarray,
@@ -297,11 +317,7 @@ def fit_calibration(
     y = np.asarray(same_source, bool)
     if len(rows) != len(y) or len(pair_sources) != len(y):
         raise ParameterError("rows, same_source and pair_sources must have one entry per pair")
-    if y.sum() < 2 or (~y).sum() < 2:
-        raise ParameterError(
-            f"calibration needs at least 2 same-source and 2 different-source pairs, got "
-            f"{int(y.sum())} and {int((~y).sum())}; label more casings with the source column"
-        )
+    _check_classes(y, "; label more casings with the source column")
     oof_llr = np.full(len(y), np.nan)
     oof_score = np.full(len(y), np.nan)
     folds = source_folds(pair_sources, n_folds, seed=seed)
@@ -323,11 +339,7 @@ def fit_calibration(
         "n_sources": len({s for p in pair_sources for s in p}), "folds": used,
         "evaluated_pairs": int(ok.sum()), "cv": "leave sources out",
     }
-    if ok.any() and y[ok].any() and (~y[ok]).any():
-        metrics.update(
-            cllr=cllr(oof_llr[ok], y[ok]), cllr_min=cllr_min(oof_score[ok], y[ok]),
-            auc=auc(oof_score[ok], y[ok]), misleading=misleading_rates(oof_llr[ok], y[ok]),
-        )
+    metrics.update(_pooled_metrics(oof_llr, oof_score, y))
     sm = ScoreModel.fit(list(rows), y, names=features)
     lr = LRCalibration.fit(sm.score(list(rows)), y, lr_method)
     calibration = Calibration(score_model=sm, lr=lr, source=source, metrics=metrics,
@@ -395,10 +407,7 @@ def fit_across_studies(
     st_arr = np.asarray(st)
     if len(rows) != len(y) or len(st) != len(y):
         raise ParameterError("rows, same_source and studies must have one entry per pair")
-    if y.sum() < 2 or (~y).sum() < 2:
-        raise ParameterError(
-            f"calibration needs at least 2 same-source and 2 different-source pairs, got "
-            f"{int(y.sum())} and {int((~y).sum())}")
+    _check_classes(y)
     oof_llr = np.full(len(y), np.nan)
     oof_score = np.full(len(y), np.nan)
     per_study: dict[str, Any] = {}
@@ -423,11 +432,7 @@ def fit_across_studies(
         "n_studies": len(set(st)), "evaluated_pairs": int(ok.sum()),
         "cv": "leave one study out", "per_study": per_study,
     }
-    if ok.any() and y[ok].any() and (~y[ok]).any():
-        metrics.update(
-            cllr=cllr(oof_llr[ok], y[ok]), cllr_min=cllr_min(oof_score[ok], y[ok]),
-            auc=auc(oof_score[ok], y[ok]), misleading=misleading_rates(oof_llr[ok], y[ok]),
-        )
+    metrics.update(_pooled_metrics(oof_llr, oof_score, y))
     sm, lr = _study_calibration(list(rows), y, st, features, c)
     calibration = Calibration(score_model=sm, lr=lr, source=source, metrics=metrics,
                               fitted=dict(fitted or {}))
