@@ -23,13 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.datasets.synthetic.striae import (
-    fire_bullet,
-    make_barrel,
-    striae_params,
-    true_phase,
-)
-from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.datasets.synthetic.striae import striae_params, true_phase
+from ballistics.errors import ScanWarning
 from ballistics.matching.bullet_evidence import (
     BULLET_FEATURES,
     BULLET_FILE,
@@ -42,6 +37,7 @@ from ballistics.matching.lr import Calibration, LRCalibration, ScoreModel
 from ballistics.matching.lr.metrics import auc, cllr, cllr_min, misleading_rates
 from ballistics.matching.striae import StriaeCompareParams, compare_bullets
 from ballistics.matching.striae.lea import lea_signature
+from benchmarks.striae_bench import fired_bullets
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +62,8 @@ def collect(variant: str, n_barrels: int, n_bullets: int, seed: int = SEED
     difficulty, over = VARIANTS[variant]
     p = striae_params(difficulty, **over)
     v = list(VARIANTS).index(variant)
-    bullets, sigs = [], []
-    for b in range(n_barrels):
-        barrel = make_barrel(f"{variant}-B{b}", seed * 1000 + v * 100 + b, p)
-        for k in range(n_bullets):
-            bullet = fire_bullet(barrel, seed * 100000 + v * 10000 + b * 100 + k, p)
-            lands = []
-            for scan in bullet.lands:
-                try:
-                    lands.append(lea_signature(scan))
-                except NoSignatureError:
-                    lands.append(None)
-            bullets.append(bullet)
-            sigs.append(lands)
+    bullets, sigs, _ = fired_bullets(n_barrels, n_bullets, p, barrel_seed=seed * 1000 + v * 100,
+                                     bullet_seed=seed * 100000 + v * 10000, name=f"{variant}-")
     cparams = StriaeCompareParams()
     out = []
     for i, j in itertools.combinations(range(len(bullets)), 2):

@@ -93,20 +93,18 @@ def bench_marks(difficulty: str, n_firearms: int, n_shots: int, seed: int = 0) -
 _BULLET_SCORES = ("sam", "phase_margin", "phase_z", "score")
 
 
-def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0,
-                  **overrides: Any) -> dict[str, Any]:
-    """Synthetic six-land bullets: land-pair AUC, best-phase accuracy, bullet-level AUC of
-    SAM, phase margin, phase z and the combined score, and land-pair comparisons per second
-    once the signatures exist (:func:`compare_bullets`, all 36 pairs of a bullet pair in one
-    batch). ``overrides`` go to :func:`striae_params` (e.g. ``class_fraction``)."""
-    p = striae_params(difficulty, **overrides)
-    t0 = time.perf_counter()
+def fired_bullets(n_barrels: int, n_bullets: int, p: Any, *, barrel_seed: int,
+                  bullet_seed: int, name: str = "") -> tuple[list[Any], list[list[Any]], int]:
+    """``n_bullets`` synthetic bullets fired from each of ``n_barrels`` barrels (barrel ``b``
+    seeded ``barrel_seed + b``, its bullet ``k`` ``bullet_seed + 100 b + k``, named
+    ``f"{name}B{b}"``) and every land's signature (None where none is found): ``(bullets,
+    signatures per bullet, lands without a signature)``."""
     bullets, sigs = [], []
     failed = 0
     for b in range(n_barrels):
-        barrel = make_barrel(f"B{b}", seed * 1000 + b, p)
+        barrel = make_barrel(f"{name}B{b}", barrel_seed + b, p)
         for k in range(n_bullets):
-            bullet = fire_bullet(barrel, seed * 100000 + b * 100 + k, p)
+            bullet = fire_bullet(barrel, bullet_seed + b * 100 + k, p)
             lands = []
             for scan in bullet.lands:
                 try:
@@ -116,6 +114,19 @@ def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0
                     failed += 1
             bullets.append(bullet)
             sigs.append(lands)
+    return bullets, sigs, failed
+
+
+def bench_bullets(difficulty: str, n_barrels: int, n_bullets: int, seed: int = 0,
+                  **overrides: Any) -> dict[str, Any]:
+    """Synthetic six-land bullets: land-pair AUC, best-phase accuracy, bullet-level AUC of
+    SAM, phase margin, phase z and the combined score, and land-pair comparisons per second
+    once the signatures exist (:func:`compare_bullets`, all 36 pairs of a bullet pair in one
+    batch). ``overrides`` go to :func:`striae_params` (e.g. ``class_fraction``)."""
+    p = striae_params(difficulty, **overrides)
+    t0 = time.perf_counter()
+    bullets, sigs, failed = fired_bullets(n_barrels, n_bullets, p, barrel_seed=seed * 1000,
+                                          bullet_seed=seed * 100000)
     t_sig = time.perf_counter() - t0
     cparams = StriaeCompareParams()
     same: dict[str, list[float]] = {"ccf_same": [], "ccf_diff": [], "cms_same": [],
