@@ -458,7 +458,7 @@ def check_shard(path: str | Path, *, digest: str | None = None) -> list[str]:
                     except CollectionCorruptError:
                         problems.append(f"{path.name}:{name}: fails its checksum (altered)")
                     except DAMAGE:
-                        pass  # reported by the visit above
+                        continue  # unreadable, not altered: the visit above reported it
             except CollectionCorruptError as exc:
                 problems.append(f"{path.name}: {exc.message.split('; ')[0]}")
             except DAMAGE as exc:
