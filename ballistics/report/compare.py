@@ -18,6 +18,7 @@ import numpy as np
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
 from ballistics.matching.evidence import Evidence
+from ballistics.matching.lr.calibration import DEFAULT_FITTED_ON
 from ballistics.report._figures import (
     limits,
     new_figure,
@@ -219,8 +220,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         ]
         if cal.get("source") == "synthetic-default":
             blocks.append(Paragraph("The likelihood ratio comes from the default calibration "
-                                    "fitted on public studies and synthetic casings, not on "
-                                    "this lab's reference data.", "bad"))
+                                    f"fitted on {DEFAULT_FITTED_ON}, not on this lab's "
+                                    "reference data.", "bad"))
     cell_rows = [
         (f"{x['index'][0]},{x['index'][1]}", _fmt(x["valid"]), _fmt(x["dx_um"]),
          _fmt(x["dy_um"]), _fmt(x["theta_deg"]),

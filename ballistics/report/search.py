@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ballistics.matching.lr.calibration import DEFAULT_FITTED_ON
 from ballistics.report._figures import new_figure, normalise, overlay_legend, overlay_rgb
 from ballistics.report.case import CaseInfo
 from ballistics.report.document import (
@@ -146,8 +147,8 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
     ranked: list[Any] = [Table(headers, rows)]
     if cal.get("source") == "synthetic-default":
         ranked.append(Paragraph("The likelihood ratios come from the package's default "
-                                "calibration (fitted on public studies and synthetic "
-                                "casings), not on this lab's casings.", "bad"))
+                                f"calibration (fitted on {DEFAULT_FITTED_ON}), not on this "
+                                "lab's casings.", "bad"))
     qscan = result.query_scan
     query: list[Any] = []
     if qscan is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ballistics.device import configured_threads
+from ballistics.matching.lr.calibration import DEFAULT_FITTED_ON
 from ballistics.report.search import write_search_report
 from ballistics.workflows.ingest import IngestOptions, ingest
 from ballistics.workflows.search import Searcher, SearchOptions, audit_search
@@ -124,7 +125,7 @@ def run_demo(
     say(f"\n[4/4] report: {report}")
     if results:
         say(f"calibration: {results[0].calibration['source']} (likelihood ratios from the "
-            "package's default, fitted on public studies and synthetic casings)")
+            f"package's default, fitted on {DEFAULT_FITTED_ON})")
     say(f"top-1 hits: {hits}/{len(held)}; times: generate {t1 - t0:.0f} s, ingest "
         f"{t2 - t1:.0f} s, search {t3 - t2:.0f} s, report {t4 - t3:.0f} s")
     return {

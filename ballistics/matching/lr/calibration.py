@@ -47,6 +47,8 @@ from ballistics.params import check_choice
 
 CALIBRATION_FORMAT = "ballistics-calibration"
 DEFAULT_FILE = "calibration_synthetic.json"
+#: What the shipped default calibration is fitted on, in the words reports and the demo use.
+DEFAULT_FITTED_ON = "public studies and synthetic casings"
 LR_METHODS = ("pav", "logistic")
 
 
