@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ballistics.errors import NoSignatureError
-from ballistics.matching.striae._filters import gaussian_smooth_1d, remove_form
+from ballistics.matching.striae._filters import gaussian_smooth_1d
 from ballistics.matching.striae._types import DirectionEstimate
 
 
@@ -68,6 +68,19 @@ def bin_profile(
     return means, counts, s0
 
 
+def _detrend(means: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``remove_form(means, 1, robust=False)`` by the closed-form least-squares line (the
+    same as :func:`_profile_scores`; equal to ``polyfit``'s to rounding, at a tenth of the
+    cost on these short profiles)."""
+    u = np.linspace(-1.0, 1.0, means.size)[valid]
+    mv = means[valid]
+    sw, su, suu = float(u.size), float(u.sum()), float(u @ u)
+    sm, smu = float(mv.sum()), float(mv @ u)
+    slope = (sw * smu - su * sm) / (sw * suu - su * su)
+    icpt = (sm - slope * su) / sw
+    return means - (icpt + slope * np.linspace(-1.0, 1.0, means.size))
+
+
 def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[float, float],
                    var_z: float | None = None) -> float:
     """Variance of the band-passed profile of bin means over the variance that unstructured
@@ -79,7 +92,7 @@ def _profile_score(s: np.ndarray, z: np.ndarray, bin_um: float, band: tuple[floa
     valid = np.isfinite(means)
     if valid.sum() < 8:
         return 0.0
-    m = remove_form(means, 1, robust=False)
+    m = _detrend(means, valid)
     hp = m - gaussian_smooth_1d(m, band[1], bin_um)
     if band[0] > 0:
         hp = gaussian_smooth_1d(hp, band[0], bin_um)
@@ -260,7 +273,7 @@ def direction_of_points(
     best, contrast = _coarse_search(x, y, z, angles, coarse_bin, coarse_band, var_z)
     # refinement at full resolution around the coarse optimum, then a parabola
     fine_band = (2.0 * step, highpass_cutoff_um)
-    for half, inc in ((2.0, 0.25), (0.3, 0.05)):
+    for half, inc in ((2.0, 0.5), (0.3, 0.1)):
         cand = best + np.arange(-half, half + inc / 2, inc)
         sc = np.array([_profile_score(_across(x, y, a), z, step, fine_band, var_z)
                        for a in cand])

@@ -150,16 +150,54 @@ def _axis_of_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, max_points: int
     return 90.0 if sag_x > sag_y else 0.0
 
 
+#: Valid points of a land used for its axis (a smooth quadratic surface: a few thousand
+#: suffice) and for its striation direction, at most; a larger land is thinned to an even
+#: lattice (:func:`_lattice_points`). A 1,500 x 420 Hamby land (600,000 points) keeps one
+#: point in 31 and one in 9.
+_AXIS_POINTS = 20_000
+_DIRECTION_POINTS = 75_000
+
+
+def _lattice_points(heights: np.ndarray, ok: np.ndarray, n: int,
+                    spacing_um: tuple[float, float], max_points: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_points` of at most about ``max_points`` of the ``n`` valid points ``ok``: with
+    ``k = ceil(n / max_points)``, the points ``(i, j)`` with ``(j + c i) mod k = 0``, a sheared
+    lattice that keeps one column in ``k`` of each row and one row in ``k`` of each column
+    (``c`` near ``k / golden ratio`` and prime to ``k`` spreads the points evenly, so that no
+    direction lines them up in few rows or columns). Deterministic and evenly spread: a
+    direction measured on it departed less from the one on all points than one on a random
+    subset of twice as many points (docs/dev/striation-history.md)."""
+    k = -(-n // max_points)
+    if k > 1:
+        c = max(1, round(k / 1.618033988749895))
+        while math.gcd(c, k) != 1:
+            c += 1
+        # row i keeps the columns j = -c i (mod k): k slices instead of a modulo per point
+        start = (-c * np.arange(heights.shape[0])) % k
+        lattice = np.zeros(heights.shape, bool)
+        for r in range(k):
+            lattice[start == r, r::k] = True
+        ok = ok & lattice
+    nr, nc = heights.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(nr) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, heights[ok].astype(np.float64)
+
+
 def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, float, bool]:
     """Return the land with striae along the columns, the direction there, and whether the
     scan was transposed (striae along the rows in the file)."""
     params = params or LeaParams()
-    # the valid points are gathered once for both estimates
-    pts = _points(np.asarray(scan.heights, np.float64), scan.spacing_um)
-    axis = _axis_of_points(*pts)
-    est = direction_of_points(*pts, scan.spacing_um,
+    heights = np.asarray(scan.heights)
+    ok = np.isfinite(heights)
+    n = int(np.count_nonzero(ok))
+    axis = _axis_of_points(*_lattice_points(heights, ok, n, scan.spacing_um, _AXIS_POINTS))
+    est = direction_of_points(*_lattice_points(heights, ok, n, scan.spacing_um,
+                                               _DIRECTION_POINTS),
+                              scan.spacing_um,
                               highpass_cutoff_um=params.striation.highpass_cutoff_um,
-                              max_points=150_000, around_deg=axis,
+                              max_points=_DIRECTION_POINTS, around_deg=axis,
                               search_half_deg=90.0 if axis is None else 20.0)
     d = est.direction_deg
     if abs(d) < 45.0:
