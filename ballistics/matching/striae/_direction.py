@@ -172,6 +172,10 @@ def _texture(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.clip(r, -3.0 * sd, 3.0 * sd)
 
 
+#: The refinement of the coarse direction: at full resolution, ``(half range, step)`` in
+#: degrees around the previous stage's optimum, then a parabola through the best three.
+FINE_STEPS = ((2.0, 0.25), (0.3, 0.05))
+
 #: The coarse search first scores every angle on one point in ``_PROXY_STEP`` (a cheap, noisier
 #: copy of the criterion: its excess over 1, the level of unstructured heights, is about
 #: ``1 / _PROXY_STEP`` of the exact one's). Only the angles whose proxy excess reaches
@@ -252,9 +256,11 @@ def direction_of_points(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, spacing_um: tuple[float, float], *,
     highpass_cutoff_um: float = 250.0, max_points: int = 400_000, seed: int = 0,
     around_deg: float | None = None, search_half_deg: float = 90.0,
+    fine_steps: tuple[tuple[float, float], ...] = FINE_STEPS,
 ) -> DirectionEstimate:
     """:func:`estimate_direction` of the valid points ``_points(heights, spacing_um)`` (for a
-    caller that has them already)."""
+    caller that has them already). ``fine_steps``: the refinement stages, ``(half range,
+    step)`` in degrees around the previous stage's optimum."""
     if z.size < 16:
         raise NoSignatureError("no striation signature: fewer than 16 measured points")
     if z.size > max_points:
@@ -273,7 +279,7 @@ def direction_of_points(
     best, contrast = _coarse_search(x, y, z, angles, coarse_bin, coarse_band, var_z)
     # refinement at full resolution around the coarse optimum, then a parabola
     fine_band = (2.0 * step, highpass_cutoff_um)
-    for half, inc in ((2.0, 0.5), (0.3, 0.1)):
+    for half, inc in fine_steps:
         cand = best + np.arange(-half, half + inc / 2, inc)
         sc = np.array([_profile_score(_across(x, y, a), z, step, fine_band, var_z)
                        for a in cand])

@@ -156,6 +156,10 @@ def _axis_of_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, max_points: int
 #: point in 31 and one in 9.
 _AXIS_POINTS = 20_000
 _DIRECTION_POINTS = 75_000
+#: The direction's refinement on a land: 0.5° then 0.1° steps (16 exact scores; 30 in the
+#: 0.25° / 0.05° steps of marks). A land's direction varies by about 0.1-0.3° with the subset
+#: of its points it is measured on, and 0.1° moves a stria by 0.2 µm over a 100 µm crosscut band.
+_FINE_STEPS = ((2.0, 0.5), (0.3, 0.1))
 
 
 def _lattice_points(heights: np.ndarray, ok: np.ndarray, n: int,
@@ -198,7 +202,8 @@ def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, floa
                               scan.spacing_um,
                               highpass_cutoff_um=params.striation.highpass_cutoff_um,
                               max_points=_DIRECTION_POINTS, around_deg=axis,
-                              search_half_deg=90.0 if axis is None else 20.0)
+                              search_half_deg=90.0 if axis is None else 20.0,
+                              fine_steps=_FINE_STEPS)
     d = est.direction_deg
     if abs(d) < 45.0:
         t = scan.replace(heights=np.ascontiguousarray(scan.heights.T),
