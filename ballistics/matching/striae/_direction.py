@@ -153,21 +153,26 @@ def _texture(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     that form (curvature, tilt) and outliers (dropouts, debris) do not steer the direction."""
     xs = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
     ys = (y - y.mean()) / max(float(np.ptp(y)), 1e-9)
-    a = np.column_stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys])
     # the fit uses a fixed subset (a smooth surface needs few points); the residuals of all
     # points are needed only once, after the last fit
     sub = np.arange(0, z.size, max(1, z.size // 20_000))
-    a_sub, z_sub = a[sub], z[sub]
+    xu, yu, z_sub = xs[sub], ys[sub], z[sub]
+    a_sub = np.column_stack([np.ones_like(xu), xu, yu, xu * xu, xu * yu, yu * yu])
     use = np.ones(sub.size, bool)
     coef = np.zeros(6)
     for _ in range(3):
-        coef, *_ = np.linalg.lstsq(a_sub[use], z_sub[use], rcond=None)
+        au = a_sub[use]
+        try:  # the 6 x 6 normal equations (coordinates scaled to [-1/2, 1/2]): well conditioned
+            coef = np.linalg.solve(au.T @ au, au.T @ z_sub[use])
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(au, z_sub[use], rcond=None)
         r_sub = z_sub - a_sub @ coef
         sd = 1.4826 * float(np.median(np.abs(r_sub))) + 1e-12
         use = np.abs(r_sub) < 3.0 * sd
         if use.sum() < 16:
             break
-    r = z - a @ coef
+    # the surface at every point without its 6-column design matrix
+    r = z - (coef[0] + xs * (coef[1] + coef[3] * xs + coef[4] * ys) + ys * (coef[2] + coef[5] * ys))
     sd = 1.4826 * float(np.median(np.abs(r))) + 1e-12
     return np.clip(r, -3.0 * sd, 3.0 * sd)
 

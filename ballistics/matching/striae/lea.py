@@ -436,7 +436,7 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     params = params or LeaParams()
     warns: list[str] = []
     land, direction, transposed = orient_land(scan, params)
-    h = np.array(land.heights, np.float64)
+    h = np.asarray(land.heights)  # float32: every use below takes its values as float64
     step = across_step_um(land.spacing_um, direction)
     y, table, g = choose_crosscut(h, land.spacing_um, direction, params)
     stable = any(np.isfinite(r["ccf_next"]) and r["ccf_next"] >= params.min_crosscut_ccf
@@ -459,19 +459,18 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
             f"no striation signature: only {(i1 - i0) * step:.0f} µm between the grooves"
         )
     # the signature: rows of the crosscut band, between the grooves, averaged along striae
-    band = np.full(h.shape, np.nan)
     dy = land.spacing_um[0]
     r0 = max(0, int(round((y - params.crosscut_band_um / 2) / dy)))
     r1 = min(h.shape[0], int(round((y + params.crosscut_band_um / 2) / dy)) + 1)
-    band[r0:r1] = h[r0:r1]
     # restrict columns to the land between grooves (s = x for vertical striae, shifted by tilt)
-    rows, cols = np.nonzero(np.isfinite(band))
+    rows, cols = np.nonzero(np.isfinite(h[r0:r1]))
+    rows += r0
     yc = -(r0 + r1) / 2 * dy
     origin = float(_across(np.array([0.0]), np.array([yc]), direction)[0])
     s = _across(cols * land.spacing_um[1], -rows * dy, direction) - origin
     inside = (s >= i0 * step) & (s <= i1 * step)
     sel = np.full(h.shape, np.nan)
-    sel[rows[inside], cols[inside]] = band[rows[inside], cols[inside]]
+    sel[rows[inside], cols[inside]] = h[rows[inside], cols[inside]]
     sig = signature_along(
         sel, land.spacing_um, direction, kind="lea", params=params.striation,
         meta={
