@@ -293,10 +293,17 @@ def _unique_signatures(folders: list[list[Path]], spacing_um: float | None, veri
                        strict: bool, modality: str | None, quiet: bool
                        ) -> tuple[list[list[Any]], list[list[Any]], list[str]]:
     """Signatures and scans of every folder's lands, each distinct file (by SHA-256) read
-    and extracted once."""
+    and extracted once. Only files of equal size can be equal, so only those are hashed here
+    (serially, before the workers start: several ms per land file); a file whose size no other
+    file has is its own key."""
+    from collections import Counter
+
     from ballistics.io import sha256_file
 
-    keys = [[sha256_file(f) for f in files] for files in folders]
+    sizes = {f: f.stat().st_size for files in folders for f in files}
+    shared = Counter(sizes.values())
+    keys = [[sha256_file(f) if shared[sizes[f]] > 1 else f"size {sizes[f]}" for f in files]
+            for files in folders]
     first: dict[str, Path] = {}
     for files, ks in zip(folders, keys, strict=True):
         for f, k in zip(files, ks, strict=True):

@@ -150,17 +150,60 @@ def _axis_of_points(x: np.ndarray, y: np.ndarray, z: np.ndarray, max_points: int
     return 90.0 if sag_x > sag_y else 0.0
 
 
+#: Valid points of a land used for its axis (a smooth quadratic surface: a few thousand
+#: suffice) and for its striation direction, at most; a larger land is thinned to an even
+#: lattice (:func:`_lattice_points`). A 1,500 x 420 Hamby land (600,000 points) keeps one
+#: point in 31 and one in 9.
+_AXIS_POINTS = 20_000
+_DIRECTION_POINTS = 75_000
+#: The direction's refinement on a land: 0.5° then 0.1° steps (16 exact scores; 30 in the
+#: 0.25° / 0.05° steps of marks). A land's direction varies by about 0.1-0.3° with the subset
+#: of its points it is measured on, and 0.1° moves a stria by 0.2 µm over a 100 µm crosscut band.
+_FINE_STEPS = ((2.0, 0.5), (0.3, 0.1))
+
+
+def _lattice_points(heights: np.ndarray, ok: np.ndarray, n: int,
+                    spacing_um: tuple[float, float], max_points: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_points` of at most about ``max_points`` of the ``n`` valid points ``ok``: with
+    ``k = ceil(n / max_points)``, the points ``(i, j)`` with ``(j + c i) mod k = 0``, a sheared
+    lattice that keeps one column in ``k`` of each row and one row in ``k`` of each column
+    (``c`` near ``k / golden ratio`` and prime to ``k`` spreads the points evenly, so that no
+    direction lines them up in few rows or columns). Deterministic and evenly spread: a
+    direction measured on it departed less from the one on all points than one on a random
+    subset of twice as many points (docs/dev/striation-history.md)."""
+    k = -(-n // max_points)
+    if k > 1:
+        c = max(1, round(k / 1.618033988749895))
+        while math.gcd(c, k) != 1:
+            c += 1
+        # row i keeps the columns j = -c i (mod k): k slices instead of a modulo per point
+        start = (-c * np.arange(heights.shape[0])) % k
+        lattice = np.zeros(heights.shape, bool)
+        for r in range(k):
+            lattice[start == r, r::k] = True
+        ok = ok & lattice
+    nr, nc = heights.shape
+    x = np.broadcast_to(np.arange(nc) * spacing_um[1], (nr, nc))[ok]
+    y = np.broadcast_to((-np.arange(nr) * spacing_um[0])[:, None], (nr, nc))[ok]
+    return x, y, heights[ok].astype(np.float64)
+
+
 def orient_land(scan: Scan, params: LeaParams | None = None) -> tuple[Scan, float, bool]:
     """Return the land with striae along the columns, the direction there, and whether the
     scan was transposed (striae along the rows in the file)."""
     params = params or LeaParams()
-    # the valid points are gathered once for both estimates
-    pts = _points(np.asarray(scan.heights, np.float64), scan.spacing_um)
-    axis = _axis_of_points(*pts)
-    est = direction_of_points(*pts, scan.spacing_um,
+    heights = np.asarray(scan.heights)
+    ok = np.isfinite(heights)
+    n = int(np.count_nonzero(ok))
+    axis = _axis_of_points(*_lattice_points(heights, ok, n, scan.spacing_um, _AXIS_POINTS))
+    est = direction_of_points(*_lattice_points(heights, ok, n, scan.spacing_um,
+                                               _DIRECTION_POINTS),
+                              scan.spacing_um,
                               highpass_cutoff_um=params.striation.highpass_cutoff_um,
-                              max_points=150_000, around_deg=axis,
-                              search_half_deg=90.0 if axis is None else 20.0)
+                              max_points=_DIRECTION_POINTS, around_deg=axis,
+                              search_half_deg=90.0 if axis is None else 20.0,
+                              fine_steps=_FINE_STEPS)
     d = est.direction_deg
     if abs(d) < 45.0:
         t = scan.replace(heights=np.ascontiguousarray(scan.heights.T),
@@ -393,7 +436,7 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     params = params or LeaParams()
     warns: list[str] = []
     land, direction, transposed = orient_land(scan, params)
-    h = np.array(land.heights, np.float64)
+    h = np.asarray(land.heights)  # float32: every use below takes its values as float64
     step = across_step_um(land.spacing_um, direction)
     y, table, g = choose_crosscut(h, land.spacing_um, direction, params)
     stable = any(np.isfinite(r["ccf_next"]) and r["ccf_next"] >= params.min_crosscut_ccf
@@ -416,19 +459,18 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
             f"no striation signature: only {(i1 - i0) * step:.0f} µm between the grooves"
         )
     # the signature: rows of the crosscut band, between the grooves, averaged along striae
-    band = np.full(h.shape, np.nan)
     dy = land.spacing_um[0]
     r0 = max(0, int(round((y - params.crosscut_band_um / 2) / dy)))
     r1 = min(h.shape[0], int(round((y + params.crosscut_band_um / 2) / dy)) + 1)
-    band[r0:r1] = h[r0:r1]
     # restrict columns to the land between grooves (s = x for vertical striae, shifted by tilt)
-    rows, cols = np.nonzero(np.isfinite(band))
+    rows, cols = np.nonzero(np.isfinite(h[r0:r1]))
+    rows += r0
     yc = -(r0 + r1) / 2 * dy
     origin = float(_across(np.array([0.0]), np.array([yc]), direction)[0])
     s = _across(cols * land.spacing_um[1], -rows * dy, direction) - origin
     inside = (s >= i0 * step) & (s <= i1 * step)
     sel = np.full(h.shape, np.nan)
-    sel[rows[inside], cols[inside]] = band[rows[inside], cols[inside]]
+    sel[rows[inside], cols[inside]] = h[rows[inside], cols[inside]]
     sig = signature_along(
         sel, land.spacing_um, direction, kind="lea", params=params.striation,
         meta={

@@ -126,3 +126,33 @@ def test_crosscut_search_stops_at_the_first_stable_height(synthetic_land) -> Non
     assert stable(k) and not any(stable(i) for i in range(k))
     assert y == table[k]["y_um"] + p.crosscut_step_um / 2
     assert grooves is not None and grooves.left_found and grooves.right_found
+
+
+@pytest.mark.parametrize("shape", [(420, 1515), (97, 64), (300, 301)])
+def test_lattice_points_cover_every_row_and_column_evenly(shape: tuple[int, int]) -> None:
+    from ballistics.matching.striae._direction import _points
+    from ballistics.matching.striae.lea import _lattice_points
+
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=shape).astype(np.float32)
+    h[rng.random(shape) < 0.1] = np.nan  # dropouts
+    ok = np.isfinite(h)
+    n = int(ok.sum())
+    k = 5
+    x, y, z = _lattice_points(h, ok, n, (2.0, 1.5), -(-n // k))
+    # a subset of _points, in its (row-major) order
+    xa, ya, za = _points(h, (2.0, 1.5))
+    key = {(a, b): v for a, b, v in zip(xa, ya, za, strict=True)}
+    assert all(key[(a, b)] == v for a, b, v in zip(x, y, z, strict=True))
+    order = np.lexsort((x, -y))
+    assert np.array_equal(order, np.arange(z.size))
+    # about one valid point in k, and every row and column sampled about once in k
+    assert abs(z.size - n / k) < 0.05 * n / k
+    cols, rows = np.round(x / 1.5).astype(int), np.round(-y / 2.0).astype(int)
+    per_col = np.bincount(cols, minlength=shape[1])
+    per_row = np.bincount(rows, minlength=shape[0])
+    assert per_col.min() >= 0.5 * shape[0] / k - 2 and per_col.max() <= 1.5 * shape[0] / k + 2
+    assert per_row.min() >= 0.5 * shape[1] / k - 2 and per_row.max() <= 1.5 * shape[1] / k + 2
+    # within the limit, every valid point
+    xf, _, zf = _lattice_points(h, ok, n, (2.0, 1.5), n)
+    assert np.array_equal(zf, za) and np.array_equal(xf, xa)
