@@ -40,6 +40,7 @@ from ballistics.matching.breechface._cells import CellGeometry
 from ballistics.matching.breechface._exact import exact_peaks, lag_ramp
 from ballistics.matching.breechface._exact_reference import exact_peaks_reference
 from ballistics.matching.breechface._pyramid import pyramid_search, pyramid_transforms
+from ballistics.matching.breechface._reduce import fixed_nanmean
 from ballistics.matching.breechface._rotation import rotate_stack
 from ballistics.matching.breechface._tuning import tuning_for
 
@@ -250,7 +251,7 @@ def _register(cells: PreparedCells, rotated: torch.Tensor, max_missing: float, r
 
     boxes = BoxSums((rs[:, 0], cs[:, 0]), (rs[:, 1], cs[:, 1]), (h, w), dev)
     # heights are centred on the first angle's mean (a tensor: no host round trip)
-    offset = torch.nanmean(rotated[0])
+    offset = fixed_nanmean(rotated[0])
     offset = torch.where(torch.isfinite(offset), offset, torch.zeros_like(offset))
     frame_px = (h + top + bottom) * (w + left + right)
     # per angle: the frame and the aligned patches (float64 and masks); the pyramid search

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from ballistics.matching.breechface._reduce import fixed_sum
 from ballistics.matching.breechface._rotation import rotate_stack
 
 #: Jointly valid points needed, as a share of the reference's valid points.
@@ -55,13 +56,14 @@ def _masked_ncc(x: torch.Tensor, mx: torch.Tensor, y: torch.Tensor, my: torch.Te
                 min_points: int) -> float:
     """NCC of ``x`` and ``y`` (float64, 0 where missing) over the points both masks keep."""
     m = mx * my
-    n = float(m.sum())
+    n = float(fixed_sum(m))
     if n < min_points:
         return -math.inf
     xm = x * m
     ym = y * m
-    sx, sy = float(xm.sum()), float(ym.sum())
-    sxx, syy, sxy = float((xm * x).sum()), float((ym * y).sum()), float((xm * y).sum())
+    sx, sy = float(fixed_sum(xm)), float(fixed_sum(ym))
+    sxx, syy, sxy = (float(fixed_sum(xm * x)), float(fixed_sum(ym * y)),
+                     float(fixed_sum(xm * y)))
     vx = sxx - sx * sx / n
     vy = syy - sy * sy / n
     if vx <= 0 or vy <= 0:
