@@ -127,6 +127,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         bar.set_postfix_str("done")
         bar.update(1)
     evidence = evaluate(result, calibration)
+    _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
     out["threads"] = configured_threads()  # the CPU threads the comparison ran with
@@ -138,6 +139,19 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
     return scans, result, evidence, out
+
+
+def _show_evidence_warnings(messages: Any) -> None:
+    """Issue the LR's caveats (the calibration's source, a preset other than the one it was
+    fitted with, an LR at the calibration's bounds) as :class:`ScanWarning`, so that they
+    reach stderr with the scans' warnings in text and JSON mode alike (``search`` and
+    ``compare-bullets`` show theirs the same way); the JSON lists them in ``warnings``."""
+    import warnings
+
+    from ballistics.errors import ScanWarning
+
+    for message in dict.fromkeys(messages):
+        warnings.warn(message, ScanWarning, stacklevel=2)
 
 
 def check_viewer_path(viewer: str | None, report: str | None, pdf_path: str | None) -> None:

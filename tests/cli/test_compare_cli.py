@@ -211,3 +211,21 @@ def test_compare_preprocess_raw_and_conflicts(annuli):
     assert det["state"] == "raw" and det["source"] == "forced"
     assert "bandpass" in [s["name"] for s in raw["reference"]["preprocessing"]]
     assert any("treated as raw (forced)" in w for w in raw["warnings"])
+
+
+def test_compare_shows_the_lr_caveats_on_stderr(files):
+    """The LR's caveats (here: the shipped calibration, fitted with the default preset, used
+    on a cmcR comparison) reach the terminal, not only the JSON's ``warnings``."""
+    (a, b), _ = files
+    for extra in ([], ["--json"]):
+        res = CliRunner().invoke(main, ["compare", a, b, "--preset", "cmcR", "--rotation",
+                                        "-3,0,3", "--processed", "--device", "cpu", *extra])
+        assert res.exit_code == 0, res.output
+        lines = res.stderr.splitlines()
+        assert any(ln.startswith("warning: ") and "indicative only" in ln for ln in lines)
+        assert any(ln.startswith("warning: the LR comes from the calibration shipped")
+                   for ln in lines)
+        assert len(lines) == len(set(lines))  # each caveat once
+        if extra:
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            assert any("indicative only" in w for w in out["warnings"])
