@@ -150,7 +150,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
     of each of the top N hits (OUT_pairs/NN-<id>.html beside OUT.html).
     """
     from ballistics.collection.reader import parse_filters
-    from ballistics.errors import InputError, ParameterError
+    from ballistics.errors import InputError, NotACollectionError, ParameterError
     from ballistics.progress import progress
     from ballistics.workflows.search import Searcher, SearchOptions, audit_search
 
@@ -169,8 +169,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
         strict=strict, workers=workers, modality=modality, rerank=rerank,
     )
     if not (Path(collection) / "manifest.json").is_file():
-        raise InputError("not a collection (no manifest.json); give the folder that "
-                         "'ballistics ingest' created", path=str(collection))
+        raise NotACollectionError(path=str(collection))
     if queries is not None:
         base = Path(queries).parent
         paths = [ln.strip() for ln in Path(queries).read_text().splitlines()

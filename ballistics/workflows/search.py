@@ -25,7 +25,7 @@ from ballistics._version import __version__
 from ballistics.collection.audit import log_event
 from ballistics.collection.records import Failure
 from ballistics.collection.store import Collection
-from ballistics.errors import InputError, ModalityMismatchError
+from ballistics.errors import InputError, ModalityMismatchError, NotACollectionError
 from ballistics.params import check_choice, check_range
 from ballistics.workflows.ingest import (
     PreparedCasing,
@@ -187,8 +187,7 @@ def collection_calibration(collection: str | Path | Collection, *, required: boo
 
     if required and not isinstance(collection, Collection) and not (
             Path(collection) / "manifest.json").is_file():
-        raise InputError("not a collection (no manifest.json); give the folder that "
-                         "'ballistics ingest' created", path=str(collection))
+        raise NotACollectionError(path=str(collection))
     col = collection if isinstance(collection, Collection) else Collection.open(collection)
     doc = col.calibration_document()
     if doc is not None:

@@ -266,5 +266,29 @@ def test_bad_input_is_one_line_and_exit_2(lab):
         assert r.exit_code == 2, (args, r.output)
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
     r = _run("collection", "list", "--collection", str(lab.parent / "nothing"))
-    assert r.exit_code == 1 and "not a collection" in r.stderr
+    assert r.exit_code == 2 and "not a collection" in r.stderr
     assert json.loads((lab / "manifest.json").read_text())["generation"] == gen
+
+
+@pytest.mark.parametrize("where", ["missing", "empty folder"])
+def test_not_a_collection_is_bad_input_for_every_command(tmp_path, where):
+    """A --collection path that holds no collection (a typo, the scans' folder) is bad input:
+    exit 2 and one line that says what to give, whichever command was given it."""
+    col = tmp_path / "lab"
+    if where == "empty folder":
+        col.mkdir()
+    c = str(col)
+    for args in (["verify", "--collection", c], ["calibrate", "--collection", c],
+                 ["collection", "list", "--collection", c],
+                 ["collection", "export", "--collection", c, "--csv", str(tmp_path / "e.csv")],
+                 ["collection", "remove", "X", "--collection", c],
+                 ["index", "rebuild", "--collection", c],
+                 ["search", str(tmp_path / "q.x3p"), "--collection", c],
+                 ["compare", str(tmp_path / "a.x3p"), str(tmp_path / "b.x3p"),
+                  "--collection", c]):
+        r = _run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {c}: not a collection"), args
+        assert "ballistics ingest" in lines[0]
+    assert not col.exists() or not any(col.iterdir())  # nothing was created
