@@ -24,6 +24,7 @@ import csv
 import functools
 import io
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -95,13 +96,27 @@ def log_to_stderr(name: str, level: int = logging.INFO) -> Iterator[None]:
         logger.propagate = old_propagate
 
 
+def _stdout_to_devnull() -> None:
+    """Point the process's stdout at ``os.devnull`` (after its reader closed the pipe), so
+    that the interpreter's final flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def handle_errors(func: F) -> F:
     """Turn exceptions into one stderr line and an exit code; show ScanWarnings on stderr.
 
     :class:`BallisticsError` exits with its ``exit_code`` (2 bad input, 1 otherwise); any
     other exception exits 1 with its type and message (still no traceback). Warnings from
     third-party libraries are silenced; ``ScanWarning`` is printed once as ``warning: ...``
-    when the command succeeds (a failed command prints its one error line only).
+    when the command succeeds (a failed command prints its one error line only). When the
+    reader of stdout closes the pipe (``ballistics collection list | head``), the command
+    exits 1 without an error line.
     """
 
     @functools.wraps(func)
@@ -125,6 +140,11 @@ def handle_errors(func: F) -> F:
             except KeyboardInterrupt:
                 echo_err("error: interrupted")
                 sys.exit(130)
+            except BrokenPipeError:
+                # the reader of stdout stopped (``| head``): no error line, no traceback
+                # when Python flushes stdout at exit; exit 1 (the output was cut short)
+                _stdout_to_devnull()
+                sys.exit(1)
             except MemoryError:
                 echo_err("error: out of memory; try a smaller batch or fewer workers")
                 sys.exit(1)
