@@ -5,8 +5,8 @@
 - Keys are snake_case; lengths in µm; angles in degrees, counter-clockwise positive as the
   image is displayed (row 0 at the top); positions ``[y, x]`` from the scan's first point.
 - Every object carries ``schema`` (:data:`ballistics.provenance.SCHEMA`), ``version``,
-  ``versions`` (toolkit, Python and library versions) and, where something was off,
-  ``warnings``.
+  ``versions`` (toolkit, Python and library versions) and ``warnings`` (``[]`` when nothing
+  was off).
 - Reports (``compare``, ``compare-striae``, ``compare-bullets``, ``search``): ``--report
   FILE`` writes HTML, ``--pdf FILE`` the same content as PDF; the case options
   (:func:`case_options`) go into the report's "Case" table and the JSON's ``case``; the
@@ -46,7 +46,8 @@ _ENVELOPE = ("schema", "version", "versions", "warnings")
 
 def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> None:
     """Print one JSON object on one line to stdout, adding ``schema`` (first), ``version``,
-    ``versions`` (:func:`ballistics.provenance.versions`) and ``warnings`` (last)."""
+    ``versions`` (:func:`ballistics.provenance.versions`) and ``warnings`` (last; ``[]`` when
+    there are none: README's contract, every object carries the four keys)."""
     out: dict[str, Any] = {"schema": obj.get("schema", SCHEMA)}
     out.update((k, v) for k, v in obj.items() if k not in _ENVELOPE)
     out["version"] = obj.get("version", __version__)
@@ -55,8 +56,7 @@ def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> Non
     for w in warnings_ or []:
         if w not in merged:
             merged.append(w)
-    if merged or "warnings" in obj:
-        out["warnings"] = merged
+    out["warnings"] = merged
     click.echo(dumps(out))
 
 

@@ -292,3 +292,18 @@ def test_not_a_collection_is_bad_input_for_every_command(tmp_path, where):
         assert len(lines) == 1 and lines[0].startswith(f"error: {c}: not a collection"), args
         assert "ballistics ingest" in lines[0]
     assert not col.exists() or not any(col.iterdir())  # nothing was created
+
+
+def test_json_objects_carry_warnings_even_when_there_are_none(lab):
+    """README: every JSON object carries ``warnings``; ``collection list``, ``calibrate``
+    and the manage commands' objects lacked the key when there was nothing to say."""
+    for args in (["collection", "list"], ["collection", "relabel", "F001-01", "--set",
+                                          "note=x", "--dry-run"],
+                 ["calibrate", "--pairs", "4", "--quiet", "--threads", "1", "--device", "cpu"]):
+        r = _run(*args, "--collection", str(lab), "--json")
+        assert r.exit_code == 0, (args, r.output)
+        for line in r.stdout.strip().splitlines():
+            obj = json.loads(line)
+            assert list(obj)[0] == "schema", args
+            assert list(obj)[-2:] == ["versions", "warnings"], (args, list(obj))
+            assert isinstance(obj["warnings"], list)
