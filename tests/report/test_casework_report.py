@@ -238,3 +238,30 @@ def test_pdf_tables_wrap_within_the_page(tmp_path):
         >= len(pages) - 1
     assert all(f"Page {i} of {len(pages)}" in " ".join(t) for i, t in enumerate(texts, 1))
     assert np.isclose(pages[0].get_size_inches(), (8.27, 11.69)).all()
+
+
+def test_html_long_cells_wrap_and_only_tokens_are_monospace():
+    """A quantity's name (first column) longer than 40 characters keeps the table's font and
+    alignment, a long verbal scale is wrapped text in the page's font (both switched to
+    left-aligned monospace at 41 characters: "moderately strong support for same source"
+    looked unlike "moderate support for different sources"); a long path or hash keeps
+    monospace."""
+    from ballistics.report.document import Document, Section, Table, render_html
+
+    label = "CMC count (reference → target, original rule)"
+    verbal = "moderately strong support for same source"
+    sha = "ab" * 32
+    page = render_html(Document("T", [Section("Result", [Table(
+        ["quantity", "value"], [(label, 19), ("verbal equivalent", verbal),
+                                ("file", "/data/case/" + "x" * 40 + ".x3p"), ("sha", sha)])])]))
+    assert f"<tr><td>{label}</td>" in page  # a row's name: the table's font and alignment
+    assert f"<td class='wrap'>{verbal}</td>" in page
+    assert f"<td class='wrap code'>{sha}</td>" in page
+    assert "<td class='wrap code'>/data/case/" in page
+    page = render_html(Document("T", [Section("Hits", [Table(
+        ["rank", "full report"], [(1, "ballistics compare /data/q.x3p /data/k.x3p --report "
+                                      "r.html")])])]))
+    assert "<td class='wrap code'>ballistics compare" in page  # a command reads as code
+    css = re.search(r"<style>(.*)</style>", page, re.S).group(1)
+    wrap_rule = re.search(r"td\.wrap\{([^}]*)\}", css).group(1)
+    assert "monospace" not in wrap_rule and "td.code{font-family:monospace}" in css
