@@ -126,7 +126,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
                              stage=stage)
         bar.set_postfix_str("done")
         bar.update(1)
-    evidence = evaluate(result, calibration)
+    evidence = evaluate(result, calibration, modality=scans[0].modality)
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())

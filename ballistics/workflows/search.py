@@ -323,7 +323,8 @@ class Searcher:
         t3 = time.perf_counter()
         idx = sorted(comps)
         feats = [feature_dict(comps[i]) for i in idx]
-        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset)
+        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset,
+                                       modality=query.scan.modality)
         warnings.extend(w for w in shared if w not in warnings)
         scores = dict(zip(idx, (float(x) for x in sc), strict=True))
         llr = dict(zip(idx, (float(x) for x in ll), strict=True))
@@ -571,7 +572,9 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
                 comp = result.comparisons[i]
                 doc = compare_document(result.query_scan, result.candidate_scans[i], comp,
                                        paths=(qpath, str(c["path"])),
-                                       evidence=evaluate(comp, calibration), case=case)
+                                       evidence=evaluate(comp, calibration,
+                                                         modality=result.query_scan.modality),
+                                       case=case)
                 entry["sha256"] = write_html(doc, path)
                 entry["html"] = str(path)
                 entry["href"] = Path(os.path.relpath(path, base)).as_posix()

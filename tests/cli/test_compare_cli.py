@@ -229,3 +229,22 @@ def test_compare_shows_the_lr_caveats_on_stderr(files):
         if extra:
             out = json.loads(res.stdout.strip().splitlines()[-1])
             assert any("indicative only" in w for w in out["warnings"])
+
+
+def test_compare_of_two_images_flags_the_topography_calibration(tmp_path):
+    """Two 2D images compared with the shipped calibration (fitted on topographies): the
+    caveat is in the JSON's warnings and on stderr."""
+    from ballistics.io import write_x3p
+
+    ref = ellipse_surface(1)
+    paths = []
+    for name, h in (("a.x3p", ref), ("b.x3p", turned(ref))):
+        p = tmp_path / name
+        write_x3p(Scan(h, (12.5, 12.5), modality="image"), p)
+        paths.append(str(p))
+    res = CliRunner().invoke(main, ["compare", *paths, "--preset", "cmcR", "--rotation",
+                                    "-3,0,3", "--processed", "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert any("fitted on 3D topographies" in w for w in out["warnings"])
+    assert "fitted on 3D topographies" in res.stderr
