@@ -124,6 +124,22 @@ def test_compare_html_has_case_inputs_and_every_preprocessing_step(compared, doc
     assert "<h2>Software versions</h2>" in html
 
 
+def test_compare_result_carries_the_caveats_that_qualify_the_lr(compared, document):
+    """A comparison with another preset than the calibration's (here cmcR's settings at
+    another rotation range): "indicative only" stands in red under the result, not only in
+    the Warnings section at the end of the page."""
+    from ballistics.report.document import render_html
+
+    ev = compared[3]
+    assert any("indicative only" in w for w in ev.warnings)
+    html = render_html(document)
+    result = html[html.index("<h2>Result</h2>"):html.index("<h2>Inputs</h2>")]
+    result = result.replace("&#x27;", "'")
+    assert re.search(r"<p class='bad'>The calibration was fitted on comparisons with the "
+                     r"'default' preset, these used 'custom': the LRs are indicative only\.</p>",
+                     result), result[-600:]
+
+
 def test_compare_pdf_is_a_pdf_with_the_case_on_it(compared, document, tmp_path):
     import matplotlib
 
