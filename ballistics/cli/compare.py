@@ -107,7 +107,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     # one step per stage: reading and preparing each scan, then the comparison's stages
     with progress(total=2 + len(STAGES), desc="compare", unit="step", quiet=quiet, delay=2.0,
-                  bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+                  bar_format="{desc}: {n}/{total}{postfix} [{elapsed}]") as bar:
         for name, path in (("reference", reference), ("target", target)):
             bar.set_postfix_str(f"reading and preparing the {name}")
             scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
