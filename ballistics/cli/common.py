@@ -192,7 +192,7 @@ def scan_read_options(func: F) -> F:
         help="Read files despite a checksum mismatch (with a warning).",
     )(func)
     func = click.option(
-        "--spacing-um", type=float, default=None,
+        "--spacing-um", type=click.FloatRange(min=0, min_open=True), default=None,
         help="Pixel spacing in µm for images that carry none (and for every image read "
              "with --modality topography).",
     )(func)

@@ -66,6 +66,10 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
     res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--rotation", "1,2"])
     assert res.exit_code == 2
     assert "rotation" in res.stderr
+    for bad in ("-1", "0"):  # ignored for X3P files, but never silently accepted
+        res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--spacing-um", bad])
+        assert res.exit_code == 2 and "--spacing-um" in res.stderr, res.output
+        assert len(res.stderr.strip().splitlines()) == 1
     from ballistics.io import write_x3p
 
     tiny = tmp_path / "tiny.x3p"
