@@ -94,6 +94,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.preprocess import prepare_detected
     from ballistics.progress import progress
 
+    _check_rotation(rotation, preset)
     calibration = None
     if collection is not None:
         from ballistics.workflows.search import collection_calibration
@@ -139,6 +140,21 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
     return scans, result, evidence, out
+
+
+def _check_rotation(rotation: str | None, preset: str) -> None:
+    """Check ``--rotation`` against the preset before any scan is read (an impossible range
+    failed only after both scans were read and prepared), naming the option."""
+    from ballistics.errors import ParameterError
+    from ballistics.matching import get_params
+    from ballistics.matching.breechface.params import parse_rotation
+
+    if rotation is None:
+        return
+    try:
+        parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"))
+    except ParameterError as exc:
+        raise ParameterError(f"--rotation {rotation}: {exc.message}") from None
 
 
 def _show_evidence_warnings(messages: Any) -> None:

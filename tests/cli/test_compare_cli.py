@@ -66,6 +66,12 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
     res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--rotation", "1,2"])
     assert res.exit_code == 2
     assert "rotation" in res.stderr
+    for rotation in ("0,360,0", "30,-30,3"):  # checked before the (missing) scans are read
+        res = CliRunner().invoke(main, ["compare", str(tmp_path / "missing.x3p"), a,
+                                        "--rotation", rotation])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith(f"error: --rotation {rotation}: "), res.stderr
+        assert "missing.x3p" not in res.stderr
     for bad in ("-1", "0"):  # ignored for X3P files, but never silently accepted
         res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--spacing-um", bad])
         assert res.exit_code == 2 and "--spacing-um" in res.stderr, res.output
