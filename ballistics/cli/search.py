@@ -14,6 +14,7 @@ from ballistics.cli.common import (
     check_report_paths,
     csv_option,
     device_option,
+    echo_err,
     emit_json,
     handle_errors,
     json_option,
@@ -196,6 +197,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
             msg = exc.message if isinstance(exc, BallisticsError) else str(exc)
             emit_json({"query": {"path": p, "sha256": None}, "error": msg, "candidates": [],
                        "case": case.to_dict()})
+            echo_err(f"error: {p}: {msg}")  # the contract's line, also for a batch
             continue
         results.append(res)
         out = res.to_dict()
