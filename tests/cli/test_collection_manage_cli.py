@@ -108,7 +108,8 @@ def test_list_json_lines_text_and_filters(lab, built):
     assert [e["id"] for e in entries] == ["F001-01", "F001-02", "F002-01", "F002-02",
                                           "F003-01", "F003-02"]
     for e in entries:
-        assert list(e) == ["schema", "id", "path", "sha256", "labels", "version", "versions"]
+        assert list(e) == ["schema", "id", "path", "sha256", "labels", "version", "versions",
+                           "warnings"]
         assert e["schema"] == 1 and e["versions"]["h5py"] and len(e["sha256"]) == 64
         assert e["labels"]["firearm_id"] == e["id"][:4]
     assert [e["id"] for e in _list(lab, "--where", "firearm_id=F002")] == ["F002-01",
