@@ -111,6 +111,26 @@ class CollectionError(BallisticsError):
     """A reference collection cannot be used as asked."""
 
 
+class NotACollectionError(CollectionError, InputError):
+    """The path given as a collection holds no collection (no ``manifest.json``): bad input,
+    exit code 2, whichever command was given it.
+
+    Parameters
+    ----------
+    message
+        Default: what is wrong and how to get a collection.
+    path
+        The folder given as the collection.
+    """
+
+    def __init__(self, message: str | None = None, *,
+                 path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message or (
+            "not a collection (no manifest.json); give the folder that `ballistics ingest` "
+            "created, or create one with `ballistics ingest SCANS... --collection DIR`"),
+            path=path)
+
+
 class CollectionLockedError(CollectionError):
     """Another process holds the collection's write lock."""
 
@@ -134,6 +154,7 @@ __all__ = [
     "EmptyScanError",
     "InputError",
     "MissingSpacingError",
+    "NotACollectionError",
     "ModalityMismatchError",
     "ModelError",
     "NoSignatureError",

@@ -5,8 +5,8 @@
 - Keys are snake_case; lengths in µm; angles in degrees, counter-clockwise positive as the
   image is displayed (row 0 at the top); positions ``[y, x]`` from the scan's first point.
 - Every object carries ``schema`` (:data:`ballistics.provenance.SCHEMA`), ``version``,
-  ``versions`` (toolkit, Python and library versions) and, where something was off,
-  ``warnings``.
+  ``versions`` (toolkit, Python and library versions) and ``warnings`` (``[]`` when nothing
+  was off).
 - Reports (``compare``, ``compare-striae``, ``compare-bullets``, ``search``): ``--report
   FILE`` writes HTML, ``--pdf FILE`` the same content as PDF; the case options
   (:func:`case_options`) go into the report's "Case" table and the JSON's ``case``; the
@@ -24,6 +24,7 @@ import csv
 import functools
 import io
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,7 +46,8 @@ _ENVELOPE = ("schema", "version", "versions", "warnings")
 
 def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> None:
     """Print one JSON object on one line to stdout, adding ``schema`` (first), ``version``,
-    ``versions`` (:func:`ballistics.provenance.versions`) and ``warnings`` (last)."""
+    ``versions`` (:func:`ballistics.provenance.versions`) and ``warnings`` (last; ``[]`` when
+    there are none: README's contract, every object carries the four keys)."""
     out: dict[str, Any] = {"schema": obj.get("schema", SCHEMA)}
     out.update((k, v) for k, v in obj.items() if k not in _ENVELOPE)
     out["version"] = obj.get("version", __version__)
@@ -54,8 +56,7 @@ def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> Non
     for w in warnings_ or []:
         if w not in merged:
             merged.append(w)
-    if merged or "warnings" in obj:
-        out["warnings"] = merged
+    out["warnings"] = merged
     click.echo(dumps(out))
 
 
@@ -95,13 +96,27 @@ def log_to_stderr(name: str, level: int = logging.INFO) -> Iterator[None]:
         logger.propagate = old_propagate
 
 
+def _stdout_to_devnull() -> None:
+    """Point the process's stdout at ``os.devnull`` (after its reader closed the pipe), so
+    that the interpreter's final flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (a test runner's)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def handle_errors(func: F) -> F:
     """Turn exceptions into one stderr line and an exit code; show ScanWarnings on stderr.
 
     :class:`BallisticsError` exits with its ``exit_code`` (2 bad input, 1 otherwise); any
     other exception exits 1 with its type and message (still no traceback). Warnings from
     third-party libraries are silenced; ``ScanWarning`` is printed once as ``warning: ...``
-    when the command succeeds (a failed command prints its one error line only).
+    when the command succeeds (a failed command prints its one error line only). When the
+    reader of stdout closes the pipe (``ballistics collection list | head``), the command
+    exits 1 without an error line.
     """
 
     @functools.wraps(func)
@@ -125,6 +140,11 @@ def handle_errors(func: F) -> F:
             except KeyboardInterrupt:
                 echo_err("error: interrupted")
                 sys.exit(130)
+            except BrokenPipeError:
+                # the reader of stdout stopped (``| head``): no error line, no traceback
+                # when Python flushes stdout at exit; exit 1 (the output was cut short)
+                _stdout_to_devnull()
+                sys.exit(1)
             except MemoryError:
                 echo_err("error: out of memory; try a smaller batch or fewer workers")
                 sys.exit(1)
@@ -172,7 +192,7 @@ def scan_read_options(func: F) -> F:
         help="Read files despite a checksum mismatch (with a warning).",
     )(func)
     func = click.option(
-        "--spacing-um", type=float, default=None,
+        "--spacing-um", type=click.FloatRange(min=0, min_open=True), default=None,
         help="Pixel spacing in µm for images that carry none (and for every image read "
              "with --modality topography).",
     )(func)

@@ -94,6 +94,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.preprocess import prepare_detected
     from ballistics.progress import progress
 
+    _check_rotation(rotation, preset)
     calibration = None
     if collection is not None:
         from ballistics.workflows.search import collection_calibration
@@ -107,7 +108,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     # one step per stage: reading and preparing each scan, then the comparison's stages
     with progress(total=2 + len(STAGES), desc="compare", unit="step", quiet=quiet, delay=2.0,
-                  bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+                  bar_format="{desc}: {n}/{total}{postfix} [{elapsed}]") as bar:
         for name, path in (("reference", reference), ("target", target)):
             bar.set_postfix_str(f"reading and preparing the {name}")
             scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
@@ -126,7 +127,8 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
                              stage=stage)
         bar.set_postfix_str("done")
         bar.update(1)
-    evidence = evaluate(result, calibration)
+    evidence = evaluate(result, calibration, modality=scans[0].modality)
+    _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
     out["threads"] = configured_threads()  # the CPU threads the comparison ran with
@@ -138,6 +140,34 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
     return scans, result, evidence, out
+
+
+def _check_rotation(rotation: str | None, preset: str) -> None:
+    """Check ``--rotation`` against the preset before any scan is read (an impossible range
+    failed only after both scans were read and prepared), naming the option."""
+    from ballistics.errors import ParameterError
+    from ballistics.matching import get_params
+    from ballistics.matching.breechface.params import parse_rotation
+
+    if rotation is None:
+        return
+    try:
+        parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"))
+    except ParameterError as exc:
+        raise ParameterError(f"--rotation {rotation}: {exc.message}") from None
+
+
+def _show_evidence_warnings(messages: Any) -> None:
+    """Issue the LR's caveats (the calibration's source, a preset other than the one it was
+    fitted with, an LR at the calibration's bounds) as :class:`ScanWarning`, so that they
+    reach stderr with the scans' warnings in text and JSON mode alike (``search`` and
+    ``compare-bullets`` show theirs the same way); the JSON lists them in ``warnings``."""
+    import warnings
+
+    from ballistics.errors import ScanWarning
+
+    for message in dict.fromkeys(messages):
+        warnings.warn(message, ScanWarning, stacklevel=2)
 
 
 def check_viewer_path(viewer: str | None, report: str | None, pdf_path: str | None) -> None:

@@ -72,7 +72,7 @@ def preprocess(input_path: str, output_path: str, preset: str, mask_path: str | 
 
     # one step per stage: reading, preprocessing, writing (and the figure)
     with progress(total=4 if figure_path else 3, desc="preprocess", unit="step", quiet=quiet,
-                  delay=2.0, bar_format="{desc}: {n}/{total} {postfix} [{elapsed}]") as bar:
+                  delay=2.0, bar_format="{desc}: {n}/{total}{postfix} [{elapsed}]") as bar:
         bar.set_postfix_str("reading")
         with np.errstate(all="ignore"):
             scan = read_scan(input_path, spacing_um=spacing_um, verify=not no_verify,

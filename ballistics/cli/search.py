@@ -14,6 +14,7 @@ from ballistics.cli.common import (
     check_report_paths,
     csv_option,
     device_option,
+    echo_err,
     emit_json,
     handle_errors,
     json_option,
@@ -150,7 +151,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
     of each of the top N hits (OUT_pairs/NN-<id>.html beside OUT.html).
     """
     from ballistics.collection.reader import parse_filters
-    from ballistics.errors import InputError, ParameterError
+    from ballistics.errors import InputError, NotACollectionError, ParameterError
     from ballistics.progress import progress
     from ballistics.workflows.search import Searcher, SearchOptions, audit_search
 
@@ -169,8 +170,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
         strict=strict, workers=workers, modality=modality, rerank=rerank,
     )
     if not (Path(collection) / "manifest.json").is_file():
-        raise InputError("not a collection (no manifest.json); give the folder that "
-                         "'ballistics ingest' created", path=str(collection))
+        raise NotACollectionError(path=str(collection))
     if queries is not None:
         base = Path(queries).parent
         paths = [ln.strip() for ln in Path(queries).read_text().splitlines()
@@ -197,6 +197,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
             msg = exc.message if isinstance(exc, BallisticsError) else str(exc)
             emit_json({"query": {"path": p, "sha256": None}, "error": msg, "candidates": [],
                        "case": case.to_dict()})
+            echo_err(f"error: {p}: {msg}")  # the contract's line, also for a batch
             continue
         results.append(res)
         out = res.to_dict()

@@ -29,7 +29,7 @@ from typing import Any
 from ballistics._version import __version__
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import atomic_write_bytes
-from ballistics.errors import CollectionCorruptError, CollectionError
+from ballistics.errors import CollectionCorruptError, CollectionError, NotACollectionError
 from ballistics.jsonutil import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -211,8 +211,10 @@ def load_manifest(directory: str | Path, *, check: bool = True
 
     Raises
     ------
+    NotACollectionError
+        When ``directory`` is not a collection (bad input, exit code 2).
     CollectionError
-        When ``directory`` is not a collection or its format is newer than this version.
+        When its format is newer than this version.
     CollectionCorruptError
         When the manifest cannot be parsed, or (``check=True``) fails its checksum, is
         truncated or is inconsistent.
@@ -220,10 +222,7 @@ def load_manifest(directory: str | Path, *, check: bool = True
     directory = Path(directory)
     path = directory / MANIFEST_NAME
     if not path.is_file():
-        raise CollectionError(
-            "not a collection (no manifest.json); create one with "
-            "`ballistics ingest SCANS... --collection DIR`", path=directory,
-        )
+        raise NotACollectionError(path=directory)
     try:
         text = path.read_bytes().decode("utf-8")
         manifest = json.loads(text)
@@ -259,8 +258,10 @@ def read_manifest(directory: str | Path, *, check: bool = True) -> dict[str, Any
 
     Raises
     ------
+    NotACollectionError
+        When ``directory`` is not a collection (bad input, exit code 2).
     CollectionError
-        When ``directory`` is not a collection or its format is newer than this version.
+        When its format is newer than this version.
     CollectionCorruptError
         When the manifest cannot be parsed or (``check=True``) fails its checksum, is
         truncated or is inconsistent.

@@ -53,6 +53,21 @@ from ballistics.io._x3p_xml import (
 )
 
 
+def _not_a_zip(path: Path, size: int) -> str:
+    """Why ``path`` does not open as a zip, in words an examiner can act on: an empty file,
+    an incomplete copy (a zip's start without its end, where the directory of its members
+    lies) or another kind of file."""
+    if size == 0:
+        return "the file is empty (0 bytes); copy it again from the original"
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PK\x03\x04":
+        return (f"truncated or damaged X3P: the file starts as a zip archive but its end (the "
+                f"zip's directory) is missing or unreadable ({size} bytes); an interrupted "
+                f"copy or download does this: copy the file again from the original")
+    return "not a zip archive (an X3P file is a zip holding main.xml)"
+
+
 class X3pContainer:
     """An opened X3P zip: members, ``main.xml`` and its parsed header.
 
@@ -71,9 +86,7 @@ class X3pContainer:
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
-            raise CorruptFileError(
-                "not a zip archive (an X3P file is a zip holding main.xml)", path=path
-            ) from None
+            raise CorruptFileError(_not_a_zip(path, self.file_size), path=path) from None
         except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
             raise CorruptFileError(f"cannot open the zip archive: {exc}", path=path) from None
         try:

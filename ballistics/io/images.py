@@ -159,6 +159,10 @@ def _decode_pil(
                 f"image refused by Pillow as a decompression bomb ({exc}); Pillow's own limit "
                 "(twice PIL.Image.MAX_IMAGE_PIXELS) applies even when BALLISTICS_MAX_POINTS is "
                 "raised", path=path) from None
+        except Image.UnidentifiedImageError:
+            raise CorruptFileError(
+                "not an image that can be decoded (its content is no PNG, TIFF, JPEG or BMP "
+                "whatever its name says)", path=path) from None
         except Exception as exc:
             raise CorruptFileError(
                 f"cannot decode the image: {type(exc).__name__}: {exc}", path=path

@@ -43,6 +43,11 @@ SYNTHETIC_CAVEAT = ("the LR comes from the calibration shipped with the package,
                     "calibrate on the lab's own reference data (ballistics calibrate) for "
                     "casework")
 
+#: the shipped calibration's studies are all 3D topographies (Weller, Fadul, DFSC, synthetic)
+IMAGE_CAVEAT = ("the calibration shipped with the package was fitted on 3D topographies, "
+                "these are 2D images: the LR is indicative only; calibrate on a collection "
+                "of the lab's own images (ballistics calibrate) and compare with --collection")
+
 
 def preset_name(params: Any) -> str | None:
     """The name of the preset ``params`` equals, ``"custom"`` for others, ``None`` for none."""
@@ -125,12 +130,15 @@ def bound_note(log10_lrs: Sequence[float] | np.ndarray, calibration: Calibration
 
 
 def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration | None = None,
-                  *, preset: str | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  *, preset: str | None = None, modality: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Scores, log10 LRs and the warnings they share, for feature rows of comparisons made
-    with ``preset`` (the common path of :func:`evaluate` and collection search).
+    with ``preset`` of scans of ``modality`` (the common path of :func:`evaluate` and
+    collection search).
 
-    Warnings: features the score model imputed, a preset other than the calibration's, the
-    shipped synthetic calibration, LRs at the calibration's bounds.
+    Warnings: features the score model imputed, a preset other than the calibration's, 2D
+    images scored with the shipped calibration (fitted on topographies), the shipped
+    synthetic calibration, LRs at the calibration's bounds.
     """
     cal = calibration or load_default()
     if rows:
@@ -146,6 +154,8 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     if preset and fitted_preset and preset != fitted_preset:
         warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
                      f"preset, these used {preset!r}: the LRs are indicative only")
+    if modality == "image" and cal.source == "synthetic-default":
+        warns.append(IMAGE_CAVEAT)
     if cal.source == "synthetic-default":
         warns.append(SYNTHETIC_CAVEAT)
     note = bound_note(llr, cal)
@@ -154,7 +164,8 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     return np.asarray(scores, float), np.asarray(llr, float), warns
 
 
-def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidence:
+def evaluate(comparison: Any, calibration: Calibration | None = None, *,
+             modality: str | None = None) -> Evidence:
     """Score a comparison and calibrate the score to a likelihood ratio.
 
     Parameters
@@ -163,6 +174,9 @@ def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidenc
         A :class:`~ballistics.matching.breechface.Comparison` (or a mapping of its features).
     calibration
         The calibration to use; ``None`` = the package's synthetic default.
+    modality
+        What was compared (``"topography"`` or ``"image"``), when known: two images scored
+        with the shipped calibration (fitted on topographies) get a warning.
 
     Returns
     -------
@@ -170,7 +184,8 @@ def evaluate(comparison: Any, calibration: Calibration | None = None) -> Evidenc
     """
     cal = calibration or load_default()
     preset = preset_name(getattr(comparison, "params", None))
-    scores, llr, warns = evaluate_rows([feature_dict(comparison)], cal, preset=preset)
+    scores, llr, warns = evaluate_rows([feature_dict(comparison)], cal, preset=preset,
+                                       modality=modality)
     value = float(llr[0])
     return Evidence(score=float(scores[0]), log10_lr=value, verbal=verbal_scale(value),
                     calibration=cal.describe(), warnings=tuple(warns))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,24 +275,34 @@ color:#222;max-width:1200px}
 h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-bottom:.2em}
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em;
 text-align:right;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}
-td.wrap{text-align:left;max-width:48em;overflow-wrap:anywhere;font-family:monospace}
+td.wrap{text-align:left;max-width:48em;overflow-wrap:anywhere}td.code{font-family:monospace}
 .note{color:#555;font-size:.9em}.ok{color:#070}.bad{color:#a00}.plain{white-space:pre-wrap}
 """
 
 
-def _html_table(t: Table) -> str:
-    def td(text: str) -> str:
-        cls = " class='wrap'" if len(text) > 40 else ""
-        return f"<td{cls}>{html.escape(text)}</td>"
+#: characters that mark a table cell as code rather than words (paths, key=value, commands)
+_CODE_LIKE = re.compile(r"[=/\\_:{}\[\]]|--")
 
-    def cell(value: Any, text: str) -> str:
+
+def _html_table(t: Table) -> str:
+    def td(text: str, heading: bool) -> str:
+        # a long value is wrapped, left-aligned, in monospace when it reads as code (a path,
+        # a hash, a command, parameters), not when it is words (the verbal scale); the
+        # first column names the row (a quantity, an input): the table's alignment and font
+        if heading or len(text) <= 40:
+            return f"<td>{html.escape(text)}</td>"
+        cls = "wrap code" if _CODE_LIKE.search(text) or not re.search(r"\s", text) else "wrap"
+        return f"<td class='{cls}'>{html.escape(text)}</td>"
+
+    def cell(value: Any, text: str, heading: bool) -> str:
         if isinstance(value, Link):
             return (f"<td><a href=\"{html.escape(value.href, quote=True)}\">"
                     f"{html.escape(value.text)}</a></td>")
-        return td(text)
+        return td(text, heading)
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.headers)
-    body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(raw, r, strict=True))
+    body = "".join("<tr>" + "".join(cell(v, c, k == 0) for k, (v, c) in
+                                    enumerate(zip(raw, r, strict=True)))
                    + "</tr>" for raw, r in zip(t.rows, t.text_rows(), strict=True))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

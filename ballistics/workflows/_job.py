@@ -36,7 +36,7 @@ from ballistics.collection.fsio import atomic_write_json
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.records import Failure
 from ballistics.collection.store import Collection
-from ballistics.errors import CollectionCorruptError
+from ballistics.errors import CollectionCorruptError, InputError
 from ballistics.progress import progress
 from ballistics.workflows import _distributed_tasks as tasks
 from ballistics.workflows._executors import Executor
@@ -219,6 +219,7 @@ class IngestJob:
             When there is nothing to ingest (or to resume).
         """
         t0 = time.perf_counter()
+        given_labels = self._check_before_creating()
         self.directory.mkdir(parents=True, exist_ok=True)
         col = open_or_create(self.directory)
         lock = col.lock(self.lock_name).acquire()
@@ -232,12 +233,13 @@ class IngestJob:
             if model not in ("cnn", "baseline") and Path(model).exists():
                 model = str(Path(model).resolve())  # a weights file, at the workers' path
             options = IngestOptions(**{**asdict(options), "model": model})
+            label_table = (given_labels if labels is self.labels and given_labels is not None
+                           else LabelTable.read(labels) if labels is not None else None)
             atomic_write_json(job_path, {
                 "inputs": [str(Path(p).resolve()) for p in inputs],
                 "labels": None if labels is None else str(Path(labels).resolve()),
                 "options": asdict(options), "pid": os.getpid(), **self.record,
             })
-            label_table = LabelTable.read(labels) if labels is not None else None
             missing: list[str] = []
             companions: list[str] = []
             files = [str(p) for p in discover_inputs(inputs, missing, companions)]
@@ -277,6 +279,17 @@ class IngestJob:
             return summary
         finally:
             lock.release()
+
+    def _check_before_creating(self) -> LabelTable | None:
+        """Refuse what would fail anyway before the collection folder is created or an
+        interrupted job recorded: no scans (and nothing to resume), a labels CSV that
+        cannot be read. Returns the labels read (``None`` when none were given)."""
+        if not self.inputs and not (self.resume and (self.directory / JOB_NAME).exists()):
+            if self.resume:
+                raise InputError("nothing to resume: no interrupted ingest recorded; give "
+                                 "the scans to ingest", path=self.directory)
+            raise InputError("no scans given to ingest")
+        return LabelTable.read(self.labels) if self.labels is not None else None
 
     def _model(self, model: str, device: str) -> tuple[dict[str, Any], Any]:
         """The model's manifest entry, and the embedder when this process embeds."""

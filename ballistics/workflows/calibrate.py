@@ -303,6 +303,24 @@ def compare_pairs(
     return out
 
 
+def _check_enough_pairs(record: dict[str, Any], source_column: str, directory: Any) -> None:
+    """Refuse, before any comparison runs, a sample without 2 pairs of each class, saying
+    whether the budget (``--pairs``, ``--max-same``, ``--max-different``) or the labels
+    are what is short."""
+    same, diff = record["same_source"], record["different_source"]
+    if same["chosen"] >= 2 and diff["chosen"] >= 2:
+        return
+    if same["available"] >= 2 and diff["available"] >= 2:
+        fix = "raise --pairs (or --max-same / --max-different)"
+    else:
+        fix = (f"label more casings with the source column {source_column!r} (same-source "
+               f"pairs need two or more casings of a source)")
+    raise InputError(
+        f"calibration needs at least 2 same-source and 2 different-source pairs; the sample "
+        f"holds {same['chosen']} of {same['available']} and {diff['chosen']} of "
+        f"{diff['available']} available; {fix}", path=directory)
+
+
 def calibrate_collection(
     collection: str | Path,
     *,
@@ -350,6 +368,7 @@ def calibrate_collection(
     chosen = sample_pairs(sources, sampling)
     record = sampling_record(sources, chosen, sampling)
     record["reference"] = "the casing of the pair in most pairs (plan_batches)"
+    _check_enough_pairs(record, source_column, col.directory)
     logger.info("calibration pairs: %d same-source of %d, %d different-source of %d",
                 record["same_source"]["chosen"], record["same_source"]["available"],
                 record["different_source"]["chosen"], record["different_source"]["available"])

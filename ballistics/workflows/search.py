@@ -25,7 +25,7 @@ from ballistics._version import __version__
 from ballistics.collection.audit import log_event
 from ballistics.collection.records import Failure
 from ballistics.collection.store import Collection
-from ballistics.errors import InputError, ModalityMismatchError
+from ballistics.errors import InputError, ModalityMismatchError, NotACollectionError
 from ballistics.params import check_choice, check_range
 from ballistics.workflows.ingest import (
     PreparedCasing,
@@ -187,8 +187,7 @@ def collection_calibration(collection: str | Path | Collection, *, required: boo
 
     if required and not isinstance(collection, Collection) and not (
             Path(collection) / "manifest.json").is_file():
-        raise InputError("not a collection (no manifest.json); give the folder that "
-                         "'ballistics ingest' created", path=str(collection))
+        raise NotACollectionError(path=str(collection))
     col = collection if isinstance(collection, Collection) else Collection.open(collection)
     doc = col.calibration_document()
     if doc is not None:
@@ -324,7 +323,8 @@ class Searcher:
         t3 = time.perf_counter()
         idx = sorted(comps)
         feats = [feature_dict(comps[i]) for i in idx]
-        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset)
+        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset,
+                                       modality=query.scan.modality)
         warnings.extend(w for w in shared if w not in warnings)
         scores = dict(zip(idx, (float(x) for x in sc), strict=True))
         llr = dict(zip(idx, (float(x) for x in ll), strict=True))
@@ -572,7 +572,9 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
                 comp = result.comparisons[i]
                 doc = compare_document(result.query_scan, result.candidate_scans[i], comp,
                                        paths=(qpath, str(c["path"])),
-                                       evidence=evaluate(comp, calibration), case=case)
+                                       evidence=evaluate(comp, calibration,
+                                                         modality=result.query_scan.modality),
+                                       case=case)
                 entry["sha256"] = write_html(doc, path)
                 entry["html"] = str(path)
                 entry["href"] = Path(os.path.relpath(path, base)).as_posix()

@@ -134,6 +134,9 @@ def test_batch_queries_print_json_lines(collection, study, tmp_path):
     assert r.exit_code == 2 and len(lines) == 2
     assert lines[0]["candidates"][0]["id"] == "TW09-02"
     assert lines[1]["error"] and lines[1]["candidates"] == []
+    # the failed query's error line on stderr too (one per failed query)
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+    assert errors == [f"error: {study / 'missing.x3p'}: {lines[1]['error']}"]
     assert all(x["schema"] == 1 and "versions" in x for x in lines)  # error lines too
     # one CSV for the batch: the answered query's rows, none for the failed one
     _, rows = _csv_rows(table.read_text(encoding="utf-8"))

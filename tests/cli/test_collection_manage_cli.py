@@ -108,7 +108,8 @@ def test_list_json_lines_text_and_filters(lab, built):
     assert [e["id"] for e in entries] == ["F001-01", "F001-02", "F002-01", "F002-02",
                                           "F003-01", "F003-02"]
     for e in entries:
-        assert list(e) == ["schema", "id", "path", "sha256", "labels", "version", "versions"]
+        assert list(e) == ["schema", "id", "path", "sha256", "labels", "version", "versions",
+                           "warnings"]
         assert e["schema"] == 1 and e["versions"]["h5py"] and len(e["sha256"]) == 64
         assert e["labels"]["firearm_id"] == e["id"][:4]
     assert [e["id"] for e in _list(lab, "--where", "firearm_id=F002")] == ["F002-01",
@@ -266,5 +267,44 @@ def test_bad_input_is_one_line_and_exit_2(lab):
         assert r.exit_code == 2, (args, r.output)
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
     r = _run("collection", "list", "--collection", str(lab.parent / "nothing"))
-    assert r.exit_code == 1 and "not a collection" in r.stderr
+    assert r.exit_code == 2 and "not a collection" in r.stderr
     assert json.loads((lab / "manifest.json").read_text())["generation"] == gen
+
+
+@pytest.mark.parametrize("where", ["missing", "empty folder"])
+def test_not_a_collection_is_bad_input_for_every_command(tmp_path, where):
+    """A --collection path that holds no collection (a typo, the scans' folder) is bad input:
+    exit 2 and one line that says what to give, whichever command was given it."""
+    col = tmp_path / "lab"
+    if where == "empty folder":
+        col.mkdir()
+    c = str(col)
+    for args in (["verify", "--collection", c], ["calibrate", "--collection", c],
+                 ["collection", "list", "--collection", c],
+                 ["collection", "export", "--collection", c, "--csv", str(tmp_path / "e.csv")],
+                 ["collection", "remove", "X", "--collection", c],
+                 ["index", "rebuild", "--collection", c],
+                 ["search", str(tmp_path / "q.x3p"), "--collection", c],
+                 ["compare", str(tmp_path / "a.x3p"), str(tmp_path / "b.x3p"),
+                  "--collection", c]):
+        r = _run(*args)
+        assert r.exit_code == 2, (args, r.output)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {c}: not a collection"), args
+        assert "ballistics ingest" in lines[0]
+    assert not col.exists() or not any(col.iterdir())  # nothing was created
+
+
+def test_json_objects_carry_warnings_even_when_there_are_none(lab):
+    """README: every JSON object carries ``warnings``; ``collection list``, ``calibrate``
+    and the manage commands' objects lacked the key when there was nothing to say."""
+    for args in (["collection", "list"], ["collection", "relabel", "F001-01", "--set",
+                                          "note=x", "--dry-run"],
+                 ["calibrate", "--pairs", "4", "--quiet", "--threads", "1", "--device", "cpu"]):
+        r = _run(*args, "--collection", str(lab), "--json")
+        assert r.exit_code == 0, (args, r.output)
+        for line in r.stdout.strip().splitlines():
+            obj = json.loads(line)
+            assert list(obj)[0] == "schema", args
+            assert list(obj)[-2:] == ["versions", "warnings"], (args, list(obj))
+            assert isinstance(obj["warnings"], list)

@@ -66,6 +66,16 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
     res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--rotation", "1,2"])
     assert res.exit_code == 2
     assert "rotation" in res.stderr
+    for rotation in ("0,360,0", "30,-30,3"):  # checked before the (missing) scans are read
+        res = CliRunner().invoke(main, ["compare", str(tmp_path / "missing.x3p"), a,
+                                        "--rotation", rotation])
+        assert res.exit_code == 2, res.output
+        assert res.stderr.startswith(f"error: --rotation {rotation}: "), res.stderr
+        assert "missing.x3p" not in res.stderr
+    for bad in ("-1", "0"):  # ignored for X3P files, but never silently accepted
+        res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--spacing-um", bad])
+        assert res.exit_code == 2 and "--spacing-um" in res.stderr, res.output
+        assert len(res.stderr.strip().splitlines()) == 1
     from ballistics.io import write_x3p
 
     tiny = tmp_path / "tiny.x3p"
@@ -211,3 +221,40 @@ def test_compare_preprocess_raw_and_conflicts(annuli):
     assert det["state"] == "raw" and det["source"] == "forced"
     assert "bandpass" in [s["name"] for s in raw["reference"]["preprocessing"]]
     assert any("treated as raw (forced)" in w for w in raw["warnings"])
+
+
+def test_compare_shows_the_lr_caveats_on_stderr(files):
+    """The LR's caveats (here: the shipped calibration, fitted with the default preset, used
+    on a cmcR comparison) reach the terminal, not only the JSON's ``warnings``."""
+    (a, b), _ = files
+    for extra in ([], ["--json"]):
+        res = CliRunner().invoke(main, ["compare", a, b, "--preset", "cmcR", "--rotation",
+                                        "-3,0,3", "--processed", "--device", "cpu", *extra])
+        assert res.exit_code == 0, res.output
+        lines = res.stderr.splitlines()
+        assert any(ln.startswith("warning: ") and "indicative only" in ln for ln in lines)
+        assert any(ln.startswith("warning: the LR comes from the calibration shipped")
+                   for ln in lines)
+        assert len(lines) == len(set(lines))  # each caveat once
+        if extra:
+            out = json.loads(res.stdout.strip().splitlines()[-1])
+            assert any("indicative only" in w for w in out["warnings"])
+
+
+def test_compare_of_two_images_flags_the_topography_calibration(tmp_path):
+    """Two 2D images compared with the shipped calibration (fitted on topographies): the
+    caveat is in the JSON's warnings and on stderr."""
+    from ballistics.io import write_x3p
+
+    ref = ellipse_surface(1)
+    paths = []
+    for name, h in (("a.x3p", ref), ("b.x3p", turned(ref))):
+        p = tmp_path / name
+        write_x3p(Scan(h, (12.5, 12.5), modality="image"), p)
+        paths.append(str(p))
+    res = CliRunner().invoke(main, ["compare", *paths, "--preset", "cmcR", "--rotation",
+                                    "-3,0,3", "--processed", "--device", "cpu", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert any("fitted on 3D topographies" in w for w in out["warnings"])
+    assert "fitted on 3D topographies" in res.stderr

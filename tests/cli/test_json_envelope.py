@@ -28,7 +28,9 @@ def test_emit_json_adds_schema_versions_and_merges_warnings(capsys):
     assert out["warnings"] == ["a", "b"] and tuple(out["versions"]) == VERSION_KEYS
     emit_json({"n": float("nan")})
     out = json.loads(capsys.readouterr().out)
-    assert out["n"] is None and "warnings" not in out and out["versions"] == versions()
+    assert out["n"] is None and out["versions"] == versions()
+    assert list(out) == ["schema", "n", "version", "versions", "warnings"]  # README: all four
+    assert out["warnings"] == []
 
 
 def test_versions_come_from_the_installed_distributions_without_imports():
@@ -82,3 +84,4 @@ def test_write_csv_fields(tmp_path, capsys):
     assert got[1] == {"a": "", "b": "7", "c": "false", "d": "2", "e": ""}
     write_csv("-", ["a"], [{"a": 1}])
     assert list(csv.reader(io.StringIO(capsys.readouterr().out))) == [["a"], ["1"]]
+

@@ -64,3 +64,24 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
         assert r.exit_code == 2, r.output
         assert "cannot be written" in r.stderr or "is a folder" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_closed_stdout_pipe_exits_without_an_error_line(tmp_path):
+    """``ballistics info F --json | head -0``: the reader closed the pipe before the command
+    wrote; no "unexpected BrokenPipeError" line, no traceback, exit 1."""
+    import numpy as np
+
+    from ballistics.io import write_x3p
+    from ballistics.scan import Scan
+
+    f = tmp_path / "a.x3p"
+    write_x3p(Scan(np.zeros((20, 30), np.float32), (6.25, 6.25)), f)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for args in (["info", str(f), "--json"], ["info", str(f)]):
+        proc = subprocess.Popen([sys.executable, "-m", "ballistics", *args], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before the interpreter has even started: every write fails
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+        assert err == "", err

@@ -33,6 +33,7 @@ def test_compare_shows_its_stages_and_quiet_hides_them(synth_lab):
     rc, out, err = run_tty(*args)
     assert rc == 0, err
     assert "compare: 5/5" in err and "preparing the target" in err
+    assert "compare: 5/5, done" in err and " , " not in err  # tqdm's postfix brings its ", "
     assert "cells, target -> reference" in err  # the comparison's own stages
     rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
     assert rc == 0, err_quiet
@@ -79,7 +80,7 @@ def test_preprocess_shows_its_stages_and_quiet_hides_them(synth_lab, tmp_path):
             "--figure", str(tmp_path / "p.png")]
     rc, _, err = run_tty(*args)
     assert rc == 0, err
-    assert "preprocess: 4/4" in err and "segmenting" in err
+    assert "preprocess: 4/4" in err and "segmenting" in err and " , " not in err
     rc, _, err_quiet = run_tty(*args, "--quiet")
     assert rc == 0 and "preprocess:" not in err_quiet
 

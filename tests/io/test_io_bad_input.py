@@ -116,6 +116,28 @@ def test_zip_member_with_empty_name(tmp_path):
         read_scan(path)
 
 
+@pytest.mark.parametrize("keep", [0.2, 0.6, 0.95])
+def test_truncated_x3p_says_truncated(tmp_path, keep):
+    """An X3P cut short (an interrupted copy) is named as such, with what to do, not as
+    "not a zip archive"; so is an empty file."""
+    path = build_x3p(tmp_path / "a.x3p", surface())
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.x3p"
+    cut.write_bytes(raw[: int(len(raw) * keep)])
+    for reader in (read_scan, scan_info):
+        with pytest.raises(CorruptFileError, match="truncated or damaged X3P") as info:
+            reader(cut)
+        assert "copy the file again" in str(info.value) and str(cut) in str(info.value)
+    empty = tmp_path / "empty.x3p"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptFileError, match=r"empty \(0 bytes\)"):
+        read_scan(empty)
+    other = tmp_path / "other.x3p"
+    other.write_bytes(b"%PDF-1.4 not an x3p at all")
+    with pytest.raises(CorruptFileError, match="not a zip archive"):
+        read_scan(other)
+
+
 def test_zip_bomb_member_refused(tmp_path):
     # A member that claims far more than its compressed size could hold.
     buf = io.BytesIO()

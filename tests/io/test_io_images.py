@@ -116,3 +116,21 @@ def test_read_mask_png(tmp_path):
     Image.fromarray(rgba, "RGBA").save(tmp_path / "c.png")
     mask = read_mask_png(tmp_path / "c.png", (11, 17))
     assert not mask[:5].any() and mask[5:].all()
+
+
+def test_a_file_that_is_no_image_says_so_without_python_internals(tmp_path):
+    """A text file given as a JPEG scan or as a mask: the message says it is no image, and shows
+    no ``<_io.BytesIO object at 0x...>``."""
+    from ballistics.errors import CorruptFileError
+    from ballistics.io import read_mask_png, read_scan
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello, not a picture\n")
+    text = tmp_path / "notes.txt"  # ``preprocess --mask notes.txt``
+    text.write_text("hello, not a picture\n")
+    for path, call in ((bad, lambda: read_scan(bad, spacing_um=(2.0, 2.0))),
+                       (text, lambda: read_mask_png(text, (10, 10)))):
+        with pytest.raises(CorruptFileError, match="not an image that can be decoded") as info:
+            call()
+        assert "BytesIO" not in str(info.value) and "0x" not in str(info.value)
+        assert str(path) in str(info.value)

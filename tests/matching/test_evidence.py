@@ -49,6 +49,21 @@ def test_evaluate_from_features_and_preset_names():
     assert preset_name(PRESETS["default"].replace(grid=(6, 6))) == "custom"
 
 
+def test_images_scored_with_the_shipped_calibration_are_flagged():
+    """The shipped calibration was fitted on topographies: two 2D images get a caveat that
+    their LR is indicative only; topographies (or an unknown modality) do not."""
+    from ballistics.matching.evidence import IMAGE_CAVEAT, evaluate_rows
+
+    feats = {"cmc_count_combined": 5, "ncc_at_pose": 0.3, "theta_sd_deg": 2.5}
+    img = evaluate(feats, modality="image")
+    assert IMAGE_CAVEAT in img.warnings and "2D images" in IMAGE_CAVEAT
+    for other in ("topography", None):
+        e = evaluate(feats, modality=other)
+        assert IMAGE_CAVEAT not in e.warnings
+        assert (e.score, e.log10_lr) == (img.score, img.log10_lr)  # the numbers do not change
+    assert IMAGE_CAVEAT in evaluate_rows([feats, feats], modality="image")[2]
+
+
 @pytest.fixture(scope="module")
 def fadul(real_data):
     return str(real_data / "fadul1-1_processed.x3p"), str(real_data / "fadul1-2_processed.x3p")

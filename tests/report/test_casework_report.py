@@ -124,6 +124,22 @@ def test_compare_html_has_case_inputs_and_every_preprocessing_step(compared, doc
     assert "<h2>Software versions</h2>" in html
 
 
+def test_compare_result_carries_the_caveats_that_qualify_the_lr(compared, document):
+    """A comparison with another preset than the calibration's (here cmcR's settings at
+    another rotation range): "indicative only" stands in red under the result, not only in
+    the Warnings section at the end of the page."""
+    from ballistics.report.document import render_html
+
+    ev = compared[3]
+    assert any("indicative only" in w for w in ev.warnings)
+    html = render_html(document)
+    result = html[html.index("<h2>Result</h2>"):html.index("<h2>Inputs</h2>")]
+    result = result.replace("&#x27;", "'")
+    assert re.search(r"<p class='bad'>The calibration was fitted on comparisons with the "
+                     r"'default' preset, these used 'custom': the LRs are indicative only\.</p>",
+                     result), result[-600:]
+
+
 def test_compare_pdf_is_a_pdf_with_the_case_on_it(compared, document, tmp_path):
     import matplotlib
 
@@ -238,3 +254,30 @@ def test_pdf_tables_wrap_within_the_page(tmp_path):
         >= len(pages) - 1
     assert all(f"Page {i} of {len(pages)}" in " ".join(t) for i, t in enumerate(texts, 1))
     assert np.isclose(pages[0].get_size_inches(), (8.27, 11.69)).all()
+
+
+def test_html_long_cells_wrap_and_only_tokens_are_monospace():
+    """A quantity's name (first column) longer than 40 characters keeps the table's font and
+    alignment, a long verbal scale is wrapped text in the page's font (both switched to
+    left-aligned monospace at 41 characters: "moderately strong support for same source"
+    looked unlike "moderate support for different sources"); a long path or hash keeps
+    monospace."""
+    from ballistics.report.document import Document, Section, Table, render_html
+
+    label = "CMC count (reference → target, original rule)"
+    verbal = "moderately strong support for same source"
+    sha = "ab" * 32
+    page = render_html(Document("T", [Section("Result", [Table(
+        ["quantity", "value"], [(label, 19), ("verbal equivalent", verbal),
+                                ("file", "/data/case/" + "x" * 40 + ".x3p"), ("sha", sha)])])]))
+    assert f"<tr><td>{label}</td>" in page  # a row's name: the table's font and alignment
+    assert f"<td class='wrap'>{verbal}</td>" in page
+    assert f"<td class='wrap code'>{sha}</td>" in page
+    assert "<td class='wrap code'>/data/case/" in page
+    page = render_html(Document("T", [Section("Hits", [Table(
+        ["rank", "full report"], [(1, "ballistics compare /data/q.x3p /data/k.x3p --report "
+                                      "r.html")])])]))
+    assert "<td class='wrap code'>ballistics compare" in page  # a command reads as code
+    css = re.search(r"<style>(.*)</style>", page, re.S).group(1)
+    wrap_rule = re.search(r"td\.wrap\{([^}]*)\}", css).group(1)
+    assert "monospace" not in wrap_rule and "td.code{font-family:monospace}" in css

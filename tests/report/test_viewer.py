@@ -168,3 +168,19 @@ def test_viewer_of_2d_images_says_grey_levels(compared):
     d = viewer_data(ai, bi, c)
     assert d["modality"] == "image" and d["unit"] == "grey level"
     assert viewer_data(a, b, c)["unit"] == "µm"
+
+
+def test_viewer_result_names_the_caveats_that_qualify_the_lr(compared):
+    """cmcR's settings at another rotation range than the calibration's default preset, on
+    2D images: both caveats stand in the viewer's result next to the LR."""
+    from ballistics.matching.evidence import IMAGE_CAVEAT, evaluate
+
+    a, b, c = compared
+    ev = evaluate(c, modality="image")
+    rows = dict((k, v) for k, v in viewer_data(a, b, c, evidence=ev)["summary"]
+                if k != "LR caveat")
+    caveats = [v for k, v in viewer_data(a, b, c, evidence=ev)["summary"] if k == "LR caveat"]
+    assert "log10 LR" in rows and IMAGE_CAVEAT in caveats
+    assert any("'custom'" in v and "indicative only" in v for v in caveats)
+    plain = viewer_data(a, b, c, evidence=evaluate(c.to_dict()["features"]))["summary"]
+    assert not [v for k, v in plain if k == "LR caveat"]  # no preset known, no image

@@ -79,6 +79,26 @@ def test_calibrate_bad_arguments_exit_2(lab, bad):
     assert r.exit_code == 2
 
 
+def test_calibrate_with_too_small_a_budget_says_raise_pairs(lab, monkeypatch):
+    """``--pairs 2`` on a collection with 3 same-source and 12 different-source pairs: the
+    budget is what is short (not the labels), and it is refused before any comparison."""
+    import ballistics.workflows.calibrate as cal_mod
+
+    def no_comparisons(*args, **kwargs):
+        raise AssertionError("pairs compared before the sample was checked")
+
+    monkeypatch.setattr(cal_mod, "compare_pairs", no_comparisons)
+    r = CliRunner().invoke(main, ["calibrate", "--collection", str(lab[0]), "--pairs", "2",
+                                  "--quiet"])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "raise --pairs" in lines[0], lines
+    assert "1 of 3" in lines[0] and "1 of 12" in lines[0]
+    r = CliRunner().invoke(main, ["calibrate", "--collection", str(lab[0]), "--max-same", "1",
+                                  "--quiet"])
+    assert r.exit_code == 2 and "--max-same" in r.stderr, r.output
+
+
 # --- pair sampling (no comparisons: fast) -------------------------------------------------------
 def _labels(n_sources: int, per_source: int) -> list[str | None]:
     return [f"S{s:02d}" for s in range(n_sources) for _ in range(per_source)]

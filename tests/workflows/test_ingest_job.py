@@ -73,6 +73,24 @@ def _same_collection(got: Collection, want: Collection) -> None:
     assert v["ok"], v["problems"]
 
 
+def test_bad_arguments_leave_no_collection_behind(study, tmp_path):
+    """No scans, nothing to resume, or an unreadable labels CSV: the error comes before
+    the collection folder is created or a job recorded (a typo left an empty collection
+    with an ``ingest-job.json`` that a later ``--resume`` would have picked up)."""
+    from ballistics.errors import InputError
+
+    files, _, _, _ = study
+    bad_labels = tmp_path / "notes.txt"
+    bad_labels.write_text("hello\n")
+    for inputs, kw, words in (([], {}, "no scans given"),
+                              ([], {"resume": True}, "nothing to resume"),
+                              (files[:1], {"labels": bad_labels}, "'path' column")):
+        d = tmp_path / "lab"
+        with pytest.raises(InputError, match=words):
+            local_ingest(inputs, d, options=OPTS, quiet=True, **kw)
+        assert not d.exists(), (inputs, kw, sorted(p.name for p in d.iterdir()))
+
+
 def test_serial_records_failures_and_labels(study, serial):
     files, _, broken, missing = study
     s, col = serial

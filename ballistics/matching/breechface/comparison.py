@@ -197,13 +197,18 @@ def _describe(scan: Scan) -> dict[str, Any]:
             "spacing_um": list(scan.spacing_um)}
 
 
+def _kind(modality: str) -> str:
+    """``"a topography"``, ``"an image"``: a modality with its article, for messages."""
+    return f"{'an' if modality[:1] in 'aeiou' else 'a'} {modality}"
+
+
 def _harmonise(a: Scan, b: Scan, warn: list[str]) -> tuple[Scan, Scan]:
     """Same modality required; different spacings -> resample the finer scan to the coarser."""
     if a.modality != b.modality:
         raise ModalityMismatchError(
-            f"cannot compare a {a.modality} ({a.source or 'reference'}) with a {b.modality} "
-            f"({b.source or 'target'}); compare topographies with topographies and images "
-            "with images")
+            f"cannot compare {_kind(a.modality)} ({a.source or 'reference'}) with "
+            f"{_kind(b.modality)} ({b.source or 'target'}); compare topographies with "
+            "topographies and images with images")
     for s, name in ((a, "reference"), (b, "target")):
         if not np.isfinite(s.heights).any():
             raise EmptyScanError(f"the {name} scan has no measured points", path=s.source)

@@ -113,8 +113,12 @@ def test_different_spacing_is_resampled_with_a_warning(small_pair):
 def test_modality_mismatch_and_empty_scans(small_pair):
     ref, same, _ = small_pair
     img = Scan(same.heights, same.spacing_um, modality="image")
-    with pytest.raises(ModalityMismatchError):
+    with pytest.raises(ModalityMismatchError, match="cannot compare a topography .* with an "
+                       "image"):
         compare(ref, img, SMALL, device="cpu")
+    with pytest.raises(ModalityMismatchError, match="cannot compare an image .* with a "
+                       "topography"):
+        compare(img, ref, SMALL, device="cpu")
     with pytest.raises(EmptyScanError):
         compare(ref, Scan(np.full((40, 30), np.nan, np.float32), (6.25, 6.25)), SMALL,
                 device="cpu")
