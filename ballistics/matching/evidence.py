@@ -153,7 +153,10 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     fitted_preset = cal.fitted.get("compare_preset")
     if preset and fitted_preset and preset != fitted_preset:
         warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
-                     f"preset, these used {preset!r}: the LRs are indicative only")
+                     f"preset, these used {preset!r}: the LRs are indicative only and can "
+                     f"point the wrong way (theta_sd_deg depends on the rotation search); for "
+                     f"a calibrated LR compare with the {fitted_preset!r} preset, or use a "
+                     f"collection calibrated with this preset (--collection)")
     if modality == "image" and cal.source == "synthetic-default":
         warns.append(IMAGE_CAVEAT)
     if cal.source == "synthetic-default":
