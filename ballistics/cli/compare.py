@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -96,10 +97,14 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     _check_rotation(rotation, preset)
     calibration = None
+    stale: list[str] = []
     if collection is not None:
+        from ballistics.collection import Collection
+        from ballistics.workflows.manage import stale_calibration
         from ballistics.workflows.search import collection_calibration
 
         calibration = collection_calibration(collection, required=True)
+        stale = stale_calibration(Collection.open(collection))
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     mode = "processed" if processed else mode.lower()
@@ -128,6 +133,8 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         bar.set_postfix_str("done")
         bar.update(1)
     evidence = evaluate(result, calibration, modality=scans[0].modality)
+    if stale:  # the collection's calibration is out of date: a caveat of the LR
+        evidence = dataclasses.replace(evidence, warnings=(*stale, *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
