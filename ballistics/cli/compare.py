@@ -152,16 +152,13 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 def _check_rotation(rotation: str | None, preset: str) -> None:
     """Check ``--rotation`` against the preset before any scan is read (an impossible range
     failed only after both scans were read and prepared), naming the option."""
-    from ballistics.errors import ParameterError
     from ballistics.matching import get_params
     from ballistics.matching.breechface.params import parse_rotation
 
     if rotation is None:
         return
-    try:
-        parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"))
-    except ParameterError as exc:
-        raise ParameterError(f"--rotation {rotation}: {exc.message}") from None
+    parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"),
+                   name="--rotation")
 
 
 def _show_evidence_warnings(messages: Any) -> None:
