@@ -162,7 +162,7 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
     if result.comparisons:
         cp = result.comparisons[0].params
         params.append(("comparison preset", str(preset_name(cp))))
-        params += [(f"comparison {k}", format_value(v)) for k, v in sorted(cp.to_dict().items())]
+        params += [(f"comparison {k}", format_value(v)) for k, v in sorted(cp.applicable().items())]
     params += [(f"time {k} (s)" if k != "reranked" else "comparisons re-ranked",
                 format_value(v, ".3g")) for k, v in result.timing_s.items()]
     sections = [

@@ -281,3 +281,38 @@ def test_html_long_cells_wrap_and_only_tokens_are_monospace():
     css = re.search(r"<style>(.*)</style>", page, re.S).group(1)
     wrap_rule = re.search(r"td\.wrap\{([^}]*)\}", css).group(1)
     assert "monospace" not in wrap_rule and "td.code{font-family:monospace}" in css
+
+
+@pytest.mark.parametrize("rotation", ["grid", "full"])
+def test_reports_list_only_the_parameters_of_the_rotation_mode(compared, rotation):
+    """The search report listed theta_min/max/step under rotation "full", which never uses
+    them; the search and compare reports now list only the parameters of the comparison's
+    rotation mode (the JSON keeps every field)."""
+    import dataclasses
+
+    from ballistics.matching.breechface.params import ROTATION_FIELDS
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+    from ballistics.report.search import search_document
+    from ballistics.workflows.search import SearchResult
+
+    a, b, c, ev = compared
+    c = dataclasses.replace(c, params=c.params.replace(rotation=rotation))
+    assert set(c.to_dict()["params"]) >= {f for fs in ROTATION_FIELDS.values() for f in fs}
+    res = SearchResult(
+        query={"path": "/cases/Q1.x3p", "sha256": a.sha256},
+        calibration={"source": "synthetic-default", "lr_method": "pav",
+                     "log10_lr_bounds": [-1.5, 2.0], "metrics": {}, "fitted": {}},
+        candidates=[{"rank": 1, "id": "K3", "path": "/lab/K3.x3p", "labels": {},
+                     "embedding_similarity": 0.9, "cmc_count": 7, "score": 3.1,
+                     "log10_lr": 0.3}],
+        timing_s={"total": 1.0}, query_scan=a, candidate_scans=[b], comparisons=[c])
+    other = "full" if rotation == "grid" else "grid"
+    for html, prefix in ((render_html(search_document(res, max_figures=0)), "comparison "),
+                         (render_html(compare_document(a, b, c, evidence=ev)), "")):
+        rows = re.findall(r"<tr><td>([^<]*)</td><td>", html)
+        assert f"{prefix}rotation" in rows and f"{prefix}tcorr" in rows
+        for f in ROTATION_FIELDS[rotation]:
+            assert f"{prefix}{f}" in rows, (f, rows)
+        for f in ROTATION_FIELDS[other]:
+            assert f"{prefix}{f}" not in rows, f

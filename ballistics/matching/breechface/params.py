@@ -27,6 +27,15 @@ from ballistics.params import check_choice, check_range, params_dict
 ROTATION_MODES = ("grid", "full")
 SEARCH_MODES = ("exact", "pyramid")
 
+#: The fields of :class:`CompareParams` that only one rotation mode uses: ``"grid"`` searches
+#: its theta grid (and never the coarse circle, fine grid or candidates' vote of ``"full"``);
+#: ``"full"`` ignores the theta grid. Every other field applies to both.
+ROTATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "grid": ("theta_min_deg", "theta_max_deg", "theta_step_deg"),
+    "full": ("coarse_step_deg", "coarse_prescreen", "fine_halfwidth_deg", "fine_step_deg",
+             "vote_candidates", "vote_floor", "vote_margin", "lnorm_sigma_um"),
+}
+
 
 @dataclass(frozen=True)
 class CompareParams:
@@ -163,6 +172,14 @@ class CompareParams:
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict of the parameters."""
         return params_dict(self)
+
+    def applicable(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields of the other rotation mode
+        (:data:`ROTATION_FIELDS`): what the reports list, since e.g. the theta limits do not
+        apply to ``rotation="full"``."""
+        unused = {f for mode, names in ROTATION_FIELDS.items() if mode != self.rotation
+                  for f in names}
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
 
 
 PRESETS: dict[str, CompareParams] = {
