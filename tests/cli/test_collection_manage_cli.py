@@ -323,6 +323,7 @@ def test_ingest_warns_that_the_collections_calibration_is_out_of_date(lab, study
     r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
              "--device", "cpu", "--json")
     assert r.exit_code == 0, r.output
+    _verify_ok(lab)  # the calibration entry's shards_digest is part of a valid manifest
     query = study / "F001-02.x3p"
     search = ("search", str(query), "--collection", str(lab), "--shortlist", "3", "--top", "3",
               "--json", "--device", "cpu", "--quiet")
