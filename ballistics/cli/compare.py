@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -96,10 +97,14 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     _check_rotation(rotation, preset)
     calibration = None
+    stale: list[str] = []
     if collection is not None:
+        from ballistics.collection import Collection
+        from ballistics.workflows.manage import stale_calibration
         from ballistics.workflows.search import collection_calibration
 
         calibration = collection_calibration(collection, required=True)
+        stale = stale_calibration(Collection.open(collection))
 
     preset = "cmcR" if preset.lower() == "cmcr" else "default"
     mode = "processed" if processed else mode.lower()
@@ -128,6 +133,8 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         bar.set_postfix_str("done")
         bar.update(1)
     evidence = evaluate(result, calibration, modality=scans[0].modality)
+    if stale:  # the collection's calibration is out of date: a caveat of the LR
+        evidence = dataclasses.replace(evidence, warnings=(*stale, *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
@@ -145,16 +152,13 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 def _check_rotation(rotation: str | None, preset: str) -> None:
     """Check ``--rotation`` against the preset before any scan is read (an impossible range
     failed only after both scans were read and prepared), naming the option."""
-    from ballistics.errors import ParameterError
     from ballistics.matching import get_params
     from ballistics.matching.breechface.params import parse_rotation
 
     if rotation is None:
         return
-    try:
-        parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"))
-    except ParameterError as exc:
-        raise ParameterError(f"--rotation {rotation}: {exc.message}") from None
+    parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"),
+                   name="--rotation")
 
 
 def _show_evidence_warnings(messages: Any) -> None:

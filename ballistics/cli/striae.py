@@ -99,26 +99,53 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
 @case_options
 @threads_option
 @json_option
+@quiet_option
 @scan_read_options
 @handle_errors
 def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str | None,
                    report_path: str | None, pdf_path: str | None, case: Any, as_json: bool,
-                   spacing_um: float | None, modality: str | None, no_verify: bool,
-                   strict: bool) -> None:
-    """Compare the striation signatures of two scans (casing marks or bullet lands)."""
-    from ballistics.matching.striae import StriaeCompareParams, compare_signatures
-    from ballistics.params import params_dict
+                   quiet: bool, spacing_um: float | None, modality: str | None,
+                   no_verify: bool, strict: bool) -> None:
+    """Compare the striation signatures of two scans (casing marks or bullet lands).
+
+    On a terminal a bar (stderr) shows the steps once the command has taken a second:
+    reading each scan and extracting its signature, comparing, writing the report;
+    --quiet hides it.
+    """
+    from ballistics.progress import progress
 
     check_report_paths(report_path, pdf_path)
     reg = _parse_region(region)
+    # one step per scan (read, signature), the comparison, the report (about 2-4 s on a
+    # pair of real lands)
+    steps = 3 + bool(report_path or pdf_path)
+    with progress(total=steps, desc="compare-striae", unit="step", quiet=quiet, delay=1.0,
+                  bar_format="{desc}: {n}/{total}{postfix} [{elapsed}]") as bar:
+        _compare_striae(a, b, kind, reg, mask_path, report_path, pdf_path, case, as_json,
+                        spacing_um, modality, no_verify, strict, bar)
+
+
+def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
+                    report_path: str | None, pdf_path: str | None, case: Any, as_json: bool,
+                    spacing_um: float | None, modality: str | None, no_verify: bool,
+                    strict: bool, bar: Any) -> None:
+    from ballistics.matching.striae import StriaeCompareParams, compare_signatures
+    from ballistics.params import params_dict
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
+        bar.set_postfix_str(f"reading {Path(a).name} and extracting its signature")
         sa, scan_a = _signature(a, kind, reg, mask_path, spacing_um, not no_verify, strict,
                                 modality)
+        bar.update(1)
+        bar.set_postfix_str(f"reading {Path(b).name} and extracting its signature")
         sb, scan_b = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
                                 modality)
+        bar.update(1)
+        bar.set_postfix_str("comparing the signatures")
         params = StriaeCompareParams(try_reversed=kind != "lea")
         c = compare_signatures(sa, sb, params)
+        bar.update(1)
     warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
     out = c.to_dict()
     out.update({
@@ -147,10 +174,14 @@ def compare_striae(a: str, b: str, kind: str, region: str | None, mask_path: str
         if mask_path:
             parameters["mask SHA-256"] = _sha256(mask_path)
         parameters.update({f"compare {k}": v for k, v in params_dict(params).items()})
+        bar.set_postfix_str("writing the report")
         doc = striae_document(sa, sb, c, names=(Path(a).name, Path(b).name),
                               scans=(scan_a, scan_b), paths=(a, b), parameters=parameters,
                               case=case)
         write_report_files(doc, out, report_path, pdf_path)
+        bar.update(1)
+    bar.set_postfix_str("done")
+    bar.close()  # before the result is printed
     if as_json:
         emit_json(out)
     else:

@@ -108,6 +108,13 @@ def new_manifest(
     }
 
 
+def shards_digest(shards: Sequence[Mapping[str, Any]]) -> str:
+    """SHA-256 over the SHA-256 of the shard files, in order: it changes whenever casings
+    are added, removed, relabelled or repaired (not when the index is rebuilt). The
+    calibration entry of the manifest records it when the calibration is fitted."""
+    return hashlib.sha256("\n".join(str(e["sha256"]) for e in shards).encode()).hexdigest()
+
+
 def manifest_sha256(manifest: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON (sorted keys, no spaces) of ``manifest`` without its
     ``manifest_sha256`` key."""

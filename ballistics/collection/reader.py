@@ -17,7 +17,7 @@ import numpy as np
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import file_sha256
 from ballistics.collection.index import SearchIndex, exact_search, merge_topk, read_index
-from ballistics.collection.manifest import REBUILD_HINT, read_manifest
+from ballistics.collection.manifest import REBUILD_HINT, read_manifest, shards_digest
 from ballistics.collection.rowtable import RowTable
 from ballistics.errors import CollectionCorruptError, CollectionError, ParameterError
 from ballistics.scan import Scan
@@ -317,6 +317,15 @@ class CollectionReader:
                 "with `ballistics calibrate --collection DIR`", path=self.directory,
             )
         return json.loads(p.read_text(encoding="utf-8"))
+
+    @property
+    def calibration_outdated(self) -> bool:
+        """Whether the casings changed (ingest, remove, relabel, repair) after the
+        collection's own calibration was fitted. ``False`` when there is no calibration of
+        its own, or when an older ballistics fitted it without recording its casings."""
+        entry = self.manifest.get("calibration") or {}
+        recorded = entry.get("shards_digest")
+        return bool(recorded) and recorded != shards_digest(self.manifest.get("shards") or ())
 
     def orphans(self) -> list[str]:
         """Files in ``shards/``, ``index/`` and ``calibration/`` that no manifest refers to

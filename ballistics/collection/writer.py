@@ -38,6 +38,7 @@ from ballistics.collection.manifest import (
     now,
     publish_manifest,
     read_manifest,
+    shards_digest,
     unique_id,
 )
 from ballistics.collection.reader import CollectionReader
@@ -450,7 +451,8 @@ class CollectionWriter(CollectionReader):
         manifest = current.manifest
         old = (manifest.get("calibration") or {}).get("file")
         manifest["calibration"] = {**file_entry(self.directory / name, self.directory),
-                                   "fitted": now()}
+                                   "fitted": now(),
+                                   "shards_digest": shards_digest(manifest["shards"])}
         current._publish(manifest)
         self._adopt(current)
         if old and old != name:

@@ -237,7 +237,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     from ballistics.matching.evidence import preset_name
 
     params = [("preset", preset_name(c.params)),
-              *sorted((k, format_value(v)) for k, v in c.params.to_dict().items()),
+              *sorted((k, format_value(v)) for k, v in c.params.applicable().items()),
               ("spacing compared (µm)", format_value(list(c.spacing_um))),
               ("device", c.device), ("seconds", f"{c.seconds:.3f}")]
     aligned = align_target(reference, target, c)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ballistics.scan import Scan
 
-__all__ = ["Document", "Link", "Paragraph", "Picture", "Section", "Table", "cell_text",
+__all__ = ["Command", "Document", "Link", "Paragraph", "Picture", "Section", "Table", "cell_text",
            "file_sha256",
            "format_value", "inputs_table", "params_text", "preprocessing_table",
            "render_html", "write_html", "write_reports"]
@@ -86,11 +86,23 @@ class Link:
     href: str
 
 
+@dataclass(frozen=True)
+class Command:
+    """A table cell holding a shell command line (arguments quoted for a POSIX shell, as
+    :func:`shlex.join` writes them). The HTML wraps it only at the spaces between arguments
+    (a long path also after its ``/``), never inside an option such as ``--report``; the text
+    copied from the page is the command as given."""
+
+    text: str
+
+
 def cell_text(v: Any, floatfmt: str = ".3f") -> str:
     """One table cell as text: floats with ``floatfmt``, a :class:`Link` as ``text
-    (href)``, the rest as :func:`format_value`."""
+    (href)``, a :class:`Command` as its text, the rest as :func:`format_value`."""
     if isinstance(v, Link):
         return f"{v.text} ({v.href})"
+    if isinstance(v, Command):
+        return v.text
     if isinstance(v, float) and math.isfinite(v):
         return format(v, floatfmt)
     return format_value(v)
@@ -276,12 +288,38 @@ h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;padding-botto
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ccc;padding:.2em .5em;
 text-align:right;vertical-align:top}th{background:#f3f3f3}img{max-width:100%}
 td.wrap{text-align:left;max-width:48em;overflow-wrap:anywhere}td.code{font-family:monospace}
+td.cmd{overflow-wrap:normal;word-break:normal}.cmd .arg{white-space:nowrap}
 .note{color:#555;font-size:.9em}.ok{color:#070}.bad{color:#a00}.plain{white-space:pre-wrap}
 """
 
 
 #: characters that mark a table cell as code rather than words (paths, key=value, commands)
 _CODE_LIKE = re.compile(r"[=/\\_:{}\[\]]|--")
+
+
+#: arguments longer than this (paths) may also wrap after a ``/``
+_LONG_ARG = 32
+
+
+def _command_html(command: str) -> str:
+    """A command line as HTML that wraps only between arguments: each argument (its shell
+    quoting kept) is one unbreakable span; one longer than :data:`_LONG_ARG` characters is
+    split into unbreakable pieces after each ``/`` with a break opportunity (``<wbr>``)
+    between them, so a long path stays readable. The page's text is the command as given."""
+    import shlex
+
+    try:
+        args = [shlex.quote(a) for a in shlex.split(command)]
+    except ValueError:  # not a shell line (an unclosed quote): its words as they are
+        args = command.split()
+    if " ".join(args) != command:  # quoted otherwise than shlex.join: keep the words
+        args = command.split(" ")
+    out = []
+    for a in args:
+        pieces = re.findall(r"/?[^/]*/|[^/]+", a) if len(a) > _LONG_ARG else [a]
+        out.append("<wbr>".join(f"<span class='arg'>{html.escape(p)}</span>"
+                                for p in pieces if p))
+    return " ".join(out)
 
 
 def _html_table(t: Table) -> str:
@@ -295,6 +333,8 @@ def _html_table(t: Table) -> str:
         return f"<td class='{cls}'>{html.escape(text)}</td>"
 
     def cell(value: Any, text: str, heading: bool) -> str:
+        if isinstance(value, Command):
+            return f"<td class='wrap code cmd'>{_command_html(value.text)}</td>"
         if isinstance(value, Link):
             return (f"<td><a href=\"{html.escape(value.href, quote=True)}\">"
                     f"{html.escape(value.text)}</a></td>")

@@ -14,6 +14,7 @@ from ballistics.matching.lr.calibration import DEFAULT_FITTED_ON
 from ballistics.report._figures import new_figure, normalise, overlay_legend, overlay_rgb
 from ballistics.report.case import CaseInfo
 from ballistics.report.document import (
+    Command,
     Document,
     Link,
     Paragraph,
@@ -142,7 +143,7 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
     if pair_reports is not None:
         headers.append("full report")
         rows = [(*row, Link("pair report", str(pr["href"])) if pr.get("href")
-                 else str(pr["command"]))
+                 else Command(str(pr["command"])))
                 for row, pr in zip(rows, pair_reports, strict=True)]
     ranked: list[Any] = [Table(headers, rows)]
     if cal.get("source") == "synthetic-default":
@@ -162,7 +163,7 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
     if result.comparisons:
         cp = result.comparisons[0].params
         params.append(("comparison preset", str(preset_name(cp))))
-        params += [(f"comparison {k}", format_value(v)) for k, v in sorted(cp.to_dict().items())]
+        params += [(f"comparison {k}", format_value(v)) for k, v in sorted(cp.applicable().items())]
     params += [(f"time {k} (s)" if k != "reranked" else "comparisons re-ranked",
                 format_value(v, ".3g")) for k, v in result.timing_s.items()]
     sections = [

@@ -57,7 +57,12 @@ from ballistics.workflows.ingest import (
     prepare_casing,
     resume_job,
 )
-from ballistics.workflows.manage import apply_change, label_differences, relabel_command
+from ballistics.workflows.manage import (
+    apply_change,
+    label_differences,
+    relabel_command,
+    stale_calibration,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -265,6 +270,8 @@ class IngestJob:
             summary.index = col.update_index(lock=lock)
             col = col.refresh()
             summary.count = col.count
+            if summary.ingested or summary.relabelled:
+                summary.warnings += stale_calibration(col, changed=True)
             summary.seconds = time.perf_counter() - t0
             summary.rate_per_s = (summary.ingested / summary.seconds if summary.seconds > 0
                                   else 0.0)

@@ -16,6 +16,7 @@ engine's :meth:`~ballistics.collection.store.Collection.rewrite_casings`:
 from __future__ import annotations
 
 import csv
+import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,11 +33,34 @@ KEY_COLUMNS: tuple[str, ...] = ("path", "id", "sha256")
 LabelChange = dict[str, "str | None"]  # column -> new value (None: remove the column)
 
 
-def _stale_calibration(col: Collection) -> list[str]:
-    if col.manifest.get("calibration"):
-        return ["the collection's own calibration was fitted before this change; refit it "
-                "with `ballistics calibrate --collection DIR`"]
-    return []
+def stale_calibration(col: Collection, *, changed: bool = False) -> list[str]:
+    """The warning that the collection's own calibration is out of date, or ``[]``.
+
+    Parameters
+    ----------
+    col
+        The collection (its state after the change, if any).
+    changed
+        ``True`` right after a command changed the casings (ingest, remove, relabel): the
+        calibration, fitted before, is out of date. ``False`` (search, compare): out of
+        date when the casings changed since it was fitted
+        (:attr:`~ballistics.collection.reader.CollectionReader.calibration_outdated`).
+
+    Returns
+    -------
+    list of str
+        One message naming the command that refits it, or none.
+    """
+    if not col.manifest.get("calibration"):
+        return []
+    if changed:
+        when = "before this change"
+    elif col.calibration_outdated:
+        when = "before the collection's casings last changed (ingest, remove or relabel)"
+    else:
+        return []
+    return [f"the collection's own calibration was fitted {when}; refit it with "
+            f"`ballistics calibrate --collection {shlex.quote(str(col.directory))}`"]
 
 
 def _entries(col: Collection, rows: Iterable[int]) -> list[dict[str, Any]]:
@@ -147,7 +171,7 @@ def remove_entries(
                 out = col.rewrite_casings(lock=lock, remove=chosen,
                                           on_shard=lambda: bar.update(1))
             col = col.refresh()
-            warnings += _stale_calibration(col)
+            warnings += stale_calibration(col, changed=True)
             log_event(col.directory, "collection remove",
                       {"ids": list(ids), "where": dict(where or {})},
                       inputs=[{"id": e["id"], "path": e["path"], "sha256": e["sha256"]}
@@ -379,7 +403,7 @@ def relabel_entries(
                 out = col.rewrite_casings(lock=lock, labels=new_labels,
                                           on_shard=lambda: bar.update(1))
             col = col.refresh()
-            warnings += _stale_calibration(col)
+            warnings += stale_calibration(col, changed=True)
             log_event(col.directory, command,
                       {"changes": {k: v for k, v in (changes or {}).items()},
                        "csv": None if csv_path is None else str(csv_path)},

@@ -35,6 +35,7 @@ from ballistics.workflows.ingest import (
     prepare_casing,
     preprocess_mode,
 )
+from ballistics.workflows.manage import stale_calibration
 
 #: Re-ranking modes of :class:`SearchOptions`.
 RERANK_MODES = ("early", "full")
@@ -298,6 +299,8 @@ class Searcher:
         col = self.collection
         t0 = time.perf_counter()
         warnings: list[str] = [*query.warnings, *col.warnings]
+        if self.calibration.source == "collection":
+            warnings += stale_calibration(col)
         qvec = embed_prepared([query], self.embedder)[0]
         t1 = time.perf_counter()
         allowed = col.label_mask(options.where, options.exclude)

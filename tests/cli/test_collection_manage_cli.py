@@ -308,3 +308,51 @@ def test_json_objects_carry_warnings_even_when_there_are_none(lab):
             assert list(obj)[0] == "schema", args
             assert list(obj)[-2:] == ["versions", "warnings"], (args, list(obj))
             assert isinstance(obj["warnings"], list)
+
+
+def _stale(messages: list[str]) -> list[str]:
+    return [m for m in messages if "calibration was fitted before" in m]
+
+
+def test_ingest_warns_that_the_collections_calibration_is_out_of_date(lab, study):
+    """A new user added casings to a collection with its own calibration and nothing said
+    it was out of date (``collection remove`` said so). ``ingest`` now warns as remove does,
+    naming the command to run; search and compare --collection warn until it is refitted."""
+    r = _run("collection", "remove", "F001-01", "--collection", str(lab), "--json", "--quiet")
+    assert r.exit_code == 0 and not _stale(json.loads(r.stdout)["warnings"])  # none yet
+    r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
+             "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    _verify_ok(lab)  # the calibration entry's shards_digest is part of a valid manifest
+    query = study / "F001-02.x3p"
+    search = ("search", str(query), "--collection", str(lab), "--shortlist", "3", "--top", "3",
+              "--json", "--device", "cpu", "--quiet")
+    compare = ("compare", str(query), str(study / "F002-01.x3p"), "--collection", str(lab),
+               "--json", "--device", "cpu", "--quiet")
+    for args in (search, compare):  # freshly fitted: nothing to say
+        r = _run(*args)
+        assert r.exit_code == 0 and not _stale(json.loads(r.stdout)["warnings"]), r.output
+    r = _run("ingest", str(study / "F001-01.x3p"), "--collection", str(lab), "--labels",
+             str(study / "manifest.csv"), "--quiet")
+    assert r.exit_code == 0 and "ingested 1" in r.stdout
+    [w] = [m for m in r.stderr.splitlines() if "calibration was fitted before" in m]
+    assert w.startswith("warning: ") and f"`ballistics calibrate --collection {lab}`" in w
+    # remove words it the same way; so does ingest's JSON
+    r = _run("collection", "remove", "F002-02", "--collection", str(lab), "--json", "--quiet")
+    assert _stale(json.loads(r.stdout)["warnings"]) == [w.removeprefix("warning: ")]
+    r = _run("ingest", str(study / "F002-02.x3p"), "--collection", str(lab), "--labels",
+             str(study / "manifest.csv"), "--json")
+    out = json.loads(r.stdout)
+    assert out["ingested"] == 1 and _stale(out["warnings"]) == [w.removeprefix("warning: ")]
+    # nothing ingested (a duplicate): nothing changed, no warning from this ingest
+    r = _run("ingest", str(study / "F001-01.x3p"), "--collection", str(lab), "--json")
+    assert json.loads(r.stdout)["ingested"] == 0 and not _stale(json.loads(r.stdout)["warnings"])
+    for args in (search, compare):  # stale until refitted
+        r = _run(*args)
+        [s] = [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]
+        assert "casings last changed" in s and f"--collection {lab}`" in s, args[0]
+    r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
+             "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    r = _run(*search)
+    assert not [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]

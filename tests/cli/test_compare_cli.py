@@ -72,6 +72,11 @@ def test_compare_bad_input_exit_codes(files, tmp_path):
         assert res.exit_code == 2, res.output
         assert res.stderr.startswith(f"error: --rotation {rotation}: "), res.stderr
         assert "missing.x3p" not in res.stderr
+        assert "theta_" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = CliRunner().invoke(main, ["compare", str(tmp_path / "missing.x3p"), a,
+                                    "--rotation", "30,-30,3"])
+    assert res.stderr.strip() == ("error: --rotation 30,-30,3: MIN (30) is above MAX (-30); "
+                                  "give MIN,MAX,STEP in degrees")
     for bad in ("-1", "0"):  # ignored for X3P files, but never silently accepted
         res = CliRunner().invoke(main, ["compare", a, a, "--processed", "--spacing-um", bad])
         assert res.exit_code == 2 and "--spacing-um" in res.stderr, res.output

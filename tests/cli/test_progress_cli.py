@@ -75,6 +75,32 @@ def test_compare_bullets_lands_bar_and_quiet(tmp_path):
     assert json.loads(out)["sam"] == json.loads(out_quiet)["sam"]
 
 
+def test_compare_striae_shows_its_steps_and_quiet_hides_them(tmp_path):
+    """compare-striae had no --quiet and no bar although it takes 2-4 s on a pair of real
+    lands (Hamby 44, with a report); it now shows its steps as compare does."""
+    from ballistics.datasets.synthetic.striae import make_mark, make_tool, striae_params
+    from ballistics.io import write_x3p
+
+    p = striae_params("realistic")
+    tool = make_tool("F1", 1, p)
+    for k, name in enumerate(("a", "b"), start=1):
+        write_x3p(make_mark(tool, k, p, direction_deg=85.0, shape=(110, 260)).scan,
+                  tmp_path / f"{name}.x3p")
+    args = ["compare-striae", str(tmp_path / "a.x3p"), str(tmp_path / "b.x3p"), "--json",
+            "--report", str(tmp_path / "r.html")]
+    rc, out, err = run_tty(*args)
+    assert rc == 0, err
+    assert "compare-striae: 4/4, done" in err and "extracting its signature" in err
+    assert "b.x3p and extracting" in err and "writing the report" in err
+    rc, out_quiet, err_quiet = run_tty(*args, "--quiet")
+    assert rc == 0, err_quiet
+    assert "compare-striae:" not in err_quiet
+    a, b = json.loads(out), json.loads(out_quiet)
+    assert (a["ccf_max"], a["cms"], a["lag_um"]) == (b["ccf_max"], b["cms"], b["lag_um"])
+    rc, _, err = run_tty(*args[:-2])  # no report: three steps
+    assert rc == 0 and "compare-striae: 3/3, done" in err, err
+
+
 def test_preprocess_shows_its_stages_and_quiet_hides_them(synth_lab, tmp_path):
     args = ["preprocess", str(synth_lab / "s" / "F002-01.x3p"), str(tmp_path / "p.x3p"),
             "--figure", str(tmp_path / "p.png")]

@@ -5,8 +5,10 @@ that command reproduces the search's numbers."""
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -43,7 +45,8 @@ def test_search_writes_and_links_the_top_pair_reports(synth_lab, tmp_path):
         assert out["query"]["sha256"] in pair and "CMC count" in pair and "log10 LR" in pair
     assert pairs[2]["html"] is None and pairs[2]["sha256"] is None
     assert not (report.parent / "search_pairs" / f"03-{pairs[2]['id']}.html").exists()
-    assert "ballistics compare" in page and "--case 2026-0412" in page
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))  # commands: one span per argument
+    assert pairs[2]["command"] in text and "--case 2026-0412" in text
     # the audit log names the pair reports and their SHA-256
     audit = (synth_lab / "lab" / "audit.jsonl").read_text().strip().splitlines()[-1]
     assert pairs[0]["sha256"] in audit

@@ -282,3 +282,73 @@ def test_html_long_cells_wrap_and_only_tokens_are_monospace():
     css = re.search(r"<style>(.*)</style>", page, re.S).group(1)
     wrap_rule = re.search(r"td\.wrap\{([^}]*)\}", css).group(1)
     assert "monospace" not in wrap_rule and "td.code{font-family:monospace}" in css
+
+
+@pytest.mark.parametrize("rotation", ["grid", "full"])
+def test_reports_list_only_the_parameters_of_the_rotation_mode(compared, rotation):
+    """The search report listed theta_min/max/step under rotation "full", which never uses
+    them; the search and compare reports now list only the parameters of the comparison's
+    rotation mode (the JSON keeps every field)."""
+    import dataclasses
+
+    from ballistics.matching.breechface.params import ROTATION_FIELDS
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+    from ballistics.report.search import search_document
+    from ballistics.workflows.search import SearchResult
+
+    a, b, c, ev = compared
+    c = dataclasses.replace(c, params=c.params.replace(rotation=rotation))
+    assert set(c.to_dict()["params"]) >= {f for fs in ROTATION_FIELDS.values() for f in fs}
+    res = SearchResult(
+        query={"path": "/cases/Q1.x3p", "sha256": a.sha256},
+        calibration={"source": "synthetic-default", "lr_method": "pav",
+                     "log10_lr_bounds": [-1.5, 2.0], "metrics": {}, "fitted": {}},
+        candidates=[{"rank": 1, "id": "K3", "path": "/lab/K3.x3p", "labels": {},
+                     "embedding_similarity": 0.9, "cmc_count": 7, "score": 3.1,
+                     "log10_lr": 0.3}],
+        timing_s={"total": 1.0}, query_scan=a, candidate_scans=[b], comparisons=[c])
+    other = "full" if rotation == "grid" else "grid"
+    for html, prefix in ((render_html(search_document(res, max_figures=0)), "comparison "),
+                         (render_html(compare_document(a, b, c, evidence=ev)), "")):
+        rows = re.findall(r"<tr><td>([^<]*)</td><td>", html)
+        assert f"{prefix}rotation" in rows and f"{prefix}tcorr" in rows
+        for f in ROTATION_FIELDS[rotation]:
+            assert f"{prefix}{f}" in rows, (f, rows)
+        for f in ROTATION_FIELDS[other]:
+            assert f"{prefix}{f}" not in rows, f
+
+
+def test_commands_wrap_only_between_arguments(compared):
+    """The search report's "full report" commands wrapped inside an option ("--rep" /
+    "ort", "CASE-" / "2026-0412"): the cell broke anywhere. Each argument is now one
+    unbreakable span (a long path also breaks after its '/'), and the page's text is still
+    the command as given (copy and paste)."""
+    import html as html_lib
+
+    from ballistics.report.document import render_html
+    from ballistics.report.search import search_document
+    from ballistics.workflows.search import SearchResult, compare_command
+
+    a, b, c, _ = compared
+    long_path = "/data/lab/" + "/".join(f"folder-{i:02d}" for i in range(8)) + "/K-3.x3p"
+    cmd = compare_command("/cases/Q1.x3p", long_path, "pairs/pair-1.html",
+                          case={"case": "CASE-2026-0412", "exhibit": "Q1 vs K3"})
+    res = SearchResult(
+        query={"path": "/cases/Q1.x3p", "sha256": a.sha256},
+        calibration={"source": "synthetic-default", "lr_method": "pav",
+                     "log10_lr_bounds": [-1.5, 2.0], "metrics": {}, "fitted": {}},
+        candidates=[{"rank": 1, "id": "K3", "path": long_path, "labels": {},
+                     "embedding_similarity": 0.9, "cmc_count": 7, "score": 3.1,
+                     "log10_lr": 0.3}],
+        timing_s={"total": 1.0}, query_scan=a, candidate_scans=[b], comparisons=[c])
+    page = render_html(search_document(res, max_figures=0, pair_reports=[{"command": cmd}]))
+    [cell] = re.findall(r"<td class='wrap code cmd'>(.*?)</td>", page)
+    assert html_lib.unescape(re.sub(r"<[^>]+>", "", cell)) == cmd  # the text, unchanged
+    spans = [html_lib.unescape(s) for s in re.findall(r"<span class='arg'>(.*?)</span>", cell)]
+    for arg in ("--report", "--case", "CASE-2026-0412", "'Q1 vs K3'", "pairs/pair-1.html",
+                "/cases/Q1.x3p"):
+        assert arg in spans, arg  # whole, unbreakable
+    assert ["/data/", "lab/", "folder-00/"] == spans[3:6] and "K-3.x3p" in spans  # at / only
+    assert re.search(r"\.cmd \.arg\{white-space:nowrap\}", page)
+    assert re.search(r"td\.cmd\{overflow-wrap:normal", page)  # not 'anywhere' as td.wrap

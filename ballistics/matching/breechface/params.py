@@ -17,6 +17,7 @@ Two presets:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,15 @@ from ballistics.params import check_choice, check_range, params_dict
 
 ROTATION_MODES = ("grid", "full")
 SEARCH_MODES = ("exact", "pyramid")
+
+#: The fields of :class:`CompareParams` that only one rotation mode uses: ``"grid"`` searches
+#: its theta grid (and never the coarse circle, fine grid or candidates' vote of ``"full"``);
+#: ``"full"`` ignores the theta grid. Every other field applies to both.
+ROTATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "grid": ("theta_min_deg", "theta_max_deg", "theta_step_deg"),
+    "full": ("coarse_step_deg", "coarse_prescreen", "fine_halfwidth_deg", "fine_step_deg",
+             "vote_candidates", "vote_floor", "vote_margin", "lnorm_sigma_um"),
+}
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,14 @@ class CompareParams:
         """JSON-compatible dict of the parameters."""
         return params_dict(self)
 
+    def applicable(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields of the other rotation mode
+        (:data:`ROTATION_FIELDS`): what the reports list, since e.g. the theta limits do not
+        apply to ``rotation="full"``."""
+        unused = {f for mode, names in ROTATION_FIELDS.items() if mode != self.rotation
+                  for f in names}
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
+
 
 PRESETS: dict[str, CompareParams] = {
     "default": CompareParams(),
@@ -186,28 +204,58 @@ def get_params(params: str | CompareParams | None = "default") -> CompareParams:
 
 
 def parse_rotation(
-    spec: str | tuple[float, float, float] | None, base: CompareParams
+    spec: str | tuple[float, float, float] | None, base: CompareParams, *,
+    name: str = "rotation",
 ) -> CompareParams:
-    """Apply a rotation override: ``"full"``, ``"MIN,MAX,STEP"`` or a ``(min, max, step)`` tuple."""
+    """Apply a rotation override: ``"full"``, ``"MIN,MAX,STEP"`` or a ``(min, max, step)`` tuple.
+
+    Parameters
+    ----------
+    spec
+        ``"full"``, ``"MIN,MAX,STEP"`` in degrees (``MIN <= MAX``, both in [-360, 360],
+        ``0 < STEP <= 90``), a ``(min, max, step)`` tuple, or ``None`` (``base`` as it is).
+    base
+        The parameters to override.
+    name
+        What the messages call the value (the CLI passes ``"--rotation"``).
+
+    Raises
+    ------
+    ParameterError
+        Naming the value as given and, for a range, which of MIN, MAX and STEP is wrong
+        (``rotation 30,-30,3: MIN (30) is above MAX (-30); give MIN,MAX,STEP in degrees``).
+    """
     if spec is None:
         return base
     if isinstance(spec, str):
+        label = f"{name} {spec.strip()}"
         s = spec.strip().lower()
         if s == "full":
             return base.replace(rotation="full")
         parts = [p for p in s.replace(" ", "").split(",") if p]
-        if len(parts) != 3:
-            raise ParameterError(
-                f"rotation must be 'full' or 'MIN,MAX,STEP' in degrees, got {spec!r}")
         try:
+            if len(parts) != 3:
+                raise ValueError(spec)
             lo, hi, step = (float(p) for p in parts)
         except ValueError as exc:
             raise ParameterError(
-                f"rotation must be 'full' or 'MIN,MAX,STEP', got {spec!r}") from exc
+                f"{label}: give 'full' or MIN,MAX,STEP in degrees (e.g. -30,30,3)") from exc
     else:
+        label = f"{name} {spec!r}"
         try:
             lo, hi, step = (float(v) for v in spec)
         except (TypeError, ValueError) as exc:
             raise ParameterError(
-                f"rotation must be 'full' or (min, max, step), got {spec!r}") from exc
+                f"{label}: give 'full' or (min, max, step) in degrees") from exc
+    if not all(math.isfinite(v) for v in (lo, hi, step)):
+        raise ParameterError(f"{label}: MIN, MAX and STEP must be finite numbers of degrees")
+    if lo > hi:
+        raise ParameterError(
+            f"{label}: MIN ({lo:g}) is above MAX ({hi:g}); give MIN,MAX,STEP in degrees")
+    if lo < -360.0 or hi > 360.0:
+        raise ParameterError(
+            f"{label}: MIN ({lo:g}) and MAX ({hi:g}) must lie within -360..360 degrees")
+    if not 0.0 < step <= 90.0:
+        raise ParameterError(
+            f"{label}: STEP ({step:g}) must be above 0 and at most 90 degrees")
     return base.replace(rotation="grid", theta_min_deg=lo, theta_max_deg=hi, theta_step_deg=step)

@@ -173,3 +173,25 @@ def test_stage_callback_reports_the_stages_in_order_and_changes_nothing(small_pa
     assert (c.cmc_count, c.cmc_count_combined, c.theta_deg, c.dx_um, c.ccf_max) == \
         (base.cmc_count, base.cmc_count_combined, base.theta_deg, base.dx_um, base.ccf_max)
     np.testing.assert_equal(c.features, base.features)
+
+
+@pytest.mark.parametrize(("spec", "says"), [
+    ("30,-30,3", "rotation 30,-30,3: MIN (30) is above MAX (-30); give MIN,MAX,STEP in degrees"),
+    ((30, -30, 3), "rotation (30, -30, 3): MIN (30) is above MAX (-30)"),
+    ("0,30,0", "rotation 0,30,0: STEP (0) must be above 0 and at most 90 degrees"),
+    ("-400,0,3", "rotation -400,0,3: MIN (-400) and MAX (0) must lie within -360..360"),
+    ("1,2", "rotation 1,2: give 'full' or MIN,MAX,STEP in degrees"),
+    ("nan,1,1", "MIN, MAX and STEP must be finite"),
+])
+def test_parse_rotation_says_what_is_wrong_in_the_values_own_terms(spec, says):
+    """``30,-30,3`` said "theta_max_deg must be in [30, 360]": a field name the user never
+    gave. The message names the value as given and which of MIN, MAX, STEP is wrong."""
+    with pytest.raises(ParameterError) as err:
+        parse_rotation(spec, get_params("default"))
+    assert says in err.value.message and "theta_" not in err.value.message
+    with pytest.raises(ParameterError) as err:
+        parse_rotation(spec, get_params("default"), name="--rotation")
+    assert err.value.message.startswith("--rotation ")
+    # the limits themselves are accepted
+    assert parse_rotation("-30,-30,90", get_params("default")).grid_angles() == [-30.0]
+    assert parse_rotation("-360,360,90", get_params("default")).rotation == "grid"
