@@ -56,6 +56,10 @@ def verify(collection, quick, drop_damaged, as_json, quiet) -> None:
                 col.update_index(lock=lock, rebuild=True)
                 col = col.refresh()
         report["after"] = _verify(col, quick, quiet)
+        if report["lost"]:  # casings left the collection: its own calibration is out of date
+            from ballistics.workflows.manage import stale_calibration
+
+            report["warnings"] = [*report["warnings"], *stale_calibration(col, changed=True)]
     log_event(col.directory, "verify", {"quick": quick, "drop_damaged": drop_damaged},
               result={"ok": report["ok"], "problems": len(report["problems"]),
                       "count": report["count"], "generation": report["generation"]})

@@ -356,3 +356,21 @@ def test_ingest_warns_that_the_collections_calibration_is_out_of_date(lab, study
     assert r.exit_code == 0, r.output
     r = _run(*search)
     assert not [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]
+
+
+def test_verify_drop_damaged_warns_that_the_calibration_is_out_of_date(lab):
+    """``verify --drop-damaged`` removes the casings of a damaged shard, as ``collection
+    remove`` does, so a calibration fitted before is out of date: it says so as remove does
+    (search and compare --collection warned afterwards, verify itself did not)."""
+    r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
+             "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    shard = sorted((lab / "shards").glob("*.h5"))[0]
+    shard.write_bytes(shard.read_bytes()[:-100])  # an interrupted copy
+    r = _run("verify", "--collection", str(lab), "--drop-damaged", "--json", "--quiet")
+    out = json.loads(r.stdout)
+    assert out["lost"] and out["after"]["ok"], r.output
+    [w] = _stale(out["warnings"])
+    assert f"`ballistics calibrate --collection {lab}`" in w
+    r = _run("verify", "--collection", str(lab), "--drop-damaged", "--quiet")  # text mode
+    assert r.exit_code == 0 and not _stale(r.stderr.splitlines()), r.output  # nothing dropped
