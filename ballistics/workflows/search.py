@@ -547,6 +547,7 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
         relative to ``relative_to``, or ``None``) and ``command`` (the ``ballistics
         compare`` command line that writes the same report).
     """
+    import dataclasses
     import os
 
     from ballistics.matching.evidence import evaluate
@@ -557,6 +558,8 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
 
     check_range("n", n, 0, 100_000)
     case = case if case is not None else CaseInfo()
+    # the collection's own calibration out of date: a caveat of every pair's LR, as in compare
+    stale = stale_calibration(Collection.open(collection)) if collection is not None else []
     directory = Path(directory)
     base = Path(relative_to) if relative_to is not None else directory
     qpath = str(result.query["path"])
@@ -573,10 +576,12 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
                                            case=case.to_dict(), collection=collection)}
             if i < todo:
                 comp = result.comparisons[i]
+                evidence = evaluate(comp, calibration, modality=result.query_scan.modality)
+                if stale:
+                    evidence = dataclasses.replace(
+                        evidence, warnings=(*stale, *evidence.warnings))
                 doc = compare_document(result.query_scan, result.candidate_scans[i], comp,
-                                       paths=(qpath, str(c["path"])),
-                                       evidence=evaluate(comp, calibration,
-                                                         modality=result.query_scan.modality),
+                                       paths=(qpath, str(c["path"])), evidence=evidence,
                                        case=case)
                 entry["sha256"] = write_html(doc, path)
                 entry["html"] = str(path)

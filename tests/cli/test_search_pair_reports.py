@@ -70,3 +70,29 @@ def test_pair_reports_need_a_report(synth_lab):
                                   "--collection", str(synth_lab / "lab"), "--quiet",
                                   "--pair-reports", "1"])
     assert r.exit_code == 2 and "--pair-reports needs --report" in r.stderr
+
+
+def test_pair_reports_repeat_that_the_collections_calibration_is_out_of_date(synth_lab,
+                                                                             tmp_path):
+    """The search report said the collection's own calibration was out of date (casings
+    changed after it was fitted), its pair reports did not: each pair's LR carries the
+    caveat, as ``compare --collection`` puts it."""
+    import shutil
+
+    lab = tmp_path / "lab"
+    shutil.copytree(synth_lab / "lab", lab)
+    run = CliRunner().invoke
+    r = run(main, ["calibrate", "--collection", str(lab), "--pairs", "4", "--quiet",
+                   "--threads", "1", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.output
+    r = run(main, ["collection", "remove", "F002-02", "--collection", str(lab), "--quiet"])
+    assert r.exit_code == 0, r.output
+    report = tmp_path / "search.html"
+    r = run(main, ["search", str(synth_lab / "s" / "F001-01.x3p"), "--collection", str(lab),
+                   "--json", "--quiet", "--workers", "1", "--report", str(report),
+                   "--pair-reports", "1"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert any("calibration was fitted before" in w for w in out["warnings"])
+    pair = html.unescape(Path(out["pair_reports"][0]["html"]).read_text())
+    assert "calibration was fitted before the collection's casings last changed" in pair
