@@ -43,9 +43,12 @@ SYNTHETIC_CAVEAT = ("the LR comes from the calibration shipped with the package,
                     "calibrate on the lab's own reference data (ballistics calibrate) for "
                     "casework")
 
+#: the words that mark a warning as a caveat of the LR itself (:attr:`Evidence.lr_caveats`)
+LR_CAVEAT_MARK = "indicative only"
+
 #: the shipped calibration's studies are all 3D topographies (Weller, Fadul, DFSC, synthetic)
 IMAGE_CAVEAT = ("the calibration shipped with the package was fitted on 3D topographies, "
-                "these are 2D images: the LR is indicative only; calibrate on a collection "
+                f"these are 2D images: the LR is {LR_CAVEAT_MARK}; calibrate on a collection "
                 "of the lab's own images (ballistics calibrate) and compare with --collection")
 
 
@@ -100,6 +103,12 @@ class Evidence:
     calibration: dict[str, Any]
     warnings: tuple[str, ...] = field(default=())
 
+    @property
+    def lr_caveats(self) -> list[str]:
+        """The warnings that qualify the LR itself (another preset than the calibration's,
+        2D images scored with a topography calibration), which reports show beside it."""
+        return [w for w in self.warnings if LR_CAVEAT_MARK in w]
+
     def to_dict(self) -> dict[str, Any]:
         """``{"score", "log10_lr", "lr_verbal", "calibration"}`` (keys of ``compare --json``)."""
         return {"score": self.score, "log10_lr": self.log10_lr, "lr_verbal": self.verbal,
@@ -153,7 +162,7 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     fitted_preset = cal.fitted.get("compare_preset")
     if preset and fitted_preset and preset != fitted_preset:
         warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
-                     f"preset, these used {preset!r}: the LRs are indicative only and can "
+                     f"preset, these used {preset!r}: the LRs are {LR_CAVEAT_MARK} and can "
                      f"point the wrong way (theta_sd_deg depends on the rotation search); for "
                      f"a calibrated LR compare with the {fitted_preset!r} preset, or use a "
                      f"collection calibrated with this preset (--collection)")

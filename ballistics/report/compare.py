@@ -224,8 +224,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                                     "reference data.", "bad"))
         # caveats that qualify the LR itself (another preset than the calibration's, 2D
         # images on a topography calibration) stand under the result, not only at the end
-        blocks += [Paragraph(w[0].upper() + w[1:] + ".", "bad")
-                   for w in evidence.warnings if "indicative only" in w]
+        blocks += [Paragraph(w[0].upper() + w[1:] + ".", "bad") for w in evidence.lr_caveats]
     cell_rows = [
         (f"{x['index'][0]},{x['index'][1]}", _fmt(x["valid"]), _fmt(x["dx_um"]),
          _fmt(x["dy_um"]), _fmt(x["theta_deg"]),

@@ -206,7 +206,7 @@ def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
                     ["log10 LR", f"{evidence.log10_lr:+.2f} ({evidence.verbal})"],
                     ["calibration", str(evidence.calibration.get("source"))]]
         # the caveats that qualify the LR (another preset than the calibration's, images)
-        summary += [["LR caveat", w] for w in evidence.warnings if "indicative only" in w]
+        summary += [["LR caveat", w] for w in evidence.lr_caveats]
     summary += [[f"{n} SHA-256", str(s.sha256 or "–")]
                 for n, s in zip(names, (reference, target), strict=True)]
     um = (reference.spacing_um[0] * factor, reference.spacing_um[1] * factor)
