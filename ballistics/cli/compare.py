@@ -95,6 +95,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.preprocess import prepare_detected
     from ballistics.progress import progress
 
+    preset = "cmcR" if preset.lower() == "cmcr" else "default"
     _check_rotation(rotation, preset)
     calibration = None
     stale: list[str] = []
@@ -106,7 +107,6 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         calibration = collection_calibration(collection, required=True)
         stale = stale_calibration(Collection.open(collection))
 
-    preset = "cmcR" if preset.lower() == "cmcr" else "default"
     mode = "processed" if processed else mode.lower()
     scans, detections = [], []
     from ballistics.matching.breechface.comparison import STAGES
@@ -150,15 +150,15 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
 
 def _check_rotation(rotation: str | None, preset: str) -> None:
-    """Check ``--rotation`` against the preset before any scan is read (an impossible range
-    failed only after both scans were read and prepared), naming the option."""
+    """Check ``--rotation`` against the preset (``"default"`` or ``"cmcR"``) before any
+    scan is read (an impossible range failed only after both scans were read and prepared),
+    naming the option."""
     from ballistics.matching import get_params
     from ballistics.matching.breechface.params import parse_rotation
 
     if rotation is None:
         return
-    parse_rotation(rotation, get_params("cmcR" if preset.lower() == "cmcr" else "default"),
-                   name="--rotation")
+    parse_rotation(rotation, get_params(preset), name="--rotation")
 
 
 def _show_evidence_warnings(messages: Any) -> None:
