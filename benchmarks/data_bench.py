@@ -71,15 +71,19 @@ def _pairs(sources: Sequence[str], max_pairs: int, seed: int) -> list[tuple[int,
     return same + diff
 
 
-def synthetic_folder(difficulty: str, cache: Path, n_firearms: int, n_casings: int) -> Path:
-    """Generate (once) the synthetic test set of a difficulty with its fixed seed."""
+def synthetic_folder(difficulty: str, cache: Path, n_firearms: int, n_casings: int,
+                     **overrides: Any) -> Path:
+    """Generate (once) the synthetic test set of a difficulty with its fixed seed
+    (``overrides``: further generator parameters, named in the folder)."""
     from ballistics.datasets.synthetic import generate
 
     seed = SYNTH_SEEDS[difficulty]
-    folder = cache / f"synthetic-{difficulty}-{n_firearms}x{n_casings}-seed{seed}"
+    extra = "".join(f"-{k}{v:g}" if isinstance(v, float) else f"-{k}{v}"
+                    for k, v in sorted(overrides.items()))
+    folder = cache / f"synthetic-{difficulty}-{n_firearms}x{n_casings}-seed{seed}{extra}"
     if not (folder / "manifest.csv").is_file():
         generate(folder, n_firearms, n_casings, modality="topography", difficulty=difficulty,
-                 seed=seed, quiet=True)
+                 seed=seed, quiet=True, **overrides)
     return folder
 
 

@@ -101,6 +101,9 @@ PARTS: tuple[Part, ...] = (
     Part("loso_bench", "benchmarks.loso_bench", ("accuracy",),
          "leave-one-study-out: learned score and LR fitted on the other studies (AUC, "
          "errors at LR = 1, Cllr)", per_device=False),
+    Part("loso_bench_cmcR", "benchmarks.loso_bench", ("accuracy",),
+         "leave-one-study-out under the cmcR preset (its own shipped calibration)",
+         per_device=False, kwargs=(("preset", "cmcR"),)),
     Part("weller_search_bench", "benchmarks.weller_search_bench", ("accuracy",),
          "Weller search: 95 queries, top-1/5 after re-ranking, leave-slide-out Cllr",
          per_device=False),

@@ -39,6 +39,11 @@ Two designs are evaluated side by side, fixed in advance:
 
 The shipped default is fitted on all the studies (``benchmarks/default_calibration.py``):
 its numbers here are in-sample, listed as a check of the package file only.
+
+``run(preset="cmcR")`` (part ``loso_bench_cmcR``) evaluates the same design on the same
+studies compared with the ``cmcR`` preset (prepared as ``compare --preset cmcR`` prepares
+them; the synthetic casings generated within ±:data:`CMCR_MAX_ROTATION_DEG` so that every
+pair's angle lies in cmcR's -30..30° grid), the data of the shipped ``cmcR`` calibration.
 """
 
 from __future__ import annotations
@@ -75,6 +80,14 @@ def study_description(studies: dict[str, list[dict[str, Any]]]) -> str:
 
 SYNTH = {"synthetic-hard": ("hard", 8, 3), "synthetic-realistic": ("realistic", 6, 3)}
 
+#: The compare presets with a shipped calibration (``benchmarks/default_calibration.py``).
+PRESETS = ("default", "cmcR")
+
+#: cmcR's rotation grid spans -30..30 degrees: its synthetic studies are generated with every
+#: casing turned by at most this angle, so that each pair's relative angle lies in the grid
+#: (the preset's domain: scans taken in roughly the same orientation, as cmcR assumes).
+CMCR_MAX_ROTATION_DEG = 15.0
+
 
 def _cache_dir() -> Path:
     d = Path(os.environ.get("BALLISTICS_BENCH_CACHE", Path(tempfile.gettempdir()) /
@@ -83,7 +96,7 @@ def _cache_dir() -> Path:
     return d
 
 
-def _rows_key() -> str:
+def _rows_key(preset: str = "default") -> str:
     """Cache key of a study's rows: the comparison's fingerprint and its feature names."""
     import hashlib
 
@@ -91,18 +104,18 @@ def _rows_key() -> str:
     from benchmarks.compare_bench import comparison_fingerprint
 
     names = hashlib.sha256(",".join(FEATURE_NAMES).encode()).hexdigest()[:6]
-    return f"{comparison_fingerprint('default')}-{names}"
+    return f"{comparison_fingerprint(preset)}-{names}"
 
 
-def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: str
-                 ) -> list[dict[str, Any]]:
+def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: str,
+                 preset: str = "default") -> list[dict[str, Any]]:
     """Every pair of a study: features, labels, sources."""
     from ballistics.matching import compare_many
     from ballistics.matching.lr import feature_dict
 
     rows = []
     for i in range(len(scans) - 1):
-        comps = compare_many(scans[i], scans[i + 1:], "default", device="cpu")
+        comps = compare_many(scans[i], scans[i + 1:], preset, device="cpu")
         for j, c in zip(range(i + 1, len(scans)), comps, strict=True):
             rows.append({"study": study, "a": names[i], "b": names[j],
                          "source_a": f"{study}:{sources[i]}", "source_b": f"{study}:{sources[j]}",
@@ -111,7 +124,8 @@ def _compare_all(scans: list[Any], sources: list[str], names: list[str], study: 
     return rows
 
 
-def _mirror_pairs(scans: list[Any], names: list[str], study: str) -> list[dict[str, Any]]:
+def _mirror_pairs(scans: list[Any], names: list[str], study: str, preset: str = "default"
+                  ) -> list[dict[str, Any]]:
     """Every scan against the mirror image of every scan of the study (itself included):
     different-source pairs by construction, with the study's own texture."""
     import dataclasses
@@ -123,7 +137,7 @@ def _mirror_pairs(scans: list[Any], names: list[str], study: str) -> list[dict[s
                 for s in scans]
     rows = []
     for i, s in enumerate(scans):
-        for j, c in enumerate(compare_many(s, mirrored, "default", device="cpu")):
+        for j, c in enumerate(compare_many(s, mirrored, preset, device="cpu")):
             rows.append({"study": study, "a": names[i], "b": f"mirror of {names[j]}",
                          "source_a": f"{study}:{names[i]}",
                          "source_b": f"{study}:mirror-{names[j]}", "same": False,
@@ -131,7 +145,8 @@ def _mirror_pairs(scans: list[Any], names: list[str], study: str) -> list[dict[s
     return rows
 
 
-def _load_folder(folder: Path, processed: bool) -> tuple[list[Any], list[str], list[str]]:
+def _load_folder(folder: Path, processed: bool, preset: str = "default"
+                 ) -> tuple[list[Any], list[str], list[str]]:
     import csv
 
     from ballistics.io import read_scan
@@ -139,17 +154,35 @@ def _load_folder(folder: Path, processed: bool) -> tuple[list[Any], list[str], l
 
     with open(folder / "manifest.csv", newline="") as f:
         man = list(csv.DictReader(f))
-    scans = [prepare_for_comparison(read_scan(folder / r["path"]), "default",
-                                    processed=True if processed else None) for r in man]
+    if preset == "default":
+        scans = [prepare_for_comparison(read_scan(folder / r["path"]), "default",
+                                        processed=True if processed else None) for r in man]
+    else:
+        scans = [_prepare_as_cli(read_scan(folder / r["path"]), preset) for r in man]
     return scans, [r["firearm_id"] for r in man], [Path(r["path"]).name for r in man]
 
 
-def study_weller() -> list[dict[str, Any]]:
+def _prepare_as_cli(scan: Any, preset: str) -> Any:
+    """``scan`` prepared as ``compare --preset PRESET`` prepares it (``--preprocess auto``:
+    the steps the scan is measured to still need)."""
+    import warnings
+
+    from ballistics.preprocess.detect import prepare_detected
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prepare_detected(scan, preset, "auto")[0]
+
+
+def study_weller(preset: str = "default") -> list[dict[str, Any]]:
     """The Weller pairs from the compare_bench pair log (current comparison only); when its
-    rows lack a feature of the evaluated sets, every pair of the first three casings of each
-    slide (33 casings, 528 pairs) compared here instead."""
+    rows lack a feature of the evaluated sets, or for another preset than ``"default"``,
+    every pair of the first three casings of each slide (33 casings, 528 pairs) compared here
+    instead."""
     from benchmarks.compare_bench import comparison_fingerprint
 
+    if preset != "default":
+        return study_weller_subset(preset=preset)
     fp = comparison_fingerprint("default")
     log = CACHE / "compare_bench_weller_default.jsonl"
     man = {r["path"]: r["firearm_id"] for r in _manifest(DATA / "weller")}
@@ -168,7 +201,7 @@ def study_weller() -> list[dict[str, Any]]:
     return rows
 
 
-def study_weller_subset(per_slide: int = 3) -> list[dict[str, Any]]:
+def study_weller_subset(per_slide: int = 3, preset: str = "default") -> list[dict[str, Any]]:
     """Every pair of the first ``per_slide`` casings (by file name) of each Weller slide."""
     from ballistics.io import read_scan
     from ballistics.preprocess import prepare_for_comparison
@@ -176,12 +209,16 @@ def study_weller_subset(per_slide: int = 3) -> list[dict[str, Any]]:
     by: dict[str, list[str]] = {}
     for r in _manifest(DATA / "weller"):
         by.setdefault(r["firearm_id"], []).append(r["path"])
-    cache = _cache_dir() / f"loso-weller-subset{per_slide}-{_rows_key()}.json"
+    cache = _cache_dir() / f"loso-weller-subset{per_slide}-{_rows_key(preset)}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
     sel = [(g, p) for g in sorted(by) for p in sorted(by[g])[:per_slide]]
-    scans = [prepare_for_comparison(read_scan(DATA / "weller" / p), "default") for _, p in sel]
-    rows = _compare_all(scans, [g for g, _ in sel], [p for _, p in sel], "weller")
+    if preset == "default":
+        scans = [prepare_for_comparison(read_scan(DATA / "weller" / p), "default")
+                 for _, p in sel]
+    else:
+        scans = [_prepare_as_cli(read_scan(DATA / "weller" / p), preset) for _, p in sel]
+    rows = _compare_all(scans, [g for g, _ in sel], [p for _, p in sel], "weller", preset)
     cache.write_text(json.dumps(rows, default=float))
     return rows
 
@@ -193,34 +230,37 @@ def _manifest(folder: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def study_fadul() -> list[dict[str, Any]]:
-    """The raw Fadul casings through the whole pipeline (default preprocessing preset)."""
-    scans, sources, names = _load_folder(DATA / "fadul_raw", processed=False)
-    return (_compare_all(scans, sources, names, "fadul")
-            + _mirror_pairs(scans, names, "fadul"))
+def study_fadul(preset: str = "default") -> list[dict[str, Any]]:
+    """The raw Fadul casings through the whole pipeline (the preset's preprocessing)."""
+    scans, sources, names = _load_folder(DATA / "fadul_raw", processed=False, preset=preset)
+    return (_compare_all(scans, sources, names, "fadul", preset)
+            + _mirror_pairs(scans, names, "fadul", preset))
 
 
-def study_dfsc() -> list[dict[str, Any]]:
+def study_dfsc(preset: str = "default") -> list[dict[str, Any]]:
     """The shared DFSC pair as processed by the study (read as it is)."""
     from ballistics.io import read_scan
 
     folder = DATA / "dfsc_pair"
     rows = [r for r in _manifest(folder) if r.get("state", "processed") == "processed"]
     scans = [read_scan(folder / r["path"]) for r in rows]
+    if preset != "default":
+        scans = [_prepare_as_cli(s, preset) for s in scans]
     names = [r["path"] for r in rows]
-    return (_compare_all(scans, [r["firearm_id"] for r in rows], names, "dfsc")
-            + _mirror_pairs(scans, names, "dfsc"))
+    return (_compare_all(scans, [r["firearm_id"] for r in rows], names, "dfsc", preset)
+            + _mirror_pairs(scans, names, "dfsc", preset))
 
 
-def study_synthetic(name: str, quick: bool) -> list[dict[str, Any]]:
+def study_synthetic(name: str, quick: bool, preset: str = "default") -> list[dict[str, Any]]:
     from benchmarks.data_bench import synthetic_folder
 
     difficulty, n_f, n_c = SYNTH[name]
     if quick:
         n_f, n_c = 3, 2
-    folder = synthetic_folder(difficulty, _cache_dir(), n_f, n_c)
-    scans, sources, names = _load_folder(folder, processed=False)
-    return _compare_all(scans, sources, names, name)
+    overrides = {} if preset == "default" else {"max_rotation_deg": CMCR_MAX_ROTATION_DEG}
+    folder = synthetic_folder(difficulty, _cache_dir(), n_f, n_c, **overrides)
+    scans, sources, names = _load_folder(folder, processed=False, preset=preset)
+    return _compare_all(scans, sources, names, name, preset)
 
 
 def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]],
@@ -239,20 +279,26 @@ def _evaluate(train: list[dict[str, Any]], test: list[dict[str, Any]],
     return _metrics(test, *cal.apply([r["features"] for r in test]), list(cal.lr.bounds))
 
 
-def load_studies(quick: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
-                                                dict[str, float]]:
-    """The pair rows of every study, cached per study and comparison fingerprint in the
-    benchmark cache (``$BALLISTICS_BENCH_CACHE``); Weller's come from compare_bench's log."""
+def load_studies(quick: bool = False, preset: str = "default"
+                 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, float]]:
+    """The pair rows of every study compared with ``preset``, cached per study and
+    comparison fingerprint in the benchmark cache (``$BALLISTICS_BENCH_CACHE``); Weller's
+    come from compare_bench's log (default preset)."""
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, not {preset!r}")
 
     studies: dict[str, list[dict[str, Any]]] = {}
     timing: dict[str, float] = {}
-    for name, make in (("weller", study_weller), ("fadul", study_fadul),
-                       ("dfsc", study_dfsc),
-                       ("synthetic-hard", lambda: study_synthetic("synthetic-hard", quick)),
+    for name, make in (("weller", lambda: study_weller(preset)),
+                       ("fadul", lambda: study_fadul(preset)),
+                       ("dfsc", lambda: study_dfsc(preset)),
+                       ("synthetic-hard",
+                        lambda: study_synthetic("synthetic-hard", quick, preset)),
                        ("synthetic-realistic",
-                        lambda: study_synthetic("synthetic-realistic", quick))):
+                        lambda: study_synthetic("synthetic-realistic", quick, preset))):
         t = time.perf_counter()
-        cache = _cache_dir() / f"loso-{name}-{_rows_key()}{'-quick' if quick else ''}.json"
+        cache = (_cache_dir()
+                 / f"loso-{name}-{_rows_key(preset)}{'-quick' if quick else ''}.json")
         if name != "weller" and cache.is_file():
             studies[name] = json.loads(cache.read_text())
         else:
@@ -263,12 +309,12 @@ def load_studies(quick: bool = False) -> tuple[dict[str, list[dict[str, Any]]],
     return studies, timing
 
 
-def _apply_shipped(test: list[dict[str, Any]]) -> dict[str, Any]:
-    """The calibration shipped with the package applied to a study (in-sample: it was fitted
-    on all the studies; a check of the package file)."""
+def _apply_shipped(test: list[dict[str, Any]], preset: str = "default") -> dict[str, Any]:
+    """The calibration shipped with the package for ``preset`` applied to a study
+    (in-sample: it was fitted on all the studies; a check of the package file)."""
     from ballistics.matching.lr import load_default
 
-    cal = load_default()
+    cal = load_default(preset)
     return _metrics(test, *cal.apply([r["features"] for r in test]), list(cal.lr.bounds))
 
 
@@ -295,7 +341,8 @@ def _metrics(test: list[dict[str, Any]], scores: np.ndarray, llr: np.ndarray,
 REALISM_FEATURES = ("ncc_at_pose", "cmc_fraction", "cluster_fraction", "ccf_max")
 
 
-def realism_figure(studies: dict[str, list[dict[str, Any]]], path: Path) -> None:
+def realism_figure(studies: dict[str, list[dict[str, Any]]], path: Path,
+                   preset: str = "default") -> None:
     """Same- and different-source distributions of a few features, study by study: how the
     synthetic levels compare with the real studies (the DFSC pair is the hard real case)."""
     from matplotlib.figure import Figure
@@ -320,16 +367,18 @@ def realism_figure(studies: dict[str, list[dict[str, Any]]], path: Path) -> None
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("Leave-one-study-out studies: features of same- and different-source pairs "
-                 "(default preset; DFSC and Fadul different sources: mirror surrogates)",
+                 f"({preset} preset; DFSC and Fadul different sources: mirror surrogates)",
                  fontsize=9)
     fig.savefig(path, dpi=100)
 
 
-def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict[str, Any]:
-    """Leave each study out in turn; see the module docstring."""
+def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
+        preset: str = "default") -> dict[str, Any]:
+    """Leave each study out in turn; see the module docstring. ``preset``: the compare
+    preset of every pair (results in ``loso_bench.json``, or ``loso_bench_<preset>.json``)."""
     t0 = time.perf_counter()
-    studies, timing = load_studies(quick)
-    res: dict[str, Any] = {"data": {k: {"pairs": len(v),
+    studies, timing = load_studies(quick, preset)
+    res: dict[str, Any] = {"preset": preset, "data": {k: {"pairs": len(v),
                                         "same_source": int(sum(r["same"] for r in v)),
                                         "seconds": round(timing[k], 1)}
                                     for k, v in studies.items()}}
@@ -349,12 +398,15 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results")) -> dict
                 continue
             block[held] = _evaluate(train, use[held], names, fit)
         res[design] = {"fit": fit, "names": list(names), "held_out": block}
-    res["shipped_default_in_sample"] = {k: _apply_shipped(v) for k, v in studies.items() if v}
+    res["shipped_default_in_sample"] = {k: _apply_shipped(v, preset)
+                                        for k, v in studies.items() if v}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    realism_figure(studies, out_dir / "loso_realism.png")
-    res["figure"] = "loso_realism.png"
-    (out_dir / "loso_bench.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    suffix = "" if preset == "default" else f"_{preset}"
+    realism_figure(studies, out_dir / f"loso_realism{suffix}.png", preset)
+    res["figure"] = f"loso_realism{suffix}.png"
+    (out_dir / f"loso_bench{suffix}.json").write_text(
+        json.dumps(res, indent=1, default=float) + "\n")
     return res
 
 

@@ -35,6 +35,7 @@ def test_wheel_ships_licence_marker_weights_and_calibration(wheel):
     for need in ("ballistics/py.typed", "ballistics/__main__.py",
                  "ballistics/models/weights/breechface_polarnet_v2.pt",
                  "ballistics/matching/lr/data/calibration_synthetic.json",
+                 "ballistics/matching/lr/data/calibration_synthetic_cmcR.json",
                  "ballistics/matching/lr/data/bullets_synthetic.json"):
         assert need in names, need
     assert not any(n.startswith("tests/") or n.startswith("benchmarks/") for n in names)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.matching.breechface.params import PRESETS
-from ballistics.matching.lr import Calibration, feature_dict, load_default
+from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
 __all__ = ["Evidence", "bound_note", "evaluate", "evaluate_rows", "preset_name",
            "verbal_scale"]
@@ -57,6 +57,19 @@ def preset_name(params: Any) -> str | None:
     if params is None:
         return None
     return next((name for name, p in PRESETS.items() if p == params), "custom")
+
+
+def shipped_for(calibration: Calibration | None, preset: str | None) -> Calibration:
+    """The calibration to apply to comparisons made with ``preset``: ``calibration`` itself
+    when it is a lab's own (a collection's, a file's), else the package's calibration of
+    that preset (:func:`~ballistics.matching.lr.load_default`; the ``"default"`` preset's
+    for parameters of no preset that ships one)."""
+    if calibration is not None and (
+            calibration.source != "synthetic-default"
+            or calibration.fitted.get("compare_preset") == (preset or "default")
+            or (preset or "default") not in DEFAULT_FILES):
+        return calibration
+    return load_default(preset)
 
 
 def verbal_scale(log10_lr: float) -> str:
@@ -148,8 +161,11 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     Warnings: features the score model imputed, a preset other than the calibration's, 2D
     images scored with the shipped calibration (fitted on topographies), the shipped
     synthetic calibration, LRs at the calibration's bounds.
+
+    The shipped calibration (``None``, or one flagged ``synthetic-default``) is the one of
+    ``preset`` where the package ships one (:func:`shipped_for`).
     """
-    cal = calibration or load_default()
+    cal = shipped_for(calibration, preset)
     if rows:
         scores, llr = cal.apply(list(rows))
     else:
@@ -161,11 +177,14 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
                      + ", ".join(missing))
     fitted_preset = cal.fitted.get("compare_preset")
     if preset and fitted_preset and preset != fitted_preset:
+        remedy = (f"compare with the {fitted_preset!r} preset" if preset != "custom" else
+                  f"compare with the parameters of a preset ({', '.join(DEFAULT_FILES)}: "
+                  "no --rotation)")
         warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
                      f"preset, these used {preset!r}: the LRs are {LR_CAVEAT_MARK} and can "
                      f"point the wrong way (theta_sd_deg depends on the rotation search); for "
-                     f"a calibrated LR compare with the {fitted_preset!r} preset, or use a "
-                     f"collection calibrated with this preset (--collection)")
+                     f"a calibrated LR {remedy}, or use a collection calibrated with these "
+                     f"parameters (--collection)")
     if modality == "image" and cal.source == "synthetic-default":
         warns.append(IMAGE_CAVEAT)
     if cal.source == "synthetic-default":
@@ -194,8 +213,8 @@ def evaluate(comparison: Any, calibration: Calibration | None = None, *,
     -------
     Evidence
     """
-    cal = calibration or load_default()
     preset = preset_name(getattr(comparison, "params", None))
+    cal = shipped_for(calibration, preset)
     scores, llr, warns = evaluate_rows([feature_dict(comparison)], cal, preset=preset,
                                        modality=modality)
     value = float(llr[0])

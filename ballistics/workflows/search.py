@@ -291,7 +291,7 @@ class Searcher:
         The re-ranking shows a progress bar on a terminal (stderr; one step per candidate
         compared, after 2 s); ``quiet=True`` hides it. It does not change the result.
         """
-        from ballistics.matching.evidence import evaluate_rows
+        from ballistics.matching.evidence import evaluate_rows, shipped_for
         from ballistics.matching.lr import feature_dict
         from ballistics.progress import progress
 
@@ -319,14 +319,16 @@ class Searcher:
         exact = col.embeddings_at(rows_l) @ qvec if rows_l else np.zeros(0)
         preset = options.compare_preset or (col.manifest.get("compare") or {}).get(
             "preset", "default")
+        # the collection's own calibration, else the one shipped for the preset
+        cal = shipped_for(self.calibration, preset)
         with progress(total=len(cand_scans), desc="re-rank", unit="casing", quiet=quiet,
                       delay=2.0, leave=False) as bar:
-            comps, done = self._rerank(query, cand_scans, preset, options,
+            comps, done = self._rerank(query, cand_scans, preset, options, cal.score_model,
                                        None if bar.disable else bar)
         t3 = time.perf_counter()
         idx = sorted(comps)
         feats = [feature_dict(comps[i]) for i in idx]
-        sc, ll, shared = evaluate_rows(feats, self.calibration, preset=preset,
+        sc, ll, shared = evaluate_rows(feats, cal, preset=preset,
                                        modality=query.scan.modality)
         warnings.extend(w for w in shared if w not in warnings)
         scores = dict(zip(idx, (float(x) for x in sc), strict=True))
@@ -352,7 +354,7 @@ class Searcher:
         return SearchResult(
             query={"path": query.path, "sha256": query.sha256,
                    "preprocessing_detected": query.detected},
-            calibration=self.calibration.describe(),
+            calibration=cal.describe(),
             candidates=candidates, warnings=warnings,
             timing_s={"embed": t1 - t0, "shortlist": t2 - t1, "rerank": t3 - t2,
                       "total": t4 - t0, "reranked": len(cand_scans), "completed": done},
@@ -362,7 +364,8 @@ class Searcher:
         )
 
     def _rerank(self, query: PreparedCasing, cand_scans: Sequence[Any], preset: str,
-                options: SearchOptions, bar: Any = None) -> tuple[dict[int, Any], int]:
+                options: SearchOptions, model: Any, bar: Any = None
+                ) -> tuple[dict[int, Any], int]:
         """The comparisons needed for the top ``options.top`` (all with ``rerank="full"``):
         ``({candidate index: Comparison}, how many were completed)``. ``bar`` (a progress
         bar or ``None``) moves by one per candidate's first stage and per completion (its
@@ -386,7 +389,6 @@ class Searcher:
                                  workers=options.workers,
                                  callback=None if bar is None else lambda _i, _c: bar.update(1))
             return dict(enumerate(every)), n
-        model = self.calibration.score_model
         with ExitStack() as stack:
             pool = kept
             if pool is None and resolve_device(options.device).type == "cpu" \

@@ -81,11 +81,19 @@ def test_compare_json_has_score_lr_and_calibration(fadul):
     assert out["cmc_count"] >= 15 and out["score"] > 0 and 0 < out["log10_lr"] <= hi
     assert "same source" in out["lr_verbal"]
     assert any("synthetic" in w for w in out["warnings"])
-    # the calibration was fitted on the default preset: cmcR comparisons are flagged
+    assert cal["fitted"]["compare_preset"] == "default"
+    # cmcR comparisons get the calibration fitted on cmcR comparisons: no preset caveat, and
+    # the same-slide pair supports the same source (the default preset's calibration gave it
+    # log10 LR -1.89: theta_sd_deg depends on the rotation search)
     r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--json", "--preset",
                                   "cmcR", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert any("'default' preset" in w for w in out["warnings"]) and lo <= out["log10_lr"] <= hi
+    cal = out["calibration"]
+    assert cal["source"] == "synthetic-default" and cal["fitted"]["compare_preset"] == "cmcR"
+    assert not any("preset" in w for w in out["warnings"]), out["warnings"]
+    lo, hi = cal["log10_lr_bounds"]
+    assert out["cmc_count"] >= 15 and 0 < out["log10_lr"] <= hi
 
 
 def test_compare_collection_without_calibration_is_an_error(fadul, tmp_path):
@@ -112,6 +120,35 @@ def test_lrs_at_the_calibration_bounds_are_explained():
     assert str(cal.metrics["n_same_source"]) in note[0]
     assert bound_note([0.5 * (lo + hi)], cal) is None
     assert "lower bound" in bound_note([lo], cal)
-    # another preset than the calibration's: flagged
-    _, _, w2 = evaluate_rows([middling], cal, preset="cmcR")
-    assert any("indicative only" in w for w in w2)
+    # parameters of no preset: the default preset's calibration, flagged
+    _, _, w2 = evaluate_rows([middling], cal, preset="custom")
+    assert any("indicative only" in w and "'custom'" in w for w in w2)
+
+
+def test_each_preset_gets_its_own_shipped_calibration():
+    """``load_default(preset)`` and :func:`shipped_for`: the shipped calibration follows the
+    comparison's preset; parameters of no preset get the default one (and a caveat); a lab's
+    own calibration is used whatever the preset."""
+    import dataclasses
+
+    from ballistics.matching.evidence import evaluate_rows, shipped_for
+    from ballistics.matching.lr import DEFAULT_FILES
+
+    assert set(DEFAULT_FILES) == {"default", "cmcR"}
+    default, cmcr = load_default(), load_default("cmcR")
+    assert default.fitted["compare_preset"] == "default"
+    assert cmcr.fitted["compare_preset"] == "cmcR" and cmcr.source == "synthetic-default"
+    assert load_default(None).to_dict() == load_default("custom").to_dict() == default.to_dict()
+    assert cmcr.to_dict() != default.to_dict()
+    assert shipped_for(None, "cmcR").fitted["compare_preset"] == "cmcR"
+    assert shipped_for(default, "cmcR").fitted["compare_preset"] == "cmcR"
+    assert shipped_for(cmcr, "default").fitted["compare_preset"] == "default"
+    assert shipped_for(default, "custom") is default
+    lab = dataclasses.replace(default, source="collection")
+    assert shipped_for(lab, "cmcR") is lab
+    row = {"cmc_count_combined": 12, "ncc_at_pose": 0.35, "theta_sd_deg": 6.0}
+    sc, llr, warns = evaluate_rows([row], None, preset="cmcR")
+    assert (sc[0], llr[0]) == tuple(x[0] for x in cmcr.apply([row]))
+    assert not any("indicative only" in w for w in warns)
+    _, _, warns = evaluate_rows([row], lab, preset="cmcR")
+    assert any("indicative only" in w for w in warns)  # a lab's default-preset calibration

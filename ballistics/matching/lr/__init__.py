@@ -15,6 +15,7 @@ NumPy, SciPy and scikit-learn only (no torch).
 
 from ballistics.matching.lr.calibration import (
     DEFAULT_FILE,
+    DEFAULT_FILES,
     Calibration,
     LRCalibration,
     fit_across_studies,
@@ -34,6 +35,7 @@ from ballistics.matching.lr.score import (
 __all__ = [
     "BASE_FEATURES",
     "DEFAULT_FILE",
+    "DEFAULT_FILES",
     "DEFAULT_SCORE_FEATURES",
     "Calibration",
     "LRCalibration",

@@ -47,6 +47,9 @@ from ballistics.params import check_choice
 
 CALIBRATION_FORMAT = "ballistics-calibration"
 DEFAULT_FILE = "calibration_synthetic.json"
+#: The shipped calibration of each compare preset (``python -m benchmarks.default_calibration
+#: --preset NAME --write``); comparisons with other parameters use the ``"default"`` one.
+DEFAULT_FILES = {"default": DEFAULT_FILE, "cmcR": "calibration_synthetic_cmcR.json"}
 #: What the shipped default calibration is fitted on, in the words reports and the demo use.
 DEFAULT_FITTED_ON = "public studies and synthetic casings"
 LR_METHODS = ("pav", "logistic")
@@ -215,16 +218,27 @@ def package_document(name: str, what: str, remedy: str = "reinstall ballistics")
     return json.loads(text)
 
 
-def load_default() -> Calibration:
-    """The default calibration that ships with the package (flagged ``synthetic-default``).
+def load_default(preset: str | None = "default") -> Calibration:
+    """The calibration that ships with the package for comparisons made with ``preset``
+    (flagged ``synthetic-default``).
+
+    Parameters
+    ----------
+    preset
+        The compare preset (:data:`DEFAULT_FILES`: ``"default"``, ``"cmcR"``); other
+        values (``None``, ``"custom"``) give the ``"default"`` preset's calibration, whose
+        LRs :func:`ballistics.matching.evidence.evaluate` then qualifies.
 
     Raises
     ------
     BallisticsError
         When the package data file is missing (a broken installation).
     """
+    name = DEFAULT_FILES.get(preset or "default", DEFAULT_FILE)
+    what = ("the default calibration" if name == DEFAULT_FILE
+            else f"the shipped calibration of the {preset!r} preset")
     cal = Calibration.from_dict(package_document(
-        DEFAULT_FILE, "the default calibration",
+        name, what,
         "reinstall ballistics or fit one with `ballistics calibrate --collection DIR`"))
     return replace(cal, source="synthetic-default")
 
