@@ -151,6 +151,28 @@ def test_early_rerank_gives_the_full_rerank(collection, small_weller, top):
         assert res["early"].timing_s["completed"] < 7
 
 
+def test_search_with_the_cmcr_preset_scores_with_its_calibration(collection, small_weller):
+    """A collection without a calibration of its own, searched with ``--preset cmcR``: the
+    bounds of the early re-rank, the scores and the LRs come from the calibration shipped
+    for cmcR (no preset caveat), and the early re-rank still gives the full one's top."""
+    s = Searcher(collection, device="cpu")
+    q = s.prepare(small_weller / "TW01-01.x3p", SearchOptions(processed=True))
+    res = {}
+    for mode in ("full", "early"):
+        res[mode] = s.search(q, SearchOptions(top=1, shortlist=7, processed=True, workers=1,
+                                              rerank=mode, device="cpu",
+                                              compare_preset="cmcR"))
+    cal = load_default("cmcR")
+    for r in res.values():
+        assert r.calibration["fitted"]["compare_preset"] == "cmcR"
+        assert not any("indicative only" in w for w in r.warnings)
+    assert res["full"].candidates[0] == res["early"].candidates[0]
+    from ballistics.matching.lr import feature_dict
+
+    scores, _ = cal.apply([feature_dict(c) for c in res["full"].comparisons])
+    assert [c["score"] for c in res["full"].candidates] == pytest.approx(list(scores))
+
+
 def test_rerank_option_is_checked():
     from ballistics.errors import BallisticsError
 
