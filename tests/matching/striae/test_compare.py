@@ -276,6 +276,31 @@ def test_real_hamby44_bullets_one_phase_clearly_best(real_data) -> None:
     assert r.phase_margin > 0.3 and r.phase_z > 10 and r.score > r.sam
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("spacing_um", [3.125, 6.25])
+def test_real_hamby44_bullets_hold_at_coarser_spacing(real_data, spacing_um) -> None:
+    """Lands of other scanners come at 1.5-6.5 µm: Hamby 44 resampled (area average) from
+    1.5625 to 3.125 and 6.25 µm keeps the true phase, well clear of the others, and a strong
+    bullet score; bullet 2 mirrored (a different source by construction) stays weak."""
+    from ballistics.io import read_scan
+    from ballistics.matching.bullet_evidence import evaluate_bullets
+    from ballistics.preprocess import resample
+
+    folder = real_data / "bullets" / "hamby44"
+    scans = [[resample(read_scan(p), spacing_um) for p in sorted((folder / b).glob("*.x3p"))]
+             for b in ("bullet1", "bullet2")]
+    assert scans[0][0].spacing_um == pytest.approx((spacing_um, spacing_um))
+    a = [lea_signature(s) for s in scans[0]]
+    b = [lea_signature(s) for s in scans[1]]
+    mirrored = [lea_signature(s.with_heights(np.ascontiguousarray(s.heights[:, ::-1]),
+                                             s.spacing_um)) for s in scans[1]]
+    same, other = compare_bullets(a, b), compare_bullets(a, mirrored)
+    assert same.best_phase == 4 and same.phase_margin > 0.3 and same.sam > 0.6
+    assert other.phase_margin < 0.1 and other.sam < 0.45
+    ev_same, ev_other = evaluate_bullets(same), evaluate_bullets(other)
+    assert ev_same.log10_lr > 2 and ev_other.log10_lr < -1
+
+
 def test_local_correlation_numbers() -> None:
     from ballistics.matching.striae._cms import local_correlation
 
