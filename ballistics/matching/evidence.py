@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.matching.breechface.params import PRESETS
+from ballistics.matching.breechface.params import PRESETS, get_params
 from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
-__all__ = ["Evidence", "bound_note", "evaluate", "evaluate_rows", "preset_name",
-           "verbal_scale"]
+__all__ = ["Evidence", "bound_note", "calibration_preset", "evaluate", "evaluate_rows",
+           "preset_name", "shipped_for", "verbal_scale"]
 
 #: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
 _VERBAL = (
@@ -53,23 +53,50 @@ IMAGE_CAVEAT = ("the calibration shipped with the package was fitted on 3D topog
 
 
 def preset_name(params: Any) -> str | None:
-    """The name of the preset ``params`` equals, ``"custom"`` for others, ``None`` for none."""
+    """The name of the preset ``params`` equals, ``"custom"`` for others, ``None`` for none.
+
+    ``params`` may also be a preset's name in any case (``"cmcr"`` gives ``"cmcR"``) or
+    ``"custom"``; an unknown name raises :class:`~ballistics.errors.ParameterError`."""
     if params is None:
         return None
-    return next((name for name, p in PRESETS.items() if p == params), "custom")
+    if isinstance(params, str) and params.lower() == "custom":
+        return "custom"
+    p = get_params(params)
+    return next((name for name, q in PRESETS.items() if q == p), "custom")
+
+
+def calibration_preset(params: Any) -> str:
+    """The compare preset whose shipped calibration suits comparisons made with ``params``
+    (:class:`~ballistics.matching.breechface.CompareParams` or a preset name; ``None``:
+    ``"default"``): the preset's own, and for parameters of no preset (e.g. another
+    rotation range) the preset with the same rotation search (``"grid"``: ``"cmcR"``,
+    ``"full"``: ``"default"``), since ``theta_sd_deg`` depends on it."""
+    if params is None or (isinstance(params, str) and params.lower() == "custom"):
+        return "default"
+    p = get_params(params)
+    name = preset_name(p)
+    if name in DEFAULT_FILES:
+        return str(name)
+    return next((n for n, q in PRESETS.items() if n in DEFAULT_FILES
+                 and q.rotation == p.rotation), "default")
 
 
 def shipped_for(calibration: Calibration | None, preset: str | None) -> Calibration:
-    """The calibration to apply to comparisons made with ``preset``: ``calibration`` itself
-    when it is a lab's own (a collection's, a file's), else the package's calibration of
-    that preset (:func:`~ballistics.matching.lr.load_default`; the ``"default"`` preset's
-    for parameters of no preset that ships one)."""
-    if calibration is not None and (
-            calibration.source != "synthetic-default"
-            or calibration.fitted.get("compare_preset") == (preset or "default")
-            or (preset or "default") not in DEFAULT_FILES):
+    """The calibration to apply to comparisons whose shipped calibration is ``preset``'s
+    (:func:`calibration_preset`; ``None``: not known).
+
+    A lab's own calibration (a collection's, a file's: any source but
+    ``"synthetic-default"``) is returned as it is, whatever the preset; so is a shipped one
+    when ``preset`` is ``None``. A shipped calibration of another preset, or none, gives the
+    package's calibration of ``preset`` (:func:`~ballistics.matching.lr.load_default`;
+    ``None``: the ``"default"`` preset's)."""
+    if calibration is not None and (calibration.source != "synthetic-default"
+                                    or preset is None):
         return calibration
-    return load_default(preset)
+    key = calibration_preset(preset)
+    if calibration is not None and calibration.fitted.get("compare_preset") == key:
+        return calibration
+    return load_default(key)
 
 
 def verbal_scale(log10_lr: float) -> str:
@@ -152,20 +179,35 @@ def bound_note(log10_lrs: Sequence[float] | np.ndarray, calibration: Calibration
 
 
 def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration | None = None,
-                  *, preset: str | None = None, modality: str | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  *, preset: str | None = None, modality: str | None = None,
+                  params: Any = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Scores, log10 LRs and the warnings they share, for feature rows of comparisons made
-    with ``preset`` of scans of ``modality`` (the common path of :func:`evaluate` and
-    collection search).
+    with ``preset`` (a preset name in any case, ``"custom"``, or ``None``: not known) or
+    ``params`` (their :class:`~ballistics.matching.breechface.CompareParams`, which name the
+    preset) of scans of ``modality`` (the common path of :func:`evaluate` and collection
+    search).
 
     Warnings: features the score model imputed, a preset other than the calibration's, 2D
     images scored with the shipped calibration (fitted on topographies), the shipped
     synthetic calibration, LRs at the calibration's bounds.
 
-    The shipped calibration (``None``, or one flagged ``synthetic-default``) is the one of
-    ``preset`` where the package ships one (:func:`shipped_for`).
+    The shipped calibration (``None``, or one flagged ``synthetic-default``) is the one that
+    suits the comparisons (:func:`calibration_preset`, :func:`shipped_for`).
     """
-    cal = shipped_for(calibration, preset)
+    return _evaluated(rows, calibration, preset, modality, params)[1:]
+
+
+def _evaluated(rows: Sequence[Mapping[str, float]], calibration: Calibration | None,
+               preset: str | None, modality: str | None, params: Any
+               ) -> tuple[Calibration, np.ndarray, np.ndarray, list[str]]:
+    """:func:`evaluate_rows` with the calibration applied first."""
+    if params is not None:
+        preset = preset_name(params)
+        key: str | None = calibration_preset(params)
+    else:
+        preset = preset_name(preset) if preset else None
+        key = calibration_preset(preset) if preset else None
+    cal = shipped_for(calibration, key)
     if rows:
         scores, llr = cal.apply(list(rows))
     else:
@@ -177,14 +219,17 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
                      + ", ".join(missing))
     fitted_preset = cal.fitted.get("compare_preset")
     if preset and fitted_preset and preset != fitted_preset:
-        remedy = (f"compare with the {fitted_preset!r} preset" if preset != "custom" else
-                  f"compare with the parameters of a preset ({', '.join(DEFAULT_FILES)}: "
-                  "no --rotation)")
+        if preset == "custom":
+            used = "parameters of no preset ('custom')"
+            remedy = "compare with a preset's own parameters (no --rotation)"
+        else:
+            used = f"the {preset!r} preset"
+            remedy = (f"compare with the {fitted_preset!r} preset, or calibrate the "
+                      f"collection with --preset {preset}")
         warns.append(f"the calibration was fitted on comparisons with the {fitted_preset!r} "
-                     f"preset, these used {preset!r}: the LRs are {LR_CAVEAT_MARK} and can "
-                     f"point the wrong way (theta_sd_deg depends on the rotation search); for "
-                     f"a calibrated LR {remedy}, or use a collection calibrated with these "
-                     f"parameters (--collection)")
+                     f"preset, these used {used}: the LRs are {LR_CAVEAT_MARK} and can point "
+                     f"the wrong way (theta_sd_deg depends on the rotation search); for a "
+                     f"calibrated LR {remedy}")
     if modality == "image" and cal.source == "synthetic-default":
         warns.append(IMAGE_CAVEAT)
     if cal.source == "synthetic-default":
@@ -192,7 +237,7 @@ def evaluate_rows(rows: Sequence[Mapping[str, float]], calibration: Calibration 
     note = bound_note(llr, cal)
     if note:
         warns.append(note)
-    return np.asarray(scores, float), np.asarray(llr, float), warns
+    return cal, np.asarray(scores, float), np.asarray(llr, float), warns
 
 
 def evaluate(comparison: Any, calibration: Calibration | None = None, *,
@@ -204,7 +249,8 @@ def evaluate(comparison: Any, calibration: Calibration | None = None, *,
     comparison
         A :class:`~ballistics.matching.breechface.Comparison` (or a mapping of its features).
     calibration
-        The calibration to use; ``None`` = the package's synthetic default.
+        The calibration to use: a lab's own is used as it is; ``None`` (or a shipped one) =
+        the package's calibration for the comparison's preset (:func:`shipped_for`).
     modality
         What was compared (``"topography"`` or ``"image"``), when known: two images scored
         with the shipped calibration (fitted on topographies) get a warning.
@@ -213,10 +259,8 @@ def evaluate(comparison: Any, calibration: Calibration | None = None, *,
     -------
     Evidence
     """
-    preset = preset_name(getattr(comparison, "params", None))
-    cal = shipped_for(calibration, preset)
-    scores, llr, warns = evaluate_rows([feature_dict(comparison)], cal, preset=preset,
-                                       modality=modality)
+    cal, scores, llr, warns = _evaluated([feature_dict(comparison)], calibration, None,
+                                         modality, getattr(comparison, "params", None))
     value = float(llr[0])
     return Evidence(score=float(scores[0]), log10_lr=value, verbal=verbal_scale(value),
                     calibration=cal.describe(), warnings=tuple(warns))

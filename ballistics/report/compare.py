@@ -208,20 +208,24 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     blocks: list[Any] = []
     if evidence is not None:
         cal = evidence.calibration
+        fitted = cal.get("fitted", {})
         lo, hi = cal.get("log10_lr_bounds", (None, None))
         cllr = cal.get("metrics", {}).get("cllr", float("nan"))
         summary += [
             ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
             ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
             ("verbal equivalent (ENFSI scale)", evidence.verbal),
-            ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
+            ("calibration", f"{cal.get('source')} ({fitted.get('compare_preset', '–')} "
+                            f"preset): {fitted.get('data', '–')}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
         ]
         if cal.get("source") == "synthetic-default":
-            blocks.append(Paragraph("The likelihood ratio comes from the default calibration "
-                                    f"fitted on {DEFAULT_FITTED_ON}, not on this lab's "
-                                    "reference data.", "bad"))
+            preset = fitted.get("compare_preset", "default")
+            blocks.append(Paragraph("The likelihood ratio comes from the calibration shipped "
+                                    f"with the package for the {preset!r} preset, fitted on "
+                                    f"{DEFAULT_FITTED_ON}, not on this lab's reference data.",
+                                    "bad"))
         # caveats that qualify the LR itself (another preset than the calibration's, 2D
         # images on a topography calibration) stand under the result, not only at the end
         blocks += [Paragraph(w[0].upper() + w[1:] + ".", "bad") for w in evidence.lr_caveats]

@@ -101,8 +101,10 @@ def candidate_figure(query: Any, cand: Any, comparison: Any, title: str = "candi
 def _calibration_rows(cal: dict[str, Any]) -> list[tuple[str, str]]:
     lo, hi = (cal.get("log10_lr_bounds") or (None, None))[:2]
     metrics = cal.get("metrics") or {}
+    fitted = cal.get("fitted") or {}
     return [("source", str(cal.get("source"))),
-            ("fitted on", format_value((cal.get("fitted") or {}).get("data"))),
+            ("compare preset", format_value(fitted.get("compare_preset"))),
+            ("fitted on", format_value(fitted.get("data"))),
             ("LR method", format_value(cal.get("lr_method"))),
             ("held-out Cllr", "–" if metrics.get("cllr") is None
              else f"{float(metrics['cllr']):.3f}"),
@@ -147,9 +149,10 @@ def search_document(result: Any, *, max_figures: int = 5, case: CaseInfo | None 
                 for row, pr in zip(rows, pair_reports, strict=True)]
     ranked: list[Any] = [Table(headers, rows)]
     if cal.get("source") == "synthetic-default":
-        ranked.append(Paragraph("The likelihood ratios come from the package's default "
-                                f"calibration (fitted on {DEFAULT_FITTED_ON}), not on this "
-                                "lab's casings.", "bad"))
+        preset = (cal.get("fitted") or {}).get("compare_preset", "default")
+        ranked.append(Paragraph("The likelihood ratios come from the calibration shipped "
+                                f"with the package for the {preset!r} preset (fitted on "
+                                f"{DEFAULT_FITTED_ON}), not on this lab's casings.", "bad"))
     qscan = result.query_scan
     query: list[Any] = []
     if qscan is not None:

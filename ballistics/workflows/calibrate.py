@@ -33,6 +33,7 @@ import numpy as np
 from ballistics.collection.audit import log_event
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError, ParameterError
+from ballistics.matching.breechface.params import preset_key
 from ballistics.progress import progress
 from ballistics.scan import Scan
 
@@ -372,7 +373,7 @@ def calibrate_collection(
     logger.info("calibration pairs: %d same-source of %d, %d different-source of %d",
                 record["same_source"]["chosen"], record["same_source"]["available"],
                 record["different_source"]["chosen"], record["different_source"]["available"])
-    preset = preset or (col.manifest.get("compare") or {}).get("preset", "default")
+    preset = preset_key(preset or (col.manifest.get("compare") or {}).get("preset", "default"))
     rows = compare_pairs(col, chosen, preset=preset, device=device, workers=workers,
                          quiet=quiet)
     same = [sources[i] == sources[j] for i, j in chosen]

@@ -26,6 +26,7 @@ from ballistics.collection.audit import log_event
 from ballistics.collection.records import Failure
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError, ModalityMismatchError, NotACollectionError
+from ballistics.matching.breechface.params import preset_key
 from ballistics.params import check_choice, check_range
 from ballistics.workflows.ingest import (
     PreparedCasing,
@@ -151,6 +152,9 @@ class SearchOptions:
             check_range("workers", self.workers, 0, 1024)
         if self.modality is not None:
             check_choice("modality", self.modality, ("topography", "image"))
+        if self.compare_preset is not None:
+            # one spelling ("cmcr" -> "cmcR"): it picks the shipped calibration
+            object.__setattr__(self, "compare_preset", preset_key(self.compare_preset))
 
 
 @dataclass

@@ -94,6 +94,14 @@ def test_compare_json_has_score_lr_and_calibration(fadul):
     assert not any("preset" in w for w in out["warnings"]), out["warnings"]
     lo, hi = cal["log10_lr_bounds"]
     assert out["cmc_count"] >= 15 and 0 < out["log10_lr"] <= hi
+    # cmcR's cells over another grid (no preset): cmcR's calibration, with the caveat
+    r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--json", "--preset",
+                                  "cmcr", "--rotation=-30,30,2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["calibration"]["fitted"]["compare_preset"] == "cmcR"
+    assert any("indicative only" in w for w in out["warnings"])
+    assert out["cmc_count"] >= 15 and out["log10_lr"] > 0
 
 
 def test_compare_collection_without_calibration_is_an_error(fadul, tmp_path):
@@ -126,12 +134,16 @@ def test_lrs_at_the_calibration_bounds_are_explained():
 
 
 def test_each_preset_gets_its_own_shipped_calibration():
-    """``load_default(preset)`` and :func:`shipped_for`: the shipped calibration follows the
-    comparison's preset; parameters of no preset get the default one (and a caveat); a lab's
+    """``load_default(preset)``, :func:`calibration_preset` and :func:`shipped_for`: the
+    shipped calibration follows the comparison's preset (any spelling); parameters of no
+    preset get the one of the preset with the same rotation search, and a caveat; a lab's
     own calibration is used whatever the preset."""
     import dataclasses
 
-    from ballistics.matching.evidence import evaluate_rows, shipped_for
+    from ballistics.errors import ParameterError
+    from ballistics.matching import PRESETS
+    from ballistics.matching.breechface import parse_rotation
+    from ballistics.matching.evidence import calibration_preset, evaluate_rows, shipped_for
     from ballistics.matching.lr import DEFAULT_FILES
 
     assert set(DEFAULT_FILES) == {"default", "cmcR"}
@@ -139,16 +151,35 @@ def test_each_preset_gets_its_own_shipped_calibration():
     assert default.fitted["compare_preset"] == "default"
     assert cmcr.fitted["compare_preset"] == "cmcR" and cmcr.source == "synthetic-default"
     assert load_default(None).to_dict() == load_default("custom").to_dict() == default.to_dict()
-    assert cmcr.to_dict() != default.to_dict()
+    assert load_default("CMCR").to_dict() == cmcr.to_dict() != default.to_dict()
+    with pytest.raises(ParameterError, match="no calibration ships"):
+        load_default("song2013")
+    # which preset's calibration suits which parameters
+    grid_default = parse_rotation("-30,30,2", PRESETS["default"])
+    full_cmcr = parse_rotation("full", PRESETS["cmcR"])
+    assert calibration_preset(PRESETS["cmcR"]) == calibration_preset("cmcr") == "cmcR"
+    assert calibration_preset(None) == calibration_preset("custom") == "default"
+    assert calibration_preset(grid_default) == "cmcR"  # the cells' angles over a grid
+    assert calibration_preset(full_cmcr) == "default"  # the full circle's fine grid
+    # shipped calibrations are swapped for the preset's; a lab's is kept
     assert shipped_for(None, "cmcR").fitted["compare_preset"] == "cmcR"
     assert shipped_for(default, "cmcR").fitted["compare_preset"] == "cmcR"
     assert shipped_for(cmcr, "default").fitted["compare_preset"] == "default"
     assert shipped_for(default, "custom") is default
-    lab = dataclasses.replace(default, source="collection")
-    assert shipped_for(lab, "cmcR") is lab
+    assert shipped_for(cmcr, None) is cmcr  # preset not known: as given
+    lab = dataclasses.replace(cmcr, source="collection")
+    assert shipped_for(lab, "default") is lab
     row = {"cmc_count_combined": 12, "ncc_at_pose": 0.35, "theta_sd_deg": 6.0}
-    sc, llr, warns = evaluate_rows([row], None, preset="cmcR")
+    sc, llr, warns = evaluate_rows([row], None, preset="cmcr")
     assert (sc[0], llr[0]) == tuple(x[0] for x in cmcr.apply([row]))
     assert not any("indicative only" in w for w in warns)
-    _, _, warns = evaluate_rows([row], lab, preset="cmcR")
-    assert any("indicative only" in w for w in warns)  # a lab's default-preset calibration
+    # cmcR's settings over another range: cmcR's calibration, with the caveat
+    sc, llr, warns = evaluate_rows([row], None, params=PRESETS["cmcR"].replace(theta_step_deg=2))
+    assert (sc[0], llr[0]) == tuple(x[0] for x in cmcr.apply([row]))
+    caveat = [w for w in warns if "indicative only" in w]
+    assert len(caveat) == 1 and "no preset ('custom')" in caveat[0]
+    assert "no --rotation" in caveat[0] and "--collection" not in caveat[0]
+    # a lab's calibration fitted with cmcR used on default-preset comparisons
+    _, _, warns = evaluate_rows([row], lab, preset="default")
+    caveat = [w for w in warns if "indicative only" in w]
+    assert len(caveat) == 1 and "--preset default" in caveat[0]

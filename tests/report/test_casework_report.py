@@ -136,8 +136,8 @@ def test_compare_result_carries_the_caveats_that_qualify_the_lr(compared, docume
     result = html[html.index("<h2>Result</h2>"):html.index("<h2>Inputs</h2>")]
     result = result.replace("&#x27;", "'")
     assert re.search(r"<p class='bad'>The calibration was fitted on comparisons with the "
-                     r"'default' preset, these used 'custom': the LRs are indicative only and can "
-                     r"point the wrong way [^<]*--collection\)\.</p>",
+                     r"'cmcR' preset, these used parameters of no preset \('custom'\): the LRs "
+                     r"are indicative only and can point the wrong way [^<]*no --rotation\)\.</p>",
                      result), result[-600:]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ballistics.matching.lr import load_default
+from ballistics.matching.lr import feature_dict, load_default
 from ballistics.workflows.search import Searcher, SearchOptions, settle_ranking
 
 CASINGS = ["TW01-01", "TW01-02", "TW01-03", "TW02-01", "TW03-01", "TW04-01", "TW05-01",
@@ -152,22 +152,36 @@ def test_early_rerank_gives_the_full_rerank(collection, small_weller, top):
 
 
 def test_search_with_the_cmcr_preset_scores_with_its_calibration(collection, small_weller):
-    """A collection without a calibration of its own, searched with ``--preset cmcR``: the
-    bounds of the early re-rank, the scores and the LRs come from the calibration shipped
-    for cmcR (no preset caveat), and the early re-rank still gives the full one's top."""
+    """A collection without a calibration of its own, searched with ``--preset cmcr`` (any
+    spelling): the bounds of the early re-rank, the scores and the LRs come from the
+    calibration shipped for cmcR (no preset caveat), and the early re-rank still gives the
+    full one's top."""
+    top = 1
     s = Searcher(collection, device="cpu")
     q = s.prepare(small_weller / "TW01-01.x3p", SearchOptions(processed=True))
     res = {}
     for mode in ("full", "early"):
-        res[mode] = s.search(q, SearchOptions(top=1, shortlist=7, processed=True, workers=1,
+        res[mode] = s.search(q, SearchOptions(top=top, shortlist=7, processed=True, workers=1,
                                               rerank=mode, device="cpu",
-                                              compare_preset="cmcR"))
+                                              compare_preset="cmcr"))
     cal = load_default("cmcR")
     for r in res.values():
         assert r.calibration["fitted"]["compare_preset"] == "cmcR"
         assert not any("indicative only" in w for w in r.warnings)
-    assert res["full"].candidates[0] == res["early"].candidates[0]
-    from ballistics.matching.lr import feature_dict
+    assert res["full"].candidates == res["early"].candidates
+    # the early re-rank completes exactly the candidates that cmcR's bounds cannot rule out
+    from ballistics.matching.breechface import compare_forward, finish_comparisons
+
+    every = s.search(q, SearchOptions(top=7, shortlist=7, processed=True, workers=1,
+                                      rerank="full", device="cpu", compare_preset="cmcR"))
+    cands = [s.collection.surfaces([s.collection.row_of(c["id"])])[0]
+             for c in every.candidates]
+    stages = compare_forward(q.scan, cands, "cmcR", device="cpu")
+    exact = cal.score_model.score([feature_dict(c) for c in finish_comparisons(
+        q.scan, cands, stages, device="cpu")])
+    bounds = cal.score_model.upper_bound([st.feature_bounds() for st in stages])
+    expected = settle_ranking(bounds, top, lambda idx: exact[idx])
+    assert res["early"].timing_s["completed"] == len(expected)
 
     scores, _ = cal.apply([feature_dict(c) for c in res["full"].comparisons])
     assert [c["score"] for c in res["full"].candidates] == pytest.approx(list(scores))

@@ -8,8 +8,8 @@ Public names (loaded lazily: torch is imported at the first comparison):
   (``comparison``), :func:`worker_pool` (``_parallel``): :func:`compare_many` in two
   stages (pose and forward direction with bounds on the features, then the rest), for
   re-ranking that completes only the comparisons that can change a ranking;
-- :class:`CompareParams`, :data:`PRESETS`, :func:`get_params`, :func:`parse_rotation`
-  (``params``): the presets ``"default"`` and ``"cmcR"``;
+- :class:`CompareParams`, :data:`PRESETS`, :func:`get_params`, :func:`preset_key`,
+  :func:`parse_rotation` (``params``): the presets ``"default"`` and ``"cmcR"``;
 - :data:`FEATURE_NAMES` (``features``): the ACES-style feature vector of a comparison;
 - :func:`align_target` (``pose``): the target on the reference's grid at the found pose.
 
@@ -35,6 +35,7 @@ _LAZY = {
     "PRESETS": "params",
     "get_params": "params",
     "parse_rotation": "params",
+    "preset_key": "params",
     "FEATURE_NAMES": "features",
     "align_target": "pose",
 }

@@ -203,6 +203,18 @@ def get_params(params: str | CompareParams | None = "default") -> CompareParams:
         f"params must be a preset name or CompareParams, got {type(params).__name__}")
 
 
+def preset_key(name: str) -> str:
+    """A preset's name as :data:`PRESETS` spells it (``"cmcr"`` -> ``"cmcR"``).
+
+    Raises
+    ------
+    ParameterError
+        For a name that is no preset's.
+    """
+    p = get_params(name)
+    return next(k for k, q in PRESETS.items() if q == p)
+
+
 def parse_rotation(
     spec: str | tuple[float, float, float] | None, base: CompareParams, *,
     name: str = "rotation",

@@ -225,18 +225,26 @@ def load_default(preset: str | None = "default") -> Calibration:
     Parameters
     ----------
     preset
-        The compare preset (:data:`DEFAULT_FILES`: ``"default"``, ``"cmcR"``); other
-        values (``None``, ``"custom"``) give the ``"default"`` preset's calibration, whose
-        LRs :func:`ballistics.matching.evidence.evaluate` then qualifies.
+        The compare preset (:data:`DEFAULT_FILES`: ``"default"``, ``"cmcR"``, any case);
+        ``None`` or ``"custom"`` give the ``"default"`` preset's calibration
+        (:func:`ballistics.matching.evidence.calibration_preset` picks the one that suits
+        parameters of no preset).
 
     Raises
     ------
+    ParameterError
+        For another preset name.
     BallisticsError
         When the package data file is missing (a broken installation).
     """
-    name = DEFAULT_FILES.get(preset or "default", DEFAULT_FILE)
-    what = ("the default calibration" if name == DEFAULT_FILE
-            else f"the shipped calibration of the {preset!r} preset")
+    key = "default" if preset is None or preset.lower() == "custom" else next(
+        (k for k in DEFAULT_FILES if k.lower() == preset.lower()), None)
+    if key is None:
+        raise ParameterError(f"no calibration ships for the preset {preset!r}; presets with "
+                             f"one: {', '.join(DEFAULT_FILES)}")
+    name = DEFAULT_FILES[key]
+    what = ("the default calibration" if key == "default"
+            else f"the shipped calibration of the {key!r} preset")
     cal = Calibration.from_dict(package_document(
         name, what,
         "reinstall ballistics or fit one with `ballistics calibrate --collection DIR`"))
