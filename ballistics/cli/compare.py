@@ -10,6 +10,7 @@ import click
 from ballistics.cli.common import (
     OUTPUT_FILE,
     F,
+    calibration_label,
     case_options,
     check_csv_target,
     check_report_paths,
@@ -295,7 +296,7 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
     click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
     click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
-               f"({evidence.verbal}; calibration: {evidence.calibration['source']})")
+               f"({evidence.verbal}; calibration: {calibration_label(evidence.calibration)})")
     for key, label in (("report", "report"), ("report_pdf", "pdf")):
         if key in out:
             fmt = "html" if key == "report" else "pdf"
