@@ -497,6 +497,9 @@ def _many_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[l
             objs.append(obj)
             rows.append(_csv_row(dirs[i], dirs[j], full, r))
             bar.update()
+    # each pair's warnings (the synthetic-default LR, its bounds) on stderr once, as for
+    # two folders; they stay in each pair's JSON
+    _reemit(list(dict.fromkeys(w for o in objs for w in o["warnings"] if w not in warns)))
     if csv_path:
         write_csv(csv_path, BULLET_CSV_COLUMNS, rows)
     if as_json:

@@ -232,6 +232,21 @@ def test_compare_bullets_many_folders(bullet_dirs, tmp_path, monkeypatch) -> Non
     assert res.exit_code == 2 and "two folders" in res.stderr
 
 
+def test_compare_bullets_many_folders_warns_on_stderr(bullet_dirs) -> None:
+    """With more than two folders each pair's warnings (the LR of the shipped synthetic
+    model) reach stderr once, as with two folders, in the matrix, CSV and JSON modes."""
+    root, _ = bullet_dirs
+    dirs = [str(root / "a"), str(root / "b"), str(root / "c")]
+    two = CliRunner().invoke(main, ["compare-bullets", *dirs[:2], "--json"])
+    assert two.exit_code == 0, two.output
+    shipped = [w for w in json.loads(two.stdout)["warnings"] if "fitted on synthetic" in w]
+    assert shipped and shipped[0] in two.stderr
+    for extra in ([], ["--json"], ["--csv", "-"]):
+        res = CliRunner().invoke(main, ["compare-bullets", *dirs, *extra])
+        assert res.exit_code == 0, res.output
+        assert res.stderr.count(shipped[0]) == 1, (extra, res.stderr)
+
+
 def test_compare_bullets_bad_folder(tmp_path) -> None:
     res = CliRunner().invoke(main, ["compare-bullets", str(tmp_path), str(tmp_path / "nope")])
     assert res.exit_code == 2 and "error:" in res.stderr
