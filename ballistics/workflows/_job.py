@@ -156,14 +156,15 @@ def _recover_staging(staging: Path, committer: _Committer | None, quiet: bool) -
 
 
 def _new_collection_modality(files: Sequence[str], asked: str | None) -> str | None:
-    """The modality an empty collection takes from its first input: ``--modality`` when
-    given, else ``"image"`` for an image file (PNG, TIFF, JPEG, BMP) and ``"topography"``
-    for any other; ``None`` without inputs."""
+    """The modality an empty collection takes from its inputs: ``--modality`` when given,
+    else ``"image"`` when every input is an image file (PNG, TIFF, JPEG, BMP) and
+    ``"topography"`` otherwise (as before for a mixed folder); ``None`` without inputs."""
     if not files:
         return None
     if asked is not None:
         return asked
-    return "image" if Path(files[0]).suffix.lower() in IMAGE_SUFFIXES else "topography"
+    images = all(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files)
+    return "image" if images else "topography"
 
 
 def _prepare_one(path: str, modality: str | None, prepare: dict[str, Any]

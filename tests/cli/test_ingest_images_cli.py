@@ -53,3 +53,12 @@ def test_ingest_of_x3p_still_makes_a_topography_collection(study, tmp_path):
              "--collection", str(col), "--model", "baseline", "--json", "--quiet")
     assert r.exit_code == 0, r.output
     assert json.loads((col / "manifest.json").read_text())["modality"] == "topography"
+    # a folder of both kinds makes a topography collection, as before: the PNGs fail
+    mixed = tmp_path / "mixed"
+    r = _run("ingest", str(study / "F001-01.png"), str(study / "F001-02.x3p"),
+             "--collection", str(mixed), "--model", "baseline", "--json", "--quiet")
+    assert r.exit_code == 2
+    out = json.loads(r.stdout)
+    assert out["ingested"] == 1 and [f["error"] for f in out["failed"]] == [
+        "ModalityMismatchError"]
+    assert json.loads((mixed / "manifest.json").read_text())["modality"] == "topography"
