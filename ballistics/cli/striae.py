@@ -130,6 +130,7 @@ def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
                     spacing_um: float | None, modality: str | None, no_verify: bool,
                     strict: bool, bar: Any) -> None:
     from ballistics.matching.striae import StriaeCompareParams, compare_signatures
+    from ballistics.matching.striae.marks import check_same_modality
     from ballistics.params import params_dict
 
     with warnings.catch_warnings(record=True) as caught:
@@ -141,6 +142,7 @@ def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
         bar.set_postfix_str(f"reading {Path(b).name} and extracting its signature")
         sb, scan_b = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
                                 modality)
+        check_same_modality(scan_a, scan_b)
         bar.update(1)
         bar.set_postfix_str("comparing the signatures")
         params = StriaeCompareParams(try_reversed=kind != "lea")
