@@ -97,7 +97,10 @@ def embed(files: tuple[str, ...], out: str, model: str, preprocess_mode: str | N
                 scan, det = prepare_scan(scan, "default", mode)
             except InputError as exc:
                 raise InputError(f"cannot embed: {exc.message}", path=path) from None
-            warns.extend(f"{path}: {w}" for w in scan.warnings if f"{path}: {w}" not in warns)
+            for w in scan.warnings:  # named by its file once (some already start with it)
+                w = w if w.startswith(f"{path}: ") else f"{path}: {w}"
+                if w not in warns:
+                    warns.append(w)
             detected.append(det)
             scans.append(scan)
         try:

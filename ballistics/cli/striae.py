@@ -130,6 +130,7 @@ def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
                     spacing_um: float | None, modality: str | None, no_verify: bool,
                     strict: bool, bar: Any) -> None:
     from ballistics.matching.striae import StriaeCompareParams, compare_signatures
+    from ballistics.matching.striae.marks import check_same_modality
     from ballistics.params import params_dict
 
     with warnings.catch_warnings(record=True) as caught:
@@ -141,6 +142,7 @@ def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
         bar.set_postfix_str(f"reading {Path(b).name} and extracting its signature")
         sb, scan_b = _signature(b, kind, reg, mask_path, spacing_um, not no_verify, strict,
                                 modality)
+        check_same_modality(scan_a, scan_b)
         bar.update(1)
         bar.set_postfix_str("comparing the signatures")
         params = StriaeCompareParams(try_reversed=kind != "lea")
@@ -497,6 +499,9 @@ def _many_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[l
             objs.append(obj)
             rows.append(_csv_row(dirs[i], dirs[j], full, r))
             bar.update()
+    # each pair's warnings (the synthetic-default LR, its bounds) on stderr once, as for
+    # two folders; they stay in each pair's JSON
+    _reemit(list(dict.fromkeys(w for o in objs for w in o["warnings"] if w not in warns)))
     if csv_path:
         write_csv(csv_path, BULLET_CSV_COLUMNS, rows)
     if as_json:

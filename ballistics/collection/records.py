@@ -50,6 +50,13 @@ class CasingRecord:
         object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
 
 
+def modality_mismatch(found: str, collection: str) -> str:
+    """The reason a casing of modality ``found`` cannot join a ``collection`` collection."""
+    def a(word: str) -> str:
+        return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+    return f"{a(found)} cannot join {a(collection)} collection (one modality per collection)"
+
+
 @dataclass(frozen=True)
 class Failure:
     """A file that could not be ingested, with the reason (one line) and the error type."""

@@ -42,7 +42,7 @@ from ballistics.collection.manifest import (
     unique_id,
 )
 from ballistics.collection.reader import CollectionReader
-from ballistics.collection.records import CasingRecord
+from ballistics.collection.records import CasingRecord, modality_mismatch
 from ballistics.errors import CollectionCorruptError, CollectionError
 
 #: An IVF-PQ index is retrained once the collection holds this many times its training rows.
@@ -106,6 +106,19 @@ class CollectionWriter(CollectionReader):
             manifest["preprocess"] = dict(preprocess)
         self._publish(manifest)
 
+    def set_modality(self, modality: str, *, lock: CollectionLock) -> None:
+        """Set the modality (``"topography"`` or ``"image"``) of an empty collection;
+        refused once it holds casings of the other one."""
+        self._require(lock)
+        manifest = self._latest()
+        if manifest.get("modality") == modality:
+            return
+        if manifest["count"]:
+            raise CollectionError(modality_mismatch(modality, str(manifest.get("modality"))),
+                                  path=self.directory)
+        manifest["modality"] = modality
+        self._publish(manifest)
+
     # ---- commits -----------------------------------------------------------------------
     def commit(
         self, records: Sequence[CasingRecord], *, lock: CollectionLock
@@ -139,8 +152,7 @@ class CollectionWriter(CollectionReader):
                 )
             if r.scan.modality != current.modality:
                 raise CollectionError(
-                    f"a {r.scan.modality} cannot join a {current.modality} collection "
-                    "(one modality per collection)", path=r.path,
+                    modality_mismatch(r.scan.modality, current.modality), path=r.path,
                 )
             rid = unique_id(r.id, _Union(table.id_set, taken))
             taken.add(rid)

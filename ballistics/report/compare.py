@@ -34,6 +34,7 @@ from ballistics.report.document import (
     Picture,
     Section,
     Table,
+    calibration_data,
     format_value,
     inputs_table,
     preprocessing_table,
@@ -216,7 +217,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
             ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
             ("verbal equivalent (ENFSI scale)", evidence.verbal),
             ("calibration", f"{cal.get('source')} ({fitted.get('compare_preset', '–')} "
-                            f"preset): {fitted.get('data', '–')}; "
+                            f"preset): {calibration_data(fitted)}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
         ]

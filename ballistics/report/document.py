@@ -204,6 +204,25 @@ def _summary_step(scan: Scan) -> Mapping[str, Any] | None:
     return next((s for s in scan.provenance if s.get("name") == "preprocess"), None)
 
 
+def calibration_data(fitted: Mapping[str, Any]) -> str:
+    """What a calibration was fitted on, in words: the shipped one's ``data``, or a
+    collection's name, generation and pairs (``"–"`` when not recorded)."""
+    if fitted.get("data"):
+        return str(fitted["data"])
+    if fitted.get("collection") is None:
+        return "–"
+    same = ((fitted.get("sampling") or {}).get("same_source") or {}).get("chosen")
+    pairs = fitted.get("pairs")
+    text = f"collection {fitted['collection']}"
+    if fitted.get("generation") is not None:
+        text += f" (generation {fitted['generation']})"
+    if pairs is not None:
+        text += f", {pairs} pairs" + ("" if same is None else f" ({same} same source)")
+    if fitted.get("source_column"):
+        text += f", sources by {fitted['source_column']}"
+    return text
+
+
 def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
                  detected: Sequence[Mapping[str, Any] | None] | None = None) -> Table:
     """The "Inputs" table: for each ``(name, path, scan)``, one after the other, the file,

@@ -21,6 +21,7 @@ from ballistics.report.document import (
     Picture,
     Section,
     Table,
+    calibration_data,
     format_value,
     inputs_table,
     preprocessing_table,
@@ -104,7 +105,7 @@ def _calibration_rows(cal: dict[str, Any]) -> list[tuple[str, str]]:
     fitted = cal.get("fitted") or {}
     return [("source", str(cal.get("source"))),
             ("compare preset", format_value(fitted.get("compare_preset"))),
-            ("fitted on", format_value(fitted.get("data"))),
+            ("fitted on", calibration_data(fitted)),
             ("LR method", format_value(cal.get("lr_method"))),
             ("held-out Cllr", "–" if metrics.get("cllr") is None
              else f"{float(metrics['cllr']):.3f}"),

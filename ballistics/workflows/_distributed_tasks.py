@@ -27,7 +27,7 @@ from typing import Any
 
 from ballistics.collection import shards as shard_io
 from ballistics.collection.fsio import atomic_write_json, fsync_dir
-from ballistics.collection.records import Failure
+from ballistics.collection.records import Failure, modality_mismatch
 from ballistics.errors import BallisticsError, CollectionCorruptError
 from ballistics.workflows.ingest import (
     LabelTable,
@@ -204,8 +204,7 @@ def batch_task(
         if isinstance(res, Failure):
             failed.append(res.to_dict())
         elif modality is not None and res.scan.modality != modality:
-            failed.append(Failure(path, f"a {res.scan.modality} cannot join a {modality} "
-                                  "collection (one modality per collection)",
+            failed.append(Failure(path, modality_mismatch(res.scan.modality, modality),
                                   "ModalityMismatchError").to_dict())
         else:
             prepared.append(res)

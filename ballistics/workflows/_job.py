@@ -34,9 +34,10 @@ from ballistics.collection import shards as shard_io
 from ballistics.collection.audit import log_event
 from ballistics.collection.fsio import atomic_write_json
 from ballistics.collection.lock import CollectionLock
-from ballistics.collection.records import Failure
+from ballistics.collection.records import Failure, modality_mismatch
 from ballistics.collection.store import Collection
 from ballistics.errors import CollectionCorruptError, InputError
+from ballistics.io._common import IMAGE_SUFFIXES
 from ballistics.progress import progress
 from ballistics.workflows import _distributed_tasks as tasks
 from ballistics.workflows._executors import Executor
@@ -154,6 +155,18 @@ def _recover_staging(staging: Path, committer: _Committer | None, quiet: bool) -
     return len(shards)
 
 
+def _new_collection_modality(files: Sequence[str], asked: str | None) -> str | None:
+    """The modality an empty collection takes from its inputs: ``--modality`` when given,
+    else ``"image"`` when every input is an image file (PNG, TIFF, JPEG, BMP) and
+    ``"topography"`` otherwise (as before for a mixed folder); ``None`` without inputs."""
+    if not files:
+        return None
+    if asked is not None:
+        return asked
+    images = all(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in files)
+    return "image" if images else "topography"
+
+
 def _prepare_one(path: str, modality: str | None, prepare: dict[str, Any]
                  ) -> PreparedCasing | Failure:
     """Task of a local ingest: read and prepare one casing, checked against the collection's
@@ -161,8 +174,8 @@ def _prepare_one(path: str, modality: str | None, prepare: dict[str, Any]
     res = prepare_casing(path, **prepare)
     if (not isinstance(res, Failure) and modality is not None
             and res.scan.modality != modality):
-        return Failure(path, f"a {res.scan.modality} cannot join a {modality} collection "
-                       "(one modality per collection)", "ModalityMismatchError")
+        return Failure(path, modality_mismatch(res.scan.modality, modality),
+                       "ModalityMismatchError")
     return res
 
 
@@ -261,6 +274,10 @@ class IngestJob:
                 col.set_embedding_info(info, lock=lock, preprocess=options.settings)
                 col = col.refresh()
             summary.model = col.embedding_info
+            modality = _new_collection_modality(files, options.modality)
+            if not col.count and modality is not None and modality != col.modality:
+                col.set_modality(modality, lock=lock)  # an empty collection takes the inputs'
+                col = col.refresh()
 
             run = _Run(self, col, lock, summary, options, label_table, info, emb)
             col = run.execute(files)

@@ -52,6 +52,17 @@ def test_embed_baseline_writes_rows_in_input_order(tmp_path, weller_files):
     assert e[1] @ e[2] > max(e[0] @ e[1], e[0] @ e[2])
 
 
+def test_embed_names_each_file_once_in_its_warnings(tmp_path, weller_files):
+    """The 'preprocessing detected' warning of a processed Weller scan already names its
+    file: embed does not prefix the path a second time (trial 2)."""
+    r = CliRunner().invoke(main, ["embed", weller_files[0], "--out", str(tmp_path / "v.h5"),
+                                  "--model", "baseline", "--quiet", "--json"])
+    assert r.exit_code == 0, r.output
+    warns = json.loads(r.stdout)["warnings"]
+    detected = [w for w in warns if "preprocessing detected" in w]
+    assert detected and all(w.count(weller_files[0]) == 1 for w in warns), warns
+
+
 def test_embed_with_a_weights_file(tmp_path, weller_files):
     torch.manual_seed(0)
     w = save_checkpoint(tmp_path / "w.pt", PolarNet(SMALL).eval())

@@ -63,6 +63,26 @@ def test_compare_striae_json_and_report(tmp_path) -> None:
     assert "compare match_tolerance_um" in html and "<h2>Inputs</h2>" in html
 
 
+def test_compare_striae_refuses_a_topography_against_an_image(tmp_path) -> None:
+    """A striated mark as a topography against the same mark as a 2D image: exit 2 with the
+    message of ``compare`` (trial 2: it was compared, exit 0, no warning)."""
+    from ballistics.errors import ModalityMismatchError
+    from ballistics.matching.striae.marks import compare_mark_scans
+
+    p = striae_params("realistic")
+    scan = make_mark(make_tool("F1", 1, p), 1, p, direction_deg=80.0, shape=(110, 260)).scan
+    image = scan.replace(modality="image")
+    a = _write(scan, tmp_path / "a.x3p")
+    b = _write(image, tmp_path / "b.x3p")
+    res = CliRunner().invoke(main, ["compare-striae", a, b, "--region", "0,0,330,800"])
+    assert res.exit_code == 2, res.output
+    assert "cannot compare a topography" in res.stderr and "with an image" in res.stderr
+    with pytest.raises(ModalityMismatchError):
+        compare_mark_scans(scan, image, "mark", region=(0, 0, 330, 800))
+    res = CliRunner().invoke(main, ["compare-striae", a, a, "--region", "0,0,330,800"])
+    assert res.exit_code == 0, res.output
+
+
 def test_compare_striae_flat_region_is_bad_input(tmp_path) -> None:
     flat = _write(Scan(np.zeros((60, 90), np.float32), (3.0, 3.0)), tmp_path / "f.x3p")
     res = CliRunner().invoke(main, ["compare-striae", flat, flat, "--json"])
@@ -230,6 +250,21 @@ def test_compare_bullets_many_folders(bullet_dirs, tmp_path, monkeypatch) -> Non
     res = CliRunner().invoke(main, ["compare-bullets", *dirs[:3], "--report",
                                     str(tmp_path / "r.html")])
     assert res.exit_code == 2 and "two folders" in res.stderr
+
+
+def test_compare_bullets_many_folders_warns_on_stderr(bullet_dirs) -> None:
+    """With more than two folders each pair's warnings (the LR of the shipped synthetic
+    model) reach stderr once, as with two folders, in the matrix, CSV and JSON modes."""
+    root, _ = bullet_dirs
+    dirs = [str(root / "a"), str(root / "b"), str(root / "c")]
+    two = CliRunner().invoke(main, ["compare-bullets", *dirs[:2], "--json"])
+    assert two.exit_code == 0, two.output
+    shipped = [w for w in json.loads(two.stdout)["warnings"] if "fitted on synthetic" in w]
+    assert shipped and shipped[0] in two.stderr
+    for extra in ([], ["--json"], ["--csv", "-"]):
+        res = CliRunner().invoke(main, ["compare-bullets", *dirs, *extra])
+        assert res.exit_code == 0, res.output
+        assert res.stderr.count(shipped[0]) == 1, (extra, res.stderr)
 
 
 def test_compare_bullets_bad_folder(tmp_path) -> None:

@@ -184,3 +184,16 @@ def test_viewer_result_names_the_caveats_that_qualify_the_lr(compared):
     assert any("'custom'" in v and "indicative only" in v for v in caveats)
     plain = viewer_data(a, b, c, evidence=evaluate(c.to_dict()["features"]))["summary"]
     assert not [v for k, v in plain if k == "LR caveat"]  # no preset known, no image
+
+
+def test_viewer_result_names_the_calibrations_preset(compared):
+    """The viewer's calibration row names the preset the calibration was fitted for, as
+    the compare report does (trial 2: it read only 'synthetic-default')."""
+    from ballistics.matching.evidence import evaluate
+
+    a, b, c = compared
+    ev = evaluate(c)
+    preset = ev.calibration["fitted"]["compare_preset"]
+    rows = dict(viewer_data(a, b, c, evidence=ev)["summary"])
+    assert preset in ("default", "cmcR")
+    assert rows["calibration"] == f"synthetic-default ({preset} preset)"

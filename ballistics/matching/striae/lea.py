@@ -266,6 +266,9 @@ def locate_grooves(profile: np.ndarray, spacing_um: float, params: LeaParams | N
     sm = gaussian_smooth_1d(p, params.groove_smooth_um, spacing_um)
     # the apex of the land's arc, searched in the central 60 % of the measured span
     a, b = lo + (hi - lo) // 5, hi - (hi - lo) // 5
+    if not np.isfinite(sm[a : b + 1]).any():  # e.g. a casing's firing-pin hole, not a land
+        raise NoSignatureError("no striation signature: the centre of the crosscut is "
+                               "missing (is the scan one bullet land?)")
     centre = a + int(np.nanargmax(sm[a : b + 1]))
     resid = sm
     rise = params.groove_rise_um

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ballistics.errors import NoSignatureError, ScanWarning
+from ballistics.errors import ModalityMismatchError, NoSignatureError, ScanWarning
 from ballistics.matching.striae._types import Signature
 from ballistics.matching.striae.bullets import BulletComparison, compare_bullets
 from ballistics.matching.striae.compare import (
@@ -86,6 +86,23 @@ def mark_signature(
     return extract_signature(scan, kind=kind, region=region, mask=mask)
 
 
+def check_same_modality(a: Scan, b: Scan) -> None:
+    """Refuse a topography against an image, as breech-face comparison does.
+
+    Raises
+    ------
+    ModalityMismatchError
+        When the two scans' modalities differ.
+    """
+    if a.modality != b.modality:
+        def kind(m: str) -> str:
+            return f"{'an' if m[:1] in 'aeiou' else 'a'} {m}"
+        raise ModalityMismatchError(
+            f"cannot compare {kind(a.modality)} ({a.source or 'A'}) with "
+            f"{kind(b.modality)} ({b.source or 'B'}); compare topographies with "
+            "topographies and images with images")
+
+
 def compare_mark_scans(
     a: Scan,
     b: Scan,
@@ -97,7 +114,9 @@ def compare_mark_scans(
 ) -> StriaeComparison:
     """Compare the striated marks of two scans (:func:`mark_signature` of each, then
     :func:`~ballistics.matching.striae.compare.compare_signatures`; marks other than lands
-    are also tried reversed)."""
+    are also tried reversed). A topography and an image are a
+    :class:`~ballistics.errors.ModalityMismatchError`."""
+    check_same_modality(a, b)
     sa = mark_signature(a, kind, region=region, mask=mask)
     sb = mark_signature(b, kind, region=region, mask=mask)
     params = params or StriaeCompareParams(try_reversed=kind != "lea")

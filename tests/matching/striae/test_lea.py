@@ -72,6 +72,29 @@ def test_groove_search_on_a_constructed_profile() -> None:
     assert not g2.left_found and not g2.right_found
 
 
+def test_crosscut_with_a_missing_centre_has_no_signature() -> None:
+    """A scan that is not one land (a casing: its firing-pin hole missing in the middle)
+    is a NoSignatureError, not numpy's 'All-NaN slice' ValueError (trial 2)."""
+    x = np.arange(0, 2400, 2.0)
+    prof = -((x - 1200) ** 2) / 9000.0
+    prof[(x > 400) & (x < 2000)] = np.nan
+    with pytest.raises(NoSignatureError, match="centre of the crosscut is missing"):
+        locate_grooves(prof, 2.0)
+
+
+def test_casing_given_as_a_land_exits_2(real_data) -> None:
+    """``compare-striae --kind lea`` with a cartridge case: one error line, exit 2 (it was
+    'unexpected ValueError: All-NaN slice encountered', exit 1)."""
+    from ballistics.cli import main
+    from tests.clirunner import CliRunner
+
+    res = CliRunner().invoke(main, ["compare-striae", str(real_data / "lea_x3ptools.x3p"),
+                                    str(real_data / "fadul1-1_processed.x3p"), "--kind",
+                                    "lea", "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert "no striation signature" in res.stderr and "ValueError" not in res.stderr
+
+
 def test_flat_land_has_no_signature() -> None:
     with pytest.raises(NoSignatureError):
         lea_signature(Scan(np.zeros((60, 300), np.float32), (3.0, 3.0)))
