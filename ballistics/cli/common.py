@@ -60,14 +60,6 @@ def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> Non
     click.echo(dumps(out))
 
 
-def calibration_label(calibration: Mapping[str, Any]) -> str:
-    """``source`` of a calibration description (``Calibration.describe()``) and the compare
-    preset it was fitted with, for the terminal: ``"synthetic-default, cmcR preset"``."""
-    preset = (calibration.get("fitted") or {}).get("compare_preset")
-    source = str(calibration.get("source"))
-    return f"{source}, {preset} preset" if preset else source
-
-
 def echo_err(message: str) -> None:
     """One line on stderr."""
     click.echo(message, err=True)

@@ -10,7 +10,6 @@ import click
 from ballistics.cli.common import (
     OUTPUT_FILE,
     F,
-    calibration_label,
     case_options,
     check_csv_target,
     check_report_paths,
@@ -287,6 +286,8 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
         out["warnings"] = list(dict.fromkeys(warns))
         emit_json(out)
         return
+    from ballistics.matching.evidence import calibration_label
+
     click.echo(f"reference: {reference}")
     click.echo(f"target:    {target}")
     click.echo(f"CMC count (reference -> target): {result.cmc_count}")

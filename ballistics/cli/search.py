@@ -9,7 +9,6 @@ import click
 
 from ballistics.cli.common import (
     OUTPUT_FILE,
-    calibration_label,
     case_options,
     check_csv_target,
     check_report_paths,
@@ -91,6 +90,8 @@ def _pair_reports(res: Any, html_out: str, n: int, searcher: Any, collection: st
 
 
 def _print_table(result) -> None:
+    from ballistics.matching.evidence import calibration_label
+
     click.echo(f"query: {result.query['path']} (sha256 {result.query['sha256'][:12]})")
     click.echo(f"calibration: {calibration_label(result.calibration)}")
     click.echo(f"{'rank':>4}  {'id':<24} {'cmc':>4} {'score':>8} {'log10 LR':>9} {'emb':>6}"

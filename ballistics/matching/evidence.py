@@ -24,8 +24,8 @@ import numpy as np
 from ballistics.matching.breechface.params import PRESETS, get_params
 from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
-__all__ = ["Evidence", "bound_note", "calibration_preset", "evaluate", "evaluate_rows",
-           "preset_name", "shipped_for", "verbal_scale"]
+__all__ = ["Evidence", "bound_note", "calibration_label", "calibration_preset", "evaluate",
+           "evaluate_rows", "preset_name", "shipped_for", "verbal_scale"]
 
 #: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
 _VERBAL = (
@@ -97,6 +97,14 @@ def shipped_for(calibration: Calibration | None, preset: str | None) -> Calibrat
     if calibration is not None and calibration.fitted.get("compare_preset") == key:
         return calibration
     return load_default(key)
+
+
+def calibration_label(calibration: Mapping[str, Any]) -> str:
+    """The ``source`` of a calibration description (:meth:`Calibration.describe`) and the
+    compare preset it was fitted with, when recorded: ``"synthetic-default (cmcR preset)"``."""
+    preset = (calibration.get("fitted") or {}).get("compare_preset")
+    source = str(calibration.get("source"))
+    return source if preset is None else f"{source} ({preset} preset)"
 
 
 def verbal_scale(log10_lr: float) -> str:

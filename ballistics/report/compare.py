@@ -17,7 +17,7 @@ import numpy as np
 
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
-from ballistics.matching.evidence import Evidence
+from ballistics.matching.evidence import Evidence, calibration_label
 from ballistics.matching.lr.calibration import DEFAULT_FITTED_ON
 from ballistics.report._figures import (
     limits,
@@ -216,8 +216,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
             ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
             ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
             ("verbal equivalent (ENFSI scale)", evidence.verbal),
-            ("calibration", f"{cal.get('source')} ({fitted.get('compare_preset', '–')} "
-                            f"preset): {calibration_data(fitted)}; "
+            ("calibration", f"{calibration_label(cal)}: {calibration_data(fitted)}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
         ]

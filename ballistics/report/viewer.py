@@ -35,7 +35,7 @@ import numpy as np
 from ballistics.errors import ParameterError
 from ballistics.matching.breechface.comparison import Comparison
 from ballistics.matching.breechface.pose import align_target
-from ballistics.matching.evidence import Evidence
+from ballistics.matching.evidence import Evidence, calibration_label
 from ballistics.report.case import CaseInfo
 from ballistics.scan import Scan
 
@@ -143,13 +143,6 @@ def _shown(cell: dict[str, Any], c: Comparison) -> dict[str, str]:
     }
 
 
-def _calibration_text(cal: dict[str, Any]) -> str:
-    """The calibration's source and, when recorded, the preset it was fitted for, as the
-    compare report names them (``synthetic-default (cmcR preset)``)."""
-    preset = (cal.get("fitted") or {}).get("compare_preset")
-    return str(cal.get("source")) + ("" if preset is None else f" ({preset} preset)")
-
-
 def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
                 evidence: Evidence | None = None, case: CaseInfo | None = None,
                 names: tuple[str, str] | None = None, max_side: int = 1000,
@@ -211,7 +204,7 @@ def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
     if evidence is not None:
         summary += [["score", f"{evidence.score:.3f}"],
                     ["log10 LR", f"{evidence.log10_lr:+.2f} ({evidence.verbal})"],
-                    ["calibration", _calibration_text(evidence.calibration)]]
+                    ["calibration", calibration_label(evidence.calibration)]]
         # the caveats that qualify the LR (another preset than the calibration's, images)
         summary += [["LR caveat", w] for w in evidence.lr_caveats]
     summary += [[f"{n} SHA-256", str(s.sha256 or "–")]

@@ -96,7 +96,7 @@ def test_compare_json_has_score_lr_and_calibration(fadul):
     assert out["cmc_count"] >= 15 and 0 < out["log10_lr"] <= hi
     r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--preset", "cmcR",
                                   "--device", "cpu", "--quiet"])
-    assert "calibration: synthetic-default, cmcR preset)" in r.stdout
+    assert "calibration: synthetic-default (cmcR preset))" in r.stdout
     # cmcR's cells over another grid (no preset): cmcR's calibration, with the caveat
     r = CliRunner().invoke(main, ["compare", *fadul, "--processed", "--json", "--preset",
                                   "cmcr", "--rotation=-30,30,2", "--device", "cpu"])
