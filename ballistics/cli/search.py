@@ -186,6 +186,7 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
     results = []
     reports: list[dict[str, Any]] = []
     failed = 0
+    shown: set[str] = set()  # warnings already on stderr (a batch repeats the shared ones)
     for n, p in enumerate(progress(paths, desc="search", unit="query",
                                    quiet=quiet or len(paths) == 1)):
         try:
@@ -234,6 +235,12 @@ def search(query, collection, top, shortlist, where, exclude, preprocess_mode, p
                            err=True)
         if as_json or queries is not None:
             emit_json(out)
+            # on stderr too, each once, as compare --json does: a script that reads the
+            # JSON still shows the user the caveats (out-of-date calibration, LR bounds)
+            for w in dict.fromkeys(res.warnings):
+                if w not in shown:
+                    shown.add(w)
+                    click.echo(f"warning: {w}", err=True)
         elif csv_path != "-":
             _print_table(res)
         else:  # the table goes to stdout: only the warnings are shown (stderr)

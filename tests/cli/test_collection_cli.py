@@ -87,6 +87,10 @@ def test_search_json_contract_filters_and_report(collection, study, tmp_path):
                          "report_pdf", "report_sha256", "version", "versions", "warnings"]
     assert out["case"] == {"case": "CASE-9", "exhibit": None, "examiner": "J. Doe",
                            "notes": None}
+    # the JSON's warnings reach the terminal too (stderr), each once, as compare --json's
+    assert out["warnings"] and any("calibration shipped" in w for w in out["warnings"])
+    err = r.stderr.splitlines()
+    assert all(err.count(f"warning: {w}") == 1 for w in out["warnings"])
     from ballistics.collection.audit import read_audit
     from ballistics.io import sha256_file
 
@@ -137,6 +141,9 @@ def test_batch_queries_print_json_lines(collection, study, tmp_path):
     # the failed query's error line on stderr too (one per failed query)
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
     assert errors == [f"error: {study / 'missing.x3p'}: {lines[1]['error']}"]
+    shown = [ln for ln in r.stderr.splitlines() if ln.startswith("warning: ")]
+    assert all(f"warning: {w}" in shown for w in lines[0]["warnings"])
+    assert len(shown) == len(set(shown))  # a batch repeats no warning
     assert all(x["schema"] == 1 and "versions" in x for x in lines)  # error lines too
     # one CSV for the batch: the answered query's rows, none for the failed one
     _, rows = _csv_rows(table.read_text(encoding="utf-8"))
