@@ -60,6 +60,34 @@ def emit_json(obj: dict[str, Any], *, warnings_: list[str] | None = None) -> Non
     click.echo(dumps(out))
 
 
+def named_warnings(read: Callable[[], Any]) -> Any:
+    """``read()`` (which reads, and may prepare, one file and returns its Scan, or a tuple
+    whose first item is one) with the warnings it raises and records named by the file they
+    concern (the Scan's ``source``): a two-file command's ``implausible height range ...``
+    says which input it means. Messages that already start with the file are left as they
+    are; other warnings pass through unchanged."""
+    import warnings
+
+    from ballistics.errors import ScanWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ScanWarning)
+        out = read()
+    first = out[0] if isinstance(out, tuple) else out
+    name = str(getattr(first, "source", None) or "")
+
+    def named(m: str) -> str:
+        return m if not name or m.startswith(f"{name}: ") else f"{name}: {m}"
+
+    for w in caught:
+        if issubclass(w.category, ScanWarning):
+            warnings.warn(named(str(w.message)), ScanWarning, stacklevel=2)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    renamed = first.replace(warnings=tuple(named(m) for m in first.warnings))
+    return (renamed, *out[1:]) if isinstance(out, tuple) else renamed
+
+
 def echo_err(message: str) -> None:
     """One line on stderr."""
     click.echo(message, err=True)

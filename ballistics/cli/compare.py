@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    named_warnings,
     pdf_option,
     preprocess_options,
     quiet_option,
@@ -109,6 +111,12 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
 
     mode = "processed" if processed else mode.lower()
     scans, detections = [], []
+
+    def _read_prepared(path: str) -> tuple[Any, Any]:
+        scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
+                         verify=not no_verify, strict=strict, modality=modality)
+        return prepare_detected(scan, preset, mode)
+
     from ballistics.matching.breechface.comparison import STAGES
 
     # one step per stage: reading and preparing each scan, then the comparison's stages
@@ -116,9 +124,8 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
                   bar_format="{desc}: {n}/{total}{postfix} [{elapsed}]") as bar:
         for name, path in (("reference", reference), ("target", target)):
             bar.set_postfix_str(f"reading and preparing the {name}")
-            scan = read_scan(path, spacing_um=None if spacing_um is None else (spacing_um,) * 2,
-                             verify=not no_verify, strict=strict, modality=modality)
-            prepared, detection = prepare_detected(scan, preset, mode)
+            # each input's warnings named by its file (two files: which one is meant)
+            prepared, detection = named_warnings(partial(_read_prepared, path))
             scans.append(prepared)
             detections.append(detection.to_dict())
             bar.update(1)

@@ -26,6 +26,7 @@ Both take the case options (``--case``, ``--exhibit``, ``--examiner``, ``--notes
 from __future__ import annotations
 
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from ballistics.cli.common import (
     emit_json,
     handle_errors,
     json_option,
+    named_warnings,
     pdf_option,
     quiet_option,
     scan_read_options,
@@ -73,8 +75,9 @@ def _signature(path: str, kind: str, region: Any, mask_path: str | None, spacing
     from ballistics.io import read_mask_png, read_scan
     from ballistics.matching.striae.marks import mark_signature
 
-    scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
-                     modality=modality)
+    # the reader's warnings named by the file (two inputs: which one is meant)
+    scan = named_warnings(partial(read_scan, path, spacing_um=spacing_um, verify=verify,
+                                  strict=strict, modality=modality))
     mask = read_mask_png(mask_path, scan.shape) if mask_path else None
     try:
         return mark_signature(scan, kind, region=region, mask=mask), scan

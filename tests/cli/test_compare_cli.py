@@ -263,3 +263,32 @@ def test_compare_of_two_images_flags_the_topography_calibration(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert any("fitted on 3D topographies" in w for w in out["warnings"])
     assert "fitted on 3D topographies" in res.stderr
+
+
+def test_two_file_warnings_name_their_file(real_data):
+    """Each input's reader warnings name the file they concern, in the JSON and on stderr
+    (a 'non-standard revision' of one of two inputs said neither which before)."""
+    quirk = str(real_data / "quirks" / "TW01-01_revision-variant.x3p")
+    other = str(real_data / "weller" / "TW01-02.x3p")
+    res = CliRunner().invoke(main, ["compare", quirk, other, "--json", "--quiet", "--device",
+                                    "cpu"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    revision = [w for w in out["warnings"] if "non-standard revision" in w]
+    assert revision == [f"{quirk}: non-standard revision 'ISO5436-2000' read as "
+                        "'ISO5436 - 2000'"]
+    assert f"warning: {revision[0]}" in res.stderr.splitlines()
+    # the detection notes named their file already: named once, not twice
+    assert not any(w.startswith(f"{quirk}: {quirk}") for w in out["warnings"])
+    assert any(w.startswith(f"{other}: preprocessing detected") for w in out["warnings"])
+
+
+def test_compare_striae_warnings_name_their_file(real_data):
+    land = str(real_data / "quirks" / "sample-land_x3ptools.x3p")
+    res = CliRunner().invoke(main, ["compare-striae", land, str(real_data / "lea_x3ptools.x3p"),
+                                    "--kind", "lea", "--json", "--quiet"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    root = [w for w in out["warnings"] if "non-standard root element" in w]
+    assert len(root) == 1 and root[0].startswith(f"{land}: ")
+    assert any(ln == f"warning: {root[0]}" for ln in res.stderr.splitlines())
