@@ -93,11 +93,12 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.device import configured_threads
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
+    from ballistics.matching.breechface.params import preset_key
     from ballistics.matching.evidence import evaluate
     from ballistics.preprocess import prepare_detected
     from ballistics.progress import progress
 
-    preset = "cmcR" if preset.lower() == "cmcr" else "default"
+    preset = preset_key(preset)
     _check_rotation(rotation, preset)
     calibration = None
     stale: list[str] = []

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.matching.breechface.params import PRESETS, get_params
+from ballistics.matching.breechface.params import PRESETS, get_params, preset_key
 from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
 __all__ = ["Evidence", "bound_note", "calibration_label", "calibration_preset", "evaluate",
@@ -59,10 +59,9 @@ def preset_name(params: Any) -> str | None:
     ``"custom"``; an unknown name raises :class:`~ballistics.errors.ParameterError`."""
     if params is None:
         return None
-    if isinstance(params, str) and params.lower() == "custom":
-        return "custom"
-    p = get_params(params)
-    return next((name for name, q in PRESETS.items() if q == p), "custom")
+    if isinstance(params, str):
+        return "custom" if params.lower() == "custom" else preset_key(params)
+    return next((name for name, q in PRESETS.items() if q == params), "custom")
 
 
 def calibration_preset(params: Any) -> str:
