@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ballistics._version import __version__
-from ballistics.errors import EmptyScanError, ParameterError
+from ballistics.errors import EmptyScanError, ModalityMismatchError, ParameterError
 
 Modality = Literal["topography", "image"]
 MODALITIES: tuple[str, ...] = ("topography", "image")
@@ -212,3 +212,30 @@ class Scan:
 def _rebuild_scan(*args: Any) -> Scan:
     """Unpickle a :class:`Scan` (see :meth:`Scan.__reduce__`)."""
     return Scan(*args)
+
+
+def with_article(modality: str) -> str:
+    """``"a topography"``, ``"an image"``: a modality with its article, for messages."""
+    return f"{'an' if modality[:1] in 'aeiou' else 'a'} {modality}"
+
+
+def check_same_modality(a: Scan, b: Scan, names: tuple[str, str] = ("A", "B")) -> None:
+    """Refuse to compare a topography with an image (every comparison's rule).
+
+    Parameters
+    ----------
+    a, b
+        The two scans.
+    names
+        What the message calls a scan without a ``source`` (e.g. reference, target).
+
+    Raises
+    ------
+    ModalityMismatchError
+        When the two scans' modalities differ.
+    """
+    if a.modality != b.modality:
+        raise ModalityMismatchError(
+            f"cannot compare {with_article(a.modality)} ({a.source or names[0]}) with "
+            f"{with_article(b.modality)} ({b.source or names[1]}); compare topographies with "
+            "topographies and images with images")

@@ -133,8 +133,8 @@ def _compare_striae(a: str, b: str, kind: str, reg: Any, mask_path: str | None,
                     spacing_um: float | None, modality: str | None, no_verify: bool,
                     strict: bool, bar: Any) -> None:
     from ballistics.matching.striae import StriaeCompareParams, compare_signatures
-    from ballistics.matching.striae.marks import check_same_modality
     from ballistics.params import params_dict
+    from ballistics.scan import check_same_modality
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.scan import Scan
+from ballistics.scan import Scan, with_article
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,9 +52,8 @@ class CasingRecord:
 
 def modality_mismatch(found: str, collection: str) -> str:
     """The reason a casing of modality ``found`` cannot join a ``collection`` collection."""
-    def a(word: str) -> str:
-        return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
-    return f"{a(found)} cannot join {a(collection)} collection (one modality per collection)"
+    return (f"{with_article(found)} cannot join {with_article(collection)} collection "
+            "(one modality per collection)")
 
 
 @dataclass(frozen=True)

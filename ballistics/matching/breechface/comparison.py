@@ -20,7 +20,7 @@ import torch
 
 from ballistics._version import __version__
 from ballistics.device import resolve_device
-from ballistics.errors import EmptyScanError, ModalityMismatchError, ScanWarning
+from ballistics.errors import EmptyScanError, ScanWarning
 from ballistics.matching.breechface._cells import cell_geometry
 from ballistics.matching.breechface._decision import (
     Combined,
@@ -46,7 +46,7 @@ from ballistics.matching.breechface._rotation import rotate_stack, wrap_angle
 from ballistics.matching.breechface.features import FEATURE_NAMES, _direction_stats, aces_features
 from ballistics.matching.breechface.params import CompareParams, get_params, parse_rotation
 from ballistics.params import check_choice
-from ballistics.scan import Scan
+from ballistics.scan import Scan, check_same_modality
 
 
 @dataclass
@@ -197,18 +197,9 @@ def _describe(scan: Scan) -> dict[str, Any]:
             "spacing_um": list(scan.spacing_um)}
 
 
-def _kind(modality: str) -> str:
-    """``"a topography"``, ``"an image"``: a modality with its article, for messages."""
-    return f"{'an' if modality[:1] in 'aeiou' else 'a'} {modality}"
-
-
 def _harmonise(a: Scan, b: Scan, warn: list[str]) -> tuple[Scan, Scan]:
     """Same modality required; different spacings -> resample the finer scan to the coarser."""
-    if a.modality != b.modality:
-        raise ModalityMismatchError(
-            f"cannot compare {_kind(a.modality)} ({a.source or 'reference'}) with "
-            f"{_kind(b.modality)} ({b.source or 'target'}); compare topographies with "
-            "topographies and images with images")
+    check_same_modality(a, b, ("reference", "target"))
     for s, name in ((a, "reference"), (b, "target")):
         if not np.isfinite(s.heights).any():
             raise EmptyScanError(f"the {name} scan has no measured points", path=s.source)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ballistics.errors import ModalityMismatchError, NoSignatureError, ScanWarning
+from ballistics.errors import NoSignatureError, ScanWarning
 from ballistics.matching.striae._types import Signature
 from ballistics.matching.striae.bullets import BulletComparison, compare_bullets
 from ballistics.matching.striae.compare import (
@@ -28,7 +28,7 @@ from ballistics.matching.striae.compare import (
 )
 from ballistics.matching.striae.lea import lea_signature
 from ballistics.matching.striae.signatures import extract_signature, propose_aperture_shear
-from ballistics.scan import Scan
+from ballistics.scan import Scan, check_same_modality
 
 __all__ = ["bullet_signatures", "compare_bullet_scans", "compare_mark_scans", "mark_signature"]
 
@@ -84,23 +84,6 @@ def mark_signature(
         return replace(sig, meta={**sig.meta, "proposed_region_um": box},
                        warnings=(*sig.warnings, msg))
     return extract_signature(scan, kind=kind, region=region, mask=mask)
-
-
-def check_same_modality(a: Scan, b: Scan) -> None:
-    """Refuse a topography against an image, as breech-face comparison does.
-
-    Raises
-    ------
-    ModalityMismatchError
-        When the two scans' modalities differ.
-    """
-    if a.modality != b.modality:
-        def kind(m: str) -> str:
-            return f"{'an' if m[:1] in 'aeiou' else 'a'} {m}"
-        raise ModalityMismatchError(
-            f"cannot compare {kind(a.modality)} ({a.source or 'A'}) with "
-            f"{kind(b.modality)} ({b.source or 'B'}); compare topographies with "
-            "topographies and images with images")
 
 
 def compare_mark_scans(
