@@ -43,7 +43,7 @@ step pytest_cuda 150 python3 -m pytest -q -p no:cacheprovider -m cuda tests
 #    harness run per part, so that a slow part cannot starve the next
 speed() {  # speed PART SECONDS
   step "speed_$1" "$2" python3 -m benchmarks speed --quick --device "$device" --no-table \
-    --quiet --results "$work/results" --timeout "$(( $2 - 10 ))" --only "$1"
+    --results "$work/results" --timeout "$(( $2 - 10 ))" --only "$1"
 }
 speed compare_speed 120
 speed embed_bench 90
