@@ -239,16 +239,23 @@ def _land_task(path: str, spacing_um: float | None, verify: bool, strict: bool,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
         try:
-            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
-                             modality=modality)
+            # the reader's warnings named by the file, as compare-striae's
+            scan = named_warnings(partial(read_scan, path, spacing_um=spacing_um,
+                                          verify=verify, strict=strict, modality=modality))
             sig = lea_signature(scan)
         except NoSignatureError as exc:
             warns.append(f"{path}: {exc.message}; the land is left out")
         except BallisticsError as exc:
             return None, None, [], (type(exc), exc.message, exc.path)
-    warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    # the signature's own warnings are added below, named by the land's file as given (as
+    # the reader's and a left-out land's: bullet folders often hold the same file names);
+    # they were also added here without it, so one of them was printed without saying which
+    # land it meant
+    own = set(sig.warnings) if sig is not None else set()
+    warns += [str(w.message) for w in caught
+              if issubclass(w.category, ScanWarning) and str(w.message) not in own]
     if sig is not None:
-        warns += [f"{Path(path).name}: {w}" for w in sig.warnings]
+        warns += [f"{path}: {w}" for w in sig.warnings]
     return sig, scan, warns, None
 
 
