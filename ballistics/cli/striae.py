@@ -401,7 +401,7 @@ def compare_bullets_cmd(dirs: tuple[str, ...], report_path: str | None, csv_path
 def _compare_pair(sigs_a: list[Any], sigs_b: list[Any]) -> tuple[Any, Any, dict[str, Any],
                                                                  list[str]]:
     """Comparison, evidence, their JSON keys and the warnings of one pair of bullets."""
-    from ballistics.matching.bullet_evidence import evaluate_bullets
+    from ballistics.matching.bullet_evidence import evaluate_bullets, orientation_warning
     from ballistics.matching.striae import compare_bullets
 
     with warnings.catch_warnings(record=True) as caught:
@@ -409,6 +409,9 @@ def _compare_pair(sigs_a: list[Any], sigs_b: list[Any]) -> tuple[Any, Any, dict[
         r = compare_bullets(sigs_a, sigs_b)
     warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
     evidence = evaluate_bullets(r)
+    turned = orientation_warning(sigs_a, sigs_b, evidence)
+    if turned:
+        warns.append(turned)
     out = r.to_dict()
     out["score_sam_margin"] = out.pop("score")
     out.update(evidence.to_dict())
