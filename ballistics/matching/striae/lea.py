@@ -447,7 +447,9 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     ballistics.matching.striae.signatures.Signature
         ``kind="lea"``; ``meta`` holds ``crosscut_um``, ``grooves_um`` ``[left, right]`` (on the
         crosscut axis, from the left edge of the oriented land), ``grooves_found``,
-        ``transposed`` and the crosscut agreement table.
+        ``transposed``, the crosscut agreement table and ``arc_radius_um``, the radius of the
+        bullet the land's arc implies (a warning when it is outside 1-15 mm: a wrong height
+        unit, or the form removed before).
 
     Raises
     ------
@@ -468,6 +470,17 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     if g is None:
         raise NoSignatureError("no striation signature: no crosscut of the land shows an arc "
                                "between groove shoulders")
+    # the bullet's radius from the arc of the crosscut between the grooves (all of it when
+    # they are too close): a wrong height unit makes it impossible, before anything fails
+    prof = crosscut_profile(h, land.spacing_um, y, params.crosscut_band_um, direction)[0]
+    j0, j1 = int(round(g.left_um / step)), int(round(g.right_um / step))
+    radius = _arc_radius_um(prof[j0 : j1 + 1] if (j1 - j0) * step >= 500.0 else prof, step)
+    lo, hi = _BULLET_RADIUS_UM
+    if not lo <= radius <= hi:
+        _warn(f"the land's arc implies a bullet radius of {radius / 1000:.3g} mm (bullets: "
+              f"{lo / 1000:g}-{hi / 1000:g} mm): check the file's height unit (heights in mm or "
+              "nm read as µm) or whether its form was removed before; grooves are found by "
+              "their height", warns)
     if not (g.left_found and g.right_found):
         side = " and ".join(n for n, f in (("left", g.left_found), ("right", g.right_found))
                             if not f)
@@ -504,4 +517,25 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
         },
         warnings_=warns,
     )
-    return replace(sig, meta={**sig.meta, "signature_start_um": float(sig.start_um - origin)})
+    return replace(sig, meta={**sig.meta, "signature_start_um": float(sig.start_um - origin),
+                              "arc_radius_um": radius})
+
+
+#: Radii of the bullet a land's arc may plausibly imply (µm): .17 to .50 calibre bullets are
+#: 2.2-6.4 mm in radius, slugs larger; a factor of about two either side (a land's arc is
+#: measured over 1-2 mm of it) and nothing near the factor 1000 of a wrong height unit.
+_BULLET_RADIUS_UM = (1_000.0, 15_000.0)
+
+
+def _arc_radius_um(profile: np.ndarray, spacing_um: float) -> float:
+    """Radius (µm) of the circle a land's crosscut (raw heights between the grooves) follows:
+    ``1 / (2 |a|)`` of the least-squares parabola ``a s² + b s + c`` (tilt does not change
+    ``a``); infinite for a flat or too short profile. Hamby 44 lands (9 mm Luger bullets,
+    radius 4.5 mm): 4.0-4.4 mm."""
+    p = np.asarray(profile, np.float64)
+    ok = np.isfinite(p)
+    if ok.sum() < 10:
+        return float("inf")
+    s = np.flatnonzero(ok) * spacing_um
+    a = float(np.polyfit(s - s.mean(), p[ok], 2)[0])
+    return float("inf") if a == 0 else 1.0 / (2.0 * abs(a))

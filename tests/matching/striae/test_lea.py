@@ -243,3 +243,34 @@ def test_real_land_cropped_to_its_centre_keeps_crosscut_and_signature(real_data)
             assert sig.meta["crosscut_um"] == full.meta["crosscut_um"]
             assert sig.length_um > 0.75 * w * scan.spacing_um[1]
             assert compare_signatures(full, sig).ccf_max > 0.8
+
+
+def test_land_arc_radius_and_wrong_height_unit(synthetic_land) -> None:
+    """The land's arc gives the bullet's radius (the generator's 4.5 mm); heights 1000 times
+    too small or too large (mm or nm read as µm) imply an impossible bullet and are named in
+    a warning (they were extracted silently: grooves not found, a weaker or no signature)."""
+    scan, _ = synthetic_land
+    sig = lea_signature(scan)
+    assert sig.meta["arc_radius_um"] == pytest.approx(4500.0, rel=0.1)
+    assert not any("bullet radius" in w for w in sig.warnings)
+    for factor in (1e-3, 1e3):
+        wrong = scan.replace(heights=np.asarray(scan.heights) * np.float32(factor))
+        with pytest.warns(ScanWarning, match="check the file's height unit"):
+            try:
+                s = lea_signature(wrong)
+            except NoSignatureError:  # nm as µm: "grooves" everywhere, refused after the warning
+                continue
+        assert any("bullet radius" in w for w in s.warnings)
+        r = s.meta["arc_radius_um"]
+        assert r > 1e6 if factor < 1 else r < 100.0  # metres, micrometres
+
+
+def test_real_lands_arc_radius(real_data) -> None:
+    """Hamby 44 (9 mm Luger, radius 4.5 mm) and the x3ptools land: 3.5-5 mm, no warning."""
+    from ballistics.io import read_scan
+
+    for f in (real_data / "lea_x3ptools.x3p",
+              real_data / "bullets/hamby44/bullet1/Barrel_1-Bullet_1-Land_2.x3p"):
+        sig = lea_signature(read_scan(f))
+        assert 3500.0 <= sig.meta["arc_radius_um"] <= 5000.0
+        assert not any("bullet radius" in w for w in sig.warnings)
