@@ -395,7 +395,7 @@ def choose_crosscut(
         # a damaged shoulder): the first height whose signature agrees with the next one's,
         # from the start of the scan as above, rather than the best-agreeing one anywhere,
         # which lies at an arbitrary height of the land (striae change along a land: on
-        # Hamby 44 a crosscut 250 µm further correlates 0.5-0.9 with the first)
+        # Hamby 44 a crosscut 250 µm further correlates 0.47-0.88 with the first)
         chosen = next((k for k in range(len(ys) - 1) if agrees(k)), None)
     table: list[dict[str, Any]] = []
     for k in range(examined):
