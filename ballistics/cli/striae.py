@@ -239,16 +239,23 @@ def _land_task(path: str, spacing_um: float | None, verify: bool, strict: bool,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ScanWarning)
         try:
-            scan = read_scan(path, spacing_um=spacing_um, verify=verify, strict=strict,
-                             modality=modality)
+            # the reader's warnings named by the file, as compare-striae's
+            scan = named_warnings(partial(read_scan, path, spacing_um=spacing_um,
+                                          verify=verify, strict=strict, modality=modality))
             sig = lea_signature(scan)
         except NoSignatureError as exc:
             warns.append(f"{path}: {exc.message}; the land is left out")
         except BallisticsError as exc:
             return None, None, [], (type(exc), exc.message, exc.path)
-    warns += [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
+    # the signature's own warnings are added below, named by the land's file as given (as
+    # the reader's and a left-out land's: bullet folders often hold the same file names);
+    # they were also added here without it, so one of them was printed without saying which
+    # land it meant
+    own = set(sig.warnings) if sig is not None else set()
+    warns += [str(w.message) for w in caught
+              if issubclass(w.category, ScanWarning) and str(w.message) not in own]
     if sig is not None:
-        warns += [f"{Path(path).name}: {w}" for w in sig.warnings]
+        warns += [f"{path}: {w}" for w in sig.warnings]
     return sig, scan, warns, None
 
 
@@ -394,7 +401,7 @@ def compare_bullets_cmd(dirs: tuple[str, ...], report_path: str | None, csv_path
 def _compare_pair(sigs_a: list[Any], sigs_b: list[Any]) -> tuple[Any, Any, dict[str, Any],
                                                                  list[str]]:
     """Comparison, evidence, their JSON keys and the warnings of one pair of bullets."""
-    from ballistics.matching.bullet_evidence import evaluate_bullets
+    from ballistics.matching.bullet_evidence import evaluate_bullets, orientation_warning
     from ballistics.matching.striae import compare_bullets
 
     with warnings.catch_warnings(record=True) as caught:
@@ -402,6 +409,9 @@ def _compare_pair(sigs_a: list[Any], sigs_b: list[Any]) -> tuple[Any, Any, dict[
         r = compare_bullets(sigs_a, sigs_b)
     warns = [str(w.message) for w in caught if issubclass(w.category, ScanWarning)]
     evidence = evaluate_bullets(r)
+    turned = orientation_warning(sigs_a, sigs_b, evidence)
+    if turned:
+        warns.append(turned)
     out = r.to_dict()
     out["score_sam_margin"] = out.pop("score")
     out.update(evidence.to_dict())

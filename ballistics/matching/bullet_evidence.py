@@ -29,23 +29,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ballistics.errors import ParameterError
+from ballistics.errors import BallisticsError, ParameterError
 from ballistics.matching.evidence import bound_note, verbal_scale
 from ballistics.matching.lr import Calibration, ScoreModel
 from ballistics.matching.lr.calibration import package_document
-from ballistics.matching.striae import BulletComparison, StriaeComparison
+from ballistics.matching.striae import BulletComparison, StriaeComparison, compare_bullets
 from ballistics.matching.striae.bullets import phase_means
 
 __all__ = ["BULLET_FEATURES", "BULLET_FILE", "LAND_FEATURES", "BulletEvidence", "BulletModel",
            "bullet_features", "evaluate_bullets", "land_features", "land_score_matrix",
-           "load_bullet_default", "phase_features"]
+           "load_bullet_default", "orientation_warning", "phase_features", "turned_over"]
 
 #: Features of a land pair (:func:`land_features`).
 LAND_FEATURES = ("ccf_max", "cms", "cnms", "d_abs_normalised", "matches_per_mm",
@@ -228,3 +228,64 @@ def evaluate_bullets(result: BulletComparison, model: BulletModel | None = None
     return BulletEvidence(score=float(score[0]), log10_lr=value, verbal=verbal_scale(value),
                           calibration=desc, land_scores=ls, features=feats,
                           warnings=tuple(warns))
+
+
+def turned_over(lands: Sequence[Any]) -> list[Any]:
+    """The land signatures a scan of the bullet turned end over end (nose first instead of
+    base first, or the reverse) gives: the lands in reverse order, each signature reversed
+    (its crosscut runs the other way). ``None`` (a land without signature) stays ``None``.
+    A mirror image of the bullet gives the same signatures: the two cannot be told apart."""
+    return [None if s is None else replace(s, values=s.values[::-1].copy(),
+                                           profile=s.profile[::-1].copy())
+            for s in reversed(list(lands))]
+
+
+def orientation_warning(lands_a: Sequence[Any], lands_b: Sequence[Any],
+                        evidence: BulletEvidence, model: BulletModel | None = None
+                        ) -> str | None:
+    """A warning when bullet B supports a common source only turned end over end.
+
+    A lab that scans bullets base first and one that scans them nose first give lands in
+    opposite orders with reversed signatures: compared as given, two bullets of one barrel
+    then look like bullets of different barrels (Hamby 44 bullet 2 turned over against
+    bullet 1: log10 LR -1.99 instead of +3.00). Nothing in the scans says which way a bullet
+    was scanned, and a mirror image of the bullet gives the same signatures as the bullet
+    turned over, so the comparison is not changed: when the evidence as given does not
+    support a common source (log10 LR <= 0) but does with B turned over (log10 LR > 0),
+    the examiner is told to check the orientation.
+
+    Parameters
+    ----------
+    lands_a, lands_b
+        The land signatures compared (``None`` for a land without signature).
+    evidence
+        :func:`evaluate_bullets` of the comparison as given.
+    model
+        The bullet model used for ``evidence`` (``None`` = the package's default).
+
+    Returns
+    -------
+    str or None
+        The warning, or None.
+    """
+    if not evidence.log10_lr <= 0:
+        return None
+    import warnings as _warnings
+
+    from ballistics.errors import ScanWarning
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", ScanWarning)
+        try:
+            turned = evaluate_bullets(compare_bullets(list(lands_a), turned_over(lands_b)),
+                                      model)
+        except BallisticsError:
+            return None
+    if not turned.log10_lr > 0:
+        return None
+    return (f"bullet B supports a common source only turned end over end (its lands in "
+            f"reverse order, each land's signature reversed: log10 LR {turned.log10_lr:+.2f} "
+            f"against {evidence.log10_lr:+.2f} as given): check that both bullets were "
+            "scanned the same way round (base or nose first) and, if not, turn one over "
+            "(reverse each land's rows and columns and the lands' order); a mirror image of "
+            "a bullet gives the same signatures as the bullet turned over")

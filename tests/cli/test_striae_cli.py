@@ -204,6 +204,64 @@ def test_compare_bullets_missing_and_blank_land(bullet_dirs, tmp_path) -> None:
     assert out["best_phase"] == phase and out["log10_lr"] > 1
 
 
+def test_compare_bullets_lands_narrower_than_the_scan_name_their_files(bullet_dirs,
+                                                                         tmp_path) -> None:
+    """Lands scanned with a field narrower than the land (the middle 60 % of each: no groove
+    in view): the true phase with LR > 1, and every land's "no groove shoulder" warning
+    names its file as given (one of them was also printed without a file name, the others
+    with the file name alone, the same in both bullets' folders)."""
+    from ballistics.io import read_scan
+
+    root, phase = bullet_dirs
+    narrow = tmp_path / "narrow"
+    narrow.mkdir()
+    for f in sorted((root / "b").glob("*.x3p")):
+        scan = read_scan(f)
+        h = np.asarray(scan.heights)
+        w = int(h.shape[1] * 0.6)
+        c0 = (h.shape[1] - w) // 2
+        _write(scan.replace(heights=np.ascontiguousarray(h[:, c0:c0 + w])), narrow / f.name)
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(narrow), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["best_phase"] == phase and out["log10_lr"] > 1
+    grooves = [w for w in out["warnings"] if "no groove shoulder" in w]
+    assert len(grooves) == 6
+    assert sorted(w.split(": ")[0] for w in grooves) == [
+        str(f) for f in sorted(narrow.glob("*.x3p"))]
+    assert not any(line.startswith("warning: no groove") for line in res.stderr.splitlines())
+
+
+def test_compare_bullets_warns_when_a_bullet_matches_only_turned_over(bullet_dirs,
+                                                                        tmp_path) -> None:
+    """Bullet B scanned the other way round (each land turned by 180°, the lands met in
+    reverse order: another lab's protocol) looks like a different barrel's bullet as given;
+    the command says so instead of leaving a silent low LR. Bullets as given (same barrel,
+    different barrel) get no such warning."""
+    from ballistics.io import read_scan
+
+    root, _ = bullet_dirs
+    turned = tmp_path / "turned"
+    turned.mkdir()
+    files = sorted((root / "b").glob("*.x3p"))
+    for f, name in zip(files, [g.name for g in reversed(files)], strict=True):
+        scan = read_scan(f)
+        _write(scan.replace(heights=np.ascontiguousarray(np.asarray(scan.heights)[::-1, ::-1])),
+               turned / name)
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(turned), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["log10_lr"] < 0
+    hits = [w for w in out["warnings"] if "turned end over end" in w]
+    assert len(hits) == 1 and "scanned the same way round" in hits[0]
+    assert "turned end over end" in res.stderr
+    for other in ("b", "c"):
+        res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(root / other),
+                                        "--json"])
+        out = json.loads(res.stdout.strip().splitlines()[-1])
+        assert not any("turned end over end" in w for w in out["warnings"]), other
+
+
 def test_compare_bullets_many_folders(bullet_dirs, tmp_path, monkeypatch) -> None:
     """Three folders (plus a copy of one): every pair as JSON Lines and CSV, each distinct
     land file read once, the same-barrel pair alone supported."""

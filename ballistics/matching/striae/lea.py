@@ -332,9 +332,11 @@ def choose_crosscut(
 
     Candidates every ``crosscut_step_um``; a height is stable when both grooves are found there
     and at the next height and the two signatures correlate >= ``min_crosscut_ccf``. The first
-    stable height from the start of the scan is chosen (bulletxtrctr), else the best-agreeing
-    one. A groove not found at the chosen height is replaced by the median of that groove over
-    the heights where it was found (the shoulders run along the striae).
+    stable height from the start of the scan is chosen (bulletxtrctr); without one (grooves out
+    of the field of view), the first height whose signature agrees with the next one's; else
+    the best-agreeing one. A groove not found at the chosen height is replaced by the median of
+    that groove over the heights where it was found and a signature extracted (the shoulders
+    run along the striae), if that lies beyond the end of the data walked at the chosen height.
 
     The heights are examined in order and the search stops at the first stable one, so its
     crosscuts past the next height are never extracted (most lands are stable near the start:
@@ -378,14 +380,23 @@ def choose_crosscut(
                 return _corr(s0, s1)
         return float("nan")
 
+    def agrees(k: int) -> bool:
+        c = ccf_next(k)
+        return bool(np.isfinite(c) and c >= params.min_crosscut_ccf)
+
     chosen: int | None = None
     for k in range(len(ys) - 1):
-        if both(k) and both(k + 1):
-            c = ccf_next(k)
-            if np.isfinite(c) and c >= params.min_crosscut_ccf:
-                chosen = k
-                break
+        if both(k) and both(k + 1) and agrees(k):
+            chosen = k
+            break
     examined = len(ys) if chosen is None else chosen + 1
+    if chosen is None:
+        # no stable height with both grooves in view (a field of view narrower than the land,
+        # a damaged shoulder): the first height whose signature agrees with the next one's,
+        # from the start of the scan as above, rather than the best-agreeing one anywhere,
+        # which lies at an arbitrary height of the land (striae change along a land: on
+        # Hamby 44 a crosscut 250 µm further correlates 0.47-0.88 with the first)
+        chosen = next((k for k in range(len(ys) - 1) if agrees(k)), None)
     table: list[dict[str, Any]] = []
     for k in range(examined):
         g = at(k)[1]
@@ -403,13 +414,20 @@ def choose_crosscut(
         chosen = int(np.argmin(np.abs(ys - extent / 2)))
     g = grooves[chosen]
     if g is not None and not (g.left_found and g.right_found):
-        lefts = [x.left_um for x in grooves if x is not None and x.left_found]
-        rights = [x.right_um for x in grooves if x is not None and x.right_found]
-        g = Grooves(
-            left_um=float(np.median(lefts)) if (lefts and not g.left_found) else g.left_um,
-            right_um=float(np.median(rights)) if (rights and not g.right_found) else g.right_um,
-            left_found=g.left_found or bool(lefts), right_found=g.right_found or bool(rights),
-        )
+        # grooves of the heights that gave a signature only: a "groove" pair with no land
+        # between them (a shoulder-less crosscut whose apex lies at the edge of the search
+        # window rises at once) is not a groove seen elsewhere
+        seen = [r[1] for r in res if r is not None and r[0] is not None and r[1] is not None]
+        lefts = [x.left_um for x in seen if x.left_found]
+        rights = [x.right_um for x in seen if x.right_found]
+        left = float(np.median(lefts)) if lefts else np.inf
+        right = float(np.median(rights)) if rights else -np.inf
+        # only beyond the end of the data walked here: inside it, this crosscut was walked
+        # over that position from the apex without rising, so there is no shoulder there
+        use_l = not g.left_found and left < g.left_um
+        use_r = not g.right_found and right > g.right_um
+        g = Grooves(left_um=left if use_l else g.left_um, right_um=right if use_r else g.right_um,
+                    left_found=g.left_found or use_l, right_found=g.right_found or use_r)
     y_best = float(ys[chosen] + (params.crosscut_step_um / 2 if chosen + 1 < len(ys) else 0.0))
     return y_best, table, g
 
@@ -429,7 +447,9 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     ballistics.matching.striae.signatures.Signature
         ``kind="lea"``; ``meta`` holds ``crosscut_um``, ``grooves_um`` ``[left, right]`` (on the
         crosscut axis, from the left edge of the oriented land), ``grooves_found``,
-        ``transposed`` and the crosscut agreement table.
+        ``transposed``, the crosscut agreement table and ``arc_radius_um``, the radius of the
+        bullet the land's arc implies (a warning when it is outside 1-15 mm: a wrong height
+        unit, or the form removed before).
 
     Raises
     ------
@@ -450,6 +470,17 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
     if g is None:
         raise NoSignatureError("no striation signature: no crosscut of the land shows an arc "
                                "between groove shoulders")
+    # the bullet's radius from the arc of the crosscut between the grooves (all of it when
+    # they are too close): a wrong height unit makes it impossible, before anything fails
+    prof = crosscut_profile(h, land.spacing_um, y, params.crosscut_band_um, direction)[0]
+    j0, j1 = int(round(g.left_um / step)), int(round(g.right_um / step))
+    radius = _arc_radius_um(prof[j0 : j1 + 1] if (j1 - j0) * step >= 500.0 else prof, step)
+    lo, hi = _BULLET_RADIUS_UM
+    if not lo <= radius <= hi:
+        _warn(f"the land's arc implies a bullet radius of {radius / 1000:.3g} mm (bullets: "
+              f"{lo / 1000:g}-{hi / 1000:g} mm): check the file's height unit (heights in mm or "
+              "nm read as µm) or whether its form was removed before; grooves are found by "
+              "their height", warns)
     if not (g.left_found and g.right_found):
         side = " and ".join(n for n, f in (("left", g.left_found), ("right", g.right_found))
                             if not f)
@@ -486,4 +517,25 @@ def lea_signature(scan: Scan, params: LeaParams | None = None) -> Any:
         },
         warnings_=warns,
     )
-    return replace(sig, meta={**sig.meta, "signature_start_um": float(sig.start_um - origin)})
+    return replace(sig, meta={**sig.meta, "signature_start_um": float(sig.start_um - origin),
+                              "arc_radius_um": radius})
+
+
+#: Radii of the bullet a land's arc may plausibly imply (µm): .17 to .50 calibre bullets are
+#: 2.2-6.4 mm in radius, slugs larger; a factor of about two either side (a land's arc is
+#: measured over 1-2 mm of it) and nothing near the factor 1000 of a wrong height unit.
+_BULLET_RADIUS_UM = (1_000.0, 15_000.0)
+
+
+def _arc_radius_um(profile: np.ndarray, spacing_um: float) -> float:
+    """Radius (µm) of the circle a land's crosscut (raw heights between the grooves) follows:
+    ``1 / (2 |a|)`` of the least-squares parabola ``a s² + b s + c`` (tilt does not change
+    ``a``); infinite for a flat or too short profile. Hamby 44 lands (9 mm Luger bullets,
+    radius 4.5 mm): 4.0-4.4 mm."""
+    p = np.asarray(profile, np.float64)
+    ok = np.isfinite(p)
+    if ok.sum() < 10:
+        return float("inf")
+    s = np.flatnonzero(ok) * spacing_um
+    a = float(np.polyfit(s - s.mean(), p[ok], 2)[0])
+    return float("inf") if a == 0 else 1.0 / (2.0 * abs(a))

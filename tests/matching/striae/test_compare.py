@@ -444,3 +444,41 @@ def test_bullet_batch_equals_pair_by_pair_at_every_difficulty(difficulty) -> Non
         r = compare_bullets(sigs[0], sigs[other])
         _assert_batch_equals_pair_by_pair(r, sigs[0], sigs[other])
         assert np.nansum(r.cms) > 0
+
+
+@pytest.mark.slow
+def test_real_hamby44_bullets_as_other_labs_scan_them(real_data) -> None:
+    """docs/striation.md, "Other scanners and labs": bullet 2 with a field of view of 80 % of
+    each land's width (grooves partly out of view; score 1.37 before the crosscut fix, now
+    about 15) keeps its phase and a strong LR; bullet 2 turned end over end (each land turned
+    by 180°, lands in reverse order) is a different source as given, and the orientation
+    warning says so; bullet 1 as given against bullet 2 gets no such warning."""
+    from ballistics.io import read_scan
+    from ballistics.matching.bullet_evidence import evaluate_bullets, orientation_warning
+
+    folder = real_data / "bullets" / "hamby44"
+    scans = [[read_scan(p) for p in sorted((folder / b).glob("*.x3p"))]
+             for b in ("bullet1", "bullet2")]
+    a = [lea_signature(s) for s in scans[0]]
+
+    def cut(s):
+        h = np.asarray(s.heights)
+        w = int(round(h.shape[1] * 0.8))
+        c0 = (h.shape[1] - w) // 2
+        return s.replace(heights=np.ascontiguousarray(h[:, c0:c0 + w]))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScanWarning)
+        narrow = [lea_signature(cut(s)) for s in scans[1]]
+    r = compare_bullets(a, narrow)
+    ev = evaluate_bullets(r)
+    assert r.best_phase == 4 and r.phase_margin > 0.25 and ev.score > 10
+    assert ev.log10_lr > 2
+    turned = [lea_signature(s.replace(heights=np.ascontiguousarray(
+        np.asarray(s.heights)[::-1, ::-1]))) for s in scans[1][::-1]]
+    ev_t = evaluate_bullets(compare_bullets(a, turned))
+    assert ev_t.log10_lr < 0
+    msg = orientation_warning(a, turned, ev_t)
+    assert msg is not None and "turned end over end" in msg
+    b = [lea_signature(s) for s in scans[1]]
+    assert orientation_warning(a, b, evaluate_bullets(compare_bullets(a, b))) is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,96 @@ def test_lattice_points_cover_every_row_and_column_evenly(shape: tuple[int, int]
     # within the limit, every valid point
     xf, _, zf = _lattice_points(h, ok, n, (2.0, 1.5), n)
     assert np.array_equal(zf, za) and np.array_equal(xf, xa)
+
+
+@pytest.fixture(scope="module")
+def synthetic_bullet_lands() -> list[tuple[Scan, dict]]:
+    p = striae_params("realistic", land_length_um=250.0)
+    bullet = fire_bullet(make_barrel("B1", 4, p), 7, p)
+    return list(zip(bullet.lands, bullet.truth["lands"], strict=True))
+
+
+def test_land_wider_than_the_field_of_view_keeps_the_first_agreeing_crosscut(
+        synthetic_bullet_lands) -> None:
+    """A scan that shows only the land between its grooves (another scanner's narrower field
+    of view: no shoulder at any height) takes the first height whose signature agrees with
+    the next one's, from the start of the scan as a land with grooves does, not the
+    best-agreeing height anywhere (an arbitrary height: striae change along a land)."""
+    from ballistics.matching.striae.lea import choose_crosscut, orient_land
+
+    p = LeaParams()
+    for scan, truth in synthetic_bullet_lands:
+        left, right = truth["grooves_um"]
+        dx = scan.spacing_um[1]
+        inside = np.ascontiguousarray(scan.heights[:, int((left + 150) / dx):
+                                                   int((right - 150) / dx)])
+        land, direction, _ = orient_land(scan.replace(heights=inside))
+        y, table, grooves = choose_crosscut(np.asarray(land.heights, np.float64),
+                                            land.spacing_um, direction, p)
+        assert grooves is not None and not (grooves.left_found or grooves.right_found)
+        first = next(r for r in table if r["ccf_next"] >= p.min_crosscut_ccf)
+        assert y == first["y_um"] + p.crosscut_step_um / 2
+        sig = lea_signature(scan.replace(heights=inside))
+        assert sig.meta["crosscut_um"] == y
+        assert sig.length_um > 0.8 * (right - left - 300.0)
+
+
+def test_real_land_cropped_to_its_centre_keeps_crosscut_and_signature(real_data) -> None:
+    """Hamby 44 lands cut to the central 60 % / 80 % of their width (grooves partly or not in
+    view): the crosscut stays at the full land's height and the signature is the full land's
+    between the crop's edges (to 0.8 in correlation: the filters' ends differ). Land 1 of
+    bullet 2 at 60 % had no signature ("only -27 µm between the grooves": a bump that looks
+    like a shoulder at other heights was taken as both grooves), the others took a crosscut
+    275-475 µm further along the land."""
+    from ballistics.io import read_scan
+    from ballistics.matching.striae import compare_signatures
+
+    folder = real_data / "bullets" / "hamby44" / "bullet2"
+    # (land 1 at 80 % keeps a spurious pair of "grooves" 720 µm apart at 487 µm, stable there:
+    # see docs/dev/striation-history.md, 2026-12-08)
+    for land, fracs in ((1, (0.6,)), (5, (0.6, 0.8))):
+        scan = read_scan(folder / f"Barrel_1-Bullet_2-Land_{land}.x3p")
+        full = lea_signature(scan)
+        h = np.asarray(scan.heights)
+        for frac in fracs:
+            w = int(round(h.shape[1] * frac))
+            c0 = (h.shape[1] - w) // 2
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ScanWarning)
+                sig = lea_signature(scan.replace(heights=np.ascontiguousarray(h[:, c0:c0 + w])))
+            if frac == 0.6:  # both grooves out of view
+                assert sig.meta["grooves_found"] == [False, False]
+            assert sig.meta["crosscut_um"] == full.meta["crosscut_um"]
+            assert sig.length_um > 0.75 * w * scan.spacing_um[1]
+            assert compare_signatures(full, sig).ccf_max > 0.8
+
+
+def test_land_arc_radius_and_wrong_height_unit(synthetic_land) -> None:
+    """The land's arc gives the bullet's radius (the generator's 4.5 mm); heights 1000 times
+    too small or too large (mm or nm read as µm) imply an impossible bullet and are named in
+    a warning (they were extracted silently: grooves not found, a weaker or no signature)."""
+    scan, _ = synthetic_land
+    sig = lea_signature(scan)
+    assert sig.meta["arc_radius_um"] == pytest.approx(4500.0, rel=0.1)
+    assert not any("bullet radius" in w for w in sig.warnings)
+    for factor in (1e-3, 1e3):
+        wrong = scan.replace(heights=np.asarray(scan.heights) * np.float32(factor))
+        with pytest.warns(ScanWarning, match="check the file's height unit"):
+            try:
+                s = lea_signature(wrong)
+            except NoSignatureError:  # nm as µm: "grooves" everywhere, refused after the warning
+                continue
+        assert any("bullet radius" in w for w in s.warnings)
+        r = s.meta["arc_radius_um"]
+        assert r > 1e6 if factor < 1 else r < 100.0  # metres, micrometres
+
+
+def test_real_lands_arc_radius(real_data) -> None:
+    """Hamby 44 (9 mm Luger, radius 4.5 mm) and the x3ptools land: 3.5-5 mm, no warning."""
+    from ballistics.io import read_scan
+
+    for f in (real_data / "lea_x3ptools.x3p",
+              real_data / "bullets/hamby44/bullet1/Barrel_1-Bullet_1-Land_2.x3p"):
+        sig = lea_signature(read_scan(f))
+        assert 3500.0 <= sig.meta["arc_radius_um"] <= 5000.0
+        assert not any("bullet radius" in w for w in sig.warnings)
