@@ -114,16 +114,15 @@ class _Committer:
                                          f"{exc.message}")
             path.unlink(missing_ok=True)
             return
-        dups = [{"path": p, "sha256": s} for p, s in zip(table.paths, table.sha256, strict=True)
-                if s in self.committed]
-        if len(dups) == table.count:
+        # casings already committed (an earlier attempt's copy of the batch, or a casing
+        # in the collection before a resumed job) are left out; they are not counted here:
+        # the job counts each input once, as a duplicate when its hash comes back
+        if all(s in self.committed for s in table.sha256):
             path.unlink(missing_ok=True)
-            info = {"committed": 0, "duplicates": len(dups)}
+            info = {"committed": 0}
         else:
             info = self.col.commit_shard(path, lock=self.lock)
         self.summary.ingested += int(info["committed"])
-        self.summary.skipped_duplicates += int(info["duplicates"])
-        self.summary.duplicates += dups
         self.summary.shards += 1 if info["committed"] else 0
         self.committed.update(table.sha256)
         self.count += int(info["committed"])
@@ -401,10 +400,15 @@ class _Run:
             self.staging.mkdir(exist_ok=True)
             self.committer = _Committer(self.col, self.lock, summary, self.model_hash,
                                         self.job.on_commit)
+            before = set(self.committer.committed)
             _recover_staging(self.staging, self.committer if self.job.resume else None,
                              self.job.quiet)
             seen = set(self.committer.committed)
+            # casings of this job's inputs that a resumed job committed from staging: already
+            # counted as ingested, so they are not duplicates when their hashes come back
+            recovered = seen - before
         else:
+            recovered = set()
             seen = set(self.col.columns()["sha256"])
         chunks = [files[i:i + HASH_CHUNK] for i in range(0, len(files), HASH_CHUNK)]
         n_chunks = len(chunks)
@@ -447,6 +451,9 @@ class _Run:
                             if sha is None:
                                 summary.failed.append({"path": path, "reason": err,
                                                        "error": "ReadError"})
+                                self.bar.update(1)
+                            elif sha in recovered:  # committed from staging above
+                                recovered.discard(sha)
                                 self.bar.update(1)
                             elif sha in seen:
                                 summary.skipped_duplicates += 1
