@@ -358,6 +358,7 @@ def calibrate_collection(
     sampling = PairSampling(pairs=pairs, max_same=max_same, max_different=max_different,
                             seed=seed)
     col = Collection.open(collection)
+    fitted_shards = list(col.manifest["shards"])  # the casings and labels it is fitted on
     cols = col.columns()
     sources = [lab.get(source_column) for lab in cols["labels"]]
     if len({s for s in sources if s}) < 2:
@@ -387,9 +388,16 @@ def calibrate_collection(
     )
     with col.lock("calibrate") as lock:
         col = col.refresh()
-        col.set_calibration(cal.to_dict(), lock=lock)
+        col.set_calibration(cal.to_dict(), lock=lock, fitted_shards=fitted_shards)
+    warns: list[str] = []
+    if col.refresh().calibration_outdated:  # a writer changed the casings meanwhile
+        warns.append(
+            "the collection's casings changed while the calibration was being fitted (another "
+            "command ingested, removed or relabelled casings); it is stored as fitted on the "
+            "casings it compared, so search and compare warn that it is out of date: refit "
+            f"it with `ballistics calibrate --collection {collection}`")
     summary = {"collection": str(col.directory), "calibration": cal.describe(),
-               "sampling": record, "seconds": time.perf_counter() - t0}
+               "sampling": record, "seconds": time.perf_counter() - t0, "warnings": warns}
     log_event(col.directory, "calibrate",
               {"source_column": source_column, "pairs": pairs, "max_same": max_same,
                "max_different": max_different, "lr_method": lr_method, "preset": preset,

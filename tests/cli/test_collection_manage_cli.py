@@ -374,3 +374,34 @@ def test_verify_drop_damaged_warns_that_the_calibration_is_out_of_date(lab):
     assert f"`ballistics calibrate --collection {lab}`" in w
     r = _run("verify", "--collection", str(lab), "--drop-damaged", "--quiet")  # text mode
     assert r.exit_code == 0 and not _stale(r.stderr.splitlines()), r.output  # nothing dropped
+
+
+def test_calibration_fitted_while_an_ingest_commits_is_out_of_date(lab, study, monkeypatch):
+    """``calibrate`` compares its pairs without the write lock, so an ingest can commit
+    casings meanwhile. The calibration is stored as fitted on the casings it compared: the
+    command warns, and search warns that it is out of date until refitted (the digest of
+    the state it was published into made it look current, with the new casing never part
+    of it)."""
+    from ballistics.workflows import calibrate as cal_mod
+
+    r = _run("collection", "remove", "F003-02", "--collection", str(lab), "--quiet")
+    assert r.exit_code == 0, r.output
+    real = cal_mod.compare_pairs
+
+    def compare_then_ingest(*args, **kwargs):
+        rows = real(*args, **kwargs)  # the real comparisons; then another writer commits
+        r = _run("ingest", str(study / "F003-02.x3p"), "--collection", str(lab), "--labels",
+                 str(study / "manifest.csv"), "--quiet")
+        assert r.exit_code == 0 and "ingested 1" in r.stdout, r.output
+        return rows
+
+    monkeypatch.setattr(cal_mod, "compare_pairs", compare_then_ingest)
+    r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
+             "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    [w] = [m for m in r.stderr.splitlines() if "changed while the calibration" in m]
+    assert w.startswith("warning: ") and f"`ballistics calibrate --collection {lab}`" in w
+    r = _run("search", str(study / "F001-02.x3p"), "--collection", str(lab), "--shortlist",
+             "3", "--top", "3", "--json", "--device", "cpu", "--quiet")
+    [s] = [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]
+    assert "casings last changed" in s
