@@ -405,3 +405,27 @@ def test_calibration_fitted_while_an_ingest_commits_is_out_of_date(lab, study, m
              "3", "--top", "3", "--json", "--device", "cpu", "--quiet")
     [s] = [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]
     assert "casings last changed" in s
+
+
+def test_verify_drop_damaged_says_what_it_did_and_what_to_ingest_again(lab, study):
+    """On a terminal, ``verify --drop-damaged`` names the shards it dropped, the state after
+    the repair and the source files to ingest again (it printed only the damage found, then
+    exited 0; the files were in the JSON alone). A shard too damaged to read its paths is
+    named with its casing count and what to do instead."""
+    first, second = sorted((lab / "shards").glob("*.h5"))
+    in_second = [str(study / f"{i}.x3p") for i in ("F003-01", "F003-02")]
+    first.write_bytes(first.read_bytes()[:1000])  # an interrupted copy: nothing readable
+    data = bytearray(second.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit in its surfaces: the paths still read
+    second.write_bytes(bytes(data))
+    r = _run("verify", "--collection", str(lab), "--drop-damaged", "--quiet")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert f"dropped shards/{first.name} (kept aside as shards/{first.name}.damaged)" in lines
+    assert f"dropped shards/{second.name} (kept aside as shards/{second.name}.damaged)" in lines
+    assert f"{lab}: after the repair: OK: 0 casings, 1 files checked, index covers 0" in lines, \
+        r.stdout
+    assert [ln.removeprefix("ingest again: ") for ln in lines
+            if ln.startswith("ingest again: /")] == in_second
+    [unreadable] = [ln for ln in lines if ln.startswith("ingest again: 4 casings of ")]
+    assert f"shards/{first.name}" in unreadable and "--labels CSV" in unreadable
