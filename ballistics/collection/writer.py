@@ -513,12 +513,11 @@ class CollectionWriter(CollectionReader):
         return lost
 
     def cleanup_orphans(self, *, lock: CollectionLock) -> list[str]:
-        """Delete orphan files (keeps the previous index for readers still using it)."""
+        """Delete orphan files (not the previous index: readers may still use it; see
+        :meth:`orphans`)."""
         self._require(lock)
         removed = []
         for rel in self.orphans():
-            if rel.startswith("index/") and not rel.endswith(".tmp"):
-                continue
             (self.directory / rel).unlink(missing_ok=True)
             removed.append(rel)
         return removed

@@ -429,3 +429,23 @@ def test_verify_drop_damaged_says_what_it_did_and_what_to_ingest_again(lab, stud
             if ln.startswith("ingest again: /")] == in_second
     [unreadable] = [ln for ln in lines if ln.startswith("ingest again: 4 casings of ")]
     assert f"shards/{first.name}" in unreadable and "--labels CSV" in unreadable
+
+
+def test_verify_does_not_call_the_previous_index_an_orphan(lab, study):
+    """An ingest keeps the previous index file for searches that opened the previous
+    manifest. ``verify`` listed it as an "orphan file ... (left by an interrupted writer;
+    removed by the next ingest)" after every ordinary ingest: neither is true, and it told a
+    lab that a command had been interrupted. A temporary file a killed writer left is still
+    one."""
+    r = _run("collection", "remove", "F003-02", "--collection", str(lab), "--quiet")
+    assert r.exit_code == 0, r.output
+    r = _run("ingest", str(study / "F003-02.x3p"), "--collection", str(lab), "--quiet")
+    assert r.exit_code == 0, r.output
+    assert len(list((lab / "index").glob("*.faiss"))) == 2  # the current and the previous
+    r = _run("verify", "--collection", str(lab))
+    assert r.exit_code == 0 and "orphan" not in r.stderr, r.output
+    r = _run("verify", "--collection", str(lab), "--json")
+    assert json.loads(r.stdout)["orphans"] == []
+    (lab / "index" / ".index-000099-abcd.faiss.tmp").write_bytes(b"partial")
+    r = _run("verify", "--collection", str(lab))
+    assert "note: orphan file index/.index-000099-abcd.faiss.tmp" in r.stderr, r.output
