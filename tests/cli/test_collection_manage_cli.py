@@ -449,3 +449,34 @@ def test_verify_does_not_call_the_previous_index_an_orphan(lab, study):
     (lab / "index" / ".index-000099-abcd.faiss.tmp").write_bytes(b"partial")
     r = _run("verify", "--collection", str(lab))
     assert "note: orphan file index/.index-000099-abcd.faiss.tmp" in r.stderr, r.output
+
+
+def test_interrupted_ingest_names_the_command_that_finishes_it(study, tmp_path, monkeypatch):
+    """Ctrl-C during an ingest: one line that says the committed casings are kept and gives
+    the ``--resume`` command (it said "error: interrupted" alone); exit 130. The command, run
+    as given, finishes the job with every casing once."""
+    import shlex
+
+    from ballistics.collection.writer import CollectionWriter
+
+    col = tmp_path / "my lab"
+    real = CollectionWriter.commit
+
+    def commit_then_ctrl_c(self, *args, **kwargs):
+        real(self, *args, **kwargs)  # the batch is committed, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CollectionWriter, "commit", commit_then_ctrl_c)
+    r = _run("ingest", str(study), "--collection", str(col), "--labels",
+             str(study / "manifest.csv"), "--model", "baseline", "--commit-every", "2",
+             "--quiet")
+    assert r.exit_code == 130, r.output
+    [line] = r.stderr.splitlines()
+    assert line.startswith("error: interrupted; the casings committed so far are kept: `")
+    cmd = shlex.split(line.split("`")[1])
+    assert cmd == ["ballistics", "ingest", "--collection", str(col), "--resume"]
+    monkeypatch.setattr(CollectionWriter, "commit", real)
+    r = _run(*cmd[1:], "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["ingested"], out["skipped_duplicates"], out["count"]) == (4, 2, 6)
