@@ -390,6 +390,15 @@ def calibrate_collection(
         col = col.refresh()
         col.set_calibration(cal.to_dict(), lock=lock, fitted_shards=fitted_shards)
     warns: list[str] = []
+    unlabelled = [cid for cid, src in zip(cols["id"], sources, strict=True)
+                  if src in (None, "")]
+    if unlabelled:
+        shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+        warns.append(
+            f"{len(unlabelled)} of {len(sources)} casings have no {source_column!r} label and "
+            f"are left out of the calibration ({shown}); label them with `ballistics "
+            f"collection relabel ID --set {source_column}=SOURCE --collection {collection}` "
+            "and calibrate again")
     if col.refresh().calibration_outdated:  # a writer changed the casings meanwhile
         warns.append(
             "the collection's casings changed while the calibration was being fitted (another "

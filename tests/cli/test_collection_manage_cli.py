@@ -480,3 +480,20 @@ def test_interrupted_ingest_names_the_command_that_finishes_it(study, tmp_path, 
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert (out["ingested"], out["skipped_duplicates"], out["count"]) == (4, 2, 6)
+
+
+def test_calibrate_names_the_casings_without_a_source_label(lab, study):
+    """A casing ingested without labels has no source: calibrate leaves it out of every
+    pair, and now says so (it said nothing, so a casing ingested without --labels dropped
+    out of the lab's calibration unnoticed)."""
+    r = _run("collection", "relabel", "F002-01", "--unset", "firearm_id", "--collection",
+             str(lab), "--quiet")
+    assert r.exit_code == 0, r.output
+    r = _run("calibrate", "--collection", str(lab), "--pairs", "4", "--quiet", "--threads", "1",
+             "--device", "cpu", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    [w] = [m for m in out["warnings"] if "left out of the calibration" in m]
+    assert w.startswith("1 of 6 casings have no 'firearm_id' label") and "(F002-01)" in w
+    assert f"--set firearm_id=SOURCE --collection {lab}`" in w
+    assert out["sampling"]["sources"] == 3
