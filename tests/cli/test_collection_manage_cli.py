@@ -269,6 +269,10 @@ def test_bad_input_is_one_line_and_exit_2(lab):
     r = _run("collection", "list", "--collection", str(lab.parent / "nothing"))
     assert r.exit_code == 2 and "not a collection" in r.stderr
     assert json.loads((lab / "manifest.json").read_text())["generation"] == gen
+    # one key column named as one ('id identify an entry and are not labels' before)
+    r = _run("collection", "relabel", "F001-01", "--set", "id=x", "--collection", str(lab))
+    assert r.stderr.startswith("error: 'id' identifies an entry and is not a label: it cannot "
+                               "be set or unset"), r.stderr
 
 
 @pytest.mark.parametrize("where", ["missing", "empty folder"])
