@@ -48,7 +48,8 @@ SHARD_FORMAT_VERSION = 1
 CHUNK = 128
 FIX_HINT = (
     "run `ballistics verify --collection DIR` to list the damaged files; restore them from a "
-    "backup or re-ingest the affected casings into a new collection"
+    "backup, or drop them with `ballistics verify --collection DIR --drop-damaged` and ingest "
+    "the files it lists again"
 )
 #: The shard attribute holding the SHA-256 of every small dataset (a JSON object).
 DIGEST_ATTR = "dataset_sha256"

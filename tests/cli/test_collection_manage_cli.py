@@ -553,3 +553,16 @@ def test_a_full_disk_elsewhere_is_one_line_naming_it():
     assert r.exit_code == 1
     assert r.stderr == ("error: no space left on the device writing lab/audit.jsonl; free "
                         "disk space and run the command again\n")
+
+
+def test_a_damaged_shard_met_by_search_points_to_the_repair_verify_offers(lab, study):
+    """search on a collection with a truncated shard: one line, exit 1, naming the repair
+    that ``verify`` offers (it said "re-ingest the affected casings into a new collection",
+    while verify's fix is --drop-damaged and ingesting the listed files into this one)."""
+    shard = sorted((lab / "shards").glob("*.h5"))[0]
+    shard.write_bytes(shard.read_bytes()[:-100])
+    r = _run("search", str(study / "F001-02.x3p"), "--collection", str(lab), "--shortlist",
+             "2", "--top", "2", "--device", "cpu", "--quiet")
+    assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1, r.output
+    assert "`ballistics verify --collection DIR --drop-damaged`" in r.stderr
+    assert "new collection" not in r.stderr
