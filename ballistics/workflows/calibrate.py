@@ -396,9 +396,9 @@ def calibrate_collection(
         shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
         warns.append(
             f"{len(unlabelled)} of {len(sources)} casings have no {source_column!r} label and "
-            f"are left out of the calibration ({shown}); label them with `ballistics "
-            f"collection relabel ID --set {source_column}=SOURCE --collection {collection}` "
-            "and calibrate again")
+            f"are left out of the calibration ({shown}); where their source is known, label "
+            f"them with `ballistics collection relabel ID --set {source_column}=SOURCE "
+            f"--collection {collection}` and calibrate again")
     if col.refresh().calibration_outdated:  # a writer changed the casings meanwhile
         warns.append(
             "the collection's casings changed while the calibration was being fitted (another "
