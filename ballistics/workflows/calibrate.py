@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.collection.audit import log_event
+from ballistics.collection.manifest import shards_digest
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError, ParameterError
 from ballistics.matching.breechface.params import preset_key
@@ -388,6 +389,8 @@ def calibrate_collection(
     )
     with col.lock("calibrate") as lock:
         col = col.refresh()
+        # a writer changed the casings while the pairs were compared (no lock is held then)
+        changed = shards_digest(col.manifest["shards"]) != shards_digest(fitted_shards)
         col.set_calibration(cal.to_dict(), lock=lock, fitted_shards=fitted_shards)
     warns: list[str] = []
     unlabelled = [cid for cid, src in zip(cols["id"], sources, strict=True)
@@ -399,7 +402,7 @@ def calibrate_collection(
             f"are left out of the calibration ({shown}); where their source is known, label "
             f"them with `ballistics collection relabel ID --set {source_column}=SOURCE "
             f"--collection {collection}` and calibrate again")
-    if col.refresh().calibration_outdated:  # a writer changed the casings meanwhile
+    if changed:
         warns.append(
             "the collection's casings changed while the calibration was being fitted (another "
             "command ingested, removed or relabelled casings); it is stored as fitted on the "
