@@ -37,8 +37,9 @@ from ballistics.cli.common import (
 @click.option("--model", default=None,
               help="Embedder: cnn, baseline or a weights file (default: the collection's, "
                    "else cnn).")
-@click.option("--preset", default="default", show_default=True,
-              help="Preprocessing preset for raw inputs.")
+@click.option("--preset", default=None,
+              help="Preprocessing preset: default or cmcR (default: the collection's, else "
+                   "default; another than the collection's is refused).")
 @click.option("--batch-size", type=int, default=32, show_default=True,
               help="Embedding batch size.")
 @click.option("--commit-every", type=int, default=64, show_default=True,

@@ -36,13 +36,14 @@ from ballistics.collection.fsio import atomic_write_json
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.records import Failure, modality_mismatch
 from ballistics.collection.store import Collection
-from ballistics.errors import CollectionCorruptError, InputError
+from ballistics.errors import CollectionCorruptError, InputError, ParameterError
 from ballistics.io._common import IMAGE_SUFFIXES
 from ballistics.progress import progress
 from ballistics.workflows import _distributed_tasks as tasks
 from ballistics.workflows._executors import Executor
 from ballistics.workflows.ingest import (
     DEFAULT_MODEL,
+    DEFAULT_PRESET,
     JOB_NAME,
     IngestOptions,
     IngestSummary,
@@ -128,6 +129,28 @@ class _Committer:
         self.count += int(info["committed"])
         if info["committed"] and self.on_commit is not None:
             self.on_commit(self.count)
+
+
+def _collection_preset(col: Collection, given: str | None) -> str:
+    """The preprocessing preset of this ingest: ``given``, else the collection's, else the
+    default for a new collection.
+
+    Raises
+    ------
+    ParameterError
+        When ``given`` differs from the preset the collection's casings were prepared with
+        (a later ingest left at the default preset mixed two preprocessings in one
+        collection, while search prepares every query with the collection's).
+    """
+    stored = ((col.manifest.get("preprocess") or {}).get("preset")
+              if col.embedding_info.get("model_hash") else None)
+    if given is not None and stored is not None and given != stored:
+        raise ParameterError(
+            f"the collection's casings were prepared with the preprocessing preset "
+            f"{stored!r}, not {given!r}; ingest with --preset {stored} (or leave --preset "
+            "out) so that every casing, and every query of a search, is prepared alike; a "
+            "collection of the other preset is another collection", path=col.directory)
+    return given or stored or DEFAULT_PRESET
 
 
 def _recover_staging(staging: Path, committer: _Committer | None, quiet: bool) -> int:
@@ -249,7 +272,8 @@ class IngestJob:
             model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
             if model not in ("cnn", "baseline") and Path(model).exists():
                 model = str(Path(model).resolve())  # a weights file, at the workers' path
-            options = IngestOptions(**{**asdict(options), "model": model})
+            preset = _collection_preset(col, options.preset)
+            options = IngestOptions(**{**asdict(options), "model": model, "preset": preset})
             label_table = (given_labels if labels is self.labels and given_labels is not None
                            else LabelTable.read(labels) if labels is not None else None)
             atomic_write_json(job_path, {

@@ -566,3 +566,31 @@ def test_a_damaged_shard_met_by_search_points_to_the_repair_verify_offers(lab, s
     assert r.exit_code == 1 and len(r.stderr.splitlines()) == 1, r.output
     assert "`ballistics verify --collection DIR --drop-damaged`" in r.stderr
     assert "new collection" not in r.stderr
+
+
+def test_ingest_keeps_the_collections_preprocessing_preset(study, tmp_path):
+    """One preset per collection: a later ingest without --preset prepares its casings with
+    the collection's (it took the default preset, mixing two preprocessings while search
+    prepares every query with the collection's); another --preset is refused, and an unknown
+    one is bad input before anything is created (it was recorded in the new collection's
+    manifest and every search of it then failed)."""
+    from ballistics.collection.store import Collection
+
+    r = _run("ingest", str(study / "F001-01.x3p"), "--collection", str(tmp_path / "x"),
+             "--preset", "nope", "--model", "baseline", "--quiet")
+    assert r.exit_code == 2 and "unknown preset 'nope'" in r.stderr, r.output
+    assert not (tmp_path / "x").exists()
+    col = tmp_path / "lab"
+    base = ("--collection", str(col), "--model", "baseline", "--quiet")
+    r = _run("ingest", str(study / "F001-01.x3p"), *base, "--preset", "cmcr")  # any case
+    assert r.exit_code == 0, r.output
+    r = _run("ingest", str(study / "F002-01.x3p"), *base)
+    assert r.exit_code == 0, r.output
+    c = Collection.open(col)
+    assert c.manifest["preprocess"]["preset"] == "cmcR"
+    first, second = c.surfaces([0, 1])
+    assert [s["name"] for s in second.provenance] == [s["name"] for s in first.provenance]
+    r = _run("ingest", str(study / "F003-01.x3p"), *base, "--preset", "default")
+    assert r.exit_code == 2, r.output
+    assert "prepared with the preprocessing preset 'cmcR', not 'default'" in r.stderr
+    assert Collection.open(col).count == 2 and not (col / "ingest-job.json").exists()
