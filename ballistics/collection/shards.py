@@ -189,6 +189,8 @@ def check_free_space(directory: str | Path, records: Sequence[CasingRecord]) -> 
     """
     import shutil
 
+    if not Path(directory).is_dir():
+        return  # nothing can be written there; the writer says so
     need = shard_size_bound(records)
     free = shutil.disk_usage(directory).free
     if free < need:
