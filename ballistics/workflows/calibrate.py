@@ -414,7 +414,7 @@ def calibrate_collection(
               {"source_column": source_column, "pairs": pairs, "max_same": max_same,
                "max_different": max_different, "lr_method": lr_method, "preset": preset,
                "seed": seed},
-              result={"metrics": dict(cal.metrics), "sampling": record})
+              result={"metrics": dict(cal.metrics), "sampling": record, "warnings": warns})
     return summary
 
 

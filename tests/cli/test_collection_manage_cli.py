@@ -405,6 +405,8 @@ def test_calibration_fitted_while_an_ingest_commits_is_out_of_date(lab, study, m
     assert r.exit_code == 0, r.output
     [w] = [m for m in r.stderr.splitlines() if "changed while the calibration" in m]
     assert w.startswith("warning: ") and f"`ballistics calibrate --collection {lab}`" in w
+    [line] = [e for e in read_audit(lab) if e["command"] == "calibrate"]  # on record too
+    assert line["result"]["warnings"] == [w.removeprefix("warning: ")]
     r = _run("search", str(study / "F001-02.x3p"), "--collection", str(lab), "--shortlist",
              "3", "--top", "3", "--json", "--device", "cpu", "--quiet")
     [s] = [m for m in json.loads(r.stdout)["warnings"] if "calibration was fitted" in m]
