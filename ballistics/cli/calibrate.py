@@ -6,6 +6,7 @@ import click
 
 from ballistics.cli.common import (
     device_option,
+    echo_err,
     emit_json,
     handle_errors,
     json_option,
@@ -75,3 +76,5 @@ def calibrate(collection, source_column, pairs, max_same, max_different, lr_meth
     if mis:
         click.echo(f"misleading evidence: same-source LR<1 {mis['ss_below_1']:.3f}, "
                    f"different-source LR>1 {mis['ds_above_1']:.3f}")
+    for w in summary.get("warnings") or ():
+        echo_err(f"warning: {w}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import functools
 import io
 import logging
@@ -175,6 +176,14 @@ def handle_errors(func: F) -> F:
                 sys.exit(1)
             except MemoryError:
                 echo_err("error: out of memory; try a smaller batch or fewer workers")
+                sys.exit(1)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    echo_err(f"error: unexpected {type(exc).__name__}: {exc}")
+                    sys.exit(1)
+                where = f" writing {exc.filename}" if exc.filename else ""
+                echo_err(f"error: no space left on the device{where}; free disk space and run "
+                         "the command again")
                 sys.exit(1)
             except Exception as exc:
                 echo_err(f"error: unexpected {type(exc).__name__}: {exc}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from typing import NoReturn
 
 import click
 
@@ -35,8 +37,9 @@ from ballistics.cli.common import (
 @click.option("--model", default=None,
               help="Embedder: cnn, baseline or a weights file (default: the collection's, "
                    "else cnn).")
-@click.option("--preset", default="default", show_default=True,
-              help="Preprocessing preset for raw inputs.")
+@click.option("--preset", default=None,
+              help="Preprocessing preset: default or cmcR (default: the collection's, else "
+                   "default; another than the collection's is refused).")
 @click.option("--batch-size", type=int, default=32, show_default=True,
               help="Embedding batch size.")
 @click.option("--commit-every", type=int, default=64, show_default=True,
@@ -86,15 +89,18 @@ def ingest(inputs, collection, labels, workers, preprocess_mode, processed, resu
         verify=not no_verify, strict=strict, model=model, device=device, workers=workers,
         batch_size=batch_size, commit_every=commit_every, update_labels=update_labels,
     )
-    if scheduler:
-        from ballistics.workflows.distributed import ingest as run_cluster
+    try:
+        if scheduler:
+            from ballistics.workflows.distributed import ingest as run_cluster
 
-        with log_to_stderr("ballistics.workflows"):  # the dashboard link, staging notes
-            summary = run_cluster(list(inputs), collection, scheduler=scheduler,
-                                  labels=labels, options=opts, resume=resume, quiet=quiet)
-    else:
-        summary = run_ingest(list(inputs), collection, labels=labels, options=opts,
-                             resume=resume, quiet=quiet)
+            with log_to_stderr("ballistics.workflows"):  # the dashboard link, staging notes
+                summary = run_cluster(list(inputs), collection, scheduler=scheduler,
+                                      labels=labels, options=opts, resume=resume, quiet=quiet)
+        else:
+            summary = run_ingest(list(inputs), collection, labels=labels, options=opts,
+                                 resume=resume, quiet=quiet)
+    except KeyboardInterrupt:
+        _interrupted(collection, scheduler)
     out = summary.to_dict()
     if as_json:
         emit_json(out)
@@ -114,3 +120,21 @@ def ingest(inputs, collection, labels, workers, preprocess_mode, processed, resu
             echo_err(f"failed: {f['path']}: {f['reason']}")
     if summary.failed:
         sys.exit(2)
+
+
+def _interrupted(collection: str, scheduler: str | None) -> NoReturn:
+    """Ctrl-C: one line saying what is kept and, when the job was recorded, the command
+    that finishes it; exit 130 (as for every interrupted command)."""
+    from pathlib import Path
+
+    from ballistics.workflows.ingest import JOB_NAME
+
+    msg = "error: interrupted"
+    if (Path(collection) / JOB_NAME).is_file():
+        cmd = f"ballistics ingest --collection {shlex.quote(collection)} --resume"
+        if scheduler:
+            cmd += f" --scheduler {scheduler}"
+        msg += (f"; the casings committed so far are kept: `{cmd}` finishes the job "
+                "(the committed casings are skipped)")
+    echo_err(msg)
+    sys.exit(130)

@@ -20,6 +20,30 @@ def _verify(col, quick: bool, quiet: bool) -> dict:
         return col.verify(full=not quick, callback=lambda _f: bar.update(1))
 
 
+def _echo_repair(report: dict, collection: str) -> None:
+    """What ``--drop-damaged`` did: the shards dropped, the state after, the files to
+    ingest again (or, for a shard too damaged to read its paths, what to do instead)."""
+    for f in report.get("dropped") or ():
+        click.echo(f"dropped {f} (kept aside as {f}.damaged)")
+    after = report["after"]
+    click.echo(f"{after['collection']}: after the repair: {'OK' if after['ok'] else 'DAMAGED'}: "
+               f"{after['count']} casings, {after['checked']} files checked, index covers "
+               f"{after['index']['covers']}")
+    lost = report.get("lost") or []
+    unreadable = [p for p in lost if p.startswith("<")]
+    for p in lost:
+        if not p.startswith("<"):
+            click.echo(f"ingest again: {p}")
+    if len(unreadable) < len(lost):
+        click.echo(f"(`ballistics ingest FILES --collection {collection} --labels CSV` with "
+                   "the files above and the labels CSV they were ingested with)")
+    for p in unreadable:
+        click.echo(f"ingest again: {p[1:-1]}: their paths could not be read from the damaged "
+                   f"shard; ingest the folders they came from again (`ballistics ingest DIR "
+                   f"--collection {collection} --labels CSV`: casings still in the collection "
+                   "are skipped)")
+
+
 @click.command("verify")
 @click.option("--collection", "collection", required=True, type=click.Path(file_okay=False),
               help="Collection directory.")
@@ -51,6 +75,7 @@ def verify(collection, quick, drop_damaged, as_json, quiet) -> None:
         shard_files = {p["file"] for p in report["problems"] if p["file"].startswith("shards/")}
         with col.lock("verify --drop-damaged") as lock:
             report["lost"] = col.drop_shards(shard_files, lock=lock) if shard_files else []
+            report["dropped"] = sorted(shard_files)
             col = col.refresh()
             if any(p["file"].startswith("index/") for p in report["problems"]):
                 col.update_index(lock=lock, rebuild=True)
@@ -76,6 +101,8 @@ def verify(collection, quick, drop_damaged, as_json, quiet) -> None:
         for o in report["orphans"]:
             echo_err(f"note: orphan file {o} (left by an interrupted writer; removed by the next "
                      "ingest)")
+        if "after" in report:
+            _echo_repair(report, collection)
     ok = report["ok"] or report.get("after", {}).get("ok", False)
     if not ok:
         sys.exit(1)

@@ -329,7 +329,13 @@ class CollectionReader:
 
     def orphans(self) -> list[str]:
         """Files in ``shards/``, ``index/`` and ``calibration/`` that no manifest refers to
-        (left by a killed writer); safe to delete under the lock."""
+        (left by a killed writer); safe to delete under the lock.
+
+        Finished index files (``index/*.faiss``) other than the current one are not
+        orphans: an index update keeps the previous one for readers that opened the
+        previous manifest, and deletes any older one (or one a killed writer published
+        no manifest for) at the next update.
+        """
         listed = {e["file"] for e in self.manifest["shards"]}
         for key in ("index", "calibration"):
             if self.manifest.get(key):
@@ -341,8 +347,11 @@ class CollectionReader:
                 continue
             for p in sorted(d.iterdir()):
                 rel = p.relative_to(self.directory).as_posix()
-                if rel not in listed and not rel.endswith(".damaged"):
-                    out.append(rel)
+                if rel in listed or rel.endswith(".damaged"):
+                    continue
+                if sub == "index" and not rel.endswith(".tmp"):
+                    continue  # kept for readers of the previous manifest (see above)
+                out.append(rel)
         return out
 
     def summary(self) -> dict[str, Any]:

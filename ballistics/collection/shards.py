@@ -48,7 +48,8 @@ SHARD_FORMAT_VERSION = 1
 CHUNK = 128
 FIX_HINT = (
     "run `ballistics verify --collection DIR` to list the damaged files; restore them from a "
-    "backup or re-ingest the affected casings into a new collection"
+    "backup, or drop them with `ballistics verify --collection DIR --drop-damaged` and ingest "
+    "the files it lists again"
 )
 #: The shard attribute holding the SHA-256 of every small dataset (a JSON object).
 DIGEST_ATTR = "dataset_sha256"
@@ -156,6 +157,51 @@ def forget_verified() -> None:
         _VERIFIED.clear()
 
 
+def shard_size_bound(records: Sequence[CasingRecord]) -> int:
+    """An upper bound of the bytes a shard of ``records`` takes on disk: the surfaces
+    uncompressed plus 1 % (gzip can expand incompressible data a little), their chunks'
+    checksums, the embeddings, the small datasets as text, and 64 KiB of HDF5 structure per
+    casing plus 1 MiB."""
+    total = 1 << 20
+    for r in records:
+        h = r.scan.heights
+        n_chunks = -(-h.shape[0] // CHUNK) * -(-h.shape[1] // CHUNK)
+        total += int(h.size * 4 * 1.01) + 4 * n_chunks + 64 * 1024
+        total += int(r.embedding.size) * 4
+        total += sum(len(str(x).encode("utf-8")) for x in (
+            r.id, r.path, r.sha256, _json(dict(r.labels)), _json(thaw(r.scan.metadata)),
+            _json(thaw(r.scan.provenance)), _json([*r.scan.warnings, *r.warnings])))
+    return total
+
+
+def check_free_space(directory: str | Path, records: Sequence[CasingRecord]) -> None:
+    """Refuse to start a shard the disk may not hold (:func:`shard_size_bound`).
+
+    HDF5 does not report a full disk to Python: its failed writes surface only as
+    ignored errors when the file is closed, and the process may then crash (a segmentation
+    fault was seen when a 6 MB file system filled during an ingest). So the space is
+    checked before writing, against the bound rather than the (unknown) compressed size.
+
+    Raises
+    ------
+    CollectionError
+        When the file system of ``directory`` has less free space than the bound.
+    """
+    import shutil
+
+    if not Path(directory).is_dir():
+        return  # nothing can be written there; the writer says so
+    need = shard_size_bound(records)
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        raise CollectionError(
+            f"not enough free disk space to write the next shard of {len(records)} "
+            f"casing(s): up to {need / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free; nothing "
+            "was written; free disk space and run the command again (an ingest: `ballistics "
+            f"ingest --collection {Path(directory).parent} --resume` continues it)",
+            path=directory)
+
+
 def write_shard(path: str | Path, records: Sequence[CasingRecord]) -> Path:
     """Write ``records`` to a new shard file at ``path`` (atomically: temp + fsync + rename).
 
@@ -183,6 +229,7 @@ def write_shard(path: str | Path, records: Sequence[CasingRecord]) -> Path:
         raise CollectionError(f"embeddings of one shard differ in dimension: {sorted(dims)}")
     dim = dims.pop()
     n = len(records)
+    check_free_space(path.parent, records)
     tmp = temp_name(path)
     str_t = h5py.string_dtype("utf-8")
     try:

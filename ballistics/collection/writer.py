@@ -452,8 +452,18 @@ class CollectionWriter(CollectionReader):
                 p.unlink(missing_ok=True)
 
     # ---- calibration and repairs -------------------------------------------------------
-    def set_calibration(self, calibration: Mapping[str, Any], *, lock: CollectionLock) -> None:
-        """Store the collection's own calibration (a JSON document) and publish it."""
+    def set_calibration(
+        self, calibration: Mapping[str, Any], *, lock: CollectionLock,
+        fitted_shards: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Store the collection's own calibration (a JSON document) and publish it.
+
+        ``fitted_shards``: the manifest's shard entries of the state the calibration was
+        fitted on (default: the current ones). Its ``shards_digest`` is recorded, so a
+        calibration fitted on an earlier state than the one it is published into (casings
+        ingested, removed or relabelled while it was being fitted) reads as out of date
+        (:attr:`~ballistics.collection.reader.CollectionReader.calibration_outdated`).
+        """
         self._require(lock)
         current = self._current()
         gen = current.generation + 1
@@ -464,7 +474,9 @@ class CollectionWriter(CollectionReader):
         old = (manifest.get("calibration") or {}).get("file")
         manifest["calibration"] = {**file_entry(self.directory / name, self.directory),
                                    "fitted": now(),
-                                   "shards_digest": shards_digest(manifest["shards"])}
+                                   "shards_digest": shards_digest(
+                                       manifest["shards"] if fitted_shards is None
+                                       else fitted_shards)}
         current._publish(manifest)
         self._adopt(current)
         if old and old != name:
@@ -501,12 +513,11 @@ class CollectionWriter(CollectionReader):
         return lost
 
     def cleanup_orphans(self, *, lock: CollectionLock) -> list[str]:
-        """Delete orphan files (keeps the previous index for readers still using it)."""
+        """Delete orphan files (not the previous index: readers may still use it; see
+        :meth:`orphans`)."""
         self._require(lock)
         removed = []
         for rel in self.orphans():
-            if rel.startswith("index/") and not rel.endswith(".tmp"):
-                continue
             (self.directory / rel).unlink(missing_ok=True)
             removed.append(rel)
         return removed

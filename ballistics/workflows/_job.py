@@ -36,13 +36,14 @@ from ballistics.collection.fsio import atomic_write_json
 from ballistics.collection.lock import CollectionLock
 from ballistics.collection.records import Failure, modality_mismatch
 from ballistics.collection.store import Collection
-from ballistics.errors import CollectionCorruptError, InputError
+from ballistics.errors import CollectionCorruptError, InputError, ParameterError
 from ballistics.io._common import IMAGE_SUFFIXES
 from ballistics.progress import progress
 from ballistics.workflows import _distributed_tasks as tasks
 from ballistics.workflows._executors import Executor
 from ballistics.workflows.ingest import (
     DEFAULT_MODEL,
+    DEFAULT_PRESET,
     JOB_NAME,
     IngestOptions,
     IngestSummary,
@@ -114,21 +115,42 @@ class _Committer:
                                          f"{exc.message}")
             path.unlink(missing_ok=True)
             return
-        dups = [{"path": p, "sha256": s} for p, s in zip(table.paths, table.sha256, strict=True)
-                if s in self.committed]
-        if len(dups) == table.count:
+        # casings already committed (an earlier attempt's copy of the batch, or a casing
+        # in the collection before a resumed job) are left out; they are not counted here:
+        # the job counts each input once, as a duplicate when its hash comes back
+        if all(s in self.committed for s in table.sha256):
             path.unlink(missing_ok=True)
-            info = {"committed": 0, "duplicates": len(dups)}
+            info = {"committed": 0}
         else:
             info = self.col.commit_shard(path, lock=self.lock)
         self.summary.ingested += int(info["committed"])
-        self.summary.skipped_duplicates += int(info["duplicates"])
-        self.summary.duplicates += dups
         self.summary.shards += 1 if info["committed"] else 0
         self.committed.update(table.sha256)
         self.count += int(info["committed"])
         if info["committed"] and self.on_commit is not None:
             self.on_commit(self.count)
+
+
+def _collection_preset(col: Collection, given: str | None) -> str:
+    """The preprocessing preset of this ingest: ``given``, else the collection's, else the
+    default for a new collection.
+
+    Raises
+    ------
+    ParameterError
+        When ``given`` differs from the preset the collection's casings were prepared with
+        (a later ingest left at the default preset mixed two preprocessings in one
+        collection, while search prepares every query with the collection's).
+    """
+    stored = ((col.manifest.get("preprocess") or {}).get("preset")
+              if col.embedding_info.get("model_hash") else None)
+    if given is not None and stored is not None and given != stored:
+        raise ParameterError(
+            f"the collection's casings were prepared with the preprocessing preset "
+            f"{stored!r}, not {given!r}; ingest with --preset {stored} (or leave --preset "
+            "out) so that every casing, and every query of a search, is prepared alike; a "
+            "collection of the other preset is another collection", path=col.directory)
+    return given or stored or DEFAULT_PRESET
 
 
 def _recover_staging(staging: Path, committer: _Committer | None, quiet: bool) -> int:
@@ -250,7 +272,8 @@ class IngestJob:
             model = options.model or col.embedding_info.get("model") or DEFAULT_MODEL
             if model not in ("cnn", "baseline") and Path(model).exists():
                 model = str(Path(model).resolve())  # a weights file, at the workers' path
-            options = IngestOptions(**{**asdict(options), "model": model})
+            preset = _collection_preset(col, options.preset)
+            options = IngestOptions(**{**asdict(options), "model": model, "preset": preset})
             label_table = (given_labels if labels is self.labels and given_labels is not None
                            else LabelTable.read(labels) if labels is not None else None)
             atomic_write_json(job_path, {
@@ -401,10 +424,15 @@ class _Run:
             self.staging.mkdir(exist_ok=True)
             self.committer = _Committer(self.col, self.lock, summary, self.model_hash,
                                         self.job.on_commit)
+            before = set(self.committer.committed)
             _recover_staging(self.staging, self.committer if self.job.resume else None,
                              self.job.quiet)
             seen = set(self.committer.committed)
+            # casings of this job's inputs that a resumed job committed from staging: already
+            # counted as ingested, so they are not duplicates when their hashes come back
+            recovered = seen - before
         else:
+            recovered = set()
             seen = set(self.col.columns()["sha256"])
         chunks = [files[i:i + HASH_CHUNK] for i in range(0, len(files), HASH_CHUNK)]
         n_chunks = len(chunks)
@@ -447,6 +475,9 @@ class _Run:
                             if sha is None:
                                 summary.failed.append({"path": path, "reason": err,
                                                        "error": "ReadError"})
+                                self.bar.update(1)
+                            elif sha in recovered:  # committed from staging above
+                                recovered.discard(sha)
                                 self.bar.update(1)
                             elif sha in seen:
                                 summary.skipped_duplicates += 1

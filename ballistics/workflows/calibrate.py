@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.collection.audit import log_event
+from ballistics.collection.manifest import shards_digest
 from ballistics.collection.store import Collection
 from ballistics.errors import InputError, ParameterError
 from ballistics.matching.breechface.params import preset_key
@@ -358,6 +359,7 @@ def calibrate_collection(
     sampling = PairSampling(pairs=pairs, max_same=max_same, max_different=max_different,
                             seed=seed)
     col = Collection.open(collection)
+    fitted_shards = list(col.manifest["shards"])  # the casings and labels it is fitted on
     cols = col.columns()
     sources = [lab.get(source_column) for lab in cols["labels"]]
     if len({s for s in sources if s}) < 2:
@@ -387,14 +389,32 @@ def calibrate_collection(
     )
     with col.lock("calibrate") as lock:
         col = col.refresh()
-        col.set_calibration(cal.to_dict(), lock=lock)
+        # a writer changed the casings while the pairs were compared (no lock is held then)
+        changed = shards_digest(col.manifest["shards"]) != shards_digest(fitted_shards)
+        col.set_calibration(cal.to_dict(), lock=lock, fitted_shards=fitted_shards)
+    warns: list[str] = []
+    unlabelled = [cid for cid, src in zip(cols["id"], sources, strict=True)
+                  if src in (None, "")]
+    if unlabelled:
+        shown = ", ".join(unlabelled[:5]) + (", ..." if len(unlabelled) > 5 else "")
+        warns.append(
+            f"{len(unlabelled)} of {len(sources)} casings have no {source_column!r} label and "
+            f"are left out of the calibration ({shown}); where their source is known, label "
+            f"them with `ballistics collection relabel ID --set {source_column}=SOURCE "
+            f"--collection {collection}` and calibrate again")
+    if changed:
+        warns.append(
+            "the collection's casings changed while the calibration was being fitted (another "
+            "command ingested, removed or relabelled casings); it is stored as fitted on the "
+            "casings it compared, so search and compare warn that it is out of date: refit "
+            f"it with `ballistics calibrate --collection {collection}`")
     summary = {"collection": str(col.directory), "calibration": cal.describe(),
-               "sampling": record, "seconds": time.perf_counter() - t0}
+               "sampling": record, "seconds": time.perf_counter() - t0, "warnings": warns}
     log_event(col.directory, "calibrate",
               {"source_column": source_column, "pairs": pairs, "max_same": max_same,
                "max_different": max_different, "lr_method": lr_method, "preset": preset,
                "seed": seed},
-              result={"metrics": dict(cal.metrics), "sampling": record})
+              result={"metrics": dict(cal.metrics), "sampling": record, "warnings": warns})
     return summary
 
 

@@ -32,6 +32,8 @@ from ballistics.params import check_choice, check_range
 from ballistics.scan import Scan
 
 JOB_NAME = "ingest-job.json"
+#: The preprocessing preset of a new collection when none is given.
+DEFAULT_PRESET = "default"
 DEFAULT_MODEL = "cnn"
 
 
@@ -45,7 +47,9 @@ class IngestOptions:
         ``True``: the older spelling of ``preprocess="processed"``; ``None`` (default):
         ``preprocess`` decides.
     preset
-        Preprocessing preset for raw inputs.
+        Preprocessing preset (``"default"`` or ``"cmcR"``); ``None`` = the collection's,
+        or ``"default"`` for a new collection. A collection's casings are all prepared
+        with one preset: another one is refused.
     spacing_um
         Pixel spacing for images that carry none.
     verify
@@ -77,7 +81,7 @@ class IngestOptions:
     """
 
     processed: bool | None = None
-    preset: str = "default"
+    preset: str | None = None
     spacing_um: float | None = None
     verify: bool = True
     strict: bool = False
@@ -91,6 +95,15 @@ class IngestOptions:
     preprocess: str = "auto"
 
     def __post_init__(self) -> None:
+        from ballistics.preprocess.params import PRESETS, get_preset
+
+        # an unknown preset is bad input before anything is created (it was recorded in a
+        # new collection's manifest, and every later search of it failed)
+        if self.preset is not None:
+            key = next((k for k in PRESETS if k.lower() == str(self.preset).lower()),
+                       self.preset)
+            get_preset(key)
+            object.__setattr__(self, "preset", key)
         check_range("workers", self.workers, 1, 256)
         object.__setattr__(self, "preprocess", preprocess_mode(self.preprocess, self.processed))
         check_range("batch_size", self.batch_size, 1, 4096)
@@ -105,7 +118,7 @@ class IngestOptions:
         """The collection manifest's ``preprocess`` object: ``{"preset", "mode",
         "processed"}`` (``processed``, ``True`` for mode ``"processed"`` else ``None``, is
         what older versions read)."""
-        return {"preset": self.preset, "mode": self.preprocess,
+        return {"preset": self.preset or DEFAULT_PRESET, "mode": self.preprocess,
                 "processed": True if self.preprocess == "processed" else None}
 
 

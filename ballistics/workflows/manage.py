@@ -238,8 +238,11 @@ def parse_assignments(items: Sequence[str], unset: Sequence[str] = ()) -> LabelC
         out[k.strip()] = None
     bad = sorted(set(out) & set(KEY_COLUMNS))
     if bad:
-        raise ParameterError(f"{', '.join(bad)} identify an entry and are not labels; they "
-                             "cannot be set")
+        names = " and ".join(repr(b) for b in bad)
+        what = ("identifies an entry and is not a label: it" if len(bad) == 1 else
+                "identify an entry and are not labels: they")
+        raise ParameterError(f"{names} {what} cannot be set or unset (the columns that "
+                             f"identify an entry are {', '.join(KEY_COLUMNS)})")
     if "" in out:
         raise ParameterError("--unset needs a column name")
     return out

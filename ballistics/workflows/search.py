@@ -12,6 +12,7 @@ flagged as such), and return the ``top`` best by score.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -472,9 +473,23 @@ def audit_search(col: Collection, options: SearchOptions, results: Sequence[Sear
              for c in r.candidates[:3]] for r in results],
         "calibration": results[0].calibration["source"] if results else None}
     if reports:
-        result["reports"] = [dict(r) for r in reports]
+        result["reports"] = [_absolute_paths(r) for r in reports]
     log_event(col.directory, "search", {**params, "generation": col.generation},
-              inputs=[r.query for r in results], result=result)
+              inputs=[_absolute_paths(r.query) for r in results], result=result)
+
+
+def _absolute_paths(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``entry`` with its ``path``, ``query``, ``html`` and ``pdf`` (and those of its
+    ``pair_reports``) made absolute: the audit log is read later, from anywhere, and a path
+    relative to the searcher's working directory would name no file (ingest records
+    absolute paths too)."""
+    out = dict(entry)
+    for key in ("path", "query", "html", "pdf"):
+        if isinstance(out.get(key), str | os.PathLike):
+            out[key] = os.path.abspath(out[key])
+    if isinstance(out.get("pair_reports"), list):
+        out["pair_reports"] = [_absolute_paths(p) for p in out["pair_reports"]]
+    return out
 
 
 def compare_command(query_path: str, candidate_path: str, report_path: str | Path, *,

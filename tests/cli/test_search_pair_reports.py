@@ -96,3 +96,32 @@ def test_pair_reports_repeat_that_the_collections_calibration_is_out_of_date(syn
     assert any("calibration was fitted before" in w for w in out["warnings"])
     pair = html.unescape(Path(out["pair_reports"][0]["html"]).read_text())
     assert "calibration was fitted before the collection's casings last changed" in pair
+
+
+def test_the_audit_log_names_the_query_and_reports_by_absolute_path(synth_lab, tmp_path,
+                                                                     monkeypatch):
+    """The collection's audit log is read later, from anywhere: a search run with relative
+    paths recorded them as given ('Q.x3p', 'search.html'), naming no file once read from
+    another folder (ingest records absolute paths). The JSON keeps the paths as given."""
+    import shutil
+
+    from ballistics.collection.audit import read_audit
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(synth_lab / "s" / "F001-01.x3p", "Q.x3p")
+    r = CliRunner().invoke(main, [
+        "search", "Q.x3p", "--collection", str(synth_lab / "lab"), "--json", "--quiet",
+        "--workers", "1", "--shortlist", "2", "--top", "2", "--report", "case/search.html",
+        "--pdf", "case/search.pdf", "--pair-reports", "1"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["query"]["path"] == "Q.x3p" and out["report"] == "case/search.html"
+    entry = list(read_audit(synth_lab / "lab"))[-1]
+    assert entry["command"] == "search"
+    assert entry["inputs"][0]["path"] == str(tmp_path / "Q.x3p")
+    [rep] = entry["result"]["reports"]
+    assert rep["query"] == str(tmp_path / "Q.x3p")
+    assert rep["html"] == str(tmp_path / "case" / "search.html")
+    assert rep["pdf"] == str(tmp_path / "case" / "search.pdf")
+    assert rep["pair_reports"][0]["html"] == str(tmp_path / out["pair_reports"][0]["html"])
+    assert Path(rep["pair_reports"][0]["html"]).is_file()

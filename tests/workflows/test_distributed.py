@@ -133,6 +133,37 @@ def test_driver_restart_with_resume(client, study, reference, tmp_path):
     _same_as_reference(Collection.open(d), reference)
 
 
+@pytest.mark.slow
+def test_resume_counts_staged_casings_once(client, study, reference, tmp_path):
+    """A resumed cluster ingest commits the finished shards left in staging; those casings
+    are ingested by this job, not duplicates: ``ingested`` plus ``skipped_duplicates`` is the
+    number of inputs (they were counted twice, once on commit and again as duplicates when
+    their hashes came back)."""
+    from ballistics.workflows.distributed import ingest
+
+    files, manifest = study
+    d = tmp_path / "col"
+
+    def die(count: int) -> None:
+        raise _DriverDied(count)
+
+    with pytest.raises(_DriverDied):
+        ingest(files, d, scheduler=client, labels=manifest, options=OPTS, on_commit=die,
+               quiet=True)
+    committed = set(Collection.open(d).columns()["path"])
+    assert len(committed) == 2
+    # a batch a worker finished after the driver died: left in staging for --resume
+    left = [f for f in files if str(f) not in committed][:2]
+    kw = {"prepare": {"processed": None, "preset": "default", "spacing_um": None,
+                      "verify": True}, "model": "baseline", "device": "cpu"}
+    tasks.batch_task("late", [(str(f), "", {}) for f in left], str(d / tasks.STAGING), **kw)
+    s = ingest([], d, scheduler=client, options=IngestOptions(device="cpu"), resume=True,
+               quiet=True)
+    assert s.count == 12 and not s.failed
+    assert (s.ingested, s.skipped_duplicates) == (10, 2)
+    assert sorted(x["path"] for x in s.duplicates) == sorted(committed)
+
+
 def test_cli_ingest_with_scheduler_address(client, study, tmp_path):
     import json
 
@@ -224,7 +255,8 @@ def test_recover_staging_commits_or_discards(study, reference, tmp_path):
         tasks.batch_task("k1", items, str(staging), **kw)
         summary = IngestSummary(collection=str(d))
         _recover_staging(staging, _Committer(col.refresh(), lock, summary, "h", None), True)
-        assert summary.ingested == 0 and summary.skipped_duplicates == 2
+        # (not counted as duplicates: the job counts its inputs' duplicates by hash)
+        assert summary.ingested == 0 and summary.skipped_duplicates == 0
         assert Collection.open(d).count == 2
         tasks.batch_task("k3", [(str(files[2]), "", {})], str(staging), **kw)
         assert _recover_staging(staging, None, True) == 1 and list(staging.iterdir()) == []
