@@ -29,11 +29,22 @@ and missing data is NaN.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
-from ballistics._version import __version__
-from ballistics.errors import BallisticsError, ScanWarning
-from ballistics.scan import Scan
+#: Environment defaults that make the CPU results the same on every x86-64 processor: MKL
+#: (torch's CPU FFTs) otherwise picks its code path by processor (AVX-512 on recent Intel,
+#: another on AMD), and its last bits decide near-ties (the pose of a different-source pair).
+#: MKL reads it at its first call, so it is set here, before any comparison; a value already
+#: in the environment is kept (``docs/install.md``, Same results on every machine).
+_REPRODUCIBLE_ENV = {"MKL_CBWR": "COMPATIBLE"}
+for _var, _value in _REPRODUCIBLE_ENV.items():
+    os.environ.setdefault(_var, _value)
+del _var, _value
+
+from ballistics._version import __version__  # noqa: E402
+from ballistics.errors import BallisticsError, ScanWarning  # noqa: E402
+from ballistics.scan import Scan  # noqa: E402
 
 if TYPE_CHECKING:  # pragma: no cover
     from ballistics.collection.store import Collection
