@@ -24,7 +24,7 @@ from ballistics.preprocess.image2d import flatten_illumination, normalize_contra
 from ballistics.preprocess.level import level
 from ballistics.preprocess.params import PreprocessParams, get_preset
 from ballistics.preprocess.quality import Quality, assess, noise_level
-from ballistics.preprocess.resample import bbox, resample_array
+from ballistics.preprocess.resample import bbox, crop_to_mask, resample_array
 from ballistics.preprocess.segment import Segmentation, segment
 from ballistics.scan import Scan, thaw
 
@@ -276,12 +276,24 @@ def prepare_for_comparison(scan: Scan, preset: str | PreprocessParams = "default
     processed
         ``None``: preprocess unless the scan carries this toolkit's ``"preprocess"`` step;
         ``True``: the scan is processed already (e.g. a cmcR-processed file): it is
-        returned as it is after a quality check; ``False``: always preprocess.
+        returned as it is after a quality check, except that a file processed elsewhere
+        (no ``"preprocess"`` step of this toolkit) loses its margins of missing points (a
+        ``"crop"`` step to the bounding box of its measured points, as cmcR's
+        ``preProcess_crop``); ``False``: always preprocess.
 
     Raises
     ------
     UnfitScanError
         The quality verdict rejects the scan (the message gives the reason).
+
+    Notes
+    -----
+    The comparison searches each cell in the other scan near the same position relative to
+    the array's centre, so both arrays must be framed alike: around the breech face, as the
+    ``crop`` step of both presets leaves them. A file exported with wide margins of missing
+    points (a field of view not centred on the primer, a scan turned by its exporter into
+    a larger array) would put the breech faces' centres apart by more than the cells'
+    search range; trimming the margins removes no measured point.
     """
     if processed is None:
         processed = scan.is_processed
@@ -293,6 +305,10 @@ def prepare_for_comparison(scan: Scan, preset: str | PreprocessParams = "default
                        noise_um=None, params=p.quality)
         if not q.fit:
             raise UnfitScanError(f"unfit for comparison: {q.reason}", path=scan.source)
+        if not scan.is_processed and scan.valid.any():
+            ys, xs = bbox(scan.valid)
+            if (ys.stop - ys.start, xs.stop - xs.start) != scan.shape:
+                scan = crop_to_mask(scan)
         return scan
     res = preprocess(scan, preset)
     if not res.quality.fit:

@@ -118,7 +118,11 @@ def test_prepare_detected_modes(variants):
     with pytest.warns(UserWarning, match="preprocessing detected"):
         out, det = prepare_detected(s, "default", "auto")
     assert det.state == "processed"
-    assert np.array_equal(out.heights, s.heights, equal_nan=True) and out.warnings
+    # used as it is but for its margins of missing points (the bounding-box crop)
+    from ballistics.preprocess import crop_to_mask
+
+    assert np.array_equal(out.heights, crop_to_mask(s).heights, equal_nan=True)
+    assert [st["name"] for st in out.provenance] == ["crop"] and out.warnings
     forced, fdet = prepare_detected(variants["raw"], "default", "processed")
     assert fdet.source == "forced" and fdet.state == "processed"
     assert any("forced" in w for w in fdet.warnings)  # the measurement disagrees
@@ -195,3 +199,4 @@ def test_real_auto_equals_correct_mode(real_data, name, preset):
         explicit = prepare_for_comparison(scan, preset, processed=REAL[name] == "processed")
     assert auto.spacing_um == explicit.spacing_um
     assert np.array_equal(auto.heights, explicit.heights, equal_nan=True)
+

@@ -195,3 +195,29 @@ def test_parse_rotation_says_what_is_wrong_in_the_values_own_terms(spec, says):
     # the limits themselves are accepted
     assert parse_rotation("-30,-30,90", get_params("default")).grid_angles() == [-30.0]
     assert parse_rotation("-360,360,90", get_params("default")).rotation == "grid"
+
+
+def test_margins_of_missing_points_of_a_file_processed_elsewhere_are_trimmed(small_pair):
+    """An export framed with wide margins of missing points (a field of view not centred on
+    the primer, a scan turned by its exporter into a larger array) puts the breech faces'
+    centres apart by more than the cells' search range; `prepare_for_comparison` trims them."""
+    from ballistics.preprocess import prepare_for_comparison
+
+    sp = (12.5, 12.5)                          # 1.65 x 1.45 mm: enough area to be fit
+    ref, same = (Scan(s.heights, sp, source=s.source) for s in small_pair[:2])
+    padded = np.full((same.shape[0] + 60, same.shape[1] + 40), np.nan, np.float32)
+    padded[60:, 40:] = same.heights           # margins on two sides only: centre moved
+    wide = Scan(padded, sp, source="wide")
+    as_is = compare(ref, wide, SMALL, device="cpu")
+    trimmed = prepare_for_comparison(wide, processed=True)
+    assert [s["name"] for s in trimmed.provenance] == ["crop"]
+    assert not np.isnan(trimmed.heights[[0, -1], :]).all(axis=1).any()
+    out = compare(ref, trimmed, SMALL, device="cpu")
+    base = compare(ref, prepare_for_comparison(same, processed=True), SMALL, device="cpu")
+    assert as_is.cmc_count <= 3                # the cells search the wrong place
+    assert out.cmc_count == base.cmc_count >= 8
+    assert (out.theta_deg, out.dx_um, out.dy_um) == (base.theta_deg, base.dx_um, base.dy_um)
+    # a scan that fills its bounding box is returned as it is; ours is never cropped again
+    tight = prepare_for_comparison(trimmed.replace(provenance=()), processed=True)
+    assert tight.provenance == () and np.array_equal(tight.heights, trimmed.heights,
+                                                     equal_nan=True)
