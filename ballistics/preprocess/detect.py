@@ -50,12 +50,14 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.errors import ScanWarning
+from ballistics.errors import ScanWarning, UnfitScanError
 from ballistics.params import check_choice, check_range
 from ballistics.preprocess.filters import gaussian_filter_nan, sigma_um
 from ballistics.preprocess.params import LevelParams, PreprocessParams, get_preset
 from ballistics.preprocess.resample import resample_array
 from ballistics.scan import Scan
+
+_UNITS_HINT = ": check the file's units"
 
 STEPS = ("segment", "level", "filter", "resample")
 MODES = ("auto", "raw", "processed")
@@ -417,7 +419,7 @@ def detect_preprocessing(scan: Scan, preset: str | PreprocessParams = "default",
     lo, hi = d.height_range_um
     if rng is not None and not lo <= rng <= hi:
         notes.append(f"the heights span {rng:.3g} µm, implausible for a casing surface "
-                     f"({lo:g}-{hi:g} µm): check the file's units")
+                     f"({lo:g}-{hi:g} µm){_UNITS_HINT}")
     return Detection(facts, _decide(facts, p, d), "auto", "measured", tuple(notes))
 
 
@@ -475,12 +477,20 @@ def prepare_detected(scan: Scan, preset: str | PreprocessParams = "default",
         det = dataclasses.replace(det, warnings=tuple(notes))
     for msg in notes:
         warnings.warn(msg, ScanWarning, stacklevel=2)
-    if det.state == "processed":
-        out = prepare_for_comparison(scan, preset, processed=True)
-    elif det.state == "raw":
-        out = prepare_for_comparison(scan, preset, processed=False)
-    else:
-        out = prepare_for_comparison(scan, det.params_for(preset), processed=False)
+    try:
+        if det.state == "processed":
+            out = prepare_for_comparison(scan, preset, processed=True)
+        elif det.state == "raw":
+            out = prepare_for_comparison(scan, preset, processed=False)
+        else:
+            out = prepare_for_comparison(scan, det.params_for(preset), processed=False)
+    except UnfitScanError as exc:
+        units = [w for w in det.warnings if w.endswith(_UNITS_HINT)]
+        if not units:
+            raise
+        # heights in the wrong unit (nm or mm declared as µm) make the noise or the area
+        # fail the verdict: say so, or the examiner looks for a bad scan instead of a bad unit
+        raise UnfitScanError(f"{exc.message}; {units[0]}", path=exc.path) from exc
     return (out.with_warnings(*notes) if notes else out), det
 
 

@@ -200,3 +200,18 @@ def test_real_auto_equals_correct_mode(real_data, name, preset):
     assert auto.spacing_um == explicit.spacing_um
     assert np.array_equal(auto.heights, explicit.heights, equal_nan=True)
 
+
+def test_unfit_scan_with_implausible_units_says_so(variants):
+    """Heights in nm written as µm fail the noise verdict: the error names the units, which
+    the CLI's one-line error would otherwise hide behind a noise figure."""
+    from ballistics.errors import UnfitScanError
+
+    s = variants["masked_only"]
+    nm = s.replace(heights=s.heights * 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UnfitScanError, match="exceeds 2 µm; the heights span .* units"):
+            prepare_detected(nm, "default", "auto")
+        # forced "processed": no noise verdict, so no error, but the warning stays on it
+        forced, _ = prepare_detected(nm, "default", "processed")
+    assert any("check the file's units" in w for w in forced.warnings)
