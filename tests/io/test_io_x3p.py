@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 import zipfile
 
@@ -393,3 +394,38 @@ def test_points_budget_refuses_before_reading(tmp_path, monkeypatch):
     from ballistics.io._common import DEFAULT_MAX_POINTS, max_points
 
     assert max_points() == DEFAULT_MAX_POINTS == 100_000_000
+
+
+@pytest.fixture(scope="module")
+def synthetic_casing():
+    """A synthetic raw casing (6.25 µm): firing-pin hole and surroundings missing."""
+    from ballistics.datasets.synthetic import fire, make_firearm, params_for
+
+    p = params_for("realistic", spacing_um=6.25)
+    return fire(make_firearm("Z1", 7, p), 1, p, modality="topography").scan
+
+
+@pytest.mark.parametrize("fill", ["zero", "minimum"])
+def test_missing_points_filled_with_a_constant_read_as_missing(tmp_path, synthetic_casing,
+                                                               fill):
+    """Exports that write 0 (or the data's minimum) for missing points: the plateau would be
+    segmented and correlated as surface; it is read as missing, with a warning."""
+    h = synthetic_casing.heights.astype(np.float64)
+    missing = np.isnan(h)
+    assert 0.05 < missing.mean() < 0.95
+    value = 0.0 if fill == "zero" else np.nanmin(h) - 50.0
+    path = build_x3p(tmp_path / "filled.x3p", np.where(missing, value, h) * 1e-6)
+    scan = _read(path)
+    assert any(re.search(r"hold exactly .* read as missing", w) for w in scan.warnings)
+    np.testing.assert_array_equal(np.isnan(scan.heights), missing)
+    # a surface stored as integers (10 nm steps) repeats every value: nothing is guessed
+    from scipy import ndimage
+
+    rough = ndimage.gaussian_filter(np.random.default_rng(3).standard_normal((300, 260)), 3)
+    q = np.round(rough / rough.std() * 200).astype(np.int16)    # sd 2 µm in 10 nm steps
+    ints = build_x3p(tmp_path / "ints.x3p", q, data_type="I", z_inc="1e-08")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = _read(ints)
+    assert not any("hold exactly" in str(w.message) for w in caught)
+    assert np.isfinite(plain.heights).all()
