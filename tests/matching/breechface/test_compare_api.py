@@ -221,3 +221,19 @@ def test_margins_of_missing_points_of_a_file_processed_elsewhere_are_trimmed(sma
     tight = prepare_for_comparison(trimmed.replace(provenance=()), processed=True)
     assert tight.provenance == () and np.array_equal(tight.heights, trimmed.heights,
                                                      equal_nan=True)
+
+
+def test_heights_in_another_unit_give_a_warning(small_pair):
+    """A target in nm (or mm) read as µm: the correlations do not see the scale, the
+    preprocessing of a raw scan does; the comparison says so. A spread of a few times, as
+    between breech faces, says nothing."""
+    ref, same, _ = small_pair
+    for factor, warned in ((1000.0, True), (1e-3, True), (3.0, False)):
+        scaled = same.replace(heights=same.heights * np.float32(factor))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = compare(ref, scaled, SMALL, device="cpu")
+        notes = [w for w in out.warnings if "differ in scale" in w]
+        assert bool(notes) is warned, (factor, out.warnings)
+        assert all("check both files' height units" in w for w in notes)
+        assert out.cmc_count >= 8   # the counts themselves do not depend on the scale
