@@ -263,6 +263,40 @@ def _check_height_units(z: np.ndarray, log: WarningLog) -> np.ndarray:
     return z
 
 
+def _apply_rotation(z: np.ndarray, rotation: tuple[float, ...] | None, log: WarningLog
+                    ) -> np.ndarray:
+    """Honour ``Record1/Axes/Rotation``: axis flips (a diagonal of +-1) are applied, as a
+    negative increment is; any other matrix is reported, and a reflection named as one."""
+    if rotation is None:
+        return z
+    r = np.asarray(rotation, dtype=float).reshape(3, 3)
+    if np.allclose(r, np.eye(3), atol=1e-6):
+        return z
+    diag = np.diag(r)
+    if np.allclose(r, np.diag(diag), atol=1e-6) and np.allclose(np.abs(diag), 1, atol=1e-6):
+        flipped = [n for n, v in zip("xyz", diag, strict=True) if v < 0]
+        if diag[0] < 0:
+            z = np.flip(z, axis=1)
+        if diag[1] < 0:
+            z = np.flip(z, axis=0)
+        if diag[2] < 0:
+            z = -z
+        log.add(f"the Rotation matrix of main.xml reverses the {' and '.join(flipped)} "
+                f"axis{'es' if len(flipped) > 1 else ''}: applied (the matrix flipped along "
+                "x/y, heights negated for z), as the instrument declared; a scan that "
+                "reverses an axis without declaring it is a mirror image and cannot be "
+                "recognised as one")
+        return np.ascontiguousarray(z)
+    det = float(np.linalg.det(r))
+    text = ", ".join(f"{v:g}" for v in r.ravel())
+    log.add(f"the Rotation matrix of main.xml ({text}) is not applied: the surface is used as "
+            "stored" + (" although the matrix is a reflection (determinant < 0): the stored "
+                        "surface may be the mirror image of the measured one, and a mirror "
+                        "image does not match a scan of the same casing or firearm"
+                        if det < 0 else ""))
+    return z
+
+
 def _fill_to_nan(heights: np.ndarray, log: WarningLog) -> np.ndarray:
     """Missing points written as a constant (0, or the minimum or maximum) read as missing.
 
@@ -498,6 +532,7 @@ def read_x3p(path: Path, *, verify: bool = True, strict: bool = False) -> X3pRea
             if inc < 0:  # keep rows/cols increasing in y/x, as for every other file
                 z = np.flip(z, axis=axis)
                 log.add(f"negative {name} increment: the matrix was flipped along {name}")
+        z = _apply_rotation(z, h.rotation, log)
         if ext is None:
             spacing = _spacing_from_header(h, log, path)
             if not h.z.increment_given:

@@ -429,3 +429,31 @@ def test_missing_points_filled_with_a_constant_read_as_missing(tmp_path, synthet
         plain = _read(ints)
     assert not any("hold exactly" in str(w.message) for w in caught)
     assert np.isfinite(plain.heights).all()
+
+
+@pytest.mark.parametrize(("rotation", "expect"), [
+    ((1, 0, 0, 0, 1, 0, 0, 0, 1), "as stored"),
+    ((1, 0, 0, 0, -1, 0, 0, 0, 1), "y flipped"),
+    ((-1, 0, 0, 0, 1, 0, 0, 0, 1), "x flipped"),
+    ((0, 1, 0, 1, 0, 0, 0, 0, 1), "reflection"),        # x and y swapped: a mirror image
+    ((0, -1, 0, 1, 0, 0, 0, 0, 1), "turned"),           # a quarter turn
+])
+def test_rotation_matrix_flips_are_applied_others_reported(tmp_path, rotation, expect):
+    """A scanner whose y axis runs the other way: when main.xml declares it (Rotation), the
+    flip is applied like a negative increment; a matrix that is not a flip is not applied
+    and said, a reflection named as one (a mirror image matches no scan of the firearm)."""
+    z = surface()
+    scan = _read(build_x3p(tmp_path / "r.x3p", z, rotation=rotation))
+    um = (z * 1e6).astype(np.float32)
+    notes = [w for w in scan.warnings if "Rotation" in w]
+    if expect == "as stored":
+        np.testing.assert_array_equal(scan.heights, um)
+        assert not notes
+    elif expect in ("y flipped", "x flipped"):
+        axis = 0 if expect[0] == "y" else 1
+        np.testing.assert_array_equal(scan.heights, np.flip(um, axis=axis))
+        assert notes and f"reverses the {expect[0]} axis: applied" in notes[0]
+    else:
+        np.testing.assert_array_equal(scan.heights, um)
+        assert notes and "is not applied" in notes[0]
+        assert ("mirror image" in notes[0]) is (expect == "reflection")
