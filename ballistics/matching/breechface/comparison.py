@@ -289,8 +289,10 @@ def _cells_table(d: Direction, *, counts: bool = False) -> list[dict[str, Any]]:
     r = d.rows
     top = top_rows(r)
     first: dict[int, int] = {}
-    for i in top:
-        first.setdefault(int(r.cell[i]), int(i))
+    for i in top:  # of tied best rows, the first that is a CMC (the count counts the cell)
+        k = int(r.cell[i])
+        if k not in first or (d.original[i] and not d.original[first[k]]):
+            first[k] = int(i)
     high_cell = {int(k) for k in r.cell[d.high.is_cmc]}
     out = []
     for k in range(g.n_cells):
