@@ -494,5 +494,42 @@ def prepare_detected(scan: Scan, preset: str | PreprocessParams = "default",
     return (out.with_warnings(*notes) if notes else out), det
 
 
-__all__ = ["MODES", "STEPS", "DetectParams", "Detection", "StepDecision",
+def chain_mismatch(reference: Detection, target: Detection) -> str | None:
+    """A caveat when one scan was band-passed elsewhere and the other by this toolkit.
+
+    Parameters
+    ----------
+    reference, target
+        The detections of the two inputs of a comparison (:func:`prepare_detected`).
+
+    Returns
+    -------
+    str or None
+        The warning, or None when both went through the same kind of chain (both filtered
+        by this toolkit, or both as found).
+
+    Notes
+    -----
+    A scan processed elsewhere keeps its exporter's form removal, band-pass and region; one
+    prepared here from a raw file gets this toolkit's. Strong marks survive the difference
+    (processed Fadul 1-1 against raw 1-2: 16 CMCs at -24°, log10 LR +2.95), weak granular ones
+    need not: the DFSC casing K013sA1 exported processed and prepared here from its raw export
+    correlates with itself at 0.65 (ncc at pose; a cmcR-processed Fadul casing against its raw
+    scan prepared here: 0.87), and the same-gun DFSC pair compared across the two chains lost
+    its pose.
+    """
+    def own(d: Detection) -> bool:
+        return d.source == "provenance" or d.needed("filter")
+
+    if own(reference) == own(target):
+        return None
+    here, there = ("reference", "target") if own(reference) else ("target", "reference")
+    return (f"the {there} was filtered elsewhere (used as found) and the {here} by this "
+            f"toolkit (from a raw scan): the two went through different processing chains, "
+            f"and on weak marks a comparison across chains loses similarity, which lowers the "
+            f"score and the LR of a same-source pair; for a reliable result compare two files "
+            f"of the same kind (both raw exports, or both processed by the same software)")
+
+
+__all__ = ["MODES", "STEPS", "DetectParams", "Detection", "StepDecision", "chain_mismatch",
            "detect_preprocessing", "measure", "prepare_detected"]

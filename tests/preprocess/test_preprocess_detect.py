@@ -215,3 +215,21 @@ def test_unfit_scan_with_implausible_units_says_so(variants):
         # forced "processed": no noise verdict, so no error, but the warning stays on it
         forced, _ = prepare_detected(nm, "default", "processed")
     assert any("check the file's units" in w for w in forced.warnings)
+
+
+def test_chain_mismatch_names_the_input_filtered_elsewhere(variants):
+    """One input band-passed elsewhere, the other here from a raw scan: a caveat naming
+    which is which; two inputs of the same kind (or this toolkit's own output): none."""
+    from ballistics.preprocess import chain_mismatch
+
+    raw = detect_preprocessing(variants["raw"])
+    elsewhere = detect_preprocessing(variants["cmcR_like"])
+    partial = detect_preprocessing(variants["masked_levelled"])     # filter still needed
+    ours = detect_preprocessing(prepare_for_comparison(variants["raw"]))
+    note = chain_mismatch(elsewhere, raw)
+    assert note is not None and note.startswith("the reference was filtered elsewhere")
+    assert "the target by this toolkit" in note
+    assert chain_mismatch(raw, elsewhere).startswith("the target was filtered elsewhere")
+    assert chain_mismatch(ours, elsewhere) is not None
+    for a, b in ((raw, raw), (elsewhere, elsewhere), (raw, partial), (ours, raw)):
+        assert chain_mismatch(a, b) is None
