@@ -95,7 +95,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.matching import compare as run_compare
     from ballistics.matching.breechface.params import preset_key
     from ballistics.matching.evidence import evaluate
-    from ballistics.preprocess import prepare_detected
+    from ballistics.preprocess import chain_mismatch, prepare_detected
     from ballistics.progress import progress
 
     preset = preset_key(preset)
@@ -128,7 +128,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
             # each input's warnings named by its file (two files: which one is meant)
             prepared, detection = named_warnings(partial(_read_prepared, path))
             scans.append(prepared)
-            detections.append(detection.to_dict())
+            detections.append(detection)
             bar.update(1)
 
         def stage(name: str) -> None:
@@ -143,12 +143,15 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     evidence = evaluate(result, calibration, modality=scans[0].modality)
     if stale:  # the collection's calibration is out of date: a caveat of the LR
         evidence = dataclasses.replace(evidence, warnings=(*stale, *evidence.warnings))
+    mismatch = chain_mismatch(*detections)
+    if mismatch is not None:  # one input filtered elsewhere, the other here: a caveat too
+        evidence = dataclasses.replace(evidence, warnings=(mismatch, *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
     out["threads"] = configured_threads()  # the CPU threads the comparison ran with
-    for key, path, scan, det in (("reference", reference, scans[0], detections[0]),
-                                 ("target", target, scans[1], detections[1])):
+    for key, path, scan, det in (("reference", reference, scans[0], detections[0].to_dict()),
+                                 ("target", target, scans[1], detections[1].to_dict())):
         out[key]["path"] = str(path)
         out[key]["sha256"] = scan.sha256
         out[key]["preprocessing"] = preprocessing_steps(scan)

@@ -294,6 +294,12 @@ class X3pContainer:
             )
         if z.axis_type != "A":
             raise CorruptFileError("the z axis must be absolute (AxisType A)", path=self.path)
+        rot_el = child(axes, "Rotation")
+        rotation = None
+        if rot_el is not None:
+            rotation = tuple(self._number(rot_el, f"r{i}{j}", float(i == j),
+                                          f"the rotation element r{i}{j}")[0]
+                             for i in (1, 2, 3) for j in (1, 2, 3))
         md = child(r3, "MatrixDimension")
         if md is None:
             raise UnsupportedFeatureError(
@@ -350,6 +356,7 @@ class X3pContainer:
             record2=record2_dict(child(root, "Record2")),
             mask=mask,
             vendor_ids=[v for v in vendor_ids if v],
+            rotation=rotation,
         )
         self._check_sizes(header)
         return header

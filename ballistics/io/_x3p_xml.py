@@ -143,6 +143,8 @@ class X3pHeader:
     record2: dict[str, Any]
     mask: dict[str, Any] | None
     vendor_ids: list[str] = field(default_factory=list)
+    #: ``Record1/Axes/Rotation`` (r11 ... r33, row by row) when given
+    rotation: tuple[float, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -43,6 +43,12 @@ MAX_PLAUSIBLE_HEIGHT_RANGE_M = 1e-2
 MAX_PLAUSIBLE_INCREMENT_M = 1e-3
 #: Spacing (µm) assumed for an axis whose increment ``main.xml`` does not give.
 ASSUMED_SPACING_UM = 1.0
+#: A constant that stands for missing points (an export that writes 0 instead of NaN): one
+#: exact value held by at least this share of the points ...
+FILL_MIN_SHARE = 0.005
+#: ... and by this many times more points than either neighbouring value of the data (a
+#: measured surface, even one stored as integers, has no single value that stands out so).
+FILL_MIN_RATIO = 20
 
 _DEFAULT_MASK_BACKGROUND = "#cd7f32"
 _DTYPES = {"I": "<i2", "L": "<i4", "F": "<f4", "D": "<f8"}
@@ -257,6 +263,75 @@ def _check_height_units(z: np.ndarray, log: WarningLog) -> np.ndarray:
     return z
 
 
+def _apply_rotation(z: np.ndarray, rotation: tuple[float, ...] | None, log: WarningLog
+                    ) -> np.ndarray:
+    """Honour ``Record1/Axes/Rotation``: axis flips (a diagonal of +-1) are applied, as a
+    negative increment is; any other matrix is reported, and a reflection named as one."""
+    if rotation is None:
+        return z
+    r = np.asarray(rotation, dtype=float).reshape(3, 3)
+    if np.allclose(r, np.eye(3), atol=1e-6):
+        return z
+    diag = np.diag(r)
+    if np.allclose(r, np.diag(diag), atol=1e-6) and np.allclose(np.abs(diag), 1, atol=1e-6):
+        flipped = [n for n, v in zip("xyz", diag, strict=True) if v < 0]
+        if diag[0] < 0:
+            z = np.flip(z, axis=1)
+        if diag[1] < 0:
+            z = np.flip(z, axis=0)
+        if diag[2] < 0:
+            z = -z
+        log.add(f"the Rotation matrix of main.xml reverses the {' and '.join(flipped)} "
+                f"axis{'es' if len(flipped) > 1 else ''}: applied (the matrix flipped along "
+                "x/y, heights negated for z), as the instrument declared; a scan that "
+                "reverses an axis without declaring it is a mirror image and cannot be "
+                "recognised as one")
+        return np.ascontiguousarray(z)
+    det = float(np.linalg.det(r))
+    text = ", ".join(f"{v:g}" for v in r.ravel())
+    log.add(f"the Rotation matrix of main.xml ({text}) is not applied: the surface is used as "
+            "stored" + (" although the matrix is a reflection (determinant < 0): the stored "
+                        "surface may be the mirror image of the measured one, and a mirror "
+                        "image does not match a scan of the same casing or firearm"
+                        if det < 0 else ""))
+    return z
+
+
+def _fill_to_nan(heights: np.ndarray, log: WarningLog) -> np.ndarray:
+    """Missing points written as a constant (0, or the minimum or maximum) read as missing.
+
+    Some exports fill the firing-pin hole and the region outside the breech face with 0
+    instead of leaving them missing; read as heights, they make a flat plateau that the
+    segmentation takes for surface and the comparison correlates. A value counts as a fill
+    when it holds at least ``FILL_MIN_SHARE`` of the points and ``FILL_MIN_RATIO`` times as
+    many as the nearest value above and below it, and at least 5 % of the points hold other
+    values (a constant file is left as it is). Operates in place; ``heights`` float32 µm.
+    """
+    n = heights.size
+    if n < 1000:
+        return heights
+    finite = heights[np.isfinite(heights)]
+    if finite.size == 0:
+        return heights
+    for v in dict.fromkeys((0.0, float(finite.min()), float(finite.max()))):
+        hit = finite == np.float32(v)
+        count = int(np.count_nonzero(hit))
+        if count < FILL_MIN_SHARE * n or finite.size - count < 0.05 * n:
+            continue
+        above, below = finite[finite > v], finite[finite < v]
+        near = max(int(np.count_nonzero(above == above.min())) if above.size else 0,
+                   int(np.count_nonzero(below == below.max())) if below.size else 0)
+        if count < FILL_MIN_RATIO * max(near, 1):
+            continue
+        heights[heights == np.float32(v)] = np.nan
+        log.add(f"{count:,} points ({count / n:.1%}) hold exactly {v:g} µm, a value that "
+                f"no other height repeats (at most {near:,} times): read as missing points "
+                "that the export filled with a constant; give the file with missing points "
+                "left empty (NaN) to avoid this guess")
+        finite = heights[np.isfinite(heights)]
+    return heights
+
+
 def _read_extension(container: X3pContainer) -> dict[str, Any] | None:
     if EXTENSION_URI not in container.header.vendor_ids:
         return None
@@ -457,6 +532,7 @@ def read_x3p(path: Path, *, verify: bool = True, strict: bool = False) -> X3pRea
             if inc < 0:  # keep rows/cols increasing in y/x, as for every other file
                 z = np.flip(z, axis=axis)
                 log.add(f"negative {name} increment: the matrix was flipped along {name}")
+        z = _apply_rotation(z, h.rotation, log)
         if ext is None:
             spacing = _spacing_from_header(h, log, path)
             if not h.z.increment_given:
@@ -468,6 +544,7 @@ def read_x3p(path: Path, *, verify: bool = True, strict: bool = False) -> X3pRea
         heights = _to_micrometres(z, stored, h, path, log)
         del z
         if ext is None:
+            heights = _fill_to_nan(heights, log)
             metadata: dict[str, Any] = {**h.record2, "x3p": _file_facts(h)}
             heights = _apply_mask_png(container, heights, metadata, check)
             provenance: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from ballistics.preprocess.detect import (
     Detection,
     DetectParams,
     StepDecision,
+    chain_mismatch,
     detect_preprocessing,
     prepare_detected,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "StepDecision",
     "assess",
     "bandpass",
+    "chain_mismatch",
     "circle_mask",
     "crop_to_mask",
     "decimate",

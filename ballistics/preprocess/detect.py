@@ -50,12 +50,14 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.errors import ScanWarning
+from ballistics.errors import ScanWarning, UnfitScanError
 from ballistics.params import check_choice, check_range
 from ballistics.preprocess.filters import gaussian_filter_nan, sigma_um
 from ballistics.preprocess.params import LevelParams, PreprocessParams, get_preset
 from ballistics.preprocess.resample import resample_array
 from ballistics.scan import Scan
+
+_UNITS_HINT = ": check the file's units"
 
 STEPS = ("segment", "level", "filter", "resample")
 MODES = ("auto", "raw", "processed")
@@ -417,7 +419,7 @@ def detect_preprocessing(scan: Scan, preset: str | PreprocessParams = "default",
     lo, hi = d.height_range_um
     if rng is not None and not lo <= rng <= hi:
         notes.append(f"the heights span {rng:.3g} µm, implausible for a casing surface "
-                     f"({lo:g}-{hi:g} µm): check the file's units")
+                     f"({lo:g}-{hi:g} µm){_UNITS_HINT}")
     return Detection(facts, _decide(facts, p, d), "auto", "measured", tuple(notes))
 
 
@@ -475,14 +477,59 @@ def prepare_detected(scan: Scan, preset: str | PreprocessParams = "default",
         det = dataclasses.replace(det, warnings=tuple(notes))
     for msg in notes:
         warnings.warn(msg, ScanWarning, stacklevel=2)
-    if det.state == "processed":
-        out = prepare_for_comparison(scan, preset, processed=True)
-    elif det.state == "raw":
-        out = prepare_for_comparison(scan, preset, processed=False)
-    else:
-        out = prepare_for_comparison(scan, det.params_for(preset), processed=False)
+    try:
+        if det.state == "processed":
+            out = prepare_for_comparison(scan, preset, processed=True)
+        elif det.state == "raw":
+            out = prepare_for_comparison(scan, preset, processed=False)
+        else:
+            out = prepare_for_comparison(scan, det.params_for(preset), processed=False)
+    except UnfitScanError as exc:
+        units = [w for w in det.warnings if w.endswith(_UNITS_HINT)]
+        if not units:
+            raise
+        # heights in the wrong unit (nm or mm declared as µm) make the noise or the area
+        # fail the verdict: say so, or the examiner looks for a bad scan instead of a bad unit
+        raise UnfitScanError(f"{exc.message}; {units[0]}", path=exc.path) from exc
     return (out.with_warnings(*notes) if notes else out), det
 
 
-__all__ = ["MODES", "STEPS", "DetectParams", "Detection", "StepDecision",
+def chain_mismatch(reference: Detection, target: Detection) -> str | None:
+    """A caveat when one scan was band-passed elsewhere and the other by this toolkit.
+
+    Parameters
+    ----------
+    reference, target
+        The detections of the two inputs of a comparison (:func:`prepare_detected`).
+
+    Returns
+    -------
+    str or None
+        The warning, or None when both went through the same kind of chain (both filtered
+        by this toolkit, or both as found).
+
+    Notes
+    -----
+    A scan processed elsewhere keeps its exporter's form removal, band-pass and region; one
+    prepared here from a raw file gets this toolkit's. Strong marks survive the difference
+    (processed Fadul 1-1 against raw 1-2: 16 CMCs at -24°, log10 LR +2.95), weak granular ones
+    need not: the DFSC casing K013sA1 exported processed and prepared here from its raw export
+    correlates with itself at 0.65 (ncc at pose; a cmcR-processed Fadul casing against its raw
+    scan prepared here: 0.87), and the same-gun DFSC pair compared across the two chains lost
+    its pose.
+    """
+    def own(d: Detection) -> bool:
+        return d.source == "provenance" or d.needed("filter")
+
+    if own(reference) == own(target):
+        return None
+    here, there = ("reference", "target") if own(reference) else ("target", "reference")
+    return (f"the {there} was filtered elsewhere (used as found) and the {here} by this "
+            f"toolkit (from a raw scan): the two went through different processing chains, "
+            f"and on weak marks a comparison across chains loses similarity, which lowers the "
+            f"score and the LR of a same-source pair; for a reliable result compare two files "
+            f"of the same kind (both raw exports, or both processed by the same software)")
+
+
+__all__ = ["MODES", "STEPS", "DetectParams", "Detection", "StepDecision", "chain_mismatch",
            "detect_preprocessing", "measure", "prepare_detected"]

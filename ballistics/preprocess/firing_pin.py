@@ -117,7 +117,10 @@ def _aperture(co: _Coarse, fp: Circle, primer: Circle, fp_region: np.ndarray | N
     Boundary points of missing cells in the annulus 1.15-2.3 firing-pin radii are fitted with
     a RANSAC circle whose centre lies within 0.35 firing-pin radii of the pin's; the circle
     is accepted only when the ring band (3 cells wide) is mostly missing compared with the
-    annulus around it: scattered drop-outs do not make a ring.
+    annulus around it: scattered drop-outs do not make a ring. On a scan with scattered
+    drop-outs of its own (patches of missing points everywhere), the band counts by its own
+    drop-outs: the share of the points that the surroundings' rate would leave measured
+    that the band misses still has to reach ``APERTURE_MIN_MISSING``.
     """
     cs = max(co.spacing)
     r_fp = fp.radius_um
@@ -144,7 +147,12 @@ def _aperture(co: _Coarse, fp: Circle, primer: Circle, fp_region: np.ndarray | N
     m_around = float(missing[around].mean()) if around.any() else 1.0
     info = {"band_missing": m_band, "around_missing": m_around, "coverage": fit.coverage,
             "radius_um": fit.r, "center_um": [fit.cy, fit.cx]}
-    if m_band < APERTURE_MIN_MISSING or m_band < APERTURE_MIN_CONTRAST * m_around:
+    # the ring's own drop-outs: scattered drop-outs at the surroundings' rate hit the band
+    # too, so of the band's points that they spare, this share is missing (0 when none ring)
+    own = (m_band - m_around) / (1.0 - m_around) if m_around < 1.0 else 0.0
+    info["band_own_missing"] = own
+    clean = m_band >= APERTURE_MIN_MISSING and m_band >= APERTURE_MIN_CONTRAST * m_around
+    if not clean and own < APERTURE_MIN_MISSING:
         info["reason"] = "drop-outs around the firing pin do not form a ring"
         return None, info
     return Circle((fit.cy, fit.cx), fit.r), info

@@ -24,7 +24,7 @@ from ballistics.preprocess.image2d import flatten_illumination, normalize_contra
 from ballistics.preprocess.level import level
 from ballistics.preprocess.params import PreprocessParams, get_preset
 from ballistics.preprocess.quality import Quality, assess, noise_level
-from ballistics.preprocess.resample import bbox, resample_array
+from ballistics.preprocess.resample import bbox, crop_to_mask, resample_array
 from ballistics.preprocess.segment import Segmentation, segment
 from ballistics.scan import Scan, thaw
 
@@ -255,6 +255,13 @@ def preprocess(scan: Scan, params: str | PreprocessParams = "default", *,
                         warnings=tuple(dict.fromkeys(notes)), preset=p.name)
 
 
+#: Share of a processed file's rows (or columns) that its margins of missing points must
+#: exceed to be trimmed: a one-sided margin of 5 % moves the breech face's centre by 2.5 % of
+#: the array, a fifth of a cell side of the 8 x 8 grid; wider margins are a framing
+#: difference (a processed DFSC scan turned by 37° into a larger array: 27 % of its rows).
+MARGIN_SHARE = 0.05
+
+
 def _last_quality(scan: Scan) -> Quality | None:
     for step in reversed(scan.provenance):
         if step.get("name") == "preprocess":
@@ -276,12 +283,27 @@ def prepare_for_comparison(scan: Scan, preset: str | PreprocessParams = "default
     processed
         ``None``: preprocess unless the scan carries this toolkit's ``"preprocess"`` step;
         ``True``: the scan is processed already (e.g. a cmcR-processed file): it is
-        returned as it is after a quality check; ``False``: always preprocess.
+        returned as it is after a quality check, except that a file processed elsewhere
+        (no ``"preprocess"`` step of this toolkit) whose margins of missing points take more
+        than :data:`MARGIN_SHARE` of its rows or columns loses them (a ``"crop"`` step to the
+        bounding box of its measured points, as cmcR's ``preProcess_crop``); ``False``:
+        always preprocess.
 
     Raises
     ------
     UnfitScanError
         The quality verdict rejects the scan (the message gives the reason).
+
+    Notes
+    -----
+    The comparison searches each cell in the other scan near the same position relative to
+    the array's centre, so both arrays must be framed alike: around the breech face, as the
+    ``crop`` step of both presets leaves them. A file exported with wide margins of missing
+    points (a field of view not centred on the primer, a scan turned by its exporter into
+    a larger array) would put the breech faces' centres apart by more than the cells'
+    search range; trimming the margins removes no measured point. A margin of a few points
+    (the edge of a decimated or filtered export) moves the centre by a point or two, far
+    within the cells' translation tolerance, and is left as it is.
     """
     if processed is None:
         processed = scan.is_processed
@@ -293,6 +315,12 @@ def prepare_for_comparison(scan: Scan, preset: str | PreprocessParams = "default
                        noise_um=None, params=p.quality)
         if not q.fit:
             raise UnfitScanError(f"unfit for comparison: {q.reason}", path=scan.source)
+        if not scan.is_processed and scan.valid.any():
+            ys, xs = bbox(scan.valid)
+            rows, cols = scan.shape
+            if (rows - (ys.stop - ys.start) > MARGIN_SHARE * rows
+                    or cols - (xs.stop - xs.start) > MARGIN_SHARE * cols):
+                scan = crop_to_mask(scan)
         return scan
     res = preprocess(scan, preset)
     if not res.quality.fit:

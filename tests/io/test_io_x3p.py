@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 import zipfile
 
@@ -393,3 +394,66 @@ def test_points_budget_refuses_before_reading(tmp_path, monkeypatch):
     from ballistics.io._common import DEFAULT_MAX_POINTS, max_points
 
     assert max_points() == DEFAULT_MAX_POINTS == 100_000_000
+
+
+@pytest.fixture(scope="module")
+def synthetic_casing():
+    """A synthetic raw casing (6.25 µm): firing-pin hole and surroundings missing."""
+    from ballistics.datasets.synthetic import fire, make_firearm, params_for
+
+    p = params_for("realistic", spacing_um=6.25)
+    return fire(make_firearm("Z1", 7, p), 1, p, modality="topography").scan
+
+
+@pytest.mark.parametrize("fill", ["zero", "minimum"])
+def test_missing_points_filled_with_a_constant_read_as_missing(tmp_path, synthetic_casing,
+                                                               fill):
+    """Exports that write 0 (or the data's minimum) for missing points: the plateau would be
+    segmented and correlated as surface; it is read as missing, with a warning."""
+    h = synthetic_casing.heights.astype(np.float64)
+    missing = np.isnan(h)
+    assert 0.05 < missing.mean() < 0.95
+    value = 0.0 if fill == "zero" else np.nanmin(h) - 50.0
+    path = build_x3p(tmp_path / "filled.x3p", np.where(missing, value, h) * 1e-6)
+    scan = _read(path)
+    assert any(re.search(r"hold exactly .* read as missing", w) for w in scan.warnings)
+    np.testing.assert_array_equal(np.isnan(scan.heights), missing)
+    # a surface stored as integers (10 nm steps) repeats every value: nothing is guessed
+    from scipy import ndimage
+
+    rough = ndimage.gaussian_filter(np.random.default_rng(3).standard_normal((300, 260)), 3)
+    q = np.round(rough / rough.std() * 200).astype(np.int16)    # sd 2 µm in 10 nm steps
+    ints = build_x3p(tmp_path / "ints.x3p", q, data_type="I", z_inc="1e-08")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = _read(ints)
+    assert not any("hold exactly" in str(w.message) for w in caught)
+    assert np.isfinite(plain.heights).all()
+
+
+@pytest.mark.parametrize(("rotation", "expect"), [
+    ((1, 0, 0, 0, 1, 0, 0, 0, 1), "as stored"),
+    ((1, 0, 0, 0, -1, 0, 0, 0, 1), "y flipped"),
+    ((-1, 0, 0, 0, 1, 0, 0, 0, 1), "x flipped"),
+    ((0, 1, 0, 1, 0, 0, 0, 0, 1), "reflection"),        # x and y swapped: a mirror image
+    ((0, -1, 0, 1, 0, 0, 0, 0, 1), "turned"),           # a quarter turn
+])
+def test_rotation_matrix_flips_are_applied_others_reported(tmp_path, rotation, expect):
+    """A scanner whose y axis runs the other way: when main.xml declares it (Rotation), the
+    flip is applied like a negative increment; a matrix that is not a flip is not applied
+    and said, a reflection named as one (a mirror image matches no scan of the firearm)."""
+    z = surface()
+    scan = _read(build_x3p(tmp_path / "r.x3p", z, rotation=rotation))
+    um = (z * 1e6).astype(np.float32)
+    notes = [w for w in scan.warnings if "Rotation" in w]
+    if expect == "as stored":
+        np.testing.assert_array_equal(scan.heights, um)
+        assert not notes
+    elif expect in ("y flipped", "x flipped"):
+        axis = 0 if expect[0] == "y" else 1
+        np.testing.assert_array_equal(scan.heights, np.flip(um, axis=axis))
+        assert notes and f"reverses the {expect[0]} axis: applied" in notes[0]
+    else:
+        np.testing.assert_array_equal(scan.heights, um)
+        assert notes and "is not applied" in notes[0]
+        assert ("mirror image" in notes[0]) is (expect == "reflection")

@@ -37,11 +37,15 @@ def main_xml(
     extra_record3: str = "",
     data_type_text: str | None = None,
     link_text: str = "bindata/data.bin",
+    rotation: tuple[float, ...] | None = None,
 ) -> str:
     dt_text = data_type_text or data_type
     sz = "" if size_z is None else f"<SizeZ>{size_z}</SizeZ>"
     ns = f' xmlns:p="{NS}"' if root.startswith("p:") else ""
     rev = f"<Revision>{revision}</Revision>" if revision is not None else ""
+    rot = "" if rotation is None else "<Rotation>" + "".join(
+        f"<r{i}{j}>{rotation[3 * (i - 1) + j - 1]:g}</r{i}{j}>" for i in (1, 2, 3)
+        for j in (1, 2, 3)) + "</Rotation>"
     link = f"<PointDataLink>{link_text}</PointDataLink>"
     if data_md5:
         link += f"<MD5ChecksumPointData>{data_md5}</MD5ChecksumPointData>"
@@ -55,7 +59,7 @@ def main_xml(
     <Axes>
       <CX><AxisType>I</AxisType><DataType>D</DataType><Increment>{x_inc}</Increment><Offset>0</Offset></CX>
       <CY><AxisType>I</AxisType><DataType>D</DataType><Increment>{y_inc}</Increment><Offset>0</Offset></CY>
-      <CZ><AxisType>A</AxisType><DataType>{dt_text}</DataType><Increment>{z_inc}</Increment><Offset>0</Offset></CZ>
+      <CZ><AxisType>A</AxisType><DataType>{dt_text}</DataType><Increment>{z_inc}</Increment><Offset>0</Offset></CZ>{rot}
     </Axes>
   </Record1>
   <Record2><Date>2020-01-02T03:04:05</Date><Creator>tester</Creator>

@@ -118,7 +118,11 @@ def test_prepare_detected_modes(variants):
     with pytest.warns(UserWarning, match="preprocessing detected"):
         out, det = prepare_detected(s, "default", "auto")
     assert det.state == "processed"
-    assert np.array_equal(out.heights, s.heights, equal_nan=True) and out.warnings
+    # used as it is but for its margins of missing points (the bounding-box crop)
+    from ballistics.preprocess import crop_to_mask
+
+    assert np.array_equal(out.heights, crop_to_mask(s).heights, equal_nan=True)
+    assert [st["name"] for st in out.provenance] == ["crop"] and out.warnings
     forced, fdet = prepare_detected(variants["raw"], "default", "processed")
     assert fdet.source == "forced" and fdet.state == "processed"
     assert any("forced" in w for w in fdet.warnings)  # the measurement disagrees
@@ -195,3 +199,37 @@ def test_real_auto_equals_correct_mode(real_data, name, preset):
         explicit = prepare_for_comparison(scan, preset, processed=REAL[name] == "processed")
     assert auto.spacing_um == explicit.spacing_um
     assert np.array_equal(auto.heights, explicit.heights, equal_nan=True)
+
+
+def test_unfit_scan_with_implausible_units_says_so(variants):
+    """Heights in nm written as µm fail the noise verdict: the error names the units, which
+    the CLI's one-line error would otherwise hide behind a noise figure."""
+    from ballistics.errors import UnfitScanError
+
+    s = variants["masked_only"]
+    nm = s.replace(heights=s.heights * 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UnfitScanError, match="exceeds 2 µm; the heights span .* units"):
+            prepare_detected(nm, "default", "auto")
+        # forced "processed": no noise verdict, so no error, but the warning stays on it
+        forced, _ = prepare_detected(nm, "default", "processed")
+    assert any("check the file's units" in w for w in forced.warnings)
+
+
+def test_chain_mismatch_names_the_input_filtered_elsewhere(variants):
+    """One input band-passed elsewhere, the other here from a raw scan: a caveat naming
+    which is which; two inputs of the same kind (or this toolkit's own output): none."""
+    from ballistics.preprocess import chain_mismatch
+
+    raw = detect_preprocessing(variants["raw"])
+    elsewhere = detect_preprocessing(variants["cmcR_like"])
+    partial = detect_preprocessing(variants["masked_levelled"])     # filter still needed
+    ours = detect_preprocessing(prepare_for_comparison(variants["raw"]))
+    note = chain_mismatch(elsewhere, raw)
+    assert note is not None and note.startswith("the reference was filtered elsewhere")
+    assert "the target by this toolkit" in note
+    assert chain_mismatch(raw, elsewhere).startswith("the target was filtered elsewhere")
+    assert chain_mismatch(ours, elsewhere) is not None
+    for a, b in ((raw, raw), (elsewhere, elsewhere), (raw, partial), (ours, raw)):
+        assert chain_mismatch(a, b) is None

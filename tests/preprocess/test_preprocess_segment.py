@@ -208,3 +208,36 @@ def test_segmentation_figure_written(synthetic_casings, tmp_path):
     path = save_segmentation_figure(items, tmp_path / "seg.png", truth_masks=[c.mask, c.mask])
     assert path.stat().st_size > 10_000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _with_dropouts(scan, mask, share, seed):
+    """``scan`` with patches of missing points (about 50 µm across) over ``share`` of ``mask``."""
+    from scipy import ndimage as ndi
+
+    f = ndi.gaussian_filter(np.random.default_rng(seed).standard_normal(scan.shape),
+                            25 / scan.spacing_um[0])
+    cut = np.quantile(f[mask], 1 - share)
+    return scan.replace(heights=np.where(mask & (f > cut), np.nan, scan.heights))
+
+
+def test_aperture_ring_found_through_scattered_dropouts():
+    """A ring of drop-outs at the firing-pin aperture is found on a clean scan and, counted
+    by its own drop-outs, on a scan with 10 % scattered drop-out patches as well (with the
+    contrast against the surroundings alone, these patches hid it); scattered patches
+    alone still make no ring."""
+    from ballistics.datasets.synthetic import fire, make_firearm, params_for
+
+    p = params_for("realistic", spacing_um=6.25)
+    c = fire(make_firearm("A1", 11, p), 1, p, modality="topography")
+    t = c.truth
+    r_ring = 1.6 * t["firing_pin_radius_um"]
+    r = radius_map(c.scan.shape, c.scan.spacing_um, t["firing_pin_center_um"])
+    ring = np.abs(r - r_ring) < 40
+    ringed = _with_dropouts(c.scan, ring, 0.6, 1)
+    face = np.isfinite(c.scan.heights) & ~ring
+    for scan, found in ((ringed, True), (_with_dropouts(ringed, face, 0.10, 2), True),
+                        (_with_dropouts(c.scan, face, 0.10, 2), False)):
+        seg = segment(scan)
+        assert (seg.aperture is not None) is found, seg.fitted.get("aperture_fit")
+        if found:
+            assert seg.aperture.radius_um == pytest.approx(r_ring, abs=40)

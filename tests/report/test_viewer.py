@@ -197,3 +197,26 @@ def test_viewer_result_names_the_calibrations_preset(compared):
     rows = dict(viewer_data(a, b, c, evidence=ev)["summary"])
     assert preset in ("default", "cmcR")
     assert rows["calibration"] == f"synthetic-default ({preset} preset)"
+
+
+def test_cells_table_shows_the_cmc_row_of_tied_best_angles():
+    """Cells whose correlation ties at several angles (nearest-neighbour turns of a small
+    cell can give the same patch) count as a CMC when one of the tied rows is; the cells
+    table (JSON ``cells``, CSV, viewer) shows that row, so its ``is_cmc`` add up to
+    ``cmc_count`` as docs/compare.md states. This pair (cropped to its measured points)
+    has two such cells in the forward direction."""
+    from ballistics.matching import compare
+
+    a = Scan(ellipse_surface(1)[2:-2, 2:-2], (12.5, 12.5))
+    b = Scan(turned(ellipse_surface(1))[2:-2, 2:-2], (12.5, 12.5))
+    c = compare(a, b, "cmcR", rotation="-6,3,3", device="cpu")
+    r = c.forward.rows
+    best = {}
+    for k in np.unique(r.cell):
+        sel = (r.cell == k) & ~np.isnan(r.corr)
+        best[k] = np.flatnonzero(sel & (r.corr == r.corr[sel].max()))
+    assert any(len(v) > 1 and c.forward.original[v].any() and not c.forward.original[v[0]]
+               for v in best.values())          # the case is there
+    assert sum(x["is_cmc"] for x in c.cells) == c.cmc_count
+    for direction, count in (("forward", c.cmc_count), ("reverse", c.cmc_count_reverse)):
+        assert sum(x["is_cmc"] for x in c.cell_table(direction)) == count

@@ -197,12 +197,42 @@ def _describe(scan: Scan) -> dict[str, Any]:
             "spacing_um": list(scan.spacing_um)}
 
 
+#: Largest ratio of the two topographies' robust height spreads that is taken for two breech
+#: faces measured in the same unit: processed breech faces differ by a few times (the 95
+#: Weller casings by 1.9x; Weller, Fadul and DFSC together 0.8-1.7 um), a unit confusion by
+#: 25.4 (mil) or 1000 (nm, mm). Above it the comparison warns.
+HEIGHT_SCALE_RATIO = 20.0
+
+
+def _robust_sd(h: np.ndarray) -> float:
+    v = h[np.isfinite(h)]
+    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+
+
+def _scale_note(a: Scan, b: Scan) -> str | None:
+    """A warning when two topographies' heights differ in scale as only a unit error can."""
+    if a.modality != "topography":
+        return None
+    sa, sb = _robust_sd(a.heights), _robust_sd(b.heights)
+    if min(sa, sb) <= 0 or max(sa, sb) <= HEIGHT_SCALE_RATIO * min(sa, sb):
+        return None
+    return (f"the reference's and the target's heights differ in scale by "
+            f"{max(sa, sb) / min(sa, sb):.0f}x (robust sd {sa:.3g} vs {sb:.3g} um), more than "
+            f"two breech faces measured in one unit do: check both files' height units (nm "
+            f"or mm read as um); a raw scan in the wrong unit is not segmented or filtered "
+            f"as a casing, and its comparison is not reliable")
+
+
 def _harmonise(a: Scan, b: Scan, warn: list[str]) -> tuple[Scan, Scan]:
-    """Same modality required; different spacings -> resample the finer scan to the coarser."""
+    """Same modality required; different spacings -> resample the finer scan to the coarser.
+    Heights that differ in scale as only a unit error can add a warning."""
     check_same_modality(a, b, ("reference", "target"))
     for s, name in ((a, "reference"), (b, "target")):
         if not np.isfinite(s.heights).any():
             raise EmptyScanError(f"the {name} scan has no measured points", path=s.source)
+    note = _scale_note(a, b)
+    if note is not None:
+        warn.append(note)
     if np.allclose(a.spacing_um, b.spacing_um, rtol=1e-6, atol=0):
         return a, b
     from ballistics.preprocess.resample import resample
@@ -259,8 +289,10 @@ def _cells_table(d: Direction, *, counts: bool = False) -> list[dict[str, Any]]:
     r = d.rows
     top = top_rows(r)
     first: dict[int, int] = {}
-    for i in top:
-        first.setdefault(int(r.cell[i]), int(i))
+    for i in top:  # of tied best rows, the first that is a CMC (the count counts the cell)
+        k = int(r.cell[i])
+        if k not in first or (d.original[i] and not d.original[first[k]]):
+            first[k] = int(i)
     high_cell = {int(k) for k in r.cell[d.high.is_cmc]}
     out = []
     for k in range(g.n_cells):

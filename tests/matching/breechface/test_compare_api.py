@@ -195,3 +195,48 @@ def test_parse_rotation_says_what_is_wrong_in_the_values_own_terms(spec, says):
     # the limits themselves are accepted
     assert parse_rotation("-30,-30,90", get_params("default")).grid_angles() == [-30.0]
     assert parse_rotation("-360,360,90", get_params("default")).rotation == "grid"
+
+
+def test_margins_of_missing_points_of_a_file_processed_elsewhere_are_trimmed(small_pair):
+    """An export framed with wide margins of missing points (a field of view not centred on
+    the primer, a scan turned by its exporter into a larger array) puts the breech faces'
+    centres apart by more than the cells' search range; `prepare_for_comparison` trims them."""
+    from ballistics.preprocess import crop_to_mask, prepare_for_comparison
+
+    sp = (12.5, 12.5)                          # 1.65 x 1.45 mm: enough area to be fit
+    ref, same = (Scan(s.heights, sp, source=s.source) for s in small_pair[:2])
+    padded = np.full((same.shape[0] + 60, same.shape[1] + 40), np.nan, np.float32)
+    padded[60:, 40:] = same.heights           # margins on two sides only: centre moved
+    wide = Scan(padded, sp, source="wide")
+    as_is = compare(ref, wide, SMALL, device="cpu")
+    trimmed = prepare_for_comparison(wide, processed=True)
+    assert [s["name"] for s in trimmed.provenance] == ["crop"]
+    assert not np.isnan(trimmed.heights[[0, -1], :]).all(axis=1).any()
+    out = compare(ref, trimmed, SMALL, device="cpu")
+    base = compare(ref, crop_to_mask(same), SMALL, device="cpu")   # the same, unpadded
+    assert as_is.cmc_count <= 3                # the cells search the wrong place
+    assert out.cmc_count == base.cmc_count >= 8
+    assert (out.theta_deg, out.dx_um, out.dy_um) == (base.theta_deg, base.dx_um, base.dy_um)
+    # a scan that fills its bounding box, or nearly (a margin of one row and column, as
+    # a decimated export has), is returned as it is; ours is never cropped again
+    edge = np.pad(trimmed.heights, ((0, 1), (1, 0)), constant_values=np.nan)
+    for h in (trimmed.heights, edge):
+        kept = prepare_for_comparison(Scan(h, sp), processed=True)
+        assert kept.provenance == () and np.array_equal(kept.heights, h, equal_nan=True)
+    assert prepare_for_comparison(trimmed, processed=True) is trimmed
+
+
+def test_heights_in_another_unit_give_a_warning(small_pair):
+    """A target in nm (or mm) read as µm: the correlations do not see the scale, the
+    preprocessing of a raw scan does; the comparison says so. A spread of a few times, as
+    between breech faces, says nothing."""
+    ref, same, _ = small_pair
+    for factor, warned in ((1000.0, True), (1e-3, True), (3.0, False)):
+        scaled = same.replace(heights=same.heights * np.float32(factor))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = compare(ref, scaled, SMALL, device="cpu")
+        notes = [w for w in out.warnings if "differ in scale" in w]
+        assert bool(notes) is warned, (factor, out.warnings)
+        assert all("check both files' height units" in w for w in notes)
+        assert out.cmc_count >= 8   # the counts themselves do not depend on the scale

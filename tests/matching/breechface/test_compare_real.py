@@ -80,3 +80,27 @@ def test_prescreened_registration_matches_exhaustive_scan(fadul, turn):
     # the prescreen's own peak (50 um blocks) stands out from its other angles
     assert max(fast.per_angle) > np.median(fast.per_angle) + 0.2
     assert abs(wrap_angle(full.theta_deg - (-24.0 - turn))) <= 3.0
+
+
+@pytest.mark.slow
+def test_processed_export_turned_into_a_larger_array(real_data):
+    """Weller TW01-02 as an exporter turning it by 37° would write it (bilinear, the array
+    grown to hold the turned scan, the corners missing): prepared as processed, its margins
+    are trimmed and the pose is the unturned pair's plus 37° (within the 2° fine grid)."""
+    from scipy import ndimage
+
+    from ballistics.io import read_scan
+    from ballistics.preprocess import prepare_for_comparison
+
+    a = read_scan(real_data / "weller" / "TW01-01.x3p")
+    b = read_scan(real_data / "weller" / "TW01-02.x3p")
+    v = np.isfinite(b.heights)
+    z = ndimage.rotate(np.where(v, b.heights, 0).astype(float), 37, order=1, cval=0.0)
+    m = ndimage.rotate(v.astype(float), 37, order=1, cval=0.0)
+    turned = Scan(np.where(m > 0.999, z / np.maximum(m, 1e-9), np.nan).astype(np.float32),
+                  b.spacing_um)
+    base = compare(a, b, device="cpu")
+    out = compare(a, prepare_for_comparison(turned, processed=True), device="cpu")
+    assert base.cmc_count >= 20
+    assert abs(wrap_angle(out.theta_deg - base.theta_deg - 37.0)) <= 2.0
+    assert out.cmc_count >= 0.8 * base.cmc_count
