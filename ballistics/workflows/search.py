@@ -501,14 +501,16 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
     ``options`` carries the search's preset and how the query was read (``--preprocess``,
     ``--spacing-um``, ``--modality``, ``--no-verify``, ``--strict``); ``case`` the case
     fields; ``collection`` (given when the collection has a calibration of its own) makes
-    the score and LR use it, as the search did. Every argument is quoted for a POSIX
-    shell.
+    the score and LR use it, as the search did. The paths are made absolute, so that the
+    command runs from any folder (it is printed in reports read elsewhere); every argument
+    is quoted for a POSIX shell.
     """
+    import os
     import shlex
 
     o = options or SearchOptions()
-    args = ["ballistics", "compare", str(query_path), str(candidate_path),
-            "--report", str(report_path)]
+    args = ["ballistics", "compare", os.path.abspath(query_path),
+            os.path.abspath(candidate_path), "--report", os.path.abspath(report_path)]
     if o.compare_preset not in (None, "default"):
         args += ["--preset", str(o.compare_preset)]
     if o.preprocess != "auto":
@@ -522,7 +524,7 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
     if o.strict:
         args.append("--strict")
     if collection is not None:
-        args += ["--collection", str(collection)]
+        args += ["--collection", os.path.abspath(collection)]
     for key, value in (case or {}).items():
         if value is not None:
             args += [f"--{key}", str(value)]

@@ -125,3 +125,16 @@ def test_the_audit_log_names_the_query_and_reports_by_absolute_path(synth_lab, t
     assert rep["pdf"] == str(tmp_path / "case" / "search.pdf")
     assert rep["pair_reports"][0]["html"] == str(tmp_path / out["pair_reports"][0]["html"])
     assert Path(rep["pair_reports"][0]["html"]).is_file()
+
+
+def test_pair_report_command_names_absolute_paths(tmp_path, monkeypatch):
+    # printed in reports that are read from elsewhere: a search run with relative paths must
+    # still give a command that runs from any folder
+    from ballistics.workflows.search import compare_command
+
+    monkeypatch.chdir(tmp_path)
+    cmd = shlex.split(compare_command("q/Q.x3p", "refs/R.x3p", "out_pairs/01-R.html",
+                                      collection="lab"))
+    assert cmd[2:4] == [str(tmp_path / "q" / "Q.x3p"), str(tmp_path / "refs" / "R.x3p")]
+    assert cmd[cmd.index("--report") + 1] == str(tmp_path / "out_pairs" / "01-R.html")
+    assert cmd[cmd.index("--collection") + 1] == str(tmp_path / "lab")
