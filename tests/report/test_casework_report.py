@@ -332,7 +332,7 @@ def test_commands_wrap_only_between_arguments(compared):
 
     a, b, c, _ = compared
     long_path = "/data/lab/" + "/".join(f"folder-{i:02d}" for i in range(8)) + "/K-3.x3p"
-    cmd = compare_command("/cases/Q1.x3p", long_path, "pairs/pair-1.html",
+    cmd = compare_command("/cases/Q1.x3p", long_path, "/cases/pair-1.html",
                           case={"case": "CASE-2026-0412", "exhibit": "Q1 vs K3"})
     res = SearchResult(
         query={"path": "/cases/Q1.x3p", "sha256": a.sha256},
@@ -346,7 +346,7 @@ def test_commands_wrap_only_between_arguments(compared):
     [cell] = re.findall(r"<td class='wrap code cmd'>(.*?)</td>", page)
     assert html_lib.unescape(re.sub(r"<[^>]+>", "", cell)) == cmd  # the text, unchanged
     spans = [html_lib.unescape(s) for s in re.findall(r"<span class='arg'>(.*?)</span>", cell)]
-    for arg in ("--report", "--case", "CASE-2026-0412", "'Q1 vs K3'", "pairs/pair-1.html",
+    for arg in ("--report", "--case", "CASE-2026-0412", "'Q1 vs K3'", "/cases/pair-1.html",
                 "/cases/Q1.x3p"):
         assert arg in spans, arg  # whole, unbreakable
     assert ["/data/", "lab/", "folder-00/"] == spans[3:6] and "K-3.x3p" in spans  # at / only
