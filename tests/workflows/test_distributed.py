@@ -112,12 +112,9 @@ class _DriverDied(Exception):
     pass
 
 
-@pytest.mark.slow
-def test_driver_restart_with_resume(client, study, reference, tmp_path):
+def _ingest_until_the_driver_dies(files, d, client, manifest) -> None:
+    """A cluster ingest whose driver dies at its first commit (one shard committed)."""
     from ballistics.workflows.distributed import ingest
-
-    files, manifest = study
-    d = tmp_path / "col"
 
     def die(count: int) -> None:
         raise _DriverDied(count)
@@ -125,6 +122,15 @@ def test_driver_restart_with_resume(client, study, reference, tmp_path):
     with pytest.raises(_DriverDied):
         ingest(files, d, scheduler=client, labels=manifest, options=OPTS, on_commit=die,
                quiet=True)
+
+
+@pytest.mark.slow
+def test_driver_restart_with_resume(client, study, reference, tmp_path):
+    from ballistics.workflows.distributed import ingest
+
+    files, manifest = study
+    d = tmp_path / "col"
+    _ingest_until_the_driver_dies(files, d, client, manifest)
     assert Collection.open(d).count == 2  # one shard committed before the driver died
     assert (d / "ingest-job.json").exists()
     s = ingest([], d, scheduler=client, options=IngestOptions(device="cpu"), resume=True,
@@ -143,13 +149,7 @@ def test_resume_counts_staged_casings_once(client, study, reference, tmp_path):
 
     files, manifest = study
     d = tmp_path / "col"
-
-    def die(count: int) -> None:
-        raise _DriverDied(count)
-
-    with pytest.raises(_DriverDied):
-        ingest(files, d, scheduler=client, labels=manifest, options=OPTS, on_commit=die,
-               quiet=True)
+    _ingest_until_the_driver_dies(files, d, client, manifest)
     committed = set(Collection.open(d).columns()["path"])
     assert len(committed) == 2
     # a batch a worker finished after the driver died: left in staging for --resume
