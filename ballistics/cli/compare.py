@@ -94,7 +94,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.io import read_scan
     from ballistics.matching import compare as run_compare
     from ballistics.matching.breechface.params import preset_key
-    from ballistics.matching.evidence import evaluate
+    from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate
     from ballistics.preprocess import chain_mismatch, prepare_detected
     from ballistics.progress import progress
 
@@ -144,8 +144,9 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     if stale:  # the collection's calibration is out of date: a caveat of the LR
         evidence = dataclasses.replace(evidence, warnings=(*stale, *evidence.warnings))
     mismatch = chain_mismatch(*detections)
-    if mismatch is not None:  # one input filtered elsewhere, the other here: a caveat too
-        evidence = dataclasses.replace(evidence, warnings=(mismatch, *evidence.warnings))
+    if mismatch is not None:  # one input filtered elsewhere, the other here: an LR caveat
+        evidence = dataclasses.replace(evidence, warnings=(
+            f"{mismatch}; the score and LR are {LR_CAVEAT_MARK}", *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())

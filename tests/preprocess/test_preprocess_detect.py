@@ -233,3 +233,25 @@ def test_chain_mismatch_names_the_input_filtered_elsewhere(variants):
     assert chain_mismatch(ours, elsewhere) is not None
     for a, b in ((raw, raw), (elsewhere, elsewhere), (raw, partial), (ours, raw)):
         assert chain_mismatch(a, b) is None
+
+
+def test_compare_shows_the_chain_mismatch_beside_the_lr(variants, tmp_path):
+    """compare of a scan band-passed elsewhere against a raw one: the caveat qualifies the
+    score and LR, so it is among the LR caveats the report shows in red beside the LR."""
+    import json
+
+    from ballistics.cli import main
+    from ballistics.io import write_x3p
+    from tests.clirunner import CliRunner
+
+    a, b = tmp_path / "elsewhere.x3p", tmp_path / "raw.x3p"
+    write_x3p(variants["cmcR_like"], a)
+    write_x3p(variants["raw"], b)
+    report = tmp_path / "r.html"
+    r = CliRunner().invoke(main, ["compare", str(a), str(b), "--json", "--quiet",
+                                  "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    [w] = [m for m in json.loads(r.stdout)["warnings"] if "processing chains" in m]
+    assert w.startswith("the reference was filtered elsewhere")
+    assert w.endswith("the score and LR are indicative only")
+    assert "the score and LR are indicative only." in report.read_text()  # the red line
