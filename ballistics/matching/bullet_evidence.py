@@ -213,7 +213,7 @@ def evaluate_bullets(result: BulletComparison, model: BulletModel | None = None
     score, llr = cal.apply([feats])
     value = float(llr[0])
     warns: list[str] = []
-    missing = cal.score_model.missing(feats)
+    missing = cal.score_model.unexpected_missing(feats)  # imputed where training never was
     if missing:
         warns.append("bullet features missing for the score model (imputed): "
                      + ", ".join(missing))

@@ -220,7 +220,9 @@ def _evaluated(rows: Sequence[Mapping[str, float]], calibration: Calibration | N
     else:
         scores, llr = np.zeros(0), np.zeros(0)
     warns: list[str] = []
-    missing = sorted({m for r in rows for m in cal.score_model.missing(r)})
+    # features undefined for some pairs by construction were imputed in training too: only
+    # those the training rows always had are a caveat
+    missing = sorted({m for r in rows for m in cal.score_model.unexpected_missing(r)})
     if missing:
         warns.append("comparison features missing for the score model (imputed): "
                      + ", ".join(missing))

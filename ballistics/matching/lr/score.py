@@ -92,7 +92,10 @@ class ScoreModel:
 
     ``score = intercept + sum coef_j (x_j - mean_j) / scale_j`` with NaN inputs replaced
     by the training median ``fill_j``; fitted class-balanced, so the score is a log-odds
-    on balanced priors (natural log).
+    on balanced priors (natural log). ``missing_share``: the share of the training rows
+    that lacked each feature (``None`` for models saved before it was recorded): a feature
+    undefined for some pairs by construction (e.g. an angle taken from CMCs, for a pair
+    without any) was imputed in training as it is in use.
     """
 
     names: tuple[str, ...]
@@ -101,6 +104,7 @@ class ScoreModel:
     scale: tuple[float, ...]
     coef: tuple[float, ...]
     intercept: float
+    missing_share: tuple[float, ...] | None = None
 
     @classmethod
     def fit(
@@ -128,6 +132,7 @@ class ScoreModel:
         if not names:
             raise ParameterError("no numeric comparison features to fit a score model on")
         x = feature_matrix(rows, names)
+        missing_share = (~np.isfinite(x)).mean(axis=0)
         fill = np.nanmedian(np.where(np.isfinite(x), x, np.nan), axis=0)
         fill = np.where(np.isfinite(fill), fill, 0.0)
         x = np.where(np.isfinite(x), x, fill)
@@ -141,6 +146,7 @@ class ScoreModel:
             names=tuple(names), fill=tuple(map(float, fill)), mean=tuple(map(float, mean)),
             scale=tuple(map(float, scale)), coef=tuple(map(float, lr.coef_[0])),
             intercept=float(lr.intercept_[0]),
+            missing_share=tuple(map(float, missing_share)),
         )
 
     def score(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
@@ -172,16 +178,30 @@ class ScoreModel:
         """Features the model uses that ``row`` lacks (they are imputed)."""
         return [n for n in self.names if n not in row or not math.isfinite(float(row[n]))]
 
+    def unexpected_missing(self, row: Mapping[str, float]) -> list[str]:
+        """The features ``row`` lacks that no training row lacked: imputed where the model
+        never was (all of :meth:`missing` for a model without ``missing_share``)."""
+        if self.missing_share is None:
+            return self.missing(row)
+        share = dict(zip(self.names, self.missing_share, strict=True))
+        return [n for n in self.missing(row) if share[n] == 0.0]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"type": "logistic", "names": list(self.names), "fill": list(self.fill),
-                "mean": list(self.mean), "scale": list(self.scale), "coef": list(self.coef),
-                "intercept": self.intercept}
+        d: dict[str, Any] = {
+            "type": "logistic", "names": list(self.names), "fill": list(self.fill),
+            "mean": list(self.mean), "scale": list(self.scale), "coef": list(self.coef),
+            "intercept": self.intercept}
+        if self.missing_share is not None:
+            d["missing_share"] = list(self.missing_share)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScoreModel:
         """Inverse of :meth:`to_dict`."""
+        share = d.get("missing_share")
         return cls(names=tuple(d["names"]), fill=tuple(d["fill"]), mean=tuple(d["mean"]),
                    scale=tuple(d["scale"]), coef=tuple(d["coef"]),
-                   intercept=float(d["intercept"]))
+                   intercept=float(d["intercept"]),
+                   missing_share=None if share is None else tuple(map(float, share)))
 

@@ -125,6 +125,37 @@ def test_score_model_imputes_missing_features_and_reports_them():
     assert np.isfinite(sm.score([{}])).all()
 
 
+def test_only_features_the_training_always_had_are_a_caveat_when_missing():
+    """A feature undefined for some pairs by construction (an angle taken from CMCs, for a
+    pair without any) was imputed in training as in use: a collection calibration's search
+    warned about it for every different-source candidate."""
+    from ballistics.matching.evidence import evaluate_rows
+
+    rows, y, src = _pairs()
+    rows = [dict(r) for r in rows]
+    for r, same in zip(rows, y, strict=True):
+        if not same:
+            r["angle"] = float("nan")  # undefined without CMCs
+        else:
+            r["angle"] = 1.0
+    sm = ScoreModel.fit(rows, y)
+    assert "angle" in sm.names and sm.missing_share is not None
+    share = dict(zip(sm.names, sm.missing_share, strict=True))
+    assert share["angle"] == pytest.approx(float((~np.asarray(y)).mean()))
+    row = {"cmc_count_combined": 0.0, "ccf_max": 0.2}  # no angle, no noise
+    assert sm.missing(row) == ["angle", "noise"]
+    assert sm.unexpected_missing(row) == ["noise"]  # 'noise' was always there in training
+    back = ScoreModel.from_dict(json.loads(json.dumps(sm.to_dict())))
+    assert back == sm
+    # a model saved without the record (the shipped files): every missing feature, as before
+    old = ScoreModel.from_dict({k: v for k, v in sm.to_dict().items() if k != "missing_share"})
+    assert old.missing_share is None and old.unexpected_missing(row) == ["angle", "noise"]
+    # a collection calibration fitted on such rows: the caveat names only 'noise'
+    cal, _ = fit_calibration(rows, y, src)
+    [w] = [m for m in evaluate_rows([row], cal)[2] if "(imputed)" in m]
+    assert w.endswith("(imputed): noise")
+
+
 def test_feature_dict_from_mapping_and_object():
     class C:
         cmc_count = 3
