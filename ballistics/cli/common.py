@@ -177,16 +177,13 @@ def handle_errors(func: F) -> F:
             except MemoryError:
                 echo_err("error: out of memory; try a smaller batch or fewer workers")
                 sys.exit(1)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    echo_err(f"error: unexpected {type(exc).__name__}: {exc}")
-                    sys.exit(1)
-                where = f" writing {exc.filename}" if exc.filename else ""
-                echo_err(f"error: no space left on the device{where}; free disk space and run "
-                         "the command again")
-                sys.exit(1)
             except Exception as exc:
-                echo_err(f"error: unexpected {type(exc).__name__}: {exc}")
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    where = f" writing {exc.filename}" if exc.filename else ""
+                    echo_err(f"error: no space left on the device{where}; free disk space "
+                             "and run the command again")
+                else:
+                    echo_err(f"error: unexpected {type(exc).__name__}: {exc}")
                 sys.exit(1)
             finally:
                 seen: set[str] = set()

@@ -30,11 +30,12 @@ def _echo_repair(report: dict, collection: str) -> None:
                f"{after['count']} casings, {after['checked']} files checked, index covers "
                f"{after['index']['covers']}")
     lost = report.get("lost") or []
+    # a shard too damaged to read its paths is listed as "<N casings of FILE>"
     unreadable = [p for p in lost if p.startswith("<")]
-    for p in lost:
-        if not p.startswith("<"):
-            click.echo(f"ingest again: {p}")
-    if len(unreadable) < len(lost):
+    readable = [p for p in lost if not p.startswith("<")]
+    for p in readable:
+        click.echo(f"ingest again: {p}")
+    if readable:
         click.echo(f"(`ballistics ingest FILES --collection {collection} --labels CSV` with "
                    "the files above and the labels CSV they were ingested with)")
     for p in unreadable:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ballistics.errors import BallisticsError, ParameterError
+from ballistics.errors import BallisticsError, ParameterError, ScanWarning
 from ballistics.matching.evidence import bound_note, verbal_scale
 from ballistics.matching.lr import Calibration, ScoreModel
 from ballistics.matching.lr.calibration import package_document
@@ -271,8 +271,6 @@ def orientation_warning(lands_a: Sequence[Any], lands_b: Sequence[Any],
     if not evidence.log10_lr <= 0:
         return None
     import warnings as _warnings
-
-    from ballistics.errors import ScanWarning
 
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore", ScanWarning)

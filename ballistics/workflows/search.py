@@ -505,7 +505,6 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
     command runs from any folder (it is printed in reports read elsewhere); every argument
     is quoted for a POSIX shell.
     """
-    import os
     import shlex
 
     o = options or SearchOptions()

@@ -457,6 +457,13 @@ def test_verify_does_not_call_the_previous_index_an_orphan(lab, study):
     assert "note: orphan file index/.index-000099-abcd.faiss.tmp" in r.stderr, r.output
 
 
+def _ingest_in_pairs(study, col):
+    """``ingest`` of the study into ``col``, committing every two casings."""
+    return _run("ingest", str(study), "--collection", str(col), "--labels",
+                str(study / "manifest.csv"), "--model", "baseline", "--commit-every", "2",
+                "--quiet")
+
+
 def test_interrupted_ingest_names_the_command_that_finishes_it(study, tmp_path, monkeypatch):
     """Ctrl-C during an ingest: one line that says the committed casings are kept and gives
     the ``--resume`` command (it said "error: interrupted" alone); exit 130. The command, run
@@ -473,9 +480,7 @@ def test_interrupted_ingest_names_the_command_that_finishes_it(study, tmp_path, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(CollectionWriter, "commit", commit_then_ctrl_c)
-    r = _run("ingest", str(study), "--collection", str(col), "--labels",
-             str(study / "manifest.csv"), "--model", "baseline", "--commit-every", "2",
-             "--quiet")
+    r = _ingest_in_pairs(study, col)
     assert r.exit_code == 130, r.output
     [line] = r.stderr.splitlines()
     assert line.startswith("error: interrupted; the casings committed so far are kept: `")
@@ -521,9 +526,7 @@ def test_ingest_onto_a_full_disk_stops_cleanly_and_resumes(study, tmp_path, monk
         return type(u)(u.total, u.total - 1000, 1000)
 
     monkeypatch.setattr(_shutil, "disk_usage", full)
-    r = _run("ingest", str(study), "--collection", str(col), "--labels",
-             str(study / "manifest.csv"), "--model", "baseline", "--commit-every", "2",
-             "--quiet")
+    r = _ingest_in_pairs(study, col)
     assert r.exit_code == 1, r.output
     [line] = r.stderr.splitlines()
     assert line.startswith(f"error: {col / 'shards'}: not enough free disk space to write the "
