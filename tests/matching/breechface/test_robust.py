@@ -115,3 +115,32 @@ def test_ncc_at_pose_finds_a_known_pose_and_nothing_else() -> None:
     assert ncc_at_pose(a, turned, -30.0, 0, 0) > 0.9
     # no overlap at any shift: NaN
     assert np.isnan(ncc_at_pose(a, b, 0.0, 200, 0))
+
+
+@pytest.mark.parametrize("shape", [(40, 50), (90, 91), (300, 283)])
+def test_masked_ncc_is_fixed_sums_bit_for_bit(shape: tuple[int, int]) -> None:
+    """The six sums written into a pre-padded buffer are the fixed-partition sums of the
+    products (below, at and above one CHUNK row; sizes not a multiple of it)."""
+    import math
+
+    from ballistics.matching.breechface._pose_ncc import _masked_ncc
+    from ballistics.matching.breechface._reduce import fixed_sum
+
+    rng = np.random.default_rng(sum(shape))
+    mx = torch.from_numpy((rng.random(shape) > 0.3).astype(np.float64))
+    my = torch.from_numpy((rng.random(shape) > 0.2).astype(np.float64))
+    x = torch.from_numpy(rng.normal(size=shape)) * mx
+    y = (0.6 * x + torch.from_numpy(rng.normal(size=shape))) * my
+    m = mx * my
+    n = float(fixed_sum(m))
+    xm, ym = x * m, y * m
+    sx, sy = float(fixed_sum(xm)), float(fixed_sum(ym))
+    vx = float(fixed_sum(xm * x)) - sx * sx / n
+    vy = float(fixed_sum(ym * y)) - sy * sy / n
+    want = (float(fixed_sum(xm * y)) - sx * sy / n) / math.sqrt(vx * vy)
+    assert _masked_ncc(x, mx, y, my, 10) == want
+    # strided views (the windows ncc_at_pose passes) give the same
+    big_x = torch.zeros(shape[0] + 3, shape[1] + 5, dtype=torch.float64)
+    big_x[2:-1, 1:-4] = x
+    assert _masked_ncc(big_x[2:-1, 1:-4], mx, y, my, 10) == want
+    assert _masked_ncc(x, mx, y, my, int(n) + 1) == -math.inf
