@@ -36,6 +36,10 @@ DEFAULT_PAIRS = 500
               help="Cross-validation folds over sources (default: leave one source out up "
                    "to 20 sources, else 10).")
 @click.option("--preset", default=None, help="Comparison preset (default: the collection's).")
+@click.option("--features", default="default", show_default=True,
+              help="Score model features: 'default' (those of the shipped calibrations, "
+                   "ncc_at_pose and theta_sd_deg), 'all' (every comparison feature) or "
+                   "comma-separated names.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the pair sampling and the cross-validation folds.")
 @click.option("--workers", type=click.IntRange(0, 1024), default=0, show_default=True,
@@ -46,14 +50,14 @@ DEFAULT_PAIRS = 500
 @quiet_option
 @handle_errors
 def calibrate(collection, source_column, pairs, max_same, max_different, lr_method, folds, preset,
-              seed, workers, device, as_json, quiet) -> None:
+              features, seed, workers, device, as_json, quiet) -> None:
     """Fit, cross-validate (leaving whole sources out) and store the calibration."""
     from ballistics.workflows.calibrate import calibrate_collection
 
     summary = calibrate_collection(
         collection, source_column=source_column, pairs=pairs, max_same=max_same,
         max_different=max_different, lr_method=lr_method, n_folds=folds, preset=preset,
-        device=device, workers=workers, seed=seed, quiet=quiet,
+        features=features, device=device, workers=workers, seed=seed, quiet=quiet,
     )
     if as_json:
         emit_json(summary)
@@ -69,7 +73,8 @@ def calibrate(collection, source_column, pairs, max_same, max_different, lr_meth
     click.echo(
         f"{collection}: calibration fitted on {m.get('n_same_source')} same-source and "
         f"{m.get('n_different_source')} different-source pairs from {m.get('n_sources')} "
-        f"sources; cross-validated Cllr {m.get('cllr', float('nan')):.3f}, Cllr-min "
+        f"sources ({summary['calibration']['score_model']}); cross-validated Cllr "
+        f"{m.get('cllr', float('nan')):.3f}, Cllr-min "
         f"{m.get('cllr_min', float('nan')):.3f}, AUC {m.get('auc', float('nan')):.3f}"
     )
     mis = m.get("misleading") or {}

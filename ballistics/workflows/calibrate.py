@@ -43,6 +43,44 @@ logger = logging.getLogger(__name__)
 #: default total pair budget of ``ballistics calibrate``
 DEFAULT_PAIRS = 500
 
+#: Named ``features`` settings of :func:`calibrate_collection`.
+FEATURE_SETS = ("default", "all")
+
+
+def score_features(features: str | Sequence[str]) -> tuple[str, ...] | None:
+    """The score model's feature names for a ``features`` setting.
+
+    ``"default"``: those of the shipped calibrations
+    (:data:`ballistics.matching.lr.DEFAULT_SCORE_FEATURES`); ``"all"``: ``None``, every
+    comparison feature present in at least half the pairs; otherwise comma-separated names
+    (or a sequence of names) from
+    :data:`ballistics.matching.breechface.features.FEATURE_NAMES`.
+
+    Raises
+    ------
+    ParameterError
+        For an empty list or a name that is not a comparison feature.
+    """
+    from ballistics.matching.breechface.features import FEATURE_NAMES
+    from ballistics.matching.lr import DEFAULT_SCORE_FEATURES
+
+    if isinstance(features, str):
+        key = features.strip().lower()
+        if key == "default":
+            return tuple(DEFAULT_SCORE_FEATURES)
+        if key == "all":
+            return None
+        names = [n.strip() for n in features.split(",") if n.strip()]
+    else:
+        names = [str(n).strip() for n in features]
+    unknown = [n for n in names if n not in FEATURE_NAMES]
+    if not names or unknown:
+        raise ParameterError(
+            f"features: {', '.join(unknown) if unknown else 'no name given'} is not a "
+            f"comparison feature; give 'default', 'all' or comma-separated names among "
+            f"{', '.join(FEATURE_NAMES)}")
+    return tuple(dict.fromkeys(names))
+
 #: most candidates per worker task (the query is prepared once per task; smaller tasks
 #: move the progress bar more often)
 TASK_CANDIDATES = 6
@@ -333,6 +371,7 @@ def calibrate_collection(
     lr_method: str = "pav",
     n_folds: int | None = None,
     preset: str | None = None,
+    features: str | Sequence[str] = "default",
     device: str = "auto",
     workers: int | None = 0,
     seed: int = 0,
@@ -344,7 +383,8 @@ def calibrate_collection(
     (:class:`PairSampling`; recorded in the calibration's ``fitted["sampling"]`` and the
     summary's ``sampling``). ``workers``: CPU processes comparing the pairs (``None`` or
     0: as many as the thread budget allows, see :func:`ballistics.configure_threads`; 1:
-    in this process).
+    in this process). ``features``: the score model's features (:func:`score_features`;
+    default: the shipped calibrations' two, which transfer across studies).
 
     Raises
     ------
@@ -355,6 +395,7 @@ def calibrate_collection(
     """
     from ballistics.matching.lr import fit_calibration
 
+    names = score_features(features)  # checked before any comparison runs
     t0 = time.perf_counter()
     sampling = PairSampling(pairs=pairs, max_same=max_same, max_different=max_different,
                             seed=seed)
@@ -382,9 +423,10 @@ def calibrate_collection(
     pair_sources = [(str(sources[i]), str(sources[j])) for i, j in chosen]
     cal, _ = fit_calibration(
         rows, same, pair_sources, lr_method=lr_method, n_folds=n_folds, seed=seed,
-        source="collection",
+        source="collection", features=names,
         fitted={"collection": str(col.directory), "generation": col.generation,
                 "source_column": source_column, "compare_preset": preset,
+                "features": features if isinstance(features, str) else ",".join(features),
                 "pairs": len(chosen), "seed": seed, "sampling": record},
     )
     with col.lock("calibrate") as lock:
@@ -413,7 +455,7 @@ def calibrate_collection(
     log_event(col.directory, "calibrate",
               {"source_column": source_column, "pairs": pairs, "max_same": max_same,
                "max_different": max_different, "lr_method": lr_method, "preset": preset,
-               "seed": seed},
+               "features": list(cal.score_model.names), "seed": seed},
               result={"metrics": dict(cal.metrics), "sampling": record, "warnings": warns})
     return summary
 

@@ -72,6 +72,40 @@ def test_calibrate_pair_overrides(lab, tmp_path):
     assert doc["sampling"]["max_different"] == 5
 
 
+def test_calibrate_features_default_to_the_shipped_design(lab, tmp_path):
+    """The score model of a collection's calibration uses the shipped calibrations'
+    features unless told otherwise; ``all`` fits every feature the pairs have."""
+    from ballistics.matching.lr import DEFAULT_SCORE_FEATURES, load_default
+
+    assert tuple(load_default().score_model.names) == tuple(DEFAULT_SCORE_FEATURES)
+    names = {}
+    for setting in ("default", "all", "ncc_at_pose,cmc_count_combined"):
+        col = tmp_path / setting.replace(",", "_")
+        shutil.copytree(lab[0], col)
+        args = [] if setting == "default" else ["--features", setting]
+        r = _run("calibrate", "--collection", str(col), "--workers", "1", "--device", "cpu",
+                 "--json", "--quiet", *args)
+        assert r.exit_code == 0, r.output
+        stored = json.loads(next((col / "calibration").glob("*.json")).read_text())
+        names[setting] = stored["score_model"]["names"]
+        assert stored["fitted"]["features"] == setting
+        desc = json.loads(r.stdout)["calibration"]["score_model"]
+        assert desc == "logistic regression over " + ", ".join(names[setting])
+    assert names["default"] == list(DEFAULT_SCORE_FEATURES)
+    assert set(names["all"]) > set(DEFAULT_SCORE_FEATURES) | {"cmc_count_combined"}
+    assert names["ncc_at_pose,cmc_count_combined"] == ["ncc_at_pose", "cmc_count_combined"]
+
+
+def test_calibrate_unknown_feature_is_refused_before_comparing(lab, tmp_path):
+    col = tmp_path / "c"
+    shutil.copytree(lab[0], col)
+    r = CliRunner().invoke(main, ["calibrate", "--collection", str(col), "--features",
+                                  "ncc_at_pose,cmc_cuont", "--workers", "1", "--quiet"])
+    assert r.exit_code == 2
+    assert "cmc_cuont is not a comparison feature" in r.stderr
+    assert not (col / "calibration").exists() or not any((col / "calibration").iterdir())
+
+
 @pytest.mark.parametrize("bad", [["--workers", "-1"], ["--max-different", "x"],
                                  ["--pairs", "-3"], ["--pairs", "1"]])
 def test_calibrate_bad_arguments_exit_2(lab, bad):

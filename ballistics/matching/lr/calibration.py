@@ -164,7 +164,8 @@ class Calibration:
         """The ``calibration`` object of search output."""
         return {
             "source": self.source,
-            "score_model": "logistic regression over comparison features",
+            "score_model": ("logistic regression over "
+                            + ", ".join(self.score_model.names)),
             "lr_method": self.lr.method,
             "log10_lr_bounds": list(self.lr.bounds),
             "metrics": dict(self.metrics),
