@@ -43,9 +43,6 @@ logger = logging.getLogger(__name__)
 #: default total pair budget of ``ballistics calibrate``
 DEFAULT_PAIRS = 500
 
-#: Named ``features`` settings of :func:`calibrate_collection`.
-FEATURE_SETS = ("default", "all")
-
 
 def score_features(features: str | Sequence[str]) -> tuple[str, ...] | None:
     """The score model's feature names for a ``features`` setting.
