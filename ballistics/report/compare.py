@@ -190,7 +190,10 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     (path, SHA-256) the interactive viewer page written for the same comparison
     (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash;
     ``detected`` the preprocessing detected for each input
-    (:meth:`ballistics.preprocess.Detection.to_dict`).
+    (:meth:`ballistics.preprocess.Detection.to_dict`). The section "Warnings" lists the
+    inputs' own warnings (``Scan.warnings``: what the reader tolerated or reinterpreted,
+    the preprocessing detected), then the comparison's and the evidence's, as ``compare
+    --json`` does.
     """
     c = comparison
     paths = paths or (reference.source, target.source)
@@ -274,8 +277,11 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                                    [(k, "–" if v != v else round(float(v), 4))
                                     for k, v in c.features.items()], floatfmt=".4g")]),
     ]
-    if c.warnings or (evidence is not None and evidence.warnings):
-        warns = dict.fromkeys([*c.warnings, *(evidence.warnings if evidence else ())])
+    # the inputs' own warnings first (what the reader tolerated or reinterpreted: units, a
+    # mask layer no checksum covers; preprocessing detected), as the JSON and stderr list them
+    warns = dict.fromkeys([*reference.warnings, *target.warnings, *c.warnings,
+                           *(evidence.warnings if evidence else ())])
+    if warns:
         sections.append(Section("Warnings", [Paragraph("• " + w, "plain") for w in warns]))
     return Document(f"Comparison: {names[0]} vs {names[1]}", sections,
                     case=case or CaseInfo(),

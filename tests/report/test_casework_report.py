@@ -352,3 +352,22 @@ def test_commands_wrap_only_between_arguments(compared):
     assert ["/data/", "lab/", "folder-00/"] == spans[3:6] and "K-3.x3p" in spans  # at / only
     assert re.search(r"\.cmd \.arg\{white-space:nowrap\}", page)
     assert re.search(r"td\.cmd\{overflow-wrap:normal", page)  # not 'anywhere' as td.wrap
+
+
+def test_compare_report_lists_the_inputs_warnings(compared):
+    """The report's Warnings listed the comparison's and the LR's only: a raw TopMatch
+    export whose increments the reader took as µm, not the metres the file declares, and
+    whose mask layer no checksum covers, said so in ``compare --json`` and on stderr but
+    not in the case record (trial 4). The inputs' warnings now come first."""
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, c, ev = compared
+    units = ("/cases/Q1.x3p: implausible x increment 7.37468 m (over 1 mm): read as "
+             "micrometres (spacing 7.37468 µm)")
+    mask = "/cases/K3.x3p: the mask layer 'bindata/mask.png' is not covered by any checksum"
+    html = render_html(compare_document(a.with_warnings(units), b.with_warnings(mask), c,
+                                        evidence=ev))
+    warns = html[html.index("<h2>Warnings</h2>"):]
+    assert warns.index("implausible x increment 7.37468 m") < warns.index("mask.png")
+    assert warns.index("mask.png") < warns.index(ev.warnings[0][:40])
