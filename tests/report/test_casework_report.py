@@ -371,3 +371,21 @@ def test_compare_report_lists_the_inputs_warnings(compared):
     warns = html[html.index("<h2>Warnings</h2>"):]
     assert warns.index("implausible x increment 7.37468 m") < warns.index("mask.png")
     assert warns.index("mask.png") < warns.index(ev.warnings[0][:40])
+
+
+@pytest.mark.parametrize("width", [12, 17, 22, 29, 39])
+def test_pdf_wrap_never_splits_a_number(width):
+    """The PDF's tables broke a long ``key=value`` anywhere: the bullet report's extraction
+    parameters read ``highpass_cutoff_um=25`` on one line and ``0,`` on the next (250 µm;
+    trial 4). A word longer than its column now breaks after ``=``, ``,``, ``_``, ... or
+    outside a number; the text is unchanged but for the line breaks."""
+    from ballistics.report.pdf import _wrap
+
+    text = ("highpass_cutoff_um=250, lowpass_cutoff_um=10, min_roughness_um=0.001, "
+            "grooves_um=[265.625, 2210.94], land_width_um=1945.31, "
+            "firing_pin_fit.equivalent_radius_um=1099, arc_radius_um=4187.92")
+    lines = _wrap(text, width)
+    assert all(len(ln) <= width for ln in lines)
+    number = r"\d+(?:\.\d+)?"
+    assert [n for ln in lines for n in re.findall(number, ln)] == re.findall(number, text)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
