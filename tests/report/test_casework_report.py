@@ -389,3 +389,32 @@ def test_pdf_wrap_never_splits_a_number(width):
     number = r"\d+(?:\.\d+)?"
     assert [n for ln in lines for n in re.findall(number, ln)] == re.findall(number, text)
     assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_inputs_table_states_the_spacing_compared_at(compared):
+    """Two scans at different spacings are compared at the coarser one: the report's Inputs
+    said "compared: spacing 6.25 × 6.25" for a raw TopMatch scan prepared here while the
+    comparison (and the JSON's ``reference.spacing_um``) ran at the other lab's 7.37364 µm
+    (trial 4). The preprocessed scan and the scan compared are now two sets of rows."""
+    from ballistics.matching.breechface import compare
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, _, _ = compared
+    from ballistics.errors import ScanWarning
+
+    fine = a.replace(spacing_um=(10.0, 10.0))
+    with pytest.warns(ScanWarning, match="resampled from 10 x 10 um"):
+        c = compare(fine, b, "cmcR", rotation=(-3, 3, 3), device="cpu")
+    assert c.reference["spacing_um"] == [12.5, 12.5]
+    html = render_html(compare_document(fine, b, c))
+    inputs = html[html.index("<h2>Inputs</h2>"):html.index("<h2>Preprocessing</h2>")]
+    q1, k3 = inputs.split("K3.x3p", 1)
+    assert "<td>preprocessed: spacing (µm)</td><td>10 × 10</td>" in q1
+    shape = "{} × {}".format(*c.reference["shape"])
+    assert f"<td>compared: points</td><td>{shape}</td>" in q1
+    assert "<td>compared: spacing (µm)</td><td class='wrap'>12.5 × 12.5 (resampled" in q1
+    assert "compared: spacing (µm)</td><td>10 × 10" not in inputs
+    # the target, compared at its own spacing, keeps the one set of rows
+    assert "<td>compared: spacing (µm)</td><td>12.5 × 12.5</td>" in k3
+    assert "preprocessed:" not in k3
