@@ -91,7 +91,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     the evidence (score, LR) and the JSON object of ``compare --json`` (without warnings).
     """
     from ballistics.device import configured_threads
-    from ballistics.io import read_scan
+    from ballistics.io import read_scan, same_measurement
     from ballistics.matching import compare as run_compare
     from ballistics.matching.breechface.params import preset_key
     from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate
@@ -147,6 +147,11 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     if mismatch is not None:  # one input filtered elsewhere, the other here: an LR caveat
         evidence = dataclasses.replace(evidence, warnings=(
             f"{mismatch}; the score and LR are {LR_CAVEAT_MARK}", *evidence.warnings))
+    one = same_measurement(scans[0], scans[1])
+    if one is not None:  # one casing's surface twice: the LR is no evidence of a source
+        evidence = dataclasses.replace(evidence, warnings=(
+            f"{one}; the score and LR are {LR_CAVEAT_MARK} and say nothing about a common "
+            "source", *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())

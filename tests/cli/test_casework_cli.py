@@ -92,3 +92,37 @@ def test_case_and_report_usage_errors(raw_pair, tmp_path):
         res = runner.invoke(main, [cmd, "--help"])
         assert all(re.search(rf"--{o}\b", res.output)
                    for o in ("case", "exhibit", "examiner", "notes", "case-file", "pdf")), cmd
+
+
+def test_compare_names_two_exports_of_one_measurement(raw_pair, tmp_path):
+    """Two files that record one measurement (the instrument's serial and the same date and
+    time, as a raw TopMatch export and the copy another lab processed) agree as no two
+    casings do: compare gave the DFSC raw and processed scans of one casing log10 LR +2.95,
+    "moderately strong support for same source", with no word that they are one casing
+    (trial 4). The JSON's warnings and the report (in red beside the LR) now say so; the
+    raw pair of two casings, which records no serial, gets no such warning."""
+    from ballistics.io import read_scan, write_x3p
+
+    (a, b), _ = raw_pair
+    md = {"date": "2021-08-25T14:54:04",
+          "instrument": {"manufacturer": "Cadre", "model": "TopMatch-GS 3D", "serial": "1062"}}
+    one = []
+    for k, path in enumerate((a, b)):
+        scan = read_scan(path)
+        out = tmp_path / f"export{k}.x3p"
+        write_x3p(scan.replace(metadata={**scan.metadata, **md}), out)
+        one.append(str(out))
+    html = tmp_path / "one.html"
+    runs = {}
+    for name, pair in (("one", one), ("two", [a, b])):
+        args = ["compare", *pair, "--rotation=-3,3,3", "--device", "cpu", "--json"]
+        res = CliRunner().invoke(main, args + (["--report", str(html)] if name == "one" else []))
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    said = [w for w in runs["one"]["warnings"] if "record one measurement" in w]
+    assert len(said) == 1 and "(Cadre TopMatch-GS 3D serial 1062, 2021-08-25T14:54:04)" in said[0]
+    assert "indicative only" in said[0]
+    assert not [w for w in runs["two"]["warnings"] if "measurement" in w or "same file" in w]
+    page = html.read_text()
+    result = page[page.index("<h2>Result</h2>"):page.index("<h2>Inputs</h2>")]
+    assert "record one measurement" in result and "class='bad'" in result
