@@ -314,7 +314,10 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
     click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
     click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
-               f"({evidence.verbal}; calibration: {calibration_label(evidence.calibration)})")
+               f"({evidence.qualified_verbal}; calibration: "
+               f"{calibration_label(evidence.calibration)})")
+    for caveat in evidence.lr_caveats:  # the LR's own caveats, not only among stderr's lines
+        click.echo(f"LR caveat: {caveat}")
     for key, label in (("report", "report"), ("report_pdf", "pdf")):
         if key in out:
             fmt = "html" if key == "report" else "pdf"

@@ -156,6 +156,15 @@ class Evidence:
         2D images scored with a topography calibration), which reports show beside it."""
         return [w for w in self.warnings if LR_CAVEAT_MARK in w]
 
+    @property
+    def qualified_verbal(self) -> str:
+        """:attr:`verbal`, followed by ``"; indicative only, see the LR caveats"`` when a
+        caveat qualifies the LR itself (:attr:`lr_caveats`): the words alone read as a
+        finding where the caveat is printed elsewhere (stderr, further down a report)."""
+        if not self.lr_caveats:
+            return self.verbal
+        return f"{self.verbal}; {LR_CAVEAT_MARK}, see the LR caveats"
+
     def to_dict(self) -> dict[str, Any]:
         """``{"score", "log10_lr", "lr_verbal", "calibration"}`` (keys of ``compare --json``)."""
         return {"score": self.score, "log10_lr": self.log10_lr, "lr_verbal": self.verbal,

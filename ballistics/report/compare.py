@@ -218,7 +218,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         summary += [
             ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
             ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
-            ("verbal equivalent (ENFSI scale)", evidence.verbal),
+            ("verbal equivalent (ENFSI scale)", evidence.qualified_verbal),
             ("calibration", f"{calibration_label(cal)}: {calibration_data(fitted)}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),

@@ -126,3 +126,31 @@ def test_compare_names_two_exports_of_one_measurement(raw_pair, tmp_path):
     page = html.read_text()
     result = page[page.index("<h2>Result</h2>"):page.index("<h2>Inputs</h2>")]
     assert "record one measurement" in result and "class='bad'" in result
+
+
+def test_compare_text_and_report_qualify_the_verbal_scale(raw_pair, tmp_path):
+    """A caveat that qualifies the LR (here: parameters of no preset, ``--rotation``; in
+    trial 4 a processed file against a raw one, where a same-gun pair read "moderate
+    support for different sources") stood only among a dozen stderr lines and under the
+    report's Result table: the text line and the table's verbal row read as findings. Both
+    now say "indicative only", and the text output prints each LR caveat."""
+    import dataclasses
+
+    from ballistics.matching.evidence import Evidence
+
+    (a, b), _ = raw_pair
+    html = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["compare", a, b, "--rotation=-3,3,3", "--device", "cpu",
+                                    "--report", str(html)])
+    assert res.exit_code == 0, res.output
+    [line] = [ln for ln in res.stdout.splitlines() if ln.startswith("score:")]
+    assert "; indicative only, see the LR caveats; calibration:" in line
+    caveats = [ln for ln in res.stdout.splitlines() if ln.startswith("LR caveat: ")]
+    assert caveats and all("indicative only" in c for c in caveats)
+    page = html.read_text()
+    assert re.search(r"<td>verbal equivalent \(ENFSI scale\)</td><td[^>]*>[^<]*; indicative "
+                     r"only, see the LR caveats</td>", page)
+    plain = Evidence(1.0, 1.5, "moderate support for same source", {}, ("no LR caveat",))
+    assert plain.qualified_verbal == plain.verbal
+    assert dataclasses.replace(plain, warnings=("x: indicative only",)).qualified_verbal == \
+        "moderate support for same source; indicative only, see the LR caveats"
