@@ -450,7 +450,7 @@ def _two_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[li
         doc = bullets_document(r, rows_a, rows_b, scans=(scans[0], scans[1]),
                                paths=([str(f) for f in files_a], [str(f) for f in files_b]),
                                signatures=(sigs_a, sigs_b), parameters=parameters,
-                               case=case, evidence=evidence)
+                               case=case, evidence=evidence, warnings=out["warnings"])
         write_report_files(doc, out, report_path, pdf_path)
     if csv_path:
         write_csv(csv_path, BULLET_CSV_COLUMNS, [_csv_row(dir_a, dir_b, out, r)])

@@ -165,6 +165,7 @@ def bullets_document(
     signatures: tuple[list[Signature | None], list[Signature | None]] | None = None,
     parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
     extra: dict[str, Any] | None = None, evidence: BulletEvidence | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> Document:
     """The report of a bullet comparison as a :class:`~ballistics.report.document.Document`:
     land matrix, phase scores, best-phase pairs; ``evidence``
@@ -172,7 +173,9 @@ def bullets_document(
     the LR on the ENFSI verbal scale and the calibration it came from; with
     ``scans``/``paths`` every land file with its SHA-256, points and spacing; with
     ``signatures`` each land's signature and extraction parameters; ``parameters`` (and the
-    older ``extra``) the settings used."""
+    older ``extra``) the settings used. ``warnings``: the section "Warnings" (the command's
+    list: the lands' reading, the comparison's and the LR's); by default the comparison's
+    and the evidence's."""
     fig = land_matrix_figure(result)
     rows_m = [[lands_a[i], *[float(v) for v in result.ccf[i]]] for i in range(len(lands_a))]
     phases = [(k, s) for k, s in enumerate(result.phase_scores)]
@@ -229,7 +232,8 @@ def bullets_document(
         Section("SAM per phase", [Table(["phase k", "SAM"], phases)]),
         Section("Best-phase land pairs", [Table(["land A", "land B", "CCF", "CMS", "lag (µm)"],
                                                 pairs)]),
-        *_warnings_section(list(result.warnings)),
+        *_warnings_section(list(warnings) if warnings is not None else
+                           [*result.warnings, *(evidence.warnings if evidence else ())]),
     ]
     return Document("Bullet comparison", sections, case=case or CaseInfo())
 
