@@ -134,8 +134,9 @@ def striae_report(
 
 
 def land_matrix_figure(result: BulletComparison) -> Figure:
-    """The land-to-land CCF matrix (row = land of A, column = land of B), each value written
-    in its square, the pairs of the best phase outlined in red."""
+    """The land-to-land CCF matrix (row = land of A, column = land of B, numbered from 1 in
+    file order), each value written in its square, the pairs of the best phase outlined in
+    red."""
     from matplotlib.patches import Patch, Rectangle
 
     fig = new_figure((6, 5.4))
@@ -148,8 +149,13 @@ def land_matrix_figure(result: BulletComparison) -> Figure:
             v = result.ccf[i, jj]
             ax.text(jj, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center",
                     va="center", color="w", fontsize=8)
-    ax.set_xlabel("land of B")
-    ax.set_ylabel("land of A")
+    # lands numbered from 1 in file order, as examiners and the file names (Land_1 ...)
+    # number them; 0-based ticks put "land 0" beside a file named Land_1
+    rows, cols = result.ccf.shape
+    ax.set_xticks(range(cols), [str(k + 1) for k in range(cols)])
+    ax.set_yticks(range(rows), [str(k + 1) for k in range(rows)])
+    ax.set_xlabel("land of B (1 = its first file)")
+    ax.set_ylabel("land of A (1 = its first file)")
     ax.set_title(f"land-to-land CCF, best phase {result.best_phase}", fontsize=10)
     ax.legend(handles=[Patch(fill=False, ec="r", lw=2, label="best-phase pair")],
               loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
