@@ -76,6 +76,36 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def reproduce_command(reference: str, target: str, *, preset: str, rotation: str | None,
+                      mode: str, collection: str | None, spacing_um: float | None,
+                      modality: str | None, no_verify: bool, strict: bool) -> str:
+    """The ``ballistics compare`` command line that gives the same numbers (counts, pose,
+    cells, score, LR) from the same files: the inputs and the calibration's collection as
+    absolute paths, and every option that changes a number; case fields, reports, device and
+    threads change none. Quoted for a POSIX shell."""
+    import os
+    import shlex
+
+    args = ["ballistics", "compare", os.path.abspath(reference), os.path.abspath(target)]
+    if preset != "default":
+        args += ["--preset", preset]
+    if rotation is not None:
+        args.append(f"--rotation={rotation}")
+    if mode != "auto":
+        args += ["--preprocess", mode]
+    if collection is not None:
+        args += ["--collection", os.path.abspath(collection)]
+    if spacing_um is not None:
+        args += ["--spacing-um", f"{float(spacing_um):g}"]
+    if modality is not None:
+        args += ["--modality", modality]
+    if no_verify:
+        args.append("--no-verify")
+    if strict:
+        args.append("--strict")
+    return shlex.join(args)
+
+
 def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,
                  collection: str | None, device: str,
                  spacing_um: float | None, modality: str | None, no_verify: bool,
@@ -163,6 +193,9 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         out[key]["preprocessing"] = preprocessing_steps(scan)
         out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
+    out["command"] = reproduce_command(
+        reference, target, preset=preset, rotation=rotation, mode=mode, collection=collection,
+        spacing_um=spacing_um, modality=modality, no_verify=no_verify, strict=strict)
     return scans, result, evidence, out
 
 
@@ -292,6 +325,7 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
                                paths=(str(reference), str(target)),
                                viewer=(viewer, out["viewer_sha256"]) if viewer else None,
+                               command=out["command"],
                                detected=(out["reference"]["preprocessing_detected"],
                                          out["target"]["preprocessing_detected"]))
         write_report_files(doc, out, report, pdf_path)

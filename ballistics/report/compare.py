@@ -178,7 +178,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                      case: CaseInfo | None = None,
                      viewer: tuple[str, str] | None = None,
                      detected: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]
-                     | None = None) -> Document:
+                     | None = None, command: str | None = None) -> Document:
     """The report of one comparison as a :class:`~ballistics.report.document.Document`
     (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
@@ -190,7 +190,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     (path, SHA-256) the interactive viewer page written for the same comparison
     (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash;
     ``detected`` the preprocessing detected for each input
-    (:meth:`ballistics.preprocess.Detection.to_dict`). The section "Warnings" lists the
+    (:meth:`ballistics.preprocess.Detection.to_dict`); ``command`` the command line that
+    reproduces the numbers (``compare --json``'s ``command``), under the parameters. The
+    section "Warnings" lists the
     inputs' own warnings (``Scan.warnings``: what the reader tolerated or reinterpreted,
     the preprocessing detected), then the comparison's and the evidence's, as ``compare
     --json`` does.
@@ -261,7 +263,9 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                                         compared=(c.reference, c.target))]),
         Section("Preprocessing", [preprocessing_table([(names[0], reference),
                                                        (names[1], target)])]),
-        Section("Comparison parameters", [Table(["parameter", "value"], params)]),
+        Section("Comparison parameters", [Table(["parameter", "value"], params), *(
+            [Paragraph("The same files give the same numbers (counts, pose, cells, score, "
+                       f"LR) with: {command}", "plain")] if command else [])]),
         Section("Surfaces", [Picture(surfaces_figure(reference, target, names),
                                      "reference and target surfaces")]),
         Section("Aligned overlay", [Picture(overlay_figure(reference, aligned),
