@@ -347,7 +347,7 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
     click.echo(f"combined CMC count:              {result.cmc_count_combined}")
     click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
-    click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
+    click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.lr_text} "
                f"({evidence.qualified_verbal}; calibration: "
                f"{calibration_label(evidence.calibration)})")
     for caveat in evidence.lr_caveats:  # the LR's own caveats, not only among stderr's lines

@@ -460,7 +460,7 @@ def _two_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[li
         click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
                    f"SAM {r.sam:.3f}, margin {r.margin:.3f}, phase margin "
                    f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}; learned score "
-                   f"{evidence.score:.2f}, log10 LR {evidence.log10_lr:+.2f} "
+                   f"{evidence.score:.2f}, log10 LR {evidence.lr_text} "
                    f"({evidence.verbal})")
 
 

@@ -219,7 +219,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         cllr = cal.get("metrics", {}).get("cllr", float("nan"))
         summary += [
             ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
-            ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
+            ("log10 LR (same source vs different sources)", evidence.lr_text),
             ("verbal equivalent (ENFSI scale)", evidence.qualified_verbal),
             ("calibration", f"{calibration_label(cal)}: {calibration_data(fitted)}; "
                             f"held-out Cllr {cllr:.3f}; "

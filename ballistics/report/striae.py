@@ -251,7 +251,7 @@ def _evidence_section(evidence: BulletEvidence) -> Section:
     m = cal.get("metrics", {})
     rows = [
         ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
-        ("log10 LR (same barrel vs different barrels)", f"{evidence.log10_lr:+.2f}"),
+        ("log10 LR (same barrel vs different barrels)", evidence.lr_text),
         ("verbal equivalent (ENFSI scale)", evidence.verbal),
         ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
                         f"held-out ({m.get('cv', '?')}) Cllr {m.get('cllr', float('nan')):.3f}, "

@@ -119,7 +119,11 @@ def test_compare_html_has_case_inputs_and_every_preprocessing_step(compared, doc
     assert "<td>preset</td><td>custom</td>" in params
     assert "<td>theta_min_deg</td><td>-6</td>" in params
     # the result: counts, LR with its verbal equivalent, the calibration
-    assert f"<td>{ev.log10_lr:+.2f}</td>" in html and ev.verbal in html
+    import html as html_lib
+
+    # (this pair's LR is the calibration's ceiling: the row says so beside the value)
+    assert re.search(rf"<td[^>]*>{re.escape(html_lib.escape(ev.lr_text))}</td>", html)
+    assert ev.lr_text.startswith(f"{ev.log10_lr:+.2f}") and ev.verbal in html
     assert "synthetic-default" in html and html.count("<img") == 4
     assert "<h2>Software versions</h2>" in html
 
@@ -418,3 +422,22 @@ def test_inputs_table_states_the_spacing_compared_at(compared):
     # the target, compared at its own spacing, keeps the one set of rows
     assert "<td>compared: spacing (µm)</td><td>12.5 × 12.5</td>" in k3
     assert "preprocessed:" not in k3
+
+
+def test_compare_report_marks_an_lr_at_the_calibration_bound(compared):
+    """The LR row of the report reads "+2.95, at the calibration's upper bound" where the
+    value is the calibration's ceiling (trial 4: Q3 vs K1), not "+2.95" alone."""
+    import dataclasses
+
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, c, ev = compared
+    top = dataclasses.replace(ev, log10_lr=2.95, at_bound="upper")
+    html = render_html(compare_document(a, b, c, evidence=top))
+    assert re.search(r"<td>log10 LR \(same source vs different sources\)</td><td[^>]*>"
+                     r"\+2\.95, at the calibration&#x27;s upper bound</td>", html)
+    plain = render_html(compare_document(a, b, c, evidence=dataclasses.replace(
+        ev, log10_lr=0.5, at_bound=None)))
+    assert re.search(r"<td>log10 LR \(same source vs different sources\)</td><td[^>]*>"
+                     r"\+0\.50</td>", plain)
