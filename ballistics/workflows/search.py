@@ -296,7 +296,8 @@ class Searcher:
         The re-ranking shows a progress bar on a terminal (stderr; one step per candidate
         compared, after 2 s); ``quiet=True`` hides it. It does not change the result.
         """
-        from ballistics.matching.evidence import evaluate_rows, shipped_for
+        from ballistics.io import same_measurement
+        from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate_rows, shipped_for
         from ballistics.matching.lr import feature_dict
         from ballistics.progress import progress
 
@@ -355,6 +356,12 @@ class Searcher:
                 msg = f"{cols['id'][r]}: {w}"
                 if msg not in warnings:
                     warnings.append(msg)
+            # another export of the query's own measurement (the same file is never a
+            # candidate): its agreement is no evidence of a common source
+            one = same_measurement(query.scan, cand_scans[i])
+            if one is not None:
+                warnings.append(f"{cols['id'][r]}: {one}; its score and LR are "
+                                f"{LR_CAVEAT_MARK} and say nothing about a common source")
         t4 = time.perf_counter()
         return SearchResult(
             query={"path": query.path, "sha256": query.sha256,
