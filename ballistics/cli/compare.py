@@ -124,7 +124,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     from ballistics.io import read_scan, same_measurement
     from ballistics.matching import compare as run_compare
     from ballistics.matching.breechface.params import preset_key
-    from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate
+    from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate, one_measurement_caveat
     from ballistics.preprocess import chain_mismatch, prepare_detected
     from ballistics.progress import progress
 
@@ -180,8 +180,7 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     one = same_measurement(scans[0], scans[1])
     if one is not None:  # one casing's surface twice: the LR is no evidence of a source
         evidence = dataclasses.replace(evidence, warnings=(
-            f"{one}; the score and LR are {LR_CAVEAT_MARK} and say nothing about a common "
-            "source", *evidence.warnings))
+            one_measurement_caveat(one), *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())

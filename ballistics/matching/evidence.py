@@ -25,8 +25,8 @@ from ballistics.matching.breechface.params import PRESETS, get_params, preset_ke
 from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
 __all__ = ["Evidence", "bound_note", "bound_side", "calibration_label", "calibration_preset",
-           "evaluate", "evaluate_rows", "lr_with_bound", "preset_name", "shipped_for",
-           "verbal_scale"]
+           "evaluate", "evaluate_rows", "lr_with_bound", "one_measurement_caveat",
+           "preset_name", "shipped_for", "verbal_scale"]
 
 #: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
 _VERBAL = (
@@ -51,6 +51,14 @@ LR_CAVEAT_MARK = "indicative only"
 IMAGE_CAVEAT = ("the calibration shipped with the package was fitted on 3D topographies, "
                 f"these are 2D images: the LR is {LR_CAVEAT_MARK}; calibrate on a collection "
                 "of the lab's own images (ballistics calibrate) and compare with --collection")
+
+
+def one_measurement_caveat(sentence: str) -> str:
+    """The LR caveat of two scans of one measurement (``sentence``: what
+    :func:`ballistics.io.same_measurement` says): their agreement is that of one surface
+    with itself, so the score and LR are no evidence of a common source."""
+    return f"{sentence}; the score and LR are {LR_CAVEAT_MARK} and say nothing about a " \
+           "common source"
 
 
 def preset_name(params: Any) -> str | None:

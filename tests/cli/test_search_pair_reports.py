@@ -159,10 +159,17 @@ def test_search_names_a_hit_that_is_one_measurement_with_the_query(synth_lab, tm
     r = CliRunner().invoke(main, ["ingest", str(lab), "--collection", str(tmp_path / "lab"),
                                   "--model", "baseline", "--quiet"])
     assert r.exit_code == 0, r.output
+    report = tmp_path / "search.html"
     r = CliRunner().invoke(main, ["search", str(query), "--collection", str(tmp_path / "lab"),
-                                  "--json", "--quiet", "--workers", "1"])
+                                  "--json", "--quiet", "--workers", "1", "--report",
+                                  str(report), "--pair-reports", "2"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert {c["id"] for c in out["candidates"]} == {"E1", "E2"}
     said = [w for w in out["warnings"] if "record one measurement" in w]
     assert len(said) == 1 and said[0].startswith("E1: ") and "indicative only" in said[0]
+    # the hit's pair report carries it beside the LR, the other hit's does not
+    for p in out["pair_reports"]:
+        page = Path(p["html"]).read_text()
+        result = page[page.index("<h2>Result</h2>"):page.index("<h2>Inputs</h2>")]
+        assert ("record one measurement" in result) == (p["id"] == "E1"), p["id"]
