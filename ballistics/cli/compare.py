@@ -76,6 +76,36 @@ def cell_csv_rows(comparison: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def reproduce_command(reference: str, target: str, *, preset: str, rotation: str | None,
+                      mode: str, collection: str | None, spacing_um: float | None,
+                      modality: str | None, no_verify: bool, strict: bool) -> str:
+    """The ``ballistics compare`` command line that gives the same numbers (counts, pose,
+    cells, score, LR) from the same files: the inputs and the calibration's collection as
+    absolute paths, and every option that changes a number; case fields, reports, device and
+    threads change none. Quoted for a POSIX shell."""
+    import os
+    import shlex
+
+    args = ["ballistics", "compare", os.path.abspath(reference), os.path.abspath(target)]
+    if preset != "default":
+        args += ["--preset", preset]
+    if rotation is not None:
+        args.append(f"--rotation={rotation}")
+    if mode != "auto":
+        args += ["--preprocess", mode]
+    if collection is not None:
+        args += ["--collection", os.path.abspath(collection)]
+    if spacing_um is not None:
+        args += ["--spacing-um", f"{float(spacing_um):g}"]
+    if modality is not None:
+        args += ["--modality", modality]
+    if no_verify:
+        args.append("--no-verify")
+    if strict:
+        args.append("--strict")
+    return shlex.join(args)
+
+
 def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,
                  collection: str | None, device: str,
                  spacing_um: float | None, modality: str | None, no_verify: bool,
@@ -91,10 +121,10 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     the evidence (score, LR) and the JSON object of ``compare --json`` (without warnings).
     """
     from ballistics.device import configured_threads
-    from ballistics.io import read_scan
+    from ballistics.io import read_scan, same_measurement
     from ballistics.matching import compare as run_compare
     from ballistics.matching.breechface.params import preset_key
-    from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate
+    from ballistics.matching.evidence import LR_CAVEAT_MARK, evaluate, one_measurement_caveat
     from ballistics.preprocess import chain_mismatch, prepare_detected
     from ballistics.progress import progress
 
@@ -147,6 +177,10 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
     if mismatch is not None:  # one input filtered elsewhere, the other here: an LR caveat
         evidence = dataclasses.replace(evidence, warnings=(
             f"{mismatch}; the score and LR are {LR_CAVEAT_MARK}", *evidence.warnings))
+    one = same_measurement(scans[0], scans[1])
+    if one is not None:  # one casing's surface twice: the LR is no evidence of a source
+        evidence = dataclasses.replace(evidence, warnings=(
+            one_measurement_caveat(one), *evidence.warnings))
     _show_evidence_warnings(evidence.warnings)
     out = result.to_dict()
     out.update(evidence.to_dict())
@@ -158,6 +192,9 @@ def compare_pair(reference: str, target: str, *, preset: str, rotation: str | No
         out[key]["preprocessing"] = preprocessing_steps(scan)
         out[key]["preprocessing_detected"] = det
     out["case"] = case.to_dict()
+    out["command"] = reproduce_command(
+        reference, target, preset=preset, rotation=rotation, mode=mode, collection=collection,
+        spacing_um=spacing_um, modality=modality, no_verify=no_verify, strict=strict)
     return scans, result, evidence, out
 
 
@@ -287,6 +324,7 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
         doc = compare_document(scans[0], scans[1], result, evidence=evidence, case=case,
                                paths=(str(reference), str(target)),
                                viewer=(viewer, out["viewer_sha256"]) if viewer else None,
+                               command=out["command"],
                                detected=(out["reference"]["preprocessing_detected"],
                                          out["target"]["preprocessing_detected"]))
         write_report_files(doc, out, report, pdf_path)
@@ -308,8 +346,11 @@ def compare(reference, target, preset, rotation, preprocess_mode, processed, rep
     click.echo(f"combined CMC count:              {result.cmc_count_combined}")
     click.echo(f"theta: {result.theta_deg:.1f} deg   dx: {result.dx_um:.1f} um   "
                f"dy: {result.dy_um:.1f} um   ccf_max: {result.ccf_max:.3f}")
-    click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.log10_lr:+.2f} "
-               f"({evidence.verbal}; calibration: {calibration_label(evidence.calibration)})")
+    click.echo(f"score: {evidence.score:.2f}   log10 LR: {evidence.lr_text} "
+               f"({evidence.qualified_verbal}; calibration: "
+               f"{calibration_label(evidence.calibration)})")
+    for caveat in evidence.lr_caveats:  # the LR's own caveats, not only among stderr's lines
+        click.echo(f"LR caveat: {caveat}")
     for key, label in (("report", "report"), ("report_pdf", "pdf")):
         if key in out:
             fmt = "html" if key == "report" else "pdf"

@@ -450,7 +450,7 @@ def _two_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[li
         doc = bullets_document(r, rows_a, rows_b, scans=(scans[0], scans[1]),
                                paths=([str(f) for f in files_a], [str(f) for f in files_b]),
                                signatures=(sigs_a, sigs_b), parameters=parameters,
-                               case=case, evidence=evidence)
+                               case=case, evidence=evidence, warnings=out["warnings"])
         write_report_files(doc, out, report_path, pdf_path)
     if csv_path:
         write_csv(csv_path, BULLET_CSV_COLUMNS, [_csv_row(dir_a, dir_b, out, r)])
@@ -460,7 +460,7 @@ def _two_bullets(dirs: tuple[str, ...], folders: list[list[Path]], sigs: list[li
         click.echo(f"best phase {r.best_phase} (land i of A with land i+{r.best_phase} of B): "
                    f"SAM {r.sam:.3f}, margin {r.margin:.3f}, phase margin "
                    f"{r.phase_margin:.3f}, phase z {r.phase_z:.1f}; learned score "
-                   f"{evidence.score:.2f}, log10 LR {evidence.log10_lr:+.2f} "
+                   f"{evidence.score:.2f}, log10 LR {evidence.lr_text} "
                    f"({evidence.verbal})")
 
 

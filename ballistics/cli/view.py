@@ -64,6 +64,8 @@ def view(reference, target, out_path, preset, rotation, preprocess_mode, process
         emit_json(out)
         return
     click.echo(f"CMC count (reference -> target): {result.cmc_count}   "
-               f"theta: {result.theta_deg:.1f} deg   log10 LR: {evidence.log10_lr:+.2f} "
-               f"({evidence.verbal})")
+               f"theta: {result.theta_deg:.1f} deg   log10 LR: {evidence.lr_text} "
+               f"({evidence.qualified_verbal})")
+    for caveat in evidence.lr_caveats:  # the LR's own caveats, not only among stderr's lines
+        click.echo(f"LR caveat: {caveat}")
     click.echo(f"viewer: {out['viewer']} (sha256 {out['viewer_sha256']})")

@@ -9,9 +9,12 @@ Only this package converts units (X3P stores metres; everything else uses µm).
   included.
 - :func:`scan_info` reads a file's header only; :func:`sha256_file` hashes a file;
   :func:`read_mask_png` reads a user mask.
+- :func:`same_measurement` says when two scans are one measurement (the same file, or two
+  exports of one measurement by the same instrument at the same time).
 """
 
 from ballistics.io._common import sha256_file
+from ballistics.io.identity import same_measurement
 from ballistics.io.images import read_mask_png
 from ballistics.io.reader import (
     SUPPORTED_SUFFIXES,
@@ -28,6 +31,7 @@ __all__ = [
     "file_format",
     "read_mask_png",
     "read_scan",
+    "same_measurement",
     "scan_info",
     "sha256_file",
     "write_x3p",

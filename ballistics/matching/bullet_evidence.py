@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from ballistics.errors import BallisticsError, ParameterError, ScanWarning
-from ballistics.matching.evidence import bound_note, verbal_scale
+from ballistics.matching.evidence import bound_note, bound_side, lr_with_bound, verbal_scale
 from ballistics.matching.lr import Calibration, ScoreModel
 from ballistics.matching.lr.calibration import package_document
 from ballistics.matching.striae import BulletComparison, StriaeComparison, compare_bullets
@@ -171,6 +171,9 @@ class BulletEvidence:
         The bullet features the score was computed from.
     warnings
         The synthetic caveat, LRs at the calibration's bounds.
+    at_bound
+        ``"upper"`` or ``"lower"`` when ``log10_lr`` is the highest or lowest value the
+        calibration can give, else ``None``.
     """
 
     score: float
@@ -180,6 +183,13 @@ class BulletEvidence:
     land_scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0)))
     features: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    at_bound: str | None = None
+
+    @property
+    def lr_text(self) -> str:
+        """``log10_lr`` to two decimals, marked where it sits at a bound of the
+        calibration (:func:`~ballistics.matching.evidence.lr_with_bound`)."""
+        return lr_with_bound(self.log10_lr, self.at_bound)
 
     def to_dict(self) -> dict[str, Any]:
         """``score``, ``log10_lr``, ``lr_verbal``, ``calibration``, ``land_scores``,
@@ -227,7 +237,7 @@ def evaluate_bullets(result: BulletComparison, model: BulletModel | None = None
                            "land-pair scores")
     return BulletEvidence(score=float(score[0]), log10_lr=value, verbal=verbal_scale(value),
                           calibration=desc, land_scores=ls, features=feats,
-                          warnings=tuple(warns))
+                          warnings=tuple(warns), at_bound=bound_side(value, cal))
 
 
 def turned_over(lands: Sequence[Any]) -> list[Any]:

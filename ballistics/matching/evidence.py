@@ -24,8 +24,9 @@ import numpy as np
 from ballistics.matching.breechface.params import PRESETS, get_params, preset_key
 from ballistics.matching.lr import DEFAULT_FILES, Calibration, feature_dict, load_default
 
-__all__ = ["Evidence", "bound_note", "calibration_label", "calibration_preset", "evaluate",
-           "evaluate_rows", "preset_name", "shipped_for", "verbal_scale"]
+__all__ = ["Evidence", "bound_note", "bound_side", "calibration_label", "calibration_preset",
+           "evaluate", "evaluate_rows", "lr_with_bound", "one_measurement_caveat",
+           "preset_name", "shipped_for", "verbal_scale"]
 
 #: ENFSI guideline for evaluative reporting (2015): upper LR bound of each verbal step.
 _VERBAL = (
@@ -50,6 +51,14 @@ LR_CAVEAT_MARK = "indicative only"
 IMAGE_CAVEAT = ("the calibration shipped with the package was fitted on 3D topographies, "
                 f"these are 2D images: the LR is {LR_CAVEAT_MARK}; calibrate on a collection "
                 "of the lab's own images (ballistics calibrate) and compare with --collection")
+
+
+def one_measurement_caveat(sentence: str) -> str:
+    """The LR caveat of two scans of one measurement (``sentence``: what
+    :func:`ballistics.io.same_measurement` says): their agreement is that of one surface
+    with itself, so the score and LR are no evidence of a common source."""
+    return f"{sentence}; the score and LR are {LR_CAVEAT_MARK} and say nothing about a " \
+           "common source"
 
 
 def preset_name(params: Any) -> str | None:
@@ -142,6 +151,9 @@ class Evidence:
         ``fitted`` (data, presets), ``metrics`` (held-out Cllr, AUC, ...), bounds, method.
     warnings
         Feature values the model had to impute, preset mismatches, the synthetic caveat.
+    at_bound
+        ``"upper"`` or ``"lower"`` when ``log10_lr`` is the highest or lowest value the
+        calibration can give (:func:`bound_side`), else ``None``.
     """
 
     score: float
@@ -149,6 +161,13 @@ class Evidence:
     verbal: str
     calibration: dict[str, Any]
     warnings: tuple[str, ...] = field(default=())
+    at_bound: str | None = None
+
+    @property
+    def lr_text(self) -> str:
+        """``log10_lr`` to two decimals, with ``", at the calibration's upper bound"`` (or
+        lower) where it sits at one (:func:`lr_with_bound`)."""
+        return lr_with_bound(self.log10_lr, self.at_bound)
 
     @property
     def lr_caveats(self) -> list[str]:
@@ -156,10 +175,38 @@ class Evidence:
         2D images scored with a topography calibration), which reports show beside it."""
         return [w for w in self.warnings if LR_CAVEAT_MARK in w]
 
+    @property
+    def qualified_verbal(self) -> str:
+        """:attr:`verbal`, followed by ``"; indicative only, see the LR caveats"`` when a
+        caveat qualifies the LR itself (:attr:`lr_caveats`): the words alone read as a
+        finding where the caveat is printed elsewhere (stderr, further down a report)."""
+        if not self.lr_caveats:
+            return self.verbal
+        return f"{self.verbal}; {LR_CAVEAT_MARK}, see the LR caveats"
+
     def to_dict(self) -> dict[str, Any]:
         """``{"score", "log10_lr", "lr_verbal", "calibration"}`` (keys of ``compare --json``)."""
         return {"score": self.score, "log10_lr": self.log10_lr, "lr_verbal": self.verbal,
                 "calibration": self.calibration}
+
+
+def bound_side(log10_lr: float, calibration: Calibration) -> str | None:
+    """``"upper"`` or ``"lower"`` when ``log10_lr`` is the highest or lowest value
+    ``calibration`` can give (:attr:`LRCalibration.attainable`), else ``None``."""
+    lo, hi = calibration.lr.attainable
+    if np.isclose(log10_lr, hi, atol=1e-9):
+        return "upper"
+    if np.isclose(log10_lr, lo, atol=1e-9):
+        return "lower"
+    return None
+
+
+def lr_with_bound(log10_lr: float, at_bound: str | None) -> str:
+    """``log10_lr`` as reports print it (``"+2.95"``), followed by ``", at the
+    calibration's upper bound"`` (or lower) when ``at_bound`` says so: such a value says how
+    far the calibration's pairs reach, not how strong the evidence is beyond it."""
+    text = f"{log10_lr:+.2f}"
+    return text if at_bound is None else f"{text}, at the calibration's {at_bound} bound"
 
 
 def bound_note(log10_lrs: Sequence[float] | np.ndarray, calibration: Calibration) -> str | None:
@@ -272,4 +319,5 @@ def evaluate(comparison: Any, calibration: Calibration | None = None, *,
                                          modality, getattr(comparison, "params", None))
     value = float(llr[0])
     return Evidence(score=float(scores[0]), log10_lr=value, verbal=verbal_scale(value),
-                    calibration=cal.describe(), warnings=tuple(warns))
+                    calibration=cal.describe(), warnings=tuple(warns),
+                    at_bound=bound_side(value, cal))

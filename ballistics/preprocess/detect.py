@@ -350,8 +350,9 @@ def _decide(facts: Mapping[str, Any], p: PreprocessParams, d: DetectParams
                        f"{_num(relief)} µm ({'no' if flat else 'a'} crater or roll-off: "
                        f"< {max_relief:g} µm when segmented)")
     if not seg_done:
-        why = ("applied with segmentation: the scan is not cut to the breech face, so its "
-               "form and spectrum are not the breech face's")
+        # (the report writes "applied: " before it)
+        why = ("the scan is not cut to the breech face (segmented first), so its form and "
+               "spectrum are not the breech face's")
         return (seg, StepDecision("level", True, why), StepDecision("filter", True, why),
                 StepDecision("resample", True, f"{why} (spacing "
                              f"{facts['spacing_um']:.4g} µm)"))

@@ -178,7 +178,7 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                      case: CaseInfo | None = None,
                      viewer: tuple[str, str] | None = None,
                      detected: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]
-                     | None = None) -> Document:
+                     | None = None, command: str | None = None) -> Document:
     """The report of one comparison as a :class:`~ballistics.report.document.Document`
     (write it with :func:`~ballistics.report.document.write_reports` as HTML and/or PDF).
 
@@ -190,7 +190,12 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
     (path, SHA-256) the interactive viewer page written for the same comparison
     (:func:`ballistics.report.viewer.write_viewer`), named in the result with its hash;
     ``detected`` the preprocessing detected for each input
-    (:meth:`ballistics.preprocess.Detection.to_dict`).
+    (:meth:`ballistics.preprocess.Detection.to_dict`); ``command`` the command line that
+    reproduces the numbers (``compare --json``'s ``command``), under the parameters. The
+    section "Warnings" lists the
+    inputs' own warnings (``Scan.warnings``: what the reader tolerated or reinterpreted,
+    the preprocessing detected), then the comparison's and the evidence's, as ``compare
+    --json`` does.
     """
     c = comparison
     paths = paths or (reference.source, target.source)
@@ -214,8 +219,8 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
         cllr = cal.get("metrics", {}).get("cllr", float("nan"))
         summary += [
             ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
-            ("log10 LR (same source vs different sources)", f"{evidence.log10_lr:+.2f}"),
-            ("verbal equivalent (ENFSI scale)", evidence.verbal),
+            ("log10 LR (same source vs different sources)", evidence.lr_text),
+            ("verbal equivalent (ENFSI scale)", evidence.qualified_verbal),
             ("calibration", f"{calibration_label(cal)}: {calibration_data(fitted)}; "
                             f"held-out Cllr {cllr:.3f}; "
                             f"LR bounded to 10^{lo:+.2f} … 10^{hi:+.2f}"),
@@ -254,10 +259,13 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                          "plain")] if viewer else [])]),
         Section("Inputs", [inputs_table([(names[0], paths[0], reference),
                                          (names[1], paths[1], target)],
-                                        detected=detected)]),
+                                        detected=detected,
+                                        compared=(c.reference, c.target))]),
         Section("Preprocessing", [preprocessing_table([(names[0], reference),
                                                        (names[1], target)])]),
-        Section("Comparison parameters", [Table(["parameter", "value"], params)]),
+        Section("Comparison parameters", [Table(["parameter", "value"], params), *(
+            [Paragraph("The same files give the same numbers (counts, pose, cells, score, "
+                       f"LR) with: {command}", "plain")] if command else [])]),
         Section("Surfaces", [Picture(surfaces_figure(reference, target, names),
                                      "reference and target surfaces")]),
         Section("Aligned overlay", [Picture(overlay_figure(reference, aligned),
@@ -274,8 +282,11 @@ def compare_document(reference: Scan, target: Scan, comparison: Comparison, *,
                                    [(k, "–" if v != v else round(float(v), 4))
                                     for k, v in c.features.items()], floatfmt=".4g")]),
     ]
-    if c.warnings or (evidence is not None and evidence.warnings):
-        warns = dict.fromkeys([*c.warnings, *(evidence.warnings if evidence else ())])
+    # the inputs' own warnings first (what the reader tolerated or reinterpreted: units, a
+    # mask layer no checksum covers; preprocessing detected), as the JSON and stderr list them
+    warns = dict.fromkeys([*reference.warnings, *target.warnings, *c.warnings,
+                           *(evidence.warnings if evidence else ())])
+    if warns:
         sections.append(Section("Warnings", [Paragraph("• " + w, "plain") for w in warns]))
     return Document(f"Comparison: {names[0]} vs {names[1]}", sections,
                     case=case or CaseInfo(),

@@ -224,7 +224,8 @@ def calibration_data(fitted: Mapping[str, Any]) -> str:
 
 
 def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
-                 detected: Sequence[Mapping[str, Any] | None] | None = None) -> Table:
+                 detected: Sequence[Mapping[str, Any] | None] | None = None,
+                 compared: Sequence[Mapping[str, Any] | None] | None = None) -> Table:
     """The "Inputs" table: for each ``(name, path, scan)``, one after the other, the file,
     the SHA-256 of its bytes (as read: the raw file, or the processed file that was given),
     the modality, the raw scan the preprocessing started from (points, spacing, SHA-256
@@ -233,7 +234,10 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
     preprocessing); its ``sha256`` is the file's (:class:`~ballistics.scan.Scan`).
     ``detected``: per input, the preprocessing detected before the comparison
     (:meth:`ballistics.preprocess.Detection.to_dict`): one row per step, applied or skipped,
-    with its evidence.
+    with its evidence. ``compared``: per input, ``{"shape", "spacing_um"}`` as the
+    comparison used it (``Comparison.reference``/``target``); where the comparison
+    resampled the scan to the pair's coarser spacing, the table lists the preprocessed
+    scan's points, spacing and missing fraction, then the points and spacing compared.
     """
     def raw(scan: Scan, key: str) -> Any:
         s = _summary_step(scan)
@@ -265,9 +269,25 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
             out.append((f"  {st.get('step')}", f"{verb}: {st.get('evidence', '')}"))
         return out
 
+    def scan_rows(scan: Scan, used: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+        missing = f"{scan.missing_fraction:.3f}"
+        if not used or all(math.isclose(float(u), float(v), rel_tol=1e-6)
+                           for u, v in zip(used["spacing_um"], scan.spacing_um, strict=True)):
+            return [("compared: points", pts(scan.shape)),
+                    ("compared: spacing (µm)", sp(scan.spacing_um)),
+                    ("compared: missing fraction", missing)]
+        # the comparison resampled it to the pair's coarser spacing
+        return [("preprocessed: points", pts(scan.shape)),
+                ("preprocessed: spacing (µm)", sp(scan.spacing_um)),
+                ("preprocessed: missing fraction", missing),
+                ("compared: points", pts(used["shape"])),
+                ("compared: spacing (µm)",
+                 f"{sp(used['spacing_um'])} (resampled to the pair's coarser spacing)")]
+
     rows: list[tuple[str, str, Any]] = []
     dets = list(detected) if detected is not None else [None] * len(inputs)
-    for (name, path, scan), det in zip(inputs, dets, strict=True):
+    useds = list(compared) if compared is not None else [None] * len(inputs)
+    for (name, path, scan), det, used in zip(inputs, dets, useds, strict=True):
         facts = [
             ("file", path or scan.source or "–"),
             ("SHA-256 of the file", scan.sha256 or "–"),
@@ -275,9 +295,7 @@ def inputs_table(inputs: Sequence[tuple[str, str | None, Scan]], *,
             ("raw scan: points", pts(raw(scan, "input_shape"))),
             ("raw scan: spacing (µm)", sp(raw(scan, "input_spacing_um"))),
             ("raw scan: SHA-256", raw(scan, "input_sha256") or "–"),
-            ("compared: points", pts(scan.shape)),
-            ("compared: spacing (µm)", sp(scan.spacing_um)),
-            ("compared: missing fraction", f"{scan.missing_fraction:.3f}"),
+            *scan_rows(scan, used),
             ("preprocessing", how(scan)),
             *detection_rows(det),
         ]

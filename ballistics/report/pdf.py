@@ -69,11 +69,54 @@ def _widths(natural: list[int], avail: int, floor: int = 4) -> list[int]:
     return [max(min(n, lo), min(n, floor)) for n in natural]
 
 
+#: characters after which a word longer than its column breaks first ("key=" | "value,")
+_BREAK_AFTER = "=,;:_/"
+
+
+def _numeric_char(ch: str) -> bool:
+    return ch.isdigit() or ch in ".-+"
+
+
+def _break_point(word: str, room: int, *, line_start: bool) -> int | None:
+    """Where ``word`` (longer than ``room``) breaks: after the last ``=``, ``,``, ``;``,
+    ``:``, ``_`` or ``/`` within ``room`` (in its second half at the start of a line);
+    at the start of a line else at the last place not inside a number; None when there
+    is none (the word then starts the next line)."""
+    for i in range(room, max(room // 2, 1) - 1 if line_start else 0, -1):
+        if word[i - 1] in _BREAK_AFTER:
+            return i
+    if not line_start:
+        return None
+    for i in range(room, 0, -1):
+        if not (_numeric_char(word[i - 1]) and _numeric_char(word[i])):
+            return i
+    return None
+
+
+class _Wrapper(textwrap.TextWrapper):
+    """textwrap's wrapper, but a word longer than the column breaks after a separator or
+    outside a number: breaking anywhere cut ``highpass_cutoff_um=250,`` into ``...=25`` and
+    ``0,``, which reads as another number."""
+
+    def _handle_long_word(self, reversed_chunks: list[str], cur_line: list[str],
+                          cur_len: int, width: int) -> None:
+        room = max(width - cur_len, 1)
+        chunk = reversed_chunks[-1]
+        end = _break_point(chunk, room, line_start=not cur_line)
+        if end is None:
+            if cur_line:  # start the word on the next line, where it has the whole width
+                return
+            end = room
+        cur_line.append(chunk[:end])
+        reversed_chunks[-1] = chunk[end:]
+
+
 def _wrap(text: str, width: int) -> list[str]:
+    wrapper = _Wrapper(width=width, break_long_words=True, break_on_hyphens=False,
+                       replace_whitespace=False)
     out: list[str] = []
     for para in str(text).split("\n"):
-        out.extend(textwrap.wrap(para, width=width, break_long_words=True,
-                                 break_on_hyphens=False, replace_whitespace=False) or [""])
+        out.extend(wrapper.wrap(para) or [""])
     return out
 
 

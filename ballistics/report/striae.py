@@ -134,8 +134,9 @@ def striae_report(
 
 
 def land_matrix_figure(result: BulletComparison) -> Figure:
-    """The land-to-land CCF matrix (row = land of A, column = land of B), each value written
-    in its square, the pairs of the best phase outlined in red."""
+    """The land-to-land CCF matrix (row = land of A, column = land of B, numbered from 1 in
+    file order), each value written in its square, the pairs of the best phase outlined in
+    red."""
     from matplotlib.patches import Patch, Rectangle
 
     fig = new_figure((6, 5.4))
@@ -148,8 +149,13 @@ def land_matrix_figure(result: BulletComparison) -> Figure:
             v = result.ccf[i, jj]
             ax.text(jj, i, "-" if not np.isfinite(v) else f"{v:.2f}", ha="center",
                     va="center", color="w", fontsize=8)
-    ax.set_xlabel("land of B")
-    ax.set_ylabel("land of A")
+    # lands numbered from 1 in file order, as examiners and the file names (Land_1 ...)
+    # number them; 0-based ticks put "land 0" beside a file named Land_1
+    rows, cols = result.ccf.shape
+    ax.set_xticks(range(cols), [str(k + 1) for k in range(cols)])
+    ax.set_yticks(range(rows), [str(k + 1) for k in range(rows)])
+    ax.set_xlabel("land of B (1 = its first file)")
+    ax.set_ylabel("land of A (1 = its first file)")
     ax.set_title(f"land-to-land CCF, best phase {result.best_phase}", fontsize=10)
     ax.legend(handles=[Patch(fill=False, ec="r", lw=2, label="best-phase pair")],
               loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8, frameon=False)
@@ -165,6 +171,7 @@ def bullets_document(
     signatures: tuple[list[Signature | None], list[Signature | None]] | None = None,
     parameters: dict[str, Any] | None = None, case: CaseInfo | None = None,
     extra: dict[str, Any] | None = None, evidence: BulletEvidence | None = None,
+    warnings: Sequence[str] | None = None,
 ) -> Document:
     """The report of a bullet comparison as a :class:`~ballistics.report.document.Document`:
     land matrix, phase scores, best-phase pairs; ``evidence``
@@ -172,7 +179,9 @@ def bullets_document(
     the LR on the ENFSI verbal scale and the calibration it came from; with
     ``scans``/``paths`` every land file with its SHA-256, points and spacing; with
     ``signatures`` each land's signature and extraction parameters; ``parameters`` (and the
-    older ``extra``) the settings used."""
+    older ``extra``) the settings used. ``warnings``: the section "Warnings" (the command's
+    list: the lands' reading, the comparison's and the LR's); by default the comparison's
+    and the evidence's."""
     fig = land_matrix_figure(result)
     rows_m = [[lands_a[i], *[float(v) for v in result.ccf[i]]] for i in range(len(lands_a))]
     phases = [(k, s) for k, s in enumerate(result.phase_scores)]
@@ -229,7 +238,8 @@ def bullets_document(
         Section("SAM per phase", [Table(["phase k", "SAM"], phases)]),
         Section("Best-phase land pairs", [Table(["land A", "land B", "CCF", "CMS", "lag (µm)"],
                                                 pairs)]),
-        *_warnings_section(list(result.warnings)),
+        *_warnings_section(list(warnings) if warnings is not None else
+                           [*result.warnings, *(evidence.warnings if evidence else ())]),
     ]
     return Document("Bullet comparison", sections, case=case or CaseInfo())
 
@@ -241,7 +251,7 @@ def _evidence_section(evidence: BulletEvidence) -> Section:
     m = cal.get("metrics", {})
     rows = [
         ("score (learned, higher = more similar)", f"{evidence.score:.3f}"),
-        ("log10 LR (same barrel vs different barrels)", f"{evidence.log10_lr:+.2f}"),
+        ("log10 LR (same barrel vs different barrels)", evidence.lr_text),
         ("verbal equivalent (ENFSI scale)", evidence.verbal),
         ("calibration", f"{cal.get('source')}: {cal.get('fitted', {}).get('data', '–')}; "
                         f"held-out ({m.get('cv', '?')}) Cllr {m.get('cllr', float('nan')):.3f}, "

@@ -203,7 +203,7 @@ def viewer_data(reference: Scan, target: Scan, comparison: Comparison, *,
     ]
     if evidence is not None:
         summary += [["score", f"{evidence.score:.3f}"],
-                    ["log10 LR", f"{evidence.log10_lr:+.2f} ({evidence.verbal})"],
+                    ["log10 LR", f"{evidence.lr_text} ({evidence.verbal})"],
                     ["calibration", calibration_label(evidence.calibration)]]
         # the caveats that qualify the LR (another preset than the calibration's, images)
         summary += [["LR caveat", w] for w in evidence.lr_caveats]

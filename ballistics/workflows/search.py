@@ -296,7 +296,12 @@ class Searcher:
         The re-ranking shows a progress bar on a terminal (stderr; one step per candidate
         compared, after 2 s); ``quiet=True`` hides it. It does not change the result.
         """
-        from ballistics.matching.evidence import evaluate_rows, shipped_for
+        from ballistics.io import same_measurement
+        from ballistics.matching.evidence import (
+            evaluate_rows,
+            one_measurement_caveat,
+            shipped_for,
+        )
         from ballistics.matching.lr import feature_dict
         from ballistics.progress import progress
 
@@ -355,6 +360,11 @@ class Searcher:
                 msg = f"{cols['id'][r]}: {w}"
                 if msg not in warnings:
                     warnings.append(msg)
+            # another export of the query's own measurement (the same file is never a
+            # candidate): its agreement is no evidence of a common source
+            one = same_measurement(query.scan, cand_scans[i])
+            if one is not None:
+                warnings.append(f"{cols['id'][r]}: {one_measurement_caveat(one)}")
         t4 = time.perf_counter()
         return SearchResult(
             query={"path": query.path, "sha256": query.sha256,
@@ -572,7 +582,8 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
     import dataclasses
     import os
 
-    from ballistics.matching.evidence import evaluate
+    from ballistics.io import same_measurement
+    from ballistics.matching.evidence import evaluate, one_measurement_caveat
     from ballistics.progress import progress
     from ballistics.report.case import CaseInfo
     from ballistics.report.compare import compare_document
@@ -602,6 +613,10 @@ def write_pair_reports(result: SearchResult, directory: str | Path, n: int, *,
                 if stale:
                     evidence = dataclasses.replace(
                         evidence, warnings=(*stale, *evidence.warnings))
+                one = same_measurement(result.query_scan, result.candidate_scans[i])
+                if one is not None:  # as compare: beside the LR of the pair's report
+                    evidence = dataclasses.replace(
+                        evidence, warnings=(one_measurement_caveat(one), *evidence.warnings))
                 doc = compare_document(result.query_scan, result.candidate_scans[i], comp,
                                        paths=(qpath, str(c["path"])), evidence=evidence,
                                        case=case)

@@ -92,3 +92,95 @@ def test_case_and_report_usage_errors(raw_pair, tmp_path):
         res = runner.invoke(main, [cmd, "--help"])
         assert all(re.search(rf"--{o}\b", res.output)
                    for o in ("case", "exhibit", "examiner", "notes", "case-file", "pdf")), cmd
+
+
+def test_compare_names_two_exports_of_one_measurement(raw_pair, tmp_path):
+    """Two files that record one measurement (the instrument's serial and the same date and
+    time, as a raw TopMatch export and the copy another lab processed) agree as no two
+    casings do: compare gave the DFSC raw and processed scans of one casing log10 LR +2.95,
+    "moderately strong support for same source", with no word that they are one casing
+    (trial 4). The JSON's warnings and the report (in red beside the LR) now say so; the
+    raw pair of two casings, which records no serial, gets no such warning."""
+    from ballistics.io import read_scan, write_x3p
+
+    (a, b), _ = raw_pair
+    md = {"date": "2021-08-25T14:54:04",
+          "instrument": {"manufacturer": "Cadre", "model": "TopMatch-GS 3D", "serial": "1062"}}
+    one = []
+    for k, path in enumerate((a, b)):
+        scan = read_scan(path)
+        out = tmp_path / f"export{k}.x3p"
+        write_x3p(scan.replace(metadata={**scan.metadata, **md}), out)
+        one.append(str(out))
+    html = tmp_path / "one.html"
+    runs = {}
+    for name, pair in (("one", one), ("two", [a, b])):
+        args = ["compare", *pair, "--rotation=-3,3,3", "--device", "cpu", "--json"]
+        res = CliRunner().invoke(main, args + (["--report", str(html)] if name == "one" else []))
+        assert res.exit_code == 0, res.output
+        runs[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    said = [w for w in runs["one"]["warnings"] if "record one measurement" in w]
+    assert len(said) == 1 and "(Cadre TopMatch-GS 3D serial 1062, 2021-08-25T14:54:04)" in said[0]
+    assert "indicative only" in said[0]
+    assert not [w for w in runs["two"]["warnings"] if "measurement" in w or "same file" in w]
+    page = html.read_text()
+    result = page[page.index("<h2>Result</h2>"):page.index("<h2>Inputs</h2>")]
+    assert "record one measurement" in result and "class='bad'" in result
+
+
+def test_compare_text_and_report_qualify_the_verbal_scale(raw_pair, tmp_path):
+    """A caveat that qualifies the LR (here: parameters of no preset, ``--rotation``; in
+    trial 4 a processed file against a raw one, where a same-gun pair read "moderate
+    support for different sources") stood only among a dozen stderr lines and under the
+    report's Result table: the text line and the table's verbal row read as findings. Both
+    now say "indicative only", and the text output prints each LR caveat."""
+    import dataclasses
+
+    from ballistics.matching.evidence import Evidence
+
+    (a, b), _ = raw_pair
+    html = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["compare", a, b, "--rotation=-3,3,3", "--device", "cpu",
+                                    "--report", str(html)])
+    assert res.exit_code == 0, res.output
+    [line] = [ln for ln in res.stdout.splitlines() if ln.startswith("score:")]
+    assert "; indicative only, see the LR caveats; calibration:" in line
+    caveats = [ln for ln in res.stdout.splitlines() if ln.startswith("LR caveat: ")]
+    assert caveats and all("indicative only" in c for c in caveats)
+    page = html.read_text()
+    assert re.search(r"<td>verbal equivalent \(ENFSI scale\)</td><td[^>]*>[^<]*; indicative "
+                     r"only, see the LR caveats</td>", page)
+    plain = Evidence(1.0, 1.5, "moderate support for same source", {}, ("no LR caveat",))
+    assert plain.qualified_verbal == plain.verbal
+    assert dataclasses.replace(plain, warnings=("x: indicative only",)).qualified_verbal == \
+        "moderate support for same source; indicative only, see the LR caveats"
+
+
+def test_compare_records_the_command_that_reproduces_it(raw_pair, tmp_path, monkeypatch):
+    """The report recorded the inputs' SHA-256, every parameter and the versions but not
+    how to run the comparison again (trial 4: an examiner reproducing a result in court
+    had to rebuild the options from the parameters table). ``compare --json`` and the
+    report now carry the command line, and running it gives the same numbers."""
+    import html as html_lib
+    import shlex
+
+    (a, b), d = raw_pair
+    monkeypatch.chdir(d)  # relative paths as given: the command names them absolutely
+    report = tmp_path / "cmd.html"
+    res = CliRunner().invoke(main, ["compare", "raw1.x3p", "raw2.x3p", "--rotation=-3,3,3",
+                                    "--preprocess", "raw", "--device", "cpu", "--json",
+                                    "--case", "C-9", "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    first = json.loads(res.stdout.strip().splitlines()[-1])
+    assert first["command"] == shlex.join(["ballistics", "compare", str(d / "raw1.x3p"),
+                                           str(d / "raw2.x3p"), "--rotation=-3,3,3",
+                                           "--preprocess", "raw"])
+    assert first["command"] in html_lib.unescape(report.read_text())
+    monkeypatch.chdir(tmp_path)
+    args = shlex.split(first["command"])[1:]
+    again = CliRunner().invoke(main, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    second = json.loads(again.stdout.strip().splitlines()[-1])
+    for key in ("cmc_count", "cmc_count_reverse", "cmc_count_combined", "theta_deg", "dx_um",
+                "dy_um", "cells", "score", "log10_lr", "params", "command"):
+        assert second[key] == first[key], key

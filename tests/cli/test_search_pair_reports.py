@@ -138,3 +138,38 @@ def test_pair_report_command_names_absolute_paths(tmp_path, monkeypatch):
     assert cmd[2:4] == [str(tmp_path / "q" / "Q.x3p"), str(tmp_path / "refs" / "R.x3p")]
     assert cmd[cmd.index("--report") + 1] == str(tmp_path / "out_pairs" / "01-R.html")
     assert cmd[cmd.index("--collection") + 1] == str(tmp_path / "lab")
+
+
+def test_search_names_a_hit_that_is_one_measurement_with_the_query(synth_lab, tmp_path):
+    """A collection may hold another export of the query's own measurement (trial 4: the
+    raw TopMatch scan of a casing and the copy another lab processed record one instrument
+    serial and one measurement time; compare gave +2.95). The same file is never a
+    candidate; such an export was, with no word. search now names it in its warnings."""
+    from ballistics.io import read_scan, write_x3p
+
+    md = {"date": "2021-08-25T14:54:04",
+          "instrument": {"manufacturer": "Cadre", "model": "TopMatch-GS 3D", "serial": "1062"}}
+    own = read_scan(synth_lab / "s" / "F001-01.x3p")
+    own = own.replace(metadata={**own.metadata, **md})
+    lab = tmp_path / "exhibits"
+    lab.mkdir()
+    write_x3p(own, lab / "E1.x3p")
+    write_x3p(read_scan(synth_lab / "s" / "F002-01.x3p"), lab / "E2.x3p")
+    query = write_x3p(own, tmp_path / "Q1.x3p", dtype="float64")  # other bytes, same scan
+    r = CliRunner().invoke(main, ["ingest", str(lab), "--collection", str(tmp_path / "lab"),
+                                  "--model", "baseline", "--quiet"])
+    assert r.exit_code == 0, r.output
+    report = tmp_path / "search.html"
+    r = CliRunner().invoke(main, ["search", str(query), "--collection", str(tmp_path / "lab"),
+                                  "--json", "--quiet", "--workers", "1", "--report",
+                                  str(report), "--pair-reports", "2"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert {c["id"] for c in out["candidates"]} == {"E1", "E2"}
+    said = [w for w in out["warnings"] if "record one measurement" in w]
+    assert len(said) == 1 and said[0].startswith("E1: ") and "indicative only" in said[0]
+    # the hit's pair report carries it beside the LR, the other hit's does not
+    for p in out["pair_reports"]:
+        page = Path(p["html"]).read_text()
+        result = page[page.index("<h2>Result</h2>"):page.index("<h2>Inputs</h2>")]
+        assert ("record one measurement" in result) == (p["id"] == "E1"), p["id"]

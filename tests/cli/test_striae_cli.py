@@ -363,3 +363,23 @@ def test_compare_striae_proposes_the_aperture_shear_band(tmp_path) -> None:
     assert out["same"]["ccf_max"] > 0.8            # measured 0.94
     assert out["different"]["ccf_max"] < 0.5       # measured 0.36
     assert out["same"]["cms"] > 3 * out["different"]["cms"]
+
+
+def test_compare_bullets_report_lists_every_warning(bullet_dirs) -> None:
+    """The bullet report's Warnings held the comparison's only: the Hamby 44 pair's LR at
+    the upper bound of the bullet calibration (+3.00) and the lands' reading warnings were
+    in the JSON and on stderr, not in the case record (trial 4). It now lists the JSON's
+    warnings."""
+    import html as html_lib
+
+    root, _ = bullet_dirs
+    report = root / "warned.html"
+    res = CliRunner().invoke(main, ["compare-bullets", str(root / "a"), str(root / "b"),
+                                    "--json", "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert any("shipped with the package" in w for w in out["warnings"])
+    page = html_lib.unescape(report.read_text())
+    section = page[page.index("<h2>Warnings</h2>"):]
+    for w in out["warnings"]:
+        assert w in section, w

@@ -186,3 +186,24 @@ def test_each_preset_gets_its_own_shipped_calibration():
     _, _, warns = evaluate_rows([row], lab, preset="default")
     caveat = [w for w in warns if "indicative only" in w]
     assert len(caveat) == 1 and "--preset default" in caveat[0]
+
+
+def test_an_lr_at_the_calibration_bound_is_marked_beside_it():
+    """Q3 against K1 (raw Fadul 1-1 / 1-2) gives +2.95, the shipped calibration's ceiling;
+    the report's LR row and the text output read "+2.95" and the bound was a line under
+    Warnings at the end (trial 4). The value now carries its bound where it is printed."""
+    from ballistics.matching.bullet_evidence import BulletEvidence
+    from ballistics.matching.evidence import lr_with_bound
+
+    cal = load_default()
+    lo, hi = cal.lr.attainable
+    top = evaluate({"cmc_count_combined": 40, "ncc_at_pose": 0.8, "theta_sd_deg": 0.5})
+    mid = evaluate({"cmc_count_combined": 3, "ncc_at_pose": 0.2, "theta_sd_deg": 2.5})
+    bottom = evaluate({"cmc_count_combined": 0, "ncc_at_pose": 0.0, "theta_sd_deg": 3.5})
+    assert top.log10_lr == pytest.approx(hi) and top.at_bound == "upper"
+    assert top.lr_text == f"{hi:+.2f}, at the calibration's upper bound"
+    assert lo < mid.log10_lr < hi and mid.at_bound is None
+    assert mid.lr_text == f"{mid.log10_lr:+.2f}"
+    assert bottom.log10_lr == pytest.approx(lo) and bottom.at_bound == "lower"
+    assert lr_with_bound(-1.5, "lower") == "-1.50, at the calibration's lower bound"
+    assert BulletEvidence(1.0, 3.0, "x", {}, at_bound="upper").lr_text.endswith("upper bound")

@@ -255,3 +255,21 @@ def test_compare_shows_the_chain_mismatch_beside_the_lr(variants, tmp_path):
     assert w.startswith("the reference was filtered elsewhere")
     assert w.endswith("the score and LR are indicative only")
     assert "the score and LR are indicative only." in report.read_text()  # the red line
+
+
+def test_report_rows_of_a_raw_scan_name_the_verb_once(variants):
+    """The report's Inputs read "applied: applied with segmentation: ..." for level, filter
+    and resample of every raw scan (trial 4): the evidence repeated the verb that the table
+    writes before it."""
+    from ballistics.report.document import inputs_table
+
+    det = detect_preprocessing(variants["raw"])
+    assert all(d.needed for d in det.decisions)
+    rows = inputs_table([("Q1", "Q1.x3p", variants["raw"])], detected=[det.to_dict()]).rows
+    steps = {item.strip(): value for _, item, value in rows
+             if item.strip() in ("segment", "level", "filter", "resample")}
+    assert set(steps) == {"segment", "level", "filter", "resample"}
+    for step, value in steps.items():
+        assert value.startswith("applied: ") and "applied" not in value[len("applied: "):], \
+            (step, value)
+    assert "not cut to the breech face" in steps["level"]

@@ -119,7 +119,11 @@ def test_compare_html_has_case_inputs_and_every_preprocessing_step(compared, doc
     assert "<td>preset</td><td>custom</td>" in params
     assert "<td>theta_min_deg</td><td>-6</td>" in params
     # the result: counts, LR with its verbal equivalent, the calibration
-    assert f"<td>{ev.log10_lr:+.2f}</td>" in html and ev.verbal in html
+    import html as html_lib
+
+    # (this pair's LR is the calibration's ceiling: the row says so beside the value)
+    assert re.search(rf"<td[^>]*>{re.escape(html_lib.escape(ev.lr_text))}</td>", html)
+    assert ev.lr_text.startswith(f"{ev.log10_lr:+.2f}") and ev.verbal in html
     assert "synthetic-default" in html and html.count("<img") == 4
     assert "<h2>Software versions</h2>" in html
 
@@ -352,3 +356,88 @@ def test_commands_wrap_only_between_arguments(compared):
     assert ["/data/", "lab/", "folder-00/"] == spans[3:6] and "K-3.x3p" in spans  # at / only
     assert re.search(r"\.cmd \.arg\{white-space:nowrap\}", page)
     assert re.search(r"td\.cmd\{overflow-wrap:normal", page)  # not 'anywhere' as td.wrap
+
+
+def test_compare_report_lists_the_inputs_warnings(compared):
+    """The report's Warnings listed the comparison's and the LR's only: a raw TopMatch
+    export whose increments the reader took as µm, not the metres the file declares, and
+    whose mask layer no checksum covers, said so in ``compare --json`` and on stderr but
+    not in the case record (trial 4). The inputs' warnings now come first."""
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, c, ev = compared
+    units = ("/cases/Q1.x3p: implausible x increment 7.37468 m (over 1 mm): read as "
+             "micrometres (spacing 7.37468 µm)")
+    mask = "/cases/K3.x3p: the mask layer 'bindata/mask.png' is not covered by any checksum"
+    html = render_html(compare_document(a.with_warnings(units), b.with_warnings(mask), c,
+                                        evidence=ev))
+    warns = html[html.index("<h2>Warnings</h2>"):]
+    assert warns.index("implausible x increment 7.37468 m") < warns.index("mask.png")
+    assert warns.index("mask.png") < warns.index(ev.warnings[0][:40])
+
+
+@pytest.mark.parametrize("width", [12, 17, 22, 29, 39])
+def test_pdf_wrap_never_splits_a_number(width):
+    """The PDF's tables broke a long ``key=value`` anywhere: the bullet report's extraction
+    parameters read ``highpass_cutoff_um=25`` on one line and ``0,`` on the next (250 µm;
+    trial 4). A word longer than its column now breaks after ``=``, ``,``, ``_``, ... or
+    outside a number; the text is unchanged but for the line breaks."""
+    from ballistics.report.pdf import _wrap
+
+    text = ("highpass_cutoff_um=250, lowpass_cutoff_um=10, min_roughness_um=0.001, "
+            "grooves_um=[265.625, 2210.94], land_width_um=1945.31, "
+            "firing_pin_fit.equivalent_radius_um=1099, arc_radius_um=4187.92")
+    lines = _wrap(text, width)
+    assert all(len(ln) <= width for ln in lines)
+    number = r"\d+(?:\.\d+)?"
+    assert [n for ln in lines for n in re.findall(number, ln)] == re.findall(number, text)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_inputs_table_states_the_spacing_compared_at(compared):
+    """Two scans at different spacings are compared at the coarser one: the report's Inputs
+    said "compared: spacing 6.25 × 6.25" for a raw TopMatch scan prepared here while the
+    comparison (and the JSON's ``reference.spacing_um``) ran at the other lab's 7.37364 µm
+    (trial 4). The preprocessed scan and the scan compared are now two sets of rows."""
+    from ballistics.matching.breechface import compare
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, _, _ = compared
+    from ballistics.errors import ScanWarning
+
+    fine = a.replace(spacing_um=(10.0, 10.0))
+    with pytest.warns(ScanWarning, match="resampled from 10 x 10 um"):
+        c = compare(fine, b, "cmcR", rotation=(-3, 3, 3), device="cpu")
+    assert c.reference["spacing_um"] == [12.5, 12.5]
+    html = render_html(compare_document(fine, b, c))
+    inputs = html[html.index("<h2>Inputs</h2>"):html.index("<h2>Preprocessing</h2>")]
+    q1, k3 = inputs.split("K3.x3p", 1)
+    assert "<td>preprocessed: spacing (µm)</td><td>10 × 10</td>" in q1
+    shape = "{} × {}".format(*c.reference["shape"])
+    assert f"<td>compared: points</td><td>{shape}</td>" in q1
+    assert "<td>compared: spacing (µm)</td><td class='wrap'>12.5 × 12.5 (resampled" in q1
+    assert "compared: spacing (µm)</td><td>10 × 10" not in inputs
+    # the target, compared at its own spacing, keeps the one set of rows
+    assert "<td>compared: spacing (µm)</td><td>12.5 × 12.5</td>" in k3
+    assert "preprocessed:" not in k3
+
+
+def test_compare_report_marks_an_lr_at_the_calibration_bound(compared):
+    """The LR row of the report reads "+2.95, at the calibration's upper bound" where the
+    value is the calibration's ceiling (trial 4: Q3 vs K1), not "+2.95" alone."""
+    import dataclasses
+
+    from ballistics.report.compare import compare_document
+    from ballistics.report.document import render_html
+
+    a, b, c, ev = compared
+    top = dataclasses.replace(ev, log10_lr=2.95, at_bound="upper")
+    html = render_html(compare_document(a, b, c, evidence=top))
+    assert re.search(r"<td>log10 LR \(same source vs different sources\)</td><td[^>]*>"
+                     r"\+2\.95, at the calibration&#x27;s upper bound</td>", html)
+    plain = render_html(compare_document(a, b, c, evidence=dataclasses.replace(
+        ev, log10_lr=0.5, at_bound=None)))
+    assert re.search(r"<td>log10 LR \(same source vs different sources\)</td><td[^>]*>"
+                     r"\+0\.50</td>", plain)

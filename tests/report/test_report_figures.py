@@ -146,6 +146,13 @@ def test_striae_figures():
     assert fig.axes[0].get_title() == f"land-to-land CCF, best phase {res.best_phase}"
     assert len(fig.axes[0].patches) == res.ccf.shape[0]
     assert fig.axes[1].get_ylabel() == "CCF"
+    # lands numbered from 1 in file order (trial 4: ticks 0-5 beside files Land_1-Land_6)
+    n = res.ccf.shape[0]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [str(k) for k in
+                                                                     range(1, n + 1)]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [str(k) for k in
+                                                                     range(1, n + 1)]
+    assert fig.axes[0].get_xlabel() == "land of B (1 = its first file)"
 
 
 def test_segmentation_figure_names_what_it_draws():

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import re
 
 import numpy as np
@@ -220,3 +221,26 @@ def test_cells_table_shows_the_cmc_row_of_tied_best_angles():
     assert sum(x["is_cmc"] for x in c.cells) == c.cmc_count
     for direction, count in (("forward", c.cmc_count), ("reverse", c.cmc_count_reverse)):
         assert sum(x["is_cmc"] for x in c.cell_table(direction)) == count
+
+
+def test_view_text_marks_the_lr_bound_and_its_caveats(files):
+    """view's text line printed the LR plain: "+2.95" at the calibration's ceiling, and
+    the words of the verbal scale though a caveat (here: parameters of no preset) makes the
+    LR indicative only (trial 4). It now reads as compare's."""
+    from ballistics.matching.evidence import lr_with_bound
+
+    (a, b), d = files
+    base = ["view", a, b, "--preset", "cmcR", "--rotation", "-6,3,3", "--processed",
+            "--device", "cpu"]
+    res = CliRunner().invoke(main, [*base, "--out", str(d / "t.html"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    lo, hi = out["calibration"]["log10_lr_bounds"]
+    at = ("upper" if math.isclose(out["log10_lr"], hi, abs_tol=1e-9) else
+          "lower" if math.isclose(out["log10_lr"], lo, abs_tol=1e-9) else None)
+    res = CliRunner().invoke(main, [*base, "--out", str(d / "t2.html")])
+    assert res.exit_code == 0, res.output
+    [line] = [ln for ln in res.stdout.splitlines() if "log10 LR: " in ln]
+    assert f"log10 LR: {lr_with_bound(out['log10_lr'], at)} (" in line
+    assert line.endswith("; indicative only, see the LR caveats)")
+    assert any(ln.startswith("LR caveat: ") for ln in res.stdout.splitlines())
