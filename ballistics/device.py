@@ -38,8 +38,10 @@ THREADS_ENV = "BALLISTICS_THREADS"
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "OPENCV_FOR_THREADS_NUM")
 
-#: idle OpenMP threads sleep at once instead of spinning (GNU and Intel OpenMP)
-WAIT_POLICY_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
+#: idle OpenMP threads spin briefly, then sleep: GNU OpenMP (torch's CPU wheels) spins
+#: ``GOMP_SPINCOUNT`` times (its default without ``OMP_WAIT_POLICY`` is 300,000), Intel OpenMP
+#: sleeps at once (``KMP_BLOCKTIME=0``); see :func:`set_wait_policy`
+WAIT_POLICY_ENV = {"GOMP_SPINCOUNT": "10000", "KMP_BLOCKTIME": "0"}
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _PROC_CGROUP = Path("/proc/self/cgroup")
@@ -368,14 +370,20 @@ def threads_per_worker(workers: int, total: int | None = None) -> int:
 
 
 def set_wait_policy() -> None:
-    """Make idle OpenMP threads sleep at once (``OMP_WAIT_POLICY=PASSIVE``,
-    ``KMP_BLOCKTIME=0``) unless the environment already says otherwise.
+    """Make idle OpenMP threads spin only briefly before they sleep (:data:`WAIT_POLICY_ENV`)
+    unless the environment already sets a wait policy (``OMP_WAIT_POLICY``, or either
+    variable of :data:`WAIT_POLICY_ENV`, each kept as it is).
 
     OpenMP reads these when it is loaded (with torch), so call this before importing torch;
     afterwards it only affects child processes. The ``ballistics`` command calls it first
-    thing. Spinning threads make each parallel region a little faster on an idle machine
-    and many times slower on a busy one.
+    thing. A comparison is thousands of short parallel regions: threads that sleep at once
+    (``OMP_WAIT_POLICY=PASSIVE``) pay a wake-up at each, 1.5-1.7x the time of a comparison on
+    an idle 2-core machine; threads that spin long (GNU's default) collapse when another job
+    takes a core during a multi-threaded comparison (7-12x). A short spin keeps the idle
+    speed and most of the passive policy's protection (``benchmarks/README.md``, threads).
     """
+    if "OMP_WAIT_POLICY" in os.environ:  # the user's policy; a spin count would override it
+        return
     for var, value in WAIT_POLICY_ENV.items():
         os.environ.setdefault(var, value)
 
@@ -408,8 +416,8 @@ def exit_with_parent(parent: int | None = None, poll_s: float = 1.0) -> None:
 
 def worker_initializer(threads: int, parent: int | None = None) -> None:
     """Initialiser of a worker process of a pool: :func:`configure_threads` with
-    ``threads`` (the caller's share, :func:`threads_per_worker`), the passive wait
-    policy (effective in spawned workers, which import torch afterwards) and
+    ``threads`` (the caller's share, :func:`threads_per_worker`), the wait policy of
+    :func:`set_wait_policy` (effective in spawned workers, which import torch afterwards) and
     :func:`exit_with_parent` (``parent``: the creating process's pid, ``os.getpid()`` there).
     """
     exit_with_parent(parent)

@@ -4,12 +4,16 @@ Two warm worker processes compare the same pair on the CPU, alternately (A/B, th
 
 - ``old``: torch's defaults (one intra-op thread per core, OpenMP's default spinning wait),
   as every command ran before ``configure_threads``;
-- ``new``: what ``ballistics compare`` does now: the passive OpenMP wait policy set before
+- ``new``: what ``ballistics compare`` does now: the short OpenMP spin of
+  ``ballistics.device.set_wait_policy`` (``GOMP_SPINCOUNT``, ``KMP_BLOCKTIME``) set before
   torch is imported, and before each comparison ``configure_threads()`` (automatic: affinity,
   cgroup quota, the jobs runnable now), as a fresh command would at its start.
 
 Conditions: no competitor ("idle": on a shared machine, whatever else runs), then 1 and 2
-competing processes ``python -c "while True: pass"`` (started a second before, killed after).
+competing processes ``python -c "while True: pass"`` (started a second before, killed after),
+and 1 competitor with both variants held at one thread per core
+(``competitors_1_threads_fixed``: a job that starts while a multi-threaded command runs, which
+``configure_threads`` at the command's start could not see; only the wait policy differs).
 Per variant and condition: the median wall time of the comparison (timed inside the worker),
 its ratio to the variant's idle median and to the old idle median, and the median of the
 paired new/old ratios. The data: the processed Fadul 1-1 / 1-2 pair (cmcR example data,
@@ -49,11 +53,13 @@ def _worker(variant: str, preset: str, path_a: str, path_b: str) -> None:
 
     a, b = read_scan(path_a), read_scan(path_b)
 
-    def once() -> dict[str, Any]:
+    def once(fixed: bool = False) -> dict[str, Any]:
         import torch
 
         t0 = time.perf_counter()
-        if variant == "new":
+        if fixed:  # the threads a command chose before a competitor started
+            torch.set_num_threads(os.cpu_count() or 1)
+        elif variant == "new":
             configure_threads()
         t1 = time.perf_counter()
         c = compare(a, b, preset, device="cpu")
@@ -64,9 +70,9 @@ def _worker(variant: str, preset: str, path_a: str, path_b: str) -> None:
     once()  # warm-up
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
-        if line.strip() != "run":
+        if line.strip() not in ("run", "run_fixed"):
             break
-        print(json.dumps(once()), flush=True)
+        print(json.dumps(once(line.strip() == "run_fixed")), flush=True)
 
 
 class _Worker:
@@ -85,8 +91,8 @@ class _Worker:
         if not line or not json.loads(line).get("ready"):
             raise RuntimeError("threads_bench worker did not start")
 
-    def run(self) -> dict[str, Any]:
-        self.proc.stdin.write("run\n")
+    def run(self, fixed: bool = False) -> dict[str, Any]:
+        self.proc.stdin.write("run_fixed\n" if fixed else "run\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -132,7 +138,8 @@ def _load() -> dict[str, float]:
             "other_runnable": round(other_load(), 2)}
 
 
-def _condition(workers: dict[str, _Worker], competitors: int, pairs: int) -> dict[str, Any]:
+def _condition(workers: dict[str, _Worker], competitors: int, pairs: int,
+               fixed: bool = False) -> dict[str, Any]:
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(competitors)]
     try:
@@ -142,7 +149,7 @@ def _condition(workers: dict[str, _Worker], competitors: int, pairs: int) -> dic
         runs: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
         for i in range(pairs):
             for name in (("old", "new") if i % 2 == 0 else ("new", "old")):
-                runs[name].append(workers[name].run())
+                runs[name].append(workers[name].run(fixed))
         load_after = _load()
     finally:
         for s in spinners:
@@ -150,6 +157,7 @@ def _condition(workers: dict[str, _Worker], competitors: int, pairs: int) -> dic
         for s in spinners:
             s.wait()
     out: dict[str, Any] = {"competitors": competitors, "pairs": pairs,
+                           "threads_fixed": fixed,
                            "load_before": load_before, "load_after": load_after}
     for name, rs in runs.items():
         times = [r["seconds"] for r in rs]
@@ -187,7 +195,7 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
     res: dict[str, Any] = {
         "data": data, "cpu_count": os.cpu_count(),
         "method": "two warm worker processes alternating A/B; old = torch default threads "
-                  "and OpenMP wait policy; new = OMP_WAIT_POLICY=PASSIVE before torch, "
+                  "and OpenMP wait policy; new = set_wait_policy() (a short spin) before torch, "
                   "configure_threads() before each comparison; competitors = python -c "
                   "'while True: pass'; times inside the worker, configure_threads excluded "
                   "(its median is given)"}
@@ -199,6 +207,9 @@ def run(quick: bool = False, out_dir: Path = Path("benchmarks/results"),
             conds = {"idle": _condition(workers, 0, idle_pairs)}
             for k in (1, 2):
                 conds[f"competitors_{k}"] = _condition(workers, k, busy_pairs)
+            # a job that starts during a multi-threaded command: threads chosen before it
+            conds["competitors_1_threads_fixed"] = _condition(workers, 1, busy_pairs,
+                                                              fixed=True)
         finally:
             for w in workers.values():
                 w.close()

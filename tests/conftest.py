@@ -49,7 +49,7 @@ def _restore_threads():
 
     from ballistics import device as dev
 
-    names = (*dev.THREAD_ENV_VARS, *dev.WAIT_POLICY_ENV)
+    names = (*dev.THREAD_ENV_VARS, *dev.WAIT_POLICY_ENV, "OMP_WAIT_POLICY")
     env = {k: os.environ.get(k) for k in names}
     configured, pending = dev._configured, dev._torch_pending
     torch_threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None

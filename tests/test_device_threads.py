@@ -189,14 +189,15 @@ def test_worker_budget_follows_configured_threads(no_threads_env) -> None:
 def test_spawned_ingest_workers_take_their_share(no_threads_env) -> None:
     from ballistics.workflows._executors import PoolExecutor
 
-    no_threads_env.delenv("OMP_WAIT_POLICY", raising=False)
+    for var in ("OMP_WAIT_POLICY", *dev.WAIT_POLICY_ENV):
+        no_threads_env.delenv(var, raising=False)
     dev.configure_threads(4)
     ex = PoolExecutor(2)
     try:
         assert ex.threads == 2
         assert ex.submit(torch.get_num_threads).result(timeout=120) == 2
         assert ex.submit(os.getenv, "OMP_NUM_THREADS").result(timeout=60) == "2"
-        assert ex.submit(os.getenv, "OMP_WAIT_POLICY").result(timeout=60) == "PASSIVE"
+        assert ex.submit(os.getenv, "GOMP_SPINCOUNT").result(timeout=60) == "10000"
     finally:
         ex.close()
 
@@ -220,13 +221,22 @@ def test_heavy_commands_take_threads(cmd) -> None:
     assert "--threads N" in res.output
 
 
-def test_cli_sets_passive_wait_policy_unless_told_otherwise(monkeypatch) -> None:
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+def test_cli_sets_a_short_spin_unless_told_otherwise(monkeypatch) -> None:
+    for var in ("OMP_WAIT_POLICY", *dev.WAIT_POLICY_ENV):
+        monkeypatch.delenv(var, raising=False)
     CliRunner().invoke(main, ["info", "--help"])
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and os.environ["KMP_BLOCKTIME"] == "0"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert os.environ["GOMP_SPINCOUNT"] == "10000" and os.environ["KMP_BLOCKTIME"] == "0"
+    assert "OMP_WAIT_POLICY" not in os.environ
+    # a policy of the user's own is kept, and no spin count overrides it
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.delenv("KMP_BLOCKTIME")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     CliRunner().invoke(main, ["info", "--help"])
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "500")
+    CliRunner().invoke(main, ["info", "--help"])
+    assert os.environ["GOMP_SPINCOUNT"] == "500"
 
 
 @pytest.fixture(scope="module")

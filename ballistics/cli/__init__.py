@@ -74,8 +74,9 @@ class LazyGroup(click.Group):
         """Run the command line; a usage error (unknown option, missing argument, bad
         choice) is one line on stderr and exit code 2, as every other bad input.
 
-        Idle OpenMP threads are made to sleep (``OMP_WAIT_POLICY=PASSIVE``) before any
-        command imports torch, unless the environment says otherwise."""
+        Idle OpenMP threads are made to spin only briefly before they sleep
+        (:func:`ballistics.device.set_wait_policy`) before any command imports torch, unless
+        the environment sets a wait policy."""
         from ballistics.device import set_wait_policy
 
         set_wait_policy()
