@@ -39,7 +39,8 @@ from ballistics.errors import ParameterError
               help="Examiner mask (non-zero = breech face), same size as the scan; it "
                    "replaces the automatic region.")
 @click.option("--target-um", type=float, default=None,
-              help="Output spacing in µm (default: the preset's, 6.25).")
+              help="Output spacing in µm (default: the preset's, 6.25; a coarser scan "
+                   "keeps its own: resampling never goes finer than the scan).")
 @click.option("--figure", "figure_path", default=None, metavar="PNG", type=OUTPUT_FILE,
               help="Also write a PNG of the segmentation: the scan, the breech-face region, "
                    "the primer and firing-pin circles, with a legend and colour bar.")

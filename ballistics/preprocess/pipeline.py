@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -192,13 +193,19 @@ def preprocess(scan: Scan, params: str | PreprocessParams = "default", *,
     def sample(cur: Scan, first: tuple[float, float]) -> tuple[Scan, tuple]:
         r = p.resample
         if r.method == "area":
-            h, sp, f0 = resample_array(cur.heights, cur.spacing_um, r.spacing_um,
+            # never finer than the scan's finer axis: resampling up adds no detail and blurs
+            # (a scan coarser than the preset's spacing keeps its own; square points need the
+            # coarser axis of an anisotropic scan brought to the finer one's)
+            target = max(r.spacing_um, min(cur.spacing_um))
+            h, sp, f0 = resample_array(cur.heights, cur.spacing_um, target,
                                        min_valid=r.min_valid)
             new_first = (first[0] + f0[0], first[1] + f0[1])
+            fitted: dict[str, Any] = {"first_point_um": list(new_first), "shape": list(h.shape)}
+            if target != r.spacing_um:
+                fitted["kept_coarser_um"] = target
             return cur.with_step("resample", {"method": "area", "spacing_um": r.spacing_um,
                                               "min_valid": r.min_valid},
-                                 {"first_point_um": list(new_first), "shape": list(h.shape)},
-                                 heights=h, spacing_um=sp), new_first
+                                 fitted, heights=h, spacing_um=sp), new_first
         if r.method == "decimate":
             k = max(1, int(round(r.spacing_um / min(cur.spacing_um))))
             sp = (cur.spacing_um[0] * k, cur.spacing_um[1] * k)

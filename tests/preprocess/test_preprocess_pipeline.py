@@ -187,3 +187,23 @@ def test_anisotropic_spacing(casing):
         assert res.firing_pin.center_um == pytest.approx(casing.truth["firing_pin_center_um"],
                                                          abs=40)
         assert res.scan.spacing_um == (6.25, 6.25) and res.quality.fit
+
+
+def test_a_scan_coarser_than_the_preset_keeps_its_spacing(casing):
+    """Resampling never goes finer than the scan (it would add no detail and blur): a 7.5 µm
+    casing stays at 7.5 µm, one at the preset's 6.25 µm is left there."""
+    from ballistics.preprocess import resample
+
+    s0 = casing.scan
+    assert s0.spacing_um == (6.25, 6.25)
+    coarse = resample(s0, 7.5)
+    res = preprocess(coarse)
+    assert res.scan.spacing_um == (7.5, 7.5) and res.quality.fit
+    step = [st for st in res.scan.provenance if st["name"] == "resample"][-1]  # the preset's
+    assert step["params"]["spacing_um"] == 6.25
+    assert step["fitted"]["kept_coarser_um"] == 7.5
+    assert res.primer.center_um == pytest.approx(casing.truth["primer_center_um"], abs=20)
+    fine = preprocess(s0)
+    assert fine.scan.spacing_um == (6.25, 6.25)
+    assert "kept_coarser_um" not in [
+        st for st in fine.scan.provenance if st["name"] == "resample"][-1]["fitted"]
