@@ -178,7 +178,8 @@ def test_viewer_in_chromium(compared, browser, tmp_path):
     page.mouse.click(x + 120, y + 30)
     for name in ("reference", "aligned"):
         d = page.get_attribute(f"#profile-plot path.profile-{name}", "d")
-        assert d is not None and d.count("L") > 50, name
+        # one vertex per point along the line (about 35 at these scans' 12.5 µm)
+        assert d is not None and d.count("L") > 20, name
     assert page.locator("#panel-aligned svg.line line").count() == 1
     assert "µm" in page.inner_text("#profile-text")
     shot = tmp_path / "viewer-profile.png"
