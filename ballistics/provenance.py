@@ -1,4 +1,5 @@
-"""What made an output: the schema number of the CLI's JSON and the software versions.
+"""What made an output: the schema number of the CLI's JSON, the software versions and the
+``ballistics compare`` command line that gives a comparison's numbers again.
 
 One helper for every place that records provenance: the JSON objects of the command line
 (``ballistics.cli.common.emit_json``), the HTML reports (``ballistics.report.html.page``)
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import sys
+from pathlib import Path
 
 from ballistics._version import __version__
 
-__all__ = ["SCHEMA", "VERSION_KEYS", "versions"]
+__all__ = ["SCHEMA", "VERSION_KEYS", "compare_argv", "versions"]
 
 #: Version of the layout of the CLI's JSON objects (``"schema"`` in each). It is raised when
 #: a key is removed or changes meaning; new keys alone do not raise it.
@@ -75,3 +78,34 @@ def versions() -> dict[str, str | None]:
     for key, (module, dists) in _LIBRARIES.items():
         out[key] = _library_version(module, dists)
     return out
+
+
+def compare_argv(reference: str | Path, target: str | Path, *, preset: str | None = None,
+                 rotation: str | None = None, preprocess: str = "auto",
+                 spacing_um: float | None = None, modality: str | None = None,
+                 verify: bool = True, strict: bool = False,
+                 collection: str | Path | None = None,
+                 report: str | Path | None = None) -> list[str]:
+    """The arguments of a ``ballistics compare`` command line (``["ballistics", "compare",
+    ...]``): the two inputs (and ``report``, ``collection``) as absolute paths, so that it
+    runs from any folder, then every option that is not the command's default."""
+    args = ["ballistics", "compare", os.path.abspath(reference), os.path.abspath(target)]
+    if report is not None:
+        args += ["--report", os.path.abspath(report)]
+    if preset not in (None, "default"):
+        args += ["--preset", str(preset)]
+    if rotation is not None:
+        args.append(f"--rotation={rotation}")
+    if preprocess != "auto":
+        args += ["--preprocess", preprocess]
+    if spacing_um is not None:
+        args += ["--spacing-um", f"{float(spacing_um):g}"]
+    if modality is not None:
+        args += ["--modality", modality]
+    if not verify:
+        args.append("--no-verify")
+    if strict:
+        args.append("--strict")
+    if collection is not None:
+        args += ["--collection", os.path.abspath(collection)]
+    return args

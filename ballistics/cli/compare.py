@@ -82,28 +82,15 @@ def reproduce_command(reference: str, target: str, *, preset: str, rotation: str
     """The ``ballistics compare`` command line that gives the same numbers (counts, pose,
     cells, score, LR) from the same files: the inputs and the calibration's collection as
     absolute paths, and every option that changes a number; case fields, reports, device and
-    threads change none. Quoted for a POSIX shell."""
-    import os
+    threads change none. Quoted for a POSIX shell
+    (:func:`ballistics.provenance.compare_argv`)."""
     import shlex
 
-    args = ["ballistics", "compare", os.path.abspath(reference), os.path.abspath(target)]
-    if preset != "default":
-        args += ["--preset", preset]
-    if rotation is not None:
-        args.append(f"--rotation={rotation}")
-    if mode != "auto":
-        args += ["--preprocess", mode]
-    if collection is not None:
-        args += ["--collection", os.path.abspath(collection)]
-    if spacing_um is not None:
-        args += ["--spacing-um", f"{float(spacing_um):g}"]
-    if modality is not None:
-        args += ["--modality", modality]
-    if no_verify:
-        args.append("--no-verify")
-    if strict:
-        args.append("--strict")
-    return shlex.join(args)
+    from ballistics.provenance import compare_argv
+
+    return shlex.join(compare_argv(reference, target, preset=preset, rotation=rotation,
+                                   preprocess=mode, spacing_um=spacing_um, modality=modality,
+                                   verify=not no_verify, strict=strict, collection=collection))
 
 
 def compare_pair(reference: str, target: str, *, preset: str, rotation: str | None,

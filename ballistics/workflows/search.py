@@ -513,27 +513,17 @@ def compare_command(query_path: str, candidate_path: str, report_path: str | Pat
     fields; ``collection`` (given when the collection has a calibration of its own) makes
     the score and LR use it, as the search did. The paths are made absolute, so that the
     command runs from any folder (it is printed in reports read elsewhere); every argument
-    is quoted for a POSIX shell.
+    is quoted for a POSIX shell (:func:`ballistics.provenance.compare_argv`).
     """
     import shlex
 
+    from ballistics.provenance import compare_argv
+
     o = options or SearchOptions()
-    args = ["ballistics", "compare", os.path.abspath(query_path),
-            os.path.abspath(candidate_path), "--report", os.path.abspath(report_path)]
-    if o.compare_preset not in (None, "default"):
-        args += ["--preset", str(o.compare_preset)]
-    if o.preprocess != "auto":
-        args += ["--preprocess", o.preprocess]
-    if o.spacing_um is not None:
-        args += ["--spacing-um", f"{float(o.spacing_um):g}"]
-    if o.modality is not None:
-        args += ["--modality", o.modality]
-    if not o.verify:
-        args.append("--no-verify")
-    if o.strict:
-        args.append("--strict")
-    if collection is not None:
-        args += ["--collection", os.path.abspath(collection)]
+    args = compare_argv(query_path, candidate_path, preset=o.compare_preset,
+                        preprocess=o.preprocess, spacing_um=o.spacing_um, modality=o.modality,
+                        verify=o.verify, strict=o.strict, collection=collection,
+                        report=report_path)
     for key, value in (case or {}).items():
         if value is not None:
             args += [f"--{key}", str(value)]
